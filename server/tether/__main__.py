@@ -1,0 +1,7 @@
+from __future__ import annotations
+
+import sys
+
+from tether.cli import main
+
+sys.exit(main())

@@ -1,0 +1,93 @@
+"""Where state lives, how it is created (0700 dirs, 0600 files), and workspace path safety."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path, PurePosixPath
+
+import platformdirs
+
+from tether.errors import OutsideWorkspaceError
+
+STATE_DIR_ENV = "TETHER_STATE_DIR"
+
+
+def state_dir(override: str | os.PathLike[str] | None = None) -> Path:
+    """The store's directory: explicit override, then $TETHER_STATE_DIR, then the platform's."""
+    if override:
+        base = Path(override)
+    elif os.environ.get(STATE_DIR_ENV):
+        base = Path(os.environ[STATE_DIR_ENV])
+    else:
+        base = Path(platformdirs.user_state_dir("tether"))
+    return ensure_private_dir(base)
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """Create ``path`` (and parents) and force it to 0700, whatever the umask."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if (path.stat().st_mode & 0o777) != 0o700:
+        path.chmod(0o700)
+    return path
+
+
+def write_private_file(path: Path, data: bytes) -> None:
+    """Atomically replace ``path`` with ``data``, mode 0600 (temp file + fsync + rename)."""
+    if not path.parent.exists():
+        ensure_private_dir(path.parent)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def normalize_rel(root: Path, path: str | os.PathLike[str]) -> str:
+    """Turn a user/client path into a workspace-relative POSIX path, or raise.
+
+    Rejects NUL bytes, ``..`` escapes, absolute paths elsewhere, and paths whose parent
+    directory resolves outside ``root`` through a symlink. The last component is not
+    followed: writers replace it (rename over a symlink replaces the link, not its target).
+    ``root`` must already be resolved.
+    """
+    raw = os.fspath(path)
+    if "\x00" in raw:
+        raise OutsideWorkspaceError(f"path contains a NUL byte: {raw!r}")
+    if not raw:
+        raise OutsideWorkspaceError("empty path")
+    candidate = Path(os.path.normpath(raw if os.path.isabs(raw) else root / raw))
+    try:
+        rel = candidate.relative_to(root)
+    except ValueError:
+        # An absolute path may name the workspace through a symlinked alias of the root.
+        try:
+            rel = Path(os.path.normpath(candidate.parent.resolve() / candidate.name)).relative_to(root)
+        except (ValueError, OSError, RuntimeError):
+            raise OutsideWorkspaceError(f"{raw!r} is outside the workspace {root}") from None
+    if not rel.parts or rel.parts[0] == "..":
+        raise OutsideWorkspaceError(f"{raw!r} is outside the workspace {root}")
+    try:
+        parent = (root / rel).parent.resolve(strict=False)
+    except (OSError, RuntimeError) as exc:  # symlink loops, names too long
+        raise OutsideWorkspaceError(f"cannot resolve {raw!r}: {exc}") from exc
+    if parent != root and root not in parent.parents:
+        raise OutsideWorkspaceError(f"{raw!r} leads outside the workspace {root} through a symlink")
+    return str(PurePosixPath(*rel.parts))
+
+
+def safe_target(root: Path, rel: str) -> Path:
+    """The absolute path for a stored relative path, checked again before any write.
+
+    A stored path is re-validated because a symlink may have been planted in the workspace
+    since the checkpoint was taken.
+    """
+    checked = normalize_rel(root, rel)
+    if checked != rel:
+        raise OutsideWorkspaceError(f"stored path {rel!r} is not in normal form")
+    return root / rel
