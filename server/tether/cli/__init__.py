@@ -70,6 +70,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `tether log | head`: the reader left; not an error worth a traceback.
+        sys.stderr.close()
+        return 0
     return code
 
 

@@ -1,0 +1,132 @@
+"""The Checkpointer: turns "something changed" into one store transaction.
+
+Callers are the LSP server (saves, periodic timer, commands), the CLI (``tether checkpoint``,
+``tether step``) and the fs watcher. Attachment providers (editor state, tmux snapshot, agent
+state) are asked for their current bytes at each checkpoint; the store keeps a new copy only
+when the bytes differ from the last one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from tether.errors import OutsideWorkspaceError
+from tether.paths import normalize_rel
+from tether.scan import DEFAULT_MAX_FILE_BYTES, Scanner, ScanResult
+from tether.store import CheckpointInfo, Skipped, Store
+
+log = logging.getLogger(__name__)
+
+Provider = Callable[[], bytes | None]
+
+
+@dataclass(frozen=True)
+class CheckpointOutcome:
+    info: CheckpointInfo | None  # None: nothing changed, nothing written
+    scan: ScanResult
+
+
+class Checkpointer:
+    """Thread-safe for callers in one process; the store serialises writers across processes."""
+
+    def __init__(
+        self, store: Store, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES, scanner: Scanner | None = None
+    ) -> None:
+        self.store = store
+        self.scanner = scanner or Scanner(store.root, max_file_bytes)
+        self._providers: dict[str, Provider] = {}
+        self._pending: set[str] = set()
+        self._lock = threading.Lock()
+
+    def add_provider(self, name: str, fn: Provider) -> None:
+        self._providers[name] = fn
+
+    def note_changed(self, paths: Iterable[str]) -> None:
+        """Remember paths reported changed; the next ``checkpoint(paths=None)``-less call uses them."""
+        with self._lock:
+            self._pending.update(paths)
+
+    def pending(self) -> set[str]:
+        with self._lock:
+            return set(self._pending)
+
+    def _attachments(self) -> dict[str, bytes]:
+        out: dict[str, bytes] = {}
+        for name, fn in self._providers.items():
+            try:
+                data = fn()
+            except Exception:  # one broken provider must not lose the files' checkpoint
+                log.exception("attachment provider %s failed", name)
+                continue
+            if data is not None:
+                out[name] = data
+        return out
+
+    def checkpoint(
+        self,
+        trigger: str,
+        message: str | None = None,
+        *,
+        paths: Iterable[str] | None = None,
+        full: bool = False,
+        allow_empty: bool = False,
+        extra_attachments: dict[str, bytes] | None = None,
+    ) -> CheckpointOutcome:
+        """Write a checkpoint of what changed.
+
+        ``full=True`` (or no paths told and none pending) walks the workspace with the stat
+        cache; otherwise only ``paths`` plus those noted via :meth:`note_changed` are looked at.
+        """
+        with self._lock:
+            told = set(self._pending)
+            self._pending.clear()
+        if paths is not None:
+            told.update(paths)
+        try:
+            if full or (paths is None and not told):
+                scan = self.scanner.full_scan(self.store.head())
+                skipped_scope: list[str] | None = None
+            else:
+                scan = self.scanner.scan_paths(sorted(told), self.store.head(self._rels(told)))
+                skipped_scope = [s for s in (self._rel_or_none(p) for p in told) if s]
+            attachments = self._attachments()
+            if extra_attachments:
+                attachments.update(extra_attachments)
+            info = self.store.create_checkpoint(
+                trigger,
+                message,
+                scan.changes,
+                attachments=attachments,
+                stat_updates=scan.stat_updates,
+                allow_empty=allow_empty,
+                skipped=scan.skipped,
+                skipped_scope=skipped_scope,
+            )
+        except BaseException:
+            # Nothing was written: keep the told paths for the next attempt.
+            with self._lock:
+                self._pending.update(told)
+            raise
+        if info is not None:
+            log.info("checkpoint %s (%s): %d files", info.id, trigger, len(info.files))
+        return CheckpointOutcome(info, scan)
+
+    def _rel_or_none(self, p: str) -> str | None:
+        try:
+            return normalize_rel(self.store.root, p)
+        except OutsideWorkspaceError:
+            return None
+
+    def _rels(self, paths: Iterable[str]) -> list[str]:
+        out = []
+        for p in paths:
+            rel = self._rel_or_none(p)
+            if rel is not None:
+                out.append(rel)
+        return out
+
+    def skipped(self) -> list[Skipped]:
+        return self.store.skipped()

@@ -1,0 +1,695 @@
+"""Checkpoint store: one SQLite database (WAL) per workspace.
+
+A checkpoint is one ``BEGIN IMMEDIATE`` transaction holding its delta (changed paths only),
+any new blobs and attachments, and the updated ``head`` (the tracked state plus its stat cache),
+so it exists whole or not at all, even when the writer is SIGKILLed mid-way. Blobs are
+content-addressed (sha256 of the raw bytes), zlib-compressed when that helps, and shared by
+every checkpoint that references them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import logging
+import os
+import sqlite3
+import time
+import zlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tether.errors import CorruptStoreError, NoCheckpointError, StoreError, StoreFullError
+from tether.paths import ensure_private_dir, state_dir
+
+log = logging.getLogger(__name__)
+
+DB_NAME = "tether.db"
+BUSY_TIMEOUT_MS = 15_000
+# Compressing tiny or incompressible data costs more than it saves.
+COMPRESS_MIN = 64
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    id: int
+    time: float
+    trigger: str
+    message: str | None
+    parent: int | None
+    files: tuple[str, ...] = ()
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "time": iso_time(self.time),
+            "trigger": self.trigger,
+            "message": self.message,
+            "files": list(self.files),
+            "parent": self.parent,
+        }
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """A tracked file as of some checkpoint."""
+
+    path: str
+    hash: str
+    mode: int
+    size: int
+
+
+@dataclass(frozen=True)
+class StatEntry:
+    """Head row: the tracked file's content hash and the stat that vouches for it."""
+
+    path: str
+    hash: str
+    mode: int
+    size: int
+    mtime_ns: int
+    ino: int
+
+
+@dataclass(frozen=True)
+class FileChange:
+    """A path to record in a checkpoint; ``content is None`` records a deletion."""
+
+    path: str
+    content: bytes | None
+    mode: int = 0o644
+    mtime_ns: int = 0
+    ino: int = 0
+
+    @property
+    def size(self) -> int:
+        return len(self.content) if self.content is not None else 0
+
+
+@dataclass(frozen=True)
+class Skipped:
+    path: str
+    reason: str
+    size: int = 0
+
+
+@dataclass
+class GcReport:
+    removed_checkpoints: list[int] = field(default_factory=list)
+    removed_blobs: int = 0
+    bytes_before: int = 0
+    bytes_after: int = 0
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "removedCheckpoints": self.removed_checkpoints,
+            "removedBlobs": self.removed_blobs,
+            "bytesBefore": self.bytes_before,
+            "bytesAfter": self.bytes_after,
+        }
+
+
+def iso_time(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def blob_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def workspace_key(root: Path) -> str:
+    """Directory name for a workspace's store: readable basename + hash of the full path."""
+    digest = hashlib.sha256(os.fsencode(root)).hexdigest()[:12]
+    base = "".join(c if c.isalnum() or c in "-_." else "_" for c in root.name)[:40] or "root"
+    return f"{base}-{digest}"
+
+
+# --- schema -------------------------------------------------------------------------------
+
+_SCHEMA_V1 = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE blobs (
+    hash TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    codec TEXT NOT NULL,          -- 'raw' | 'zlib'
+    data BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE checkpoints (
+    id INTEGER PRIMARY KEY,       -- per-workspace number shown to users
+    parent INTEGER,
+    created REAL NOT NULL,
+    trigger TEXT NOT NULL,
+    message TEXT
+);
+CREATE TABLE changes (            -- the delta: only paths that changed vs the parent
+    checkpoint INTEGER NOT NULL REFERENCES checkpoints(id) ON DELETE CASCADE,
+    path TEXT NOT NULL,
+    hash TEXT,                    -- NULL: deleted at this checkpoint
+    mode INTEGER NOT NULL DEFAULT 420,
+    size INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (path, checkpoint)
+) WITHOUT ROWID;
+CREATE INDEX changes_by_checkpoint ON changes(checkpoint);
+CREATE TABLE attachments (
+    checkpoint INTEGER NOT NULL REFERENCES checkpoints(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    PRIMARY KEY (checkpoint, name)
+) WITHOUT ROWID;
+CREATE INDEX attachments_by_name ON attachments(name, checkpoint);
+CREATE TABLE head (               -- tracked files now + stat cache (mtime/size/inode)
+    path TEXT PRIMARY KEY,
+    hash TEXT NOT NULL,
+    mode INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    ino INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE skipped (path TEXT PRIMARY KEY, reason TEXT NOT NULL, size INTEGER NOT NULL)
+    WITHOUT ROWID;
+CREATE TABLE state (name TEXT PRIMARY KEY, updated REAL NOT NULL, codec TEXT NOT NULL, data BLOB NOT NULL)
+    WITHOUT ROWID;
+"""
+
+
+# Each migration takes the schema from version i to i+1, inside one transaction.
+def _run_script(db: sqlite3.Connection, script: str) -> None:
+    # Not executescript(): it COMMITs first, which would break the migration's transaction.
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+MIGRATIONS: Sequence[Callable[[sqlite3.Connection], object]] = (lambda db: _run_script(db, _SCHEMA_V1),)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _compress(data: bytes) -> tuple[str, bytes]:
+    if len(data) >= COMPRESS_MIN:
+        packed = zlib.compress(data, 1)
+        if len(packed) < len(data) * 0.9:
+            return "zlib", packed
+    return "raw", data
+
+
+def _decompress(codec: str, data: bytes) -> bytes:
+    if codec == "zlib":
+        return zlib.decompress(data)
+    if codec == "raw":
+        return bytes(data)
+    raise CorruptStoreError(f"unknown blob codec {codec!r}")
+
+
+def _translate(exc: sqlite3.Error, db_path: Path) -> StoreError:
+    msg = str(exc)
+    if isinstance(exc, sqlite3.OperationalError) and ("disk is full" in msg or "disk I/O" in msg):
+        return StoreFullError(
+            f"the disk holding {db_path} is full: the checkpoint was not written "
+            "(earlier checkpoints are intact). Free some space or run `tether gc`."
+        )
+    if isinstance(exc, sqlite3.OperationalError) and "locked" in msg:
+        return StoreError(f"the store {db_path} stayed locked by another writer for too long: {msg}")
+    if isinstance(exc, sqlite3.DatabaseError) and (
+        "not a database" in msg or "malformed" in msg or "corrupt" in msg
+    ):
+        return CorruptStoreError(
+            f"the store {db_path} is corrupt ({msg}). Tether will not write to it. "
+            f"Move it aside (e.g. `mv {db_path} {db_path}.bad`) to start a new history."
+        )
+    return StoreError(f"store error in {db_path}: {msg}")
+
+
+class Store:
+    """The checkpoint history of one workspace. Not thread-safe: one Store per thread."""
+
+    def __init__(self, root: Path, db_path: Path, conn: sqlite3.Connection) -> None:
+        self.root = root
+        self.db_path = db_path
+        self._db = conn
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, root: Path | str, state: Path | str | None = None) -> Store:
+        root = Path(root).resolve()
+        if not root.is_dir():
+            raise StoreError(f"workspace {root} is not a directory")
+        ws_dir = ensure_private_dir(ensure_private_dir(state_dir(state) / "workspaces") / workspace_key(root))
+        db_path = ws_dir / DB_NAME
+        if db_path.exists() and db_path.stat().st_size > 0:
+            _check_header(db_path)
+        # Create the file 0600 ourselves: sqlite would honour the umask.
+        if not db_path.exists():
+            os.close(os.open(db_path, os.O_WRONLY | os.O_CREAT, 0o600))
+        try:
+            conn = sqlite3.connect(
+                db_path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise _translate(exc, db_path) from exc
+        store = cls(root, db_path, conn)
+        try:
+            store._setup()
+        except sqlite3.Error as exc:
+            conn.close()
+            raise _translate(exc, db_path) from exc
+        except BaseException:
+            conn.close()
+            raise
+        return store
+
+    def _setup(self) -> None:
+        db = self._db
+        db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if mode != "wal":
+            log.warning("store %s: journal_mode is %s, not wal", self.db_path, mode)
+        # FULL: each checkpoint is fsynced; a power cut keeps every acknowledged checkpoint.
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA foreign_keys=ON")
+        for suffix in ("-wal", "-shm"):
+            side = self.db_path.with_name(self.db_path.name + suffix)
+            if side.exists() and (side.stat().st_mode & 0o777) != 0o600:
+                side.chmod(0o600)
+        self._migrate()
+        stored_root = self.get_meta("root")
+        if stored_root is None:
+            self._tx(
+                lambda: self._db.execute(
+                    "INSERT OR IGNORE INTO meta(key, value) VALUES ('root', ?)", (str(self.root),)
+                )
+            )
+        elif stored_root != str(self.root):
+            raise StoreError(f"store {self.db_path} belongs to {stored_root}, not {self.root}")
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"store {self.db_path} has schema {version}, newer than this Tether ({SCHEMA_VERSION}); "
+                "upgrade Tether"
+            )
+        while version < SCHEMA_VERSION:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                # Another process may have migrated while we waited for the lock.
+                current = self._db.execute("PRAGMA user_version").fetchone()[0]
+                if current == version:
+                    MIGRATIONS[version](self._db)
+                    self._db.execute(f"PRAGMA user_version={version + 1}")
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def _tx(self, fn: Callable[[], Any]) -> Any:
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.db_path) from exc
+        try:
+            result = fn()
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise _translate(exc, self.db_path) from exc
+        except BaseException:
+            self._rollback()
+            raise
+        return result
+
+    def _rollback(self) -> None:
+        # sqlite may have rolled back already (e.g. SQLITE_FULL).
+        with contextlib.suppress(sqlite3.Error):
+            self._db.execute("ROLLBACK")
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        try:
+            return self._db.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.db_path) from exc
+
+    def get_meta(self, key: str) -> str | None:
+        rows = self._query("SELECT value FROM meta WHERE key=?", (key,))
+        return rows[0][0] if rows else None
+
+    def _put_blob(self, data: bytes, digest: str | None = None) -> str:
+        digest = digest or blob_hash(data)
+        if self._db.execute("SELECT 1 FROM blobs WHERE hash=?", (digest,)).fetchone() is None:
+            codec, packed = _compress(data)
+            self._db.execute(
+                "INSERT INTO blobs(hash, size, codec, data) VALUES (?,?,?,?)",
+                (digest, len(data), codec, packed),
+            )
+        return digest
+
+    # --- checkpoints ----------------------------------------------------------------------
+
+    def create_checkpoint(
+        self,
+        trigger: str,
+        message: str | None,
+        changes: Iterable[FileChange],
+        *,
+        attachments: dict[str, bytes] | None = None,
+        stat_updates: Iterable[StatEntry] = (),
+        allow_empty: bool = False,
+        skipped: Iterable[Skipped] | None = None,
+        skipped_scope: Iterable[str] | None = None,
+    ) -> CheckpointInfo | None:
+        """Write one checkpoint atomically; ``None`` when nothing changed and not ``allow_empty``.
+
+        ``changes`` are compared with head inside the transaction, so concurrent writers that
+        saw the same edit record it once. ``stat_updates`` refresh the stat cache for files whose
+        content did not change (touched files). ``skipped`` replaces the skipped-files report:
+        wholly when ``skipped_scope`` is None, else only for the paths in ``skipped_scope``.
+        """
+        changes = list(changes)
+        attachments = attachments or {}
+        stat_updates = list(stat_updates)
+        prepared = [(c, blob_hash(c.content) if c.content is not None else None) for c in changes]
+
+        def write() -> CheckpointInfo | None:
+            db = self._db
+            real: list[tuple[FileChange, str | None]] = []
+            for change, digest in prepared:
+                row = db.execute("SELECT hash, mode FROM head WHERE path=?", (change.path,)).fetchone()
+                if digest is None and row is None:
+                    continue  # deleting an untracked file
+                if row is not None and digest == row[0] and change.mode == row[1]:
+                    if digest is not None:
+                        stat_updates.append(
+                            StatEntry(
+                                change.path, digest, change.mode, change.size, change.mtime_ns, change.ino
+                            )
+                        )
+                    continue
+                real.append((change, digest))
+            last = db.execute("SELECT MAX(id) FROM checkpoints").fetchone()[0]
+            new_attach: dict[str, str] = {}
+            for name, data in attachments.items():
+                digest = blob_hash(data)
+                prev = db.execute(
+                    "SELECT hash FROM attachments WHERE name=? ORDER BY checkpoint DESC LIMIT 1", (name,)
+                ).fetchone()
+                if prev is None or prev[0] != digest:
+                    new_attach[name] = digest
+            for entry in stat_updates:
+                db.execute(
+                    "UPDATE head SET mtime_ns=?, ino=?, size=? WHERE path=? AND hash=?",
+                    (entry.mtime_ns, entry.ino, entry.size, entry.path, entry.hash),
+                )
+            if skipped is not None:
+                if skipped_scope is None:
+                    db.execute("DELETE FROM skipped")
+                else:
+                    db.executemany("DELETE FROM skipped WHERE path=?", [(p,) for p in skipped_scope])
+                db.executemany(
+                    "INSERT OR REPLACE INTO skipped(path, reason, size) VALUES (?,?,?)",
+                    [(s.path, s.reason, s.size) for s in skipped],
+                )
+            if not real and not new_attach and not allow_empty:
+                return None
+            now = time.time()
+            cur = db.execute(
+                "INSERT INTO checkpoints(parent, created, trigger, message) VALUES (?,?,?,?)",
+                (last, now, trigger, message),
+            )
+            number = int(cur.lastrowid or 0)
+            for change, digest in real:
+                if change.content is None:
+                    db.execute(
+                        "INSERT INTO changes(checkpoint, path, hash, mode, size) VALUES (?,?,NULL,0,0)",
+                        (number, change.path),
+                    )
+                    db.execute("DELETE FROM head WHERE path=?", (change.path,))
+                else:
+                    assert digest is not None
+                    self._put_blob(change.content, digest)
+                    db.execute(
+                        "INSERT INTO changes(checkpoint, path, hash, mode, size) VALUES (?,?,?,?,?)",
+                        (number, change.path, digest, change.mode, change.size),
+                    )
+                    db.execute(
+                        "INSERT OR REPLACE INTO head(path, hash, mode, size, mtime_ns, ino)"
+                        " VALUES (?,?,?,?,?,?)",
+                        (change.path, digest, change.mode, change.size, change.mtime_ns, change.ino),
+                    )
+            for name, data in attachments.items():
+                digest = self._put_blob(data)
+                db.execute(
+                    "INSERT INTO attachments(checkpoint, name, hash) VALUES (?,?,?)", (number, name, digest)
+                )
+            return CheckpointInfo(
+                id=number,
+                time=now,
+                trigger=trigger,
+                message=message,
+                parent=last,
+                files=tuple(sorted(c.path for c, _ in real)),
+            )
+
+        return self._tx(write)  # type: ignore[no-any-return]
+
+    def _info(self, row: Sequence[Any]) -> CheckpointInfo:
+        files = tuple(
+            r[0] for r in self._query("SELECT path FROM changes WHERE checkpoint=? ORDER BY path", (row[0],))
+        )
+        return CheckpointInfo(
+            id=row[0], parent=row[1], time=row[2], trigger=row[3], message=row[4], files=files
+        )
+
+    def list_checkpoints(self, limit: int | None = 50) -> list[CheckpointInfo]:
+        rows = self._query(
+            "SELECT id, parent, created, trigger, message FROM checkpoints ORDER BY id DESC LIMIT ?",
+            (-1 if limit is None else limit,),
+        )
+        return [self._info(r) for r in rows]
+
+    def get_checkpoint(self, n: int) -> CheckpointInfo:
+        rows = self._query("SELECT id, parent, created, trigger, message FROM checkpoints WHERE id=?", (n,))
+        if not rows:
+            latest = self.latest()
+            hint = f"the latest is {latest.id}" if latest else "there are no checkpoints yet"
+            raise NoCheckpointError(f"no checkpoint {n} in {self.root} ({hint})")
+        return self._info(rows[0])
+
+    def latest(self) -> CheckpointInfo | None:
+        rows = self._query(
+            "SELECT id, parent, created, trigger, message FROM checkpoints ORDER BY id DESC LIMIT 1"
+        )
+        return self._info(rows[0]) if rows else None
+
+    def manifest(self, n: int) -> dict[str, FileEntry]:
+        """Tracked files as of checkpoint ``n``: per path, its latest change at or before ``n``."""
+        self.get_checkpoint(n)
+        rows = self._query(
+            """
+            SELECT c.path, c.hash, c.mode, c.size FROM changes c
+            JOIN (SELECT path, MAX(checkpoint) AS cp FROM changes WHERE checkpoint<=? GROUP BY path) m
+              ON c.path=m.path AND c.checkpoint=m.cp
+            WHERE c.hash IS NOT NULL
+            """,
+            (n,),
+        )
+        return {r[0]: FileEntry(r[0], r[1], r[2], r[3]) for r in rows}
+
+    def entry_at(self, n: int, path: str) -> FileEntry | None:
+        self.get_checkpoint(n)
+        rows = self._query(
+            "SELECT hash, mode, size FROM changes WHERE path=? AND checkpoint<=? "
+            "ORDER BY checkpoint DESC LIMIT 1",
+            (path, n),
+        )
+        if not rows or rows[0][0] is None:
+            return None
+        return FileEntry(path, rows[0][0], rows[0][1], rows[0][2])
+
+    def head(self, paths: Iterable[str] | None = None) -> dict[str, StatEntry]:
+        if paths is None:
+            rows = self._query("SELECT path, hash, mode, size, mtime_ns, ino FROM head")
+        else:
+            rows = []
+            for p in paths:
+                rows.extend(
+                    self._query("SELECT path, hash, mode, size, mtime_ns, ino FROM head WHERE path=?", (p,))
+                )
+        return {r[0]: StatEntry(*r) for r in rows}
+
+    def read_blob(self, digest: str) -> bytes:
+        rows = self._query("SELECT codec, data, size FROM blobs WHERE hash=?", (digest,))
+        if not rows:
+            raise CorruptStoreError(f"blob {digest[:12]} is missing from {self.db_path}")
+        try:
+            data = _decompress(rows[0][0], rows[0][1])
+        except zlib.error as exc:
+            raise CorruptStoreError(f"blob {digest[:12]} in {self.db_path} is damaged: {exc}") from exc
+        if blob_hash(data) != digest:
+            raise CorruptStoreError(f"blob {digest[:12]} in {self.db_path} fails its checksum")
+        return data
+
+    # --- attachments and live state -------------------------------------------------------
+
+    def attachment(self, n: int, name: str) -> bytes | None:
+        rows = self._query("SELECT hash FROM attachments WHERE checkpoint=? AND name=?", (n, name))
+        return self.read_blob(rows[0][0]) if rows else None
+
+    def latest_attachment(self, name: str, at: int | None = None) -> tuple[int, bytes] | None:
+        """The newest attachment ``name`` at or before checkpoint ``at`` (default: latest)."""
+        rows = self._query(
+            "SELECT checkpoint, hash FROM attachments WHERE name=? AND checkpoint<=? "
+            "ORDER BY checkpoint DESC LIMIT 1",
+            (name, at if at is not None else 2**62),
+        )
+        return (rows[0][0], self.read_blob(rows[0][1])) if rows else None
+
+    def put_state(self, name: str, data: bytes) -> None:
+        codec, packed = _compress(data)
+        self._tx(
+            lambda: self._db.execute(
+                "INSERT OR REPLACE INTO state(name, updated, codec, data) VALUES (?,?,?,?)",
+                (name, time.time(), codec, packed),
+            )
+        )
+
+    def get_state(self, name: str) -> bytes | None:
+        rows = self._query("SELECT codec, data FROM state WHERE name=?", (name,))
+        return _decompress(rows[0][0], rows[0][1]) if rows else None
+
+    def delete_state(self, name: str) -> None:
+        self._tx(lambda: self._db.execute("DELETE FROM state WHERE name=?", (name,)))
+
+    def skipped(self) -> list[Skipped]:
+        return [Skipped(*r) for r in self._query("SELECT path, reason, size FROM skipped ORDER BY path")]
+
+    # --- retention ------------------------------------------------------------------------
+
+    def size_bytes(self) -> int:
+        total = 0
+        for suffix in ("", "-wal"):
+            p = self.db_path.with_name(self.db_path.name + suffix)
+            if p.exists():
+                total += p.stat().st_size
+        return total
+
+    def gc(
+        self,
+        keep_last: int | None = None,
+        max_age_days: float | None = None,
+        max_bytes: int | None = None,
+    ) -> GcReport:
+        """Drop old checkpoints (folding their deltas into the oldest kept one) and orphan blobs.
+
+        The newest checkpoint is always kept, so the workspace stays restorable.
+        """
+        report = GcReport(bytes_before=self.size_bytes())
+        ids = [r[0] for r in self._query("SELECT id FROM checkpoints ORDER BY id")]
+        if not ids:
+            report.bytes_after = report.bytes_before
+            return report
+        cut = 0  # drop ids < cut
+        if keep_last is not None:
+            keep_last = max(keep_last, 1)
+            if len(ids) > keep_last:
+                cut = max(cut, ids[-keep_last])
+        if max_age_days is not None:
+            limit = time.time() - max_age_days * 86400
+            newer = self._query("SELECT MIN(id) FROM checkpoints WHERE created>=?", (limit,))[0][0]
+            cut = max(cut, newer if newer is not None else ids[-1])
+        if cut:
+            self._drop_before(min(cut, ids[-1]), report)
+        if max_bytes is not None:
+            # Drop oldest checkpoints one at a time until the live data fits.
+            while self._live_bytes() > max_bytes:
+                remaining = [r[0] for r in self._query("SELECT id FROM checkpoints ORDER BY id")]
+                if len(remaining) <= 1:
+                    break
+                self._drop_before(remaining[1], report)
+        try:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._db.execute("VACUUM")
+        except sqlite3.Error as exc:
+            log.warning("vacuum after gc failed: %s", exc)
+        report.bytes_after = self.size_bytes()
+        return report
+
+    def _live_bytes(self) -> int:
+        row = self._query("SELECT COALESCE(SUM(LENGTH(data)), 0) FROM blobs")
+        return int(row[0][0])
+
+    def _drop_before(self, keep_from: int, report: GcReport) -> None:
+        def fold() -> None:
+            db = self._db
+            dropped = [r[0] for r in db.execute("SELECT id FROM checkpoints WHERE id<?", (keep_from,))]
+            if not dropped:
+                return
+            # Carry each path's last state before the cut into keep_from, unless keep_from changes it.
+            db.execute(
+                """
+                INSERT OR IGNORE INTO changes(checkpoint, path, hash, mode, size)
+                SELECT ?, c.path, c.hash, c.mode, c.size FROM changes c
+                JOIN (SELECT path, MAX(checkpoint) AS cp FROM changes WHERE checkpoint<? GROUP BY path) m
+                  ON c.path=m.path AND c.checkpoint=m.cp
+                WHERE c.hash IS NOT NULL
+                """,
+                (keep_from, keep_from),
+            )
+            for name in [
+                r[0]
+                for r in db.execute("SELECT DISTINCT name FROM attachments WHERE checkpoint<?", (keep_from,))
+            ]:
+                db.execute(
+                    """
+                    INSERT OR IGNORE INTO attachments(checkpoint, name, hash)
+                    SELECT ?, name, hash FROM attachments WHERE name=? AND checkpoint<?
+                    ORDER BY checkpoint DESC LIMIT 1
+                    """,
+                    (keep_from, name, keep_from),
+                )
+            db.execute("DELETE FROM changes WHERE checkpoint<?", (keep_from,))
+            db.execute("DELETE FROM attachments WHERE checkpoint<?", (keep_from,))
+            db.execute("DELETE FROM checkpoints WHERE id<?", (keep_from,))
+            db.execute("UPDATE checkpoints SET parent=NULL WHERE id=?", (keep_from,))
+            cur = db.execute(
+                """
+                DELETE FROM blobs WHERE hash NOT IN (SELECT hash FROM changes WHERE hash IS NOT NULL)
+                  AND hash NOT IN (SELECT hash FROM attachments)
+                  AND hash NOT IN (SELECT hash FROM head)
+                """
+            )
+            report.removed_checkpoints.extend(dropped)
+            report.removed_blobs += max(cur.rowcount, 0)
+
+        self._tx(fold)
+
+
+def _check_header(db_path: Path) -> None:
+    """Refuse to touch a file that is not an SQLite database (sqlite would only fail later)."""
+    try:
+        with db_path.open("rb") as fh:
+            header = fh.read(16)
+    except OSError as exc:
+        if exc.errno == errno.EACCES:
+            raise StoreError(f"cannot read the store {db_path}: permission denied") from exc
+        raise StoreError(f"cannot read the store {db_path}: {exc}") from exc
+    if header != b"SQLite format 3\x00":
+        raise CorruptStoreError(
+            f"the store {db_path} is corrupt (not an SQLite database). Tether will not write to it. "
+            f"Move it aside (e.g. `mv {db_path} {db_path}.bad`) to start a new history."
+        )
