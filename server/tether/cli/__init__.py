@@ -18,7 +18,13 @@ from tether.errors import TetherError
 log = logging.getLogger(__name__)
 
 # Command groups, imported lazily by name so that `tether step` does not pay for libtmux or pygls.
-GROUPS = ("tether.cli.files", "tether.cli.session", "tether.cli.agent", "tether.cli.lsp")
+GROUPS = (
+    "tether.cli.files",
+    "tether.cli.workspaces",
+    "tether.cli.session",
+    "tether.cli.agent",
+    "tether.cli.lsp",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
