@@ -1,0 +1,470 @@
+--- Tether for Neovim: keeps an AI coding agent's working context across disconnects.
+---
+--- `require('tether').setup(opts)` (or `vim.g.tether = {...}`) configures and enables the
+--- `tether` language server; everything else goes through the `:Tether` command or this module.
+local config = require('tether.config')
+local protocol = require('tether.protocol')
+local state = require('tether.state')
+local ui = require('tether.ui')
+
+local M = {}
+
+local api = vim.api
+
+M._did_setup = false
+
+--- The vim.lsp.Config for the server, built from the resolved configuration.
+---@param cfg tether.Config|nil
+---@return vim.lsp.Config
+function M.lsp_config(cfg)
+  cfg = cfg or config.get()
+  return {
+    cmd = vim.deepcopy(cfg.cmd),
+    cmd_env = next(cfg.cmd_env) and vim.deepcopy(cfg.cmd_env) or nil,
+    root_markers = vim.deepcopy(cfg.root_markers),
+    workspace_required = cfg.workspace_required,
+    init_options = config.init_options(cfg),
+    handlers = require('tether.handlers'),
+    on_exit = function(_, _, client_id)
+      vim.schedule(function()
+        state.forget(client_id)
+        pcall(vim.cmd, 'redrawstatus!')
+      end)
+    end,
+  }
+end
+
+local augroup = api.nvim_create_augroup('tether', { clear = true })
+
+---@param opts table|nil see |tether-config|
+function M.setup(opts)
+  local cfg = config.apply(opts)
+  M._did_setup = true
+  vim.lsp.config('tether', M.lsp_config(cfg))
+  api.nvim_clear_autocmds({ group = augroup })
+  if cfg.autostart then
+    vim.lsp.enable('tether')
+    -- vim.lsp.enable() starts servers on FileType, which never fires for files without a
+    -- filetype; Tether wants every file of the workspace.
+    api.nvim_create_autocmd({ 'BufReadPost', 'BufNewFile' }, {
+      group = augroup,
+      callback = function(args)
+        vim.schedule(function()
+          if
+            api.nvim_buf_is_valid(args.buf)
+            and vim.bo[args.buf].filetype == ''
+            and vim.bo[args.buf].buftype == ''
+            and vim.lsp.is_enabled('tether')
+            and #vim.lsp.get_clients({ bufnr = args.buf, name = 'tether' }) == 0
+          then
+            local c = vim.lsp.config.tether
+            if c then
+              vim.lsp.start(vim.deepcopy(c), { bufnr = args.buf, _root_markers = c.root_markers })
+            end
+          end
+        end)
+      end,
+    })
+  end
+end
+
+--- Last `tether/status` payload relevant to a buffer (its client's, else the newest).
+---@param bufnr integer|nil
+---@return table|nil
+function M.status(bufnr)
+  return (state.for_buffer(bufnr))
+end
+
+--- Statusline component, e.g. `%{v:lua.require'tether'.statusline()}`.
+---@return string
+function M.statusline()
+  local st = state.for_buffer(api.nvim_get_current_buf())
+  if not st then
+    return ''
+  end
+  local prefix = config.get().statusline.prefix
+  local label
+  if st.state == protocol.STATE_ERROR then
+    label = 'error' .. ((type(st.error) == 'string' and st.error ~= '') and (': ' .. st.error) or '')
+  elseif st.resumeAvailable then
+    label = 'resume available'
+  elseif type(st.text) == 'string' and st.text ~= '' then
+    label = st.text
+  elseif type(st.lastCheckpoint) ~= 'table' then
+    label = 'no checkpoint yet'
+  else
+    label = ui.relative_time(st.lastCheckpoint.time)
+  end
+  if st.state == protocol.STATE_BUSY then
+    label = label .. ' …'
+  end
+  if prefix == '' then
+    return label
+  end
+  return prefix .. ': ' .. label
+end
+
+-- Clients ------------------------------------------------------------------------------------
+
+local function inside(root, path)
+  return root ~= nil and path ~= nil and (path == root or vim.startswith(path, root .. '/'))
+end
+
+--- The tether client for the current buffer, else the one whose workspace holds the cwd.
+---@return vim.lsp.Client|nil
+function M.client()
+  local clients = vim.lsp.get_clients({ bufnr = 0, name = 'tether' })
+  if clients[1] then
+    return clients[1]
+  end
+  local cwd = vim.fn.getcwd()
+  local all = vim.lsp.get_clients({ name = 'tether' })
+  for _, c in ipairs(all) do
+    if inside(c.root_dir, cwd) then
+      return c
+    end
+  end
+  return all[1]
+end
+
+--- Run `fn(client)` once a client is initialized, starting one for the cwd's workspace when
+--- none runs yet (e.g. `nvim` opened without a file, then `:Tether resume`).
+---@param fn fun(client: vim.lsp.Client)
+function M.with_client(fn)
+  local client = M.client()
+  if not client then
+    local cfg = config.get()
+    local lsp_cfg = vim.lsp.config.tether
+    if not lsp_cfg then
+      ui.notify('no "tether" LSP config (is the plugin on the runtimepath?)', vim.log.levels.ERROR)
+      return
+    end
+    local buf = api.nvim_get_current_buf()
+    local name = api.nvim_buf_get_name(buf)
+    local root = vim.fs.root(name ~= '' and name or vim.fn.getcwd(), cfg.root_markers)
+    if not root then
+      root = vim.fs.root(vim.fn.getcwd(), cfg.root_markers)
+    end
+    if not root then
+      ui.notify(
+        ('no workspace here: none of %s found above %s'):format(table.concat(cfg.root_markers, ', '), vim.fn.getcwd()),
+        vim.log.levels.ERROR
+      )
+      return
+    end
+    local start_cfg = vim.deepcopy(lsp_cfg)
+    start_cfg.root_dir = root
+    local attach = vim.bo[buf].buftype == '' and name ~= '' and inside(root, vim.fs.normalize(name))
+    local id = vim.lsp.start(start_cfg, { bufnr = buf, attach = attach })
+    client = id and vim.lsp.get_client_by_id(id)
+    if not client then
+      ui.notify(('could not start the server (%s); see :checkhealth tether'):format(table.concat(cfg.cmd, ' ')), vim.log.levels.ERROR)
+      return
+    end
+  end
+  if client.initialized then
+    fn(client)
+    return
+  end
+  -- Bounded wait for initialize without blocking the editor.
+  local timer = assert(vim.uv.new_timer())
+  local waited = 0
+  timer:start(50, 50, vim.schedule_wrap(function()
+    waited = waited + 50
+    if client.initialized then
+      timer:stop()
+      timer:close()
+      fn(client)
+    elseif client:is_stopped() or waited >= 20000 then
+      timer:stop()
+      timer:close()
+      ui.notify('the server did not finish initializing; see :checkhealth tether and :LspLog', vim.log.levels.ERROR)
+    end
+  end))
+end
+
+--- Execute a Tether command on the server with one params object.
+---@param command string protocol.CMD_*
+---@param params table|nil
+---@param on_result fun(result: any, client: vim.lsp.Client)|nil
+function M.exec(command, params, on_result)
+  M.with_client(function(client)
+    local args = { (params and next(params)) and params or vim.empty_dict() }
+    -- exec_cmd flushes debounced didChange of the current buffer only; a checkpoint must see
+    -- the unsaved edits of every buffer.
+    pcall(function()
+      require('vim.lsp._changetracking').flush(client)
+    end)
+    client:exec_cmd({ title = command, command = command, arguments = args }, { bufnr = 0 }, function(err, result)
+      if err then
+        ui.notify(('%s failed: %s'):format(command, err.message or vim.inspect(err)), vim.log.levels.ERROR)
+        return
+      end
+      if on_result then
+        on_result(result, client)
+      end
+    end)
+  end)
+end
+
+-- Actions (also the Lua API behind :Tether) ------------------------------------------------
+
+---@param opts {checkpoint: integer|nil}|nil
+function M.resume(opts)
+  local params = {}
+  if opts and opts.checkpoint then
+    params.checkpoint = opts.checkpoint
+  end
+  M.exec(protocol.CMD_RESUME, params, function(result, client)
+    if type(result) ~= 'table' then
+      return
+    end
+    local parts = { ('opened %d file%s'):format(#(result.opened or {}), #(result.opened or {}) == 1 and '' or 's') }
+    if result.restoredBuffers and #result.restoredBuffers > 0 then
+      parts[#parts + 1] = ('restored %d unsaved buffer%s'):format(#result.restoredBuffers, #result.restoredBuffers == 1 and '' or 's')
+    end
+    if type(result.terminal) == 'table' then
+      parts[#parts + 1] = (result.terminal.recreated and 'recreated' or 'attached') .. ' tmux ' .. tostring(result.terminal.session)
+    end
+    for _, s in ipairs(type(result.skippedBuffers) == 'table' and result.skippedBuffers or {}) do
+      parts[#parts + 1] = ('kept %s as on disk (%s)'):format(tostring(s.path), tostring(s.reason))
+    end
+    local cp = (type(result.checkpoint) == 'number') and (' checkpoint #' .. result.checkpoint) or ''
+    ui.notify(('resumed%s: %s'):format(cp, table.concat(parts, '; ')))
+    state.fire('TetherResume', { client_id = client.id, result = result })
+  end)
+end
+
+---@param message string|nil
+function M.checkpoint(message)
+  local params = {}
+  if message and message ~= '' then
+    params.message = message
+  end
+  M.exec(protocol.CMD_CHECKPOINT, params, function(info, client)
+    if type(info) ~= 'table' or type(info.id) ~= 'number' then
+      ui.notify('nothing to checkpoint')
+      return
+    end
+    ui.notify(('checkpoint #%d (%d file%s changed)'):format(info.id, #(info.files or {}), #(info.files or {}) == 1 and '' or 's'))
+    state.note_checkpoint(client.id, info)
+  end)
+end
+
+---@param opts {done: string, next: string[]|nil, task: string|nil}
+function M.step(opts)
+  if type(opts) ~= 'table' or type(opts.done) ~= 'string' or opts.done == '' then
+    ui.notify('step needs a description of what was done', vim.log.levels.ERROR)
+    return
+  end
+  local params = { done = opts.done }
+  if opts.next and #opts.next > 0 then
+    params.next = opts.next
+  end
+  if opts.task and opts.task ~= '' then
+    params.task = opts.task
+  end
+  M.exec(protocol.CMD_STEP, params, function(info, client)
+    if type(info) == 'table' and type(info.id) == 'number' then
+      ui.notify(('step recorded as checkpoint #%d'):format(info.id))
+      state.note_checkpoint(client.id, info)
+    end
+  end)
+end
+
+function M.show_status()
+  M.exec(protocol.CMD_STATUS, nil, function(st, client)
+    if type(st) ~= 'table' then
+      return
+    end
+    state.set_status(client.id, st)
+    pcall(vim.cmd, 'redrawstatus!')
+    local lines = { 'workspace: ' .. tostring(st.workspace) }
+    local cp = st.lastCheckpoint
+    if type(cp) == 'table' then
+      lines[#lines + 1] = ('last checkpoint: #%d %s (%s)%s'):format(
+        cp.id,
+        ui.relative_time(cp.time),
+        tostring(cp.trigger),
+        type(cp.message) == 'string' and (' ' .. cp.message) or ''
+      )
+    else
+      lines[#lines + 1] = 'last checkpoint: none yet'
+    end
+    lines[#lines + 1] = ('files in progress: %s, unsaved buffers: %s'):format(tostring(st.filesInProgress), tostring(st.dirtyBuffers))
+    if type(st.tmux) == 'table' then
+      lines[#lines + 1] = ('tmux: %s (%s)'):format(tostring(st.tmux.session), st.tmux.alive and 'alive' or 'not running')
+    else
+      lines[#lines + 1] = 'tmux: off'
+    end
+    if st.resumeAvailable then
+      lines[#lines + 1] = 'resume available: :Tether resume'
+    end
+    if st.state == protocol.STATE_ERROR then
+      lines[#lines + 1] = 'error: ' .. tostring(st.error)
+    end
+    ui.notify(table.concat(lines, '\n'))
+  end)
+end
+
+function M.start_session()
+  M.exec(protocol.CMD_START_SESSION, nil, function(result)
+    if type(result) == 'table' then
+      ui.notify(('%s tmux session %s'):format(result.created and 'created' or 'attached to', tostring(result.session)))
+    end
+  end)
+end
+
+--- Fetch the timeline; `cb(checkpoints)` newest first.
+function M.fetch_timeline(cb)
+  M.exec(protocol.CMD_TIMELINE, { limit = config.get().timeline_limit }, function(result, client)
+    local cps = type(result) == 'table' and type(result.checkpoints) == 'table' and result.checkpoints or {}
+    state.timeline_ids[client.id] = vim.tbl_map(function(c)
+      return c.id
+    end, cps)
+    cb(cps, client)
+  end)
+end
+
+--- Path of a buffer relative to the client's workspace, or nil.
+local function rel_path(client, bufnr)
+  local name = api.nvim_buf_get_name(bufnr)
+  if name == '' or vim.bo[bufnr].buftype ~= '' then
+    return nil
+  end
+  return vim.fs.relpath(client.root_dir or vim.fn.getcwd(), vim.fs.normalize(name))
+end
+
+--- Compare a file with its content at a checkpoint (default: latest checkpoint, current file).
+---@param opts {checkpoint: integer|nil, path: string|nil}|nil
+function M.diff(opts)
+  opts = opts or {}
+  M.with_client(function(client)
+    local win = api.nvim_get_current_win()
+    if opts.path then
+      local abs = vim.fs.joinpath(client.root_dir or vim.fn.getcwd(), opts.path)
+      vim.cmd.edit(vim.fn.fnameescape(abs))
+      win = api.nvim_get_current_win()
+    end
+    local path = rel_path(client, api.nvim_win_get_buf(win))
+    if not path then
+      ui.notify('the current buffer is not a file in the workspace', vim.log.levels.ERROR)
+      return
+    end
+    local function show(n)
+      M.exec(protocol.CMD_FILE_AT, { checkpoint = n, path = path }, function(file)
+        if type(file) ~= 'table' then
+          return
+        end
+        if file.binary then
+          ui.notify(('%s is binary at checkpoint #%d'):format(path, n), vim.log.levels.WARN)
+          return
+        end
+        file.path = file.path or path
+        ui.open_diff(win, n, file)
+      end)
+    end
+    if opts.checkpoint then
+      show(opts.checkpoint)
+    else
+      M.exec(protocol.CMD_TIMELINE, { limit = 1 }, function(result)
+        local latest = type(result) == 'table' and type(result.checkpoints) == 'table' and result.checkpoints[1]
+        if not latest then
+          ui.notify('no checkpoint yet', vim.log.levels.WARN)
+          return
+        end
+        show(latest.id)
+      end)
+    end
+  end)
+end
+
+--- Restore files from a checkpoint: preview the diff, confirm, restore, reload buffers.
+---@param opts {checkpoint: integer, paths: string[]|nil}
+function M.restore(opts)
+  if type(opts) ~= 'table' or type(opts.checkpoint) ~= 'number' then
+    ui.notify('restore needs a checkpoint number, e.g. :Tether restore 12', vim.log.levels.ERROR)
+    return
+  end
+  local params = { checkpoint = opts.checkpoint, dryRun = true }
+  if opts.paths and #opts.paths > 0 then
+    params.paths = opts.paths
+  end
+  M.exec(protocol.CMD_RESTORE, params, function(preview)
+    local files = type(preview) == 'table' and type(preview.files) == 'table' and preview.files or {}
+    if #files == 0 then
+      ui.notify(('nothing to restore: the workspace matches checkpoint #%d'):format(opts.checkpoint))
+      return
+    end
+    local title = ('Restore from checkpoint #%d: %d file%s'):format(opts.checkpoint, #files, #files == 1 and '' or 's')
+    local buf, win = ui.open_diff_preview(title, files)
+    local choices = { ('Restore %d file%s'):format(#files, #files == 1 and '' or 's'), 'Cancel' }
+    vim.ui.select(choices, { prompt = title .. '?', kind = 'tether.confirm' }, function(choice)
+      if api.nvim_win_is_valid(win) and api.nvim_win_get_buf(win) == buf then
+        pcall(api.nvim_win_close, win, true)
+      end
+      if choice ~= choices[1] then
+        return
+      end
+      params.dryRun = false
+      M.exec(protocol.CMD_RESTORE, params, function(result)
+        vim.cmd('checktime')
+        local undo = type(result) == 'table' and result.undoCheckpoint
+        ui.notify(
+          ('restored %d file%s from checkpoint #%d%s'):format(
+            #files,
+            #files == 1 and '' or 's',
+            opts.checkpoint,
+            type(undo) == 'number' and ('; undo with :Tether restore ' .. undo) or ''
+          )
+        )
+      end)
+    end)
+  end)
+end
+
+--- Changes between a checkpoint and the live workspace, in a preview buffer.
+function M.changes_since(n)
+  M.exec(protocol.CMD_DIFF, { from = n }, function(result)
+    local files = type(result) == 'table' and type(result.files) == 'table' and result.files or {}
+    if #files == 0 then
+      ui.notify(('no changes since checkpoint #%d'):format(n))
+      return
+    end
+    ui.open_diff_preview(('Changes since checkpoint #%d'):format(n), files)
+  end)
+end
+
+--- Pick a checkpoint in vim.ui.select, then what to do with it.
+function M.timeline()
+  M.fetch_timeline(function(cps)
+    if #cps == 0 then
+      ui.notify('no checkpoint yet')
+      return
+    end
+    vim.ui.select(cps, { prompt = 'Tether timeline', kind = 'tether.timeline', format_item = ui.format_checkpoint }, function(cp)
+      if not cp then
+        return
+      end
+      local actions = {
+        { label = 'Compare current file with #' .. cp.id, run = function() M.diff({ checkpoint = cp.id }) end },
+        { label = 'Show changes since #' .. cp.id, run = function() M.changes_since(cp.id) end },
+        { label = 'Restore files from #' .. cp.id .. '…', run = function() M.restore({ checkpoint = cp.id }) end },
+        { label = 'Resume from #' .. cp.id, run = function() M.resume({ checkpoint = cp.id }) end },
+      }
+      vim.ui.select(actions, {
+        prompt = ui.format_checkpoint(cp),
+        kind = 'tether.action',
+        format_item = function(a)
+          return a.label
+        end,
+      }, function(action)
+        if action then
+          action.run()
+        end
+      end)
+    end)
+  end)
+end
+
+return M

@@ -1,0 +1,47 @@
+--- Wire names shared with the server.
+---
+--- Mirror of server/tether/protocol.py: the strings must be identical.
+--- tests/unit/test_protocol_mirror.py fails when they drift.
+local M = {}
+
+M.SERVER_NAME = 'tether'
+
+-- workspace/executeCommand names (client -> server)
+M.CMD_RESUME = 'tether.resume'
+M.CMD_CHECKPOINT = 'tether.checkpoint'
+M.CMD_TIMELINE = 'tether.timeline'
+M.CMD_DIFF = 'tether.diff'
+M.CMD_RESTORE = 'tether.restore'
+M.CMD_STEP = 'tether.step'
+M.CMD_STATUS = 'tether.status'
+M.CMD_FILE_AT = 'tether.fileAt'
+M.CMD_START_SESSION = 'tether.startSession'
+
+M.COMMANDS = {
+  M.CMD_RESUME,
+  M.CMD_CHECKPOINT,
+  M.CMD_TIMELINE,
+  M.CMD_DIFF,
+  M.CMD_RESTORE,
+  M.CMD_STEP,
+  M.CMD_STATUS,
+  M.CMD_FILE_AT,
+  M.CMD_START_SESSION,
+}
+
+-- server -> client notifications
+M.NOTIFY_STATUS = 'tether/status'
+M.NOTIFY_OPEN_TERMINAL = 'tether/openTerminal'
+M.NOTIFY_SHOW_NEXT_STEPS = 'tether/showNextSteps'
+
+M.NOTIFICATIONS = { M.NOTIFY_STATUS, M.NOTIFY_OPEN_TERMINAL, M.NOTIFY_SHOW_NEXT_STEPS }
+
+-- tether/status "state" values
+M.STATE_IDLE = 'idle'
+M.STATE_BUSY = 'busy'
+M.STATE_ERROR = 'error'
+
+-- Checkpoint triggers, as shown in the timeline
+M.TRIGGERS = { 'save', 'step', 'periodic', 'manual', 'restore', 'baseline' }
+
+return M

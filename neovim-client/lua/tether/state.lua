@@ -1,0 +1,77 @@
+--- Per-client state fed by server notifications (status for the statusline, checkpoint tracking).
+local M = {}
+
+---@type table<integer, table> last tether/status payload per client id
+M.status = {}
+---@type integer|nil client that sent the most recent status
+M.last_client = nil
+---@type table<integer, integer> highest checkpoint id already announced per client
+M.announced = {}
+---@type table<integer, integer[]> checkpoint ids seen in the last timeline, for completion
+M.timeline_ids = {}
+
+---@param name string User autocmd pattern
+---@param data any
+function M.fire(name, data)
+  vim.api.nvim_exec_autocmds('User', { pattern = name, modeline = false, data = data })
+end
+
+--- Fire `User TetherCheckpoint` once per new checkpoint, whether we learn about it from a
+--- command result or from a status notification (a save or an agent step).
+---@param client_id integer
+---@param info table|nil CheckpointInfo
+function M.note_checkpoint(client_id, info)
+  if type(info) ~= 'table' or type(info.id) ~= 'number' then
+    return
+  end
+  local seen = M.announced[client_id]
+  if seen ~= nil and info.id <= seen then
+    return
+  end
+  M.announced[client_id] = info.id
+  -- The first status after connecting reports an old checkpoint: remember it, do not announce it.
+  if seen == nil and info._from_status then
+    return
+  end
+  info._from_status = nil
+  M.fire('TetherCheckpoint', { client_id = client_id, checkpoint = info })
+end
+
+---@param client_id integer
+---@param status table
+function M.set_status(client_id, status)
+  M.status[client_id] = status
+  M.last_client = client_id
+  if type(status.lastCheckpoint) == 'table' then
+    local info = vim.deepcopy(status.lastCheckpoint)
+    info._from_status = true
+    M.note_checkpoint(client_id, info)
+  end
+end
+
+function M.forget(client_id)
+  M.status[client_id] = nil
+  M.announced[client_id] = nil
+  M.timeline_ids[client_id] = nil
+  if M.last_client == client_id then
+    M.last_client = next(M.status)
+  end
+end
+
+--- The status that matters for a buffer: its own client's, else the most recent one.
+---@param bufnr integer|nil
+---@return table|nil status, integer|nil client_id
+function M.for_buffer(bufnr)
+  bufnr = bufnr or vim.api.nvim_get_current_buf()
+  for _, client in ipairs(vim.lsp.get_clients({ bufnr = bufnr, name = 'tether' })) do
+    if M.status[client.id] then
+      return M.status[client.id], client.id
+    end
+  end
+  if M.last_client and M.status[M.last_client] then
+    return M.status[M.last_client], M.last_client
+  end
+  return nil, nil
+end
+
+return M

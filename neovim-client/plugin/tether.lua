@@ -1,0 +1,25 @@
+-- Loaded at startup: defines :Tether, and starts the plugin when configured through vim.g.tether.
+if vim.g.loaded_tether then
+  return
+end
+vim.g.loaded_tether = 1
+
+if vim.fn.has('nvim-0.11') == 0 then
+  vim.notify('tether: Neovim 0.11 or newer is required', vim.log.levels.ERROR)
+  return
+end
+
+vim.api.nvim_create_user_command('Tether', function(opts)
+  require('tether.commands').run(opts)
+end, {
+  nargs = '*',
+  desc = 'Tether: resume | checkpoint | timeline | restore | diff | step | status | start',
+  complete = function(arglead, cmdline, pos)
+    return require('tether.commands').complete(arglead, cmdline, pos)
+  end,
+})
+
+-- `vim.g.tether = {...}` alone is enough; setup() called from init.lua takes precedence.
+if vim.g.tether ~= nil and not require('tether')._did_setup then
+  require('tether').setup()
+end
