@@ -1,0 +1,1272 @@
+"""The workspace's tmux session: create, attach, snapshot and recreate.
+
+Costs are what matter here (tmux-resurrect spends ~20 s saving 86 panes by forking per pane), so
+every hot path is a single tmux invocation:
+
+- metadata of all panes: one ``list-panes -a -F`` call (also the change fingerprint);
+- scrollback of all panes + the session environment: one chained invocation
+  (``display-message -p MARKER \\; capture-pane -p ...`` per pane);
+- recreation: one chained invocation creating every window and pane with its cwd, layout, zoom,
+  active pane, environment, scrollback replay and (per policy) the command to re-run.
+
+The tmux client sends a whole chain as one message (16 KiB max), so a very large chain is split into
+as few invocations as fit; 50 panes fit in one.
+
+Values read back from a snapshot (cwd, names, commands) are treated as untrusted text: they only
+reach tmux as separate argv elements, escaped where tmux would expand formats (``#``) or split
+commands (a trailing ``;``), and commands are only ever typed with ``send-keys -l``.
+
+No pygls/lsprotocol here: this module is called from worker threads of the LSP server and the CLI.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import secrets
+import shlex
+import shutil
+import subprocess
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any, Literal
+
+from tether import paths
+from tether.errors import TmuxError
+from tether.tmux_env import (
+    EnvVar,
+    classify_env,
+    parse_environ,
+    parse_show_environment,
+    redact_lines,
+    redact_text,
+)
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+SOCKET_ENV = "TETHER_TMUX_SOCKET"
+PANE_OPTION = "@tether_pane"
+ROOT_OPTION = "@tether_root"
+MAX_WINDOW_INDEX = 9999
+_PLACEHOLDER_INDEX = 99999
+_PLACEHOLDER_NAME = "tether-init"
+# tmux's client refuses a command message over MAX_IMSGSIZE (16384) minus headers.
+_CHAIN_BUDGET = 15000
+_TMUX_TIMEOUT = 30.0
+_UID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_LAYOUT_RE = re.compile(r"^[0-9a-f]{4},[0-9x,\[\]{}]+$")
+_SESSION_SAFE_RE = re.compile(r"[^A-Za-z0-9_-]+")
+_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+SHELLS = frozenset({"bash", "zsh", "sh", "dash", "fish", "ksh", "mksh", "tcsh", "csh", "ash", "nu", "xonsh"})
+_INTERPRETERS = ("node", "python", "ruby", "perl", "bun", "deno", "sh", "bash")
+
+DEFAULT_ALLOWLIST: tuple[str, ...] = (
+    "npm run dev",
+    "npm run start",
+    "npm run serve",
+    "npm run watch",
+    "npm start",
+    "npm test -- --watch*",
+    "yarn dev",
+    "yarn start",
+    "yarn watch",
+    "pnpm dev",
+    "pnpm run dev",
+    "pnpm start",
+    "bun run dev",
+    "vite",
+    "next dev",
+    "nuxt dev",
+    "webpack serve",
+    "webpack --watch",
+    "tsc --watch",
+    "tsc -w",
+    "jest --watch*",
+    "vitest",
+    "vitest watch",
+    "python* -m http.server",
+    "python* manage.py runserver",
+    "python* -m flask run",
+    "flask run",
+    "uvicorn",
+    "gunicorn",
+    "ptw",
+    "pytest-watch",
+    "cargo watch",
+    "go run .",
+    "air",
+    "rails server",
+    "rails s",
+    "bundle exec rails server",
+    "hugo server",
+    "jekyll serve",
+    "mkdocs serve",
+    "make watch",
+    "make serve",
+    "watchexec",
+    "entr",
+    "tail -f",
+    "tail -F",
+)
+
+# Format fields read for every pane, in one list-panes call. Untrusted free text (cwd, window name)
+# comes last so a stray separator inside them is detected by the field count.
+_FIELDS = (
+    "session_name",
+    "window_index",
+    "window_layout",
+    "window_zoomed_flag",
+    "window_active",
+    "window_width",
+    "window_height",
+    "window_activity",
+    "pane_id",
+    "pane_index",
+    "pane_active",
+    "pane_pid",
+    "pane_dead",
+    "pane_dead_status",
+    "pane_width",
+    "pane_height",
+    "history_size",
+    "cursor_x",
+    "cursor_y",
+    PANE_OPTION,
+    "pane_current_path",
+    "window_name",
+)
+_SEP = "\x1f"
+_LIST_FORMAT = _SEP.join(f"#{{{f}}}" for f in _FIELDS)
+
+
+# --------------------------------------------------------------------------------------------- config
+
+
+@dataclass
+class WindowSpec:
+    """A window Tether creates in a fresh session (user config: agent / server / tests ...)."""
+
+    name: str
+    command: str | None = None
+    cwd: str | None = None
+
+
+@dataclass
+class TmuxConfig:
+    enabled: bool = True
+    socket_path: str | None = None  # None: $TETHER_TMUX_SOCKET, else tmux's default server
+    scrollback_lines: int = 2000
+    windows: list[WindowSpec] = field(default_factory=list)
+    # Commands that may be re-run automatically on recreation. User config only: never from a
+    # workspace file (see from_wire's ``trusted``).
+    allowlist: list[str] = field(default_factory=lambda: list(DEFAULT_ALLOWLIST))
+    history_lines: int = 500
+    env_secret_patterns: list[str] = field(default_factory=list)
+    shell: str | None = None  # None: $SHELL, else /bin/sh
+    shell_rc: bool = True  # source the user's rc files from Tether's shell hook
+
+    @classmethod
+    def from_wire(cls, data: Any, trusted: bool = False) -> tuple[TmuxConfig, list[str]]:
+        """Build from camelCase wire data; bad values fall back to defaults with a warning.
+
+        ``allowlist`` is honoured only when ``trusted`` (the user's own config): a workspace's
+        settings must not be able to make Tether run a command.
+        """
+        cfg = cls()
+        warnings: list[str] = []
+        if data is None:
+            return cfg, warnings
+        if not isinstance(data, dict):
+            return cfg, [f"tmux: expected an object, got {type(data).__name__}; using defaults"]
+
+        def take(key: str, attr: str, typ: type | tuple[type, ...], check: Any = None) -> None:
+            if key not in data:
+                return
+            value = data[key]
+            if value is None and attr in ("socket_path", "shell"):
+                setattr(cfg, attr, None)
+                return
+            if not isinstance(value, typ) or isinstance(value, bool) != (typ is bool):
+                warnings.append(f"tmux.{key}: bad value {value!r}; using the default")
+                return
+            if check is not None and not check(value):
+                warnings.append(f"tmux.{key}: bad value {value!r}; using the default")
+                return
+            setattr(cfg, attr, value)
+
+        take("enabled", "enabled", bool)
+        take("socketPath", "socket_path", str, len)
+        take("scrollbackLines", "scrollback_lines", int, lambda v: 0 <= v <= 1_000_000)
+        take("historyLines", "history_lines", int, lambda v: 0 <= v <= 100_000)
+        take("shell", "shell", str, len)
+        take("shellRc", "shell_rc", bool)
+        if "envSecretPatterns" in data:
+            pats = data["envSecretPatterns"]
+            if isinstance(pats, list) and all(isinstance(p, str) and _valid_regex(p) for p in pats):
+                cfg.env_secret_patterns = list(pats)
+            else:
+                warnings.append("tmux.envSecretPatterns: expected a list of regexes; ignored")
+        if "allowlist" in data:
+            allow = data["allowlist"]
+            if not trusted:
+                warnings.append("tmux.allowlist: ignored (only the user's own config may set it)")
+            elif isinstance(allow, list) and all(isinstance(p, str) and p.strip() for p in allow):
+                cfg.allowlist = list(allow)
+            else:
+                warnings.append("tmux.allowlist: expected a list of command patterns; using the default")
+        if "windows" in data:
+            wins = data["windows"]
+            parsed: list[WindowSpec] = []
+            ok = isinstance(wins, list)
+            for w in wins if isinstance(wins, list) else []:
+                if (
+                    isinstance(w, dict)
+                    and isinstance(w.get("name"), str)
+                    and w["name"]
+                    and isinstance(w.get("command"), str | None)
+                    and isinstance(w.get("cwd"), str | None)
+                ):
+                    parsed.append(WindowSpec(w["name"], w.get("command"), w.get("cwd")))
+                else:
+                    ok = False
+            if ok:
+                cfg.windows = parsed
+            else:
+                warnings.append("tmux.windows: expected [{name, command?, cwd?}]; using the default")
+        return cfg, warnings
+
+
+def _valid_regex(p: str) -> bool:
+    try:
+        re.compile(p)
+    except re.error:
+        return False
+    return True
+
+
+# ------------------------------------------------------------------------------------------- snapshot
+
+
+class SnapshotFormatError(TmuxError):
+    """Snapshot data is malformed or from an unknown schema; nothing was created."""
+
+
+@dataclass
+class PaneSnapshot:
+    uid: str  # stable id (tmux user option @tether_pane), survives recreation
+    index: int  # position in the window's pane list
+    active: bool
+    cwd: str
+    width: int
+    height: int
+    shell: list[str] | None  # argv of the pane's own process when it is a shell
+    command: list[str] | None  # full argv of the foreground job (None: idle shell)
+    dead: bool
+    dead_status: int | None
+    scrollback: list[str]  # redacted
+    history: list[str]  # redacted, oldest first
+    env: list[EnvVar]
+
+
+@dataclass
+class WindowSnapshot:
+    index: int
+    name: str
+    layout: str
+    zoomed: bool
+    active: bool
+    width: int
+    height: int
+    panes: list[PaneSnapshot]
+
+
+@dataclass
+class TmuxSnapshot:
+    session: str
+    root: str
+    windows: list[WindowSnapshot]
+    env: list[EnvVar]  # session environment (diff over tmux's global environment)
+    schema: int = SCHEMA_VERSION
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_bytes(self) -> bytes:
+        """Canonical JSON: sorted keys, no whitespace, so unchanged sessions dedupe in the store."""
+        return json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes | str) -> TmuxSnapshot:
+        try:
+            doc = json.loads(data)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise SnapshotFormatError(f"tmux snapshot is not valid JSON: {exc}") from None
+        return cls.from_json(doc)
+
+    @classmethod
+    def from_json(cls, doc: Any) -> TmuxSnapshot:
+        """Validate everything before anything is created: a bad snapshot raises, whole."""
+        v = _Validator()
+        obj = v.obj(doc, "snapshot")
+        schema = obj.get("schema")
+        if schema != SCHEMA_VERSION:
+            raise SnapshotFormatError(
+                f"tmux snapshot schema {schema!r} is not supported (expected {SCHEMA_VERSION})"
+            )
+        windows = [v.window(w, f"windows[{i}]") for i, w in enumerate(v.lst(obj, "windows", "snapshot"))]
+        if not windows:
+            raise SnapshotFormatError("tmux snapshot has no windows")
+        seen: set[int] = set()
+        uids: set[str] = set()
+        for w in windows:
+            if w.index in seen:
+                raise SnapshotFormatError(f"tmux snapshot: window index {w.index} appears twice")
+            seen.add(w.index)
+            for p in w.panes:
+                if p.uid in uids:
+                    raise SnapshotFormatError(f"tmux snapshot: pane id {p.uid!r} appears twice")
+                uids.add(p.uid)
+        return cls(
+            session=v.text(obj, "session", "snapshot"),
+            root=v.text(obj, "root", "snapshot"),
+            windows=windows,
+            env=[v.env(e, f"env[{i}]") for i, e in enumerate(v.lst(obj, "env", "snapshot"))],
+            schema=SCHEMA_VERSION,
+        )
+
+
+class _Validator:
+    def obj(self, x: Any, where: str) -> dict[str, Any]:
+        if not isinstance(x, dict):
+            raise SnapshotFormatError(f"tmux snapshot: {where} must be an object")
+        return x
+
+    def lst(self, o: dict[str, Any], key: str, where: str) -> list[Any]:
+        x = o.get(key)
+        if not isinstance(x, list):
+            raise SnapshotFormatError(f"tmux snapshot: {where}.{key} must be a list")
+        return x
+
+    def text(self, o: dict[str, Any], key: str, where: str, *, optional: bool = False) -> str:
+        x = o.get(key)
+        if x is None and optional:
+            return ""
+        if not isinstance(x, str) or "\x00" in x:
+            raise SnapshotFormatError(f"tmux snapshot: {where}.{key} must be a string")
+        return x
+
+    def integer(self, o: dict[str, Any], key: str, where: str, lo: int = 0, hi: int = 100_000) -> int:
+        x = o.get(key)
+        if not isinstance(x, int) or isinstance(x, bool) or not lo <= x <= hi:
+            raise SnapshotFormatError(f"tmux snapshot: {where}.{key} must be an integer in [{lo}, {hi}]")
+        return x
+
+    def boolean(self, o: dict[str, Any], key: str, where: str) -> bool:
+        x = o.get(key)
+        if not isinstance(x, bool):
+            raise SnapshotFormatError(f"tmux snapshot: {where}.{key} must be true or false")
+        return x
+
+    def strlist(self, o: dict[str, Any], key: str, where: str, *, nullable: bool) -> list[str] | None:
+        x = o.get(key)
+        if x is None and nullable:
+            return None
+        if not isinstance(x, list) or not all(isinstance(s, str) and "\x00" not in s for s in x):
+            raise SnapshotFormatError(f"tmux snapshot: {where}.{key} must be a list of strings")
+        return list(x)
+
+    def env(self, x: Any, where: str) -> EnvVar:
+        o = self.obj(x, where)
+        name = self.text(o, "name", where)
+        kind = o.get("kind")
+        if kind not in ("volatile", "project", "secret") or not _ENV_NAME_RE.match(name):
+            raise SnapshotFormatError(f"tmux snapshot: {where} is not a valid variable")
+        value = o.get("value")
+        if kind != "project":
+            value = None  # never trust a stored value for a secret/volatile name
+        elif not isinstance(value, str) or "\x00" in value:
+            raise SnapshotFormatError(f"tmux snapshot: {where}.value must be a string")
+        return EnvVar(name, kind, value, self.text(o, "source", where))
+
+    def pane(self, x: Any, where: str) -> PaneSnapshot:
+        o = self.obj(x, where)
+        uid = self.text(o, "uid", where)
+        if not _UID_RE.match(uid):
+            raise SnapshotFormatError(f"tmux snapshot: {where}.uid {uid!r} is not a valid pane id")
+        cwd = self.text(o, "cwd", where)
+        if not cwd.startswith("/"):
+            raise SnapshotFormatError(f"tmux snapshot: {where}.cwd must be an absolute path")
+        command = self.strlist(o, "command", where, nullable=True)
+        if command is not None and not command:
+            raise SnapshotFormatError(f"tmux snapshot: {where}.command must not be empty")
+        status = o.get("dead_status")
+        if status is not None and (not isinstance(status, int) or isinstance(status, bool)):
+            raise SnapshotFormatError(f"tmux snapshot: {where}.dead_status must be an integer or null")
+        return PaneSnapshot(
+            uid=uid,
+            index=self.integer(o, "index", where),
+            active=self.boolean(o, "active", where),
+            cwd=cwd,
+            width=self.integer(o, "width", where, 1),
+            height=self.integer(o, "height", where, 1),
+            shell=self.strlist(o, "shell", where, nullable=True),
+            command=command,
+            dead=self.boolean(o, "dead", where),
+            dead_status=status,
+            scrollback=self.strlist(o, "scrollback", where, nullable=False) or [],
+            history=self.strlist(o, "history", where, nullable=False) or [],
+            env=[self.env(e, f"{where}.env[{i}]") for i, e in enumerate(self.lst(o, "env", where))],
+        )
+
+    def window(self, x: Any, where: str) -> WindowSnapshot:
+        o = self.obj(x, where)
+        layout = self.text(o, "layout", where)
+        if not _LAYOUT_RE.match(layout):
+            raise SnapshotFormatError(f"tmux snapshot: {where}.layout {layout!r} is not a tmux layout")
+        panes = [self.pane(p, f"{where}.panes[{i}]") for i, p in enumerate(self.lst(o, "panes", where))]
+        if not panes:
+            raise SnapshotFormatError(f"tmux snapshot: {where} has no panes")
+        if _layout_pane_count(layout) != len(panes):
+            raise SnapshotFormatError(
+                f"tmux snapshot: {where}.layout describes {_layout_pane_count(layout)} panes, "
+                f"but {len(panes)} are listed"
+            )
+        name = self.text(o, "name", where)
+        if "\n" in name:
+            raise SnapshotFormatError(f"tmux snapshot: {where}.name contains a newline")
+        return WindowSnapshot(
+            index=self.integer(o, "index", where, 0, MAX_WINDOW_INDEX),
+            name=name,
+            layout=layout,
+            zoomed=self.boolean(o, "zoomed", where),
+            active=self.boolean(o, "active", where),
+            width=self.integer(o, "width", where, 1, 10_000),
+            height=self.integer(o, "height", where, 1, 10_000),
+            panes=sorted(panes, key=lambda p: p.index),
+        )
+
+
+def _layout_pane_count(layout: str) -> int:
+    """Leaf cells of a layout string: ``WxH,X,Y,ID`` (an id) vs ``WxH,X,Y{``/``[`` (a split)."""
+    body = layout.split(",", 1)[1]
+    return len(re.findall(r"\d+x\d+,\d+,\d+,\d+", body))
+
+
+# ------------------------------------------------------------------------------------------ restore
+
+
+@dataclass
+class RunPolicy:
+    """Which recorded commands run again on recreation.
+
+    ``allowlist``: commands matching the user's allowlist run (Enter pressed), the rest are typed
+    and wait for the user. ``never``: everything is typed, nothing runs. ``confirmed`` lists pane
+    uids whose command the user explicitly confirmed.
+    """
+
+    mode: Literal["allowlist", "never"] = "allowlist"
+    confirmed: frozenset[str] = frozenset()
+
+
+@dataclass
+class PaneRestore:
+    uid: str
+    window: int
+    command: list[str] | None
+    action: Literal["ran", "typed", "none"]
+
+
+@dataclass
+class RestoreReport:
+    session: str
+    recreated: bool
+    panes: list[PaneRestore] = field(default_factory=list)
+    missing_secrets: list[str] = field(default_factory=list)  # "NAME (source)"
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def matches_allowlist(argv: Sequence[str], patterns: Sequence[str]) -> bool:
+    """True when ``argv`` starts with the tokens of one pattern (glob per token, basename for argv[0]).
+
+    Interpreter-launched tools (``node /usr/bin/npm run dev``, ``python3 /usr/bin/ptw``) are also
+    matched with the interpreter stripped.
+    """
+    if not argv:
+        return False
+    candidates = [list(argv)]
+    if len(argv) > 1 and os.path.basename(argv[0]).startswith(_INTERPRETERS) and not argv[1].startswith("-"):
+        candidates.append(list(argv[1:]))
+    for cand in candidates:
+        cand[0] = os.path.basename(cand[0])
+        for pat in patterns:
+            try:
+                toks = shlex.split(pat)
+            except ValueError:
+                continue
+            if (
+                toks
+                and len(toks) <= len(cand)
+                and all(fnmatchcase(a, t) for a, t in zip(cand, toks, strict=False))
+            ):
+                return True
+    return False
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+
+def session_name_for(root: Path) -> str:
+    """``tether-<basename>-<hash6>``: stable per workspace path, only tmux-safe characters."""
+    resolved = str(Path(root).resolve())
+    base = _SESSION_SAFE_RE.sub("-", Path(resolved).name).strip("-")[:32] or "root"
+    digest = hashlib.sha256(resolved.encode()).hexdigest()[:6]
+    return f"tether-{base}-{digest}"
+
+
+def _fmt_escape(text: str) -> str:
+    """For arguments tmux expands as formats (-c, -n): ``#`` would otherwise run ``#(...)``."""
+    return text.replace("#", "##")
+
+
+def _arg(text: str) -> str:
+    """A trailing ``;`` ends a tmux command in a chain; ``\\;`` is tmux's escape for a literal one."""
+    return text[:-1] + "\\;" if text.endswith(";") else text
+
+
+def _pack(commands: list[list[str]], budget: int = _CHAIN_BUDGET) -> list[list[str]]:
+    """Join commands with ``;`` into as few argv lists as fit tmux's message size."""
+    chains: list[list[str]] = []
+    cur: list[str] = []
+    size = 0
+    for raw in commands:
+        cmd = [raw[0], *(_arg(a) for a in raw[1:])]
+        csize = sum(len(a.encode()) + 1 for a in cmd) + 2
+        if cur and size + csize > budget:
+            chains.append(cur)
+            cur, size = [], 0
+        if cur:
+            cur.append(";")
+        cur.extend(cmd)
+        size += csize
+    if cur:
+        chains.append(cur)
+    return chains
+
+
+def _read_proc(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError:
+        return None
+
+
+def _cmdline(pid: int) -> list[str] | None:
+    raw = _read_proc(f"/proc/{pid}/cmdline")
+    if not raw:
+        return None
+    argv = [a.decode("utf-8", "replace") for a in raw.rstrip(b"\0").split(b"\0")]
+    # Programs that rewrite their title (node's process.title: "npm run dev") leave one spaced string.
+    if len(argv) == 1 and " " in argv[0] and not os.path.exists(argv[0]):
+        argv = argv[0].split()
+    return argv
+
+
+def _is_shell(argv: Sequence[str] | None) -> bool:
+    return bool(argv) and os.path.basename(argv[0]).lstrip("-") in SHELLS  # type: ignore[index]
+
+
+def foreground_argv(pane_pid: int) -> tuple[list[str] | None, list[str] | None]:
+    """(shell argv or None, foreground job argv or None) for a pane's process.
+
+    The foreground job is the terminal's foreground process group (``tpgid`` in /proc/<pid>/stat);
+    its leader is the job as typed (``npm`` rather than the node children it spawned). An idle
+    shell is its own foreground group.
+    """
+    raw = _read_proc(f"/proc/{pane_pid}/stat")
+    pane_argv = _cmdline(pane_pid)
+    if raw is None or pane_argv is None:
+        return None, None
+    try:
+        fields = raw.rsplit(b")", 1)[1].split()
+        tpgid = int(fields[5])
+    except (IndexError, ValueError):
+        tpgid = -1
+    shell = pane_argv if _is_shell(pane_argv) else None
+    if tpgid <= 0 or tpgid == pane_pid:
+        return (shell, None) if shell else (None, pane_argv)
+    fg = _cmdline(tpgid)
+    return shell, fg
+
+
+def _tail_lines(path: Path, n: int) -> list[str]:
+    if n <= 0:
+        return []
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            chunk = min(size, max(4096, n * 256))
+            fh.seek(size - chunk)
+            data = fh.read()
+    except OSError:
+        return []
+    lines = data.decode("utf-8", "replace").splitlines()
+    if chunk < size:
+        lines = lines[1:]  # first line may be cut
+    # bash writes "#<epoch>" lines when HISTTIMEFORMAT is set; they are not commands.
+    lines = [ln for ln in lines if ln and not re.fullmatch(r"#\d+", ln)]
+    return lines[-n:]
+
+
+_CTRL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def _clean_line(line: str) -> str:
+    return _CTRL_RE.sub("", line).rstrip()
+
+
+# Shell hooks Tether installs into panes it creates. They only read Tether's own env variables.
+_PANE_START = """\
+# Tether pane start: replay the saved scrollback, then become the shell.
+if [ -n "$1" ] && [ -f "$1" ]; then cat -- "$1"; rm -f -- "$1"; fi
+shift
+exec "$@"
+"""
+
+_BASH_HOOK = """\
+# Tether shell hook (bash): per-pane history file, appended at every prompt.
+if [ "${TETHER_SHELL_RC:-1}" = 1 ]; then
+  [ -r /etc/bash.bashrc ] && . /etc/bash.bashrc
+  [ -r "$HOME/.bashrc" ] && . "$HOME/.bashrc"
+fi
+if [ -n "$TETHER_HISTFILE" ]; then
+  HISTFILE="$TETHER_HISTFILE"
+  HISTSIZE="${HISTSIZE:-5000}"
+  HISTFILESIZE="${HISTFILESIZE:-10000}"
+  __tether_history() { builtin history -a; }
+  case ";${PROMPT_COMMAND[*]:-};" in
+    *";__tether_history;"*) ;;
+    *) PROMPT_COMMAND="__tether_history${PROMPT_COMMAND:+;$PROMPT_COMMAND}" ;;
+  esac
+fi
+"""
+
+_ZSHENV = """\
+# Tether shell hook (zsh): load the user's .zshenv from the real ZDOTDIR.
+[ -r "${TETHER_ORIG_ZDOTDIR:-$HOME}/.zshenv" ] && . "${TETHER_ORIG_ZDOTDIR:-$HOME}/.zshenv"
+"""
+
+_ZSHRC = """\
+# Tether shell hook (zsh): per-pane history file, appended as each command is accepted.
+ZDOTDIR="${TETHER_ORIG_ZDOTDIR:-$HOME}"
+if [ "${TETHER_SHELL_RC:-1}" = 1 ] && [ -r "$ZDOTDIR/.zshrc" ]; then . "$ZDOTDIR/.zshrc"; fi
+if [ -n "$TETHER_HISTFILE" ]; then
+  HISTFILE="$TETHER_HISTFILE"
+  HISTSIZE="${HISTSIZE:-5000}"
+  SAVEHIST="${SAVEHIST:-10000}"
+  fc -R "$HISTFILE" 2>/dev/null
+  __tether_addhistory() { print -r -- "${1%%$'\\n'}" >> "$TETHER_HISTFILE"; return 0; }
+  __tether_precmd() { : ; }
+  autoload -Uz add-zsh-hook 2>/dev/null && add-zsh-hook zshaddhistory __tether_addhistory
+  add-zsh-hook precmd __tether_precmd 2>/dev/null
+  unsetopt SHARE_HISTORY INC_APPEND_HISTORY 2>/dev/null
+fi
+"""
+
+
+@dataclass
+class _PanePlan:
+    uid: str
+    cwd: str
+    env: dict[str, str]
+    scrollback: list[str]
+    history: list[str] | None  # None: keep the pane's existing history file
+    keys: str | None = None
+    enter: bool = False
+
+
+@dataclass
+class _WindowPlan:
+    index: int | None
+    name: str
+    layout: str | None
+    zoomed: bool
+    active: bool
+    active_pane: int
+    panes: list[_PanePlan]
+
+
+@dataclass
+class _PaneRow:
+    session: str
+    window_index: int
+    layout: str
+    zoomed: bool
+    window_active: bool
+    window_width: int
+    window_height: int
+    pane_id: str
+    pane_index: int
+    pane_active: bool
+    pane_pid: int
+    dead: bool
+    dead_status: int | None
+    width: int
+    height: int
+    history_size: int
+    uid: str
+    cwd: str
+    window_name: str
+
+
+# --------------------------------------------------------------------------------------------- link
+
+
+class TmuxLink:
+    """The tmux session of one workspace. Every method blocks: call it off the event loop."""
+
+    def __init__(self, root: Path, config: TmuxConfig | None = None, state_dir: Path | None = None) -> None:
+        self.root = Path(root).resolve()
+        self.config = config or TmuxConfig()
+        self.session = session_name_for(self.root)
+        self.socket_path: str | None = self.config.socket_path or os.environ.get(SOCKET_ENV) or None
+        self._state_dir = state_dir
+        self._cache: tuple[str, TmuxSnapshot, bytes] | None = None
+        self._last_uids: dict[str, str] = {}  # tmux pane id -> uid, from the last capture
+
+    # -- plumbing
+
+    def _tmux_bin(self) -> str:
+        found = shutil.which("tmux")
+        if not found:
+            raise TmuxError("tmux is not installed (no `tmux` on PATH)")
+        return found
+
+    def base_argv(self) -> list[str]:
+        argv = [self._tmux_bin()]
+        if self.socket_path:
+            argv += ["-S", self.socket_path]
+        return argv
+
+    def _run(self, args: Sequence[str], check: bool = True) -> subprocess.CompletedProcess[str]:
+        argv = [*self.base_argv(), *args]
+        try:
+            res = subprocess.run(
+                argv,
+                capture_output=True,
+                text=True,
+                errors="replace",
+                timeout=_TMUX_TIMEOUT,
+                stdin=subprocess.DEVNULL,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise TmuxError(f"tmux did not answer within {_TMUX_TIMEOUT:.0f}s ({args[0]})") from None
+        except OSError as exc:
+            raise TmuxError(f"cannot run tmux: {exc}") from exc
+        if check and res.returncode != 0:
+            raise TmuxError(self._explain(res.stderr, args[0]))
+        return res
+
+    def _explain(self, stderr: str, what: str) -> str:
+        err = stderr.strip().splitlines()[-1] if stderr.strip() else "no output"
+        where = self.socket_path or "the default socket"
+        if "no server running" in err or "error connecting" in err:
+            return f"no tmux server is running at {where} ({err})"
+        return f"tmux {what} failed: {err}"
+
+    def _state(self) -> Path:
+        base = self._state_dir if self._state_dir is not None else paths.state_dir()
+        return paths.ensure_private_dir(Path(base) / "tmux")
+
+    def _session_dir(self, sub: str) -> Path:
+        return paths.ensure_private_dir(self._state() / self.session / sub)
+
+    def history_file(self, uid: str) -> Path:
+        return self._session_dir("hist") / f"{uid}.hist"
+
+    def _install_hooks(self) -> Path:
+        d = self._state()
+        for rel, text in (
+            ("pane-start.sh", _PANE_START),
+            ("hook.bash", _BASH_HOOK),
+            ("zsh/.zshenv", _ZSHENV),
+            ("zsh/.zshrc", _ZSHRC),
+        ):
+            p = d / rel
+            data = text.encode()
+            if _read_proc(str(p)) != data:
+                paths.write_private_file(p, data)
+        return d
+
+    def _shell_argv(self) -> tuple[list[str], dict[str, str]]:
+        shell = self.config.shell or os.environ.get("SHELL") or "/bin/sh"
+        resolved = shutil.which(shell) or shell
+        kind = os.path.basename(resolved)
+        hooks = self._state()
+        env = {"TETHER_SHELL_RC": "1" if self.config.shell_rc else "0"}
+        if kind == "bash":
+            return [resolved, "--noprofile", "--rcfile", str(hooks / "hook.bash"), "-i"], env
+        if kind == "zsh":
+            env["TETHER_ORIG_ZDOTDIR"] = os.environ.get("ZDOTDIR") or os.path.expanduser("~")
+            env["ZDOTDIR"] = str(hooks / "zsh")
+            return [resolved, "-i"], env
+        return [resolved], env
+
+    # -- public API
+
+    def alive(self) -> bool:
+        try:
+            return self._run(["has-session", "-t", f"={self.session}"], check=False).returncode == 0
+        except TmuxError:
+            return False
+
+    def attach_argv(self) -> list[str]:
+        return [*self.base_argv(), "attach-session", "-t", f"={self.session}"]
+
+    def kill(self) -> None:
+        """Kill the workspace's session (not the server); a missing session is not an error."""
+        if self.alive():
+            self._run(["kill-session", "-t", f"={self.session}"], check=False)
+        self._cache = None
+
+    def ensure_session(self) -> tuple[str, bool]:
+        """Create the session from the configured windows when it does not exist."""
+        if self.alive():
+            return self.session, False
+        specs = self.config.windows or [WindowSpec("shell")]
+        plans: list[_WindowPlan] = []
+        for i, spec in enumerate(specs):
+            cwd = self.root
+            if spec.cwd:
+                cand = Path(spec.cwd).expanduser()
+                cwd = cand if cand.is_absolute() else self.root / cand
+            pane = _PanePlan(
+                uid=_new_uid(),
+                cwd=str(cwd),
+                env={},
+                scrollback=[],
+                history=None,
+                # The user's own config: its commands run.
+                keys=spec.command or None,
+                enter=bool(spec.command),
+            )
+            plans.append(_WindowPlan(None, spec.name, None, False, i == 0, 0, [pane]))
+        self._create(plans, 200, 50)
+        return self.session, True
+
+    def panes(self) -> list[_PaneRow]:
+        """Live metadata of this session's panes (one list-panes call). Raises TmuxError when the
+        server is not running."""
+        res = self._run(["list-panes", "-a", "-F", _LIST_FORMAT])
+        return [r for r in _parse_rows(res.stdout) if r.session == self.session]
+
+    def snapshot(self) -> TmuxSnapshot | None:
+        """The session as a snapshot, or None when it is not running.
+
+        When the pane metadata (including history sizes, cursors and window activity) and the
+        history files are unchanged since the last call, the previous snapshot is returned without
+        capturing anything.
+        """
+        res = self._run(["list-panes", "-a", "-F", _LIST_FORMAT], check=False)
+        if res.returncode != 0:
+            return None
+        lines = [ln for ln in res.stdout.splitlines() if ln.startswith(self.session + _SEP)]
+        rows = [r for r in _parse_rows("\n".join(lines)) if r.session == self.session]
+        if not rows:
+            return None
+        uid_col = _FIELDS.index(PANE_OPTION)
+        # The uid column is left out: the first snapshot assigns uids, which must not count as a change.
+        stripped = [_SEP.join(ln.split(_SEP)[:uid_col] + ln.split(_SEP)[uid_col + 1 :]) for ln in lines]
+        fp = self._fingerprint(stripped, [(r.pane_id, r.uid) for r in rows])
+        if self._cache is not None and self._cache[0] == fp:
+            return self._cache[1]
+        snap = self._capture(rows)
+        if snap is None:
+            return None
+        by_row = self._last_uids
+        self._cache = (
+            self._fingerprint(stripped, [(r.pane_id, by_row.get(r.pane_id, r.uid)) for r in rows]),
+            snap,
+            snap.to_bytes(),
+        )
+        return snap
+
+    def snapshot_bytes(self) -> bytes | None:
+        """Canonical JSON of :meth:`snapshot` (the checkpoint attachment), None when not running."""
+        snap = self.snapshot()
+        if snap is None:
+            return None
+        if self._cache is not None and self._cache[1] is snap:
+            return self._cache[2]
+        return snap.to_bytes()
+
+    def restore(
+        self, snapshot: TmuxSnapshot | bytes | dict[str, Any], run_policy: RunPolicy | str | None = None
+    ) -> RestoreReport:
+        """Reattach if alive (nothing re-run), else recreate the session from ``snapshot``."""
+        if isinstance(snapshot, bytes | str):
+            snap = TmuxSnapshot.from_bytes(snapshot)
+        elif isinstance(snapshot, dict):
+            snap = TmuxSnapshot.from_json(snapshot)
+        else:
+            snap = TmuxSnapshot.from_json(snapshot.to_json())  # re-validate objects built in code
+        policy = _policy(run_policy)
+        if self.alive():
+            return RestoreReport(session=self.session, recreated=False)
+        report = RestoreReport(session=self.session, recreated=True)
+        plans: list[_WindowPlan] = []
+        session_env = {e.name: e.value for e in snap.env if e.kind == "project" and e.value is not None}
+        for e in snap.env:
+            if e.kind == "secret":
+                report.missing_secrets.append(f"{e.name} ({e.source})")
+        for w in sorted(snap.windows, key=lambda w: w.index):
+            pplans: list[_PanePlan] = []
+            active = 0
+            for i, p in enumerate(w.panes):
+                if p.active:
+                    active = i
+                env = {e.name: e.value for e in p.env if e.kind == "project" and e.value is not None}
+                for e in p.env:
+                    if e.kind == "secret":
+                        report.missing_secrets.append(f"{e.name} ({e.source}, pane {p.uid})")
+                keys: str | None = None
+                enter = False
+                action: Literal["ran", "typed", "none"] = "none"
+                if p.command and not p.dead:
+                    keys = shlex.join(p.command)
+                    if policy.mode == "allowlist" and (
+                        p.uid in policy.confirmed or matches_allowlist(p.command, self.config.allowlist)
+                    ):
+                        enter = True
+                        action = "ran"
+                    else:
+                        action = "typed"
+                cwd = p.cwd
+                if not os.path.isdir(cwd):
+                    report.warnings.append(f"pane {p.uid}: {cwd} no longer exists; started in {self.root}")
+                    cwd = str(self.root)
+                pplans.append(_PanePlan(p.uid, cwd, env, p.scrollback, p.history, keys, enter))
+                report.panes.append(PaneRestore(p.uid, w.index, p.command, action))
+            plans.append(_WindowPlan(w.index, w.name, w.layout, w.zoomed, w.active, active, pplans))
+        width = max(w.width for w in snap.windows)
+        height = max(w.height for w in snap.windows)
+        self._create(plans, width, height, session_env)
+        return report
+
+    # -- internals
+
+    def _fingerprint(self, lines: list[str], uids: list[tuple[str, str]]) -> str:
+        h = hashlib.sha256()
+        for ln in lines:
+            h.update(ln.encode())
+            h.update(b"\n")
+        for pane_id, uid in uids:
+            if not _UID_RE.match(uid):
+                h.update(f"{pane_id}:-\n".encode())
+                continue
+            try:
+                st = os.stat(self.history_file(uid))
+                h.update(f"{pane_id}:{uid}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+            except OSError:
+                h.update(f"{pane_id}:{uid}:-\n".encode())
+        h.update(repr((self.config.scrollback_lines, self.config.history_lines)).encode())
+        return h.hexdigest()
+
+    def _capture(self, rows: list[_PaneRow]) -> TmuxSnapshot | None:
+        nonce = secrets.token_hex(8)
+        n = self.config.scrollback_lines
+        cmds: list[list[str]] = []
+        uids: dict[str, str] = {}
+        for i, r in enumerate(rows):
+            uid = r.uid if _UID_RE.match(r.uid) else ""
+            if not uid:
+                uid = _new_uid()
+                cmds.append(["set-option", "-p", "-t", r.pane_id, PANE_OPTION, uid])
+            uids[r.pane_id] = uid
+            cmds.append(["display-message", "-p", f"@@tether-{nonce}-p{i}@@"])
+            if n > 0:
+                cmds.append(["capture-pane", "-p", "-J", "-S", f"-{n}", "-t", r.pane_id])
+        cmds.append(["display-message", "-p", f"@@tether-{nonce}-genv@@"])
+        cmds.append(["show-environment", "-g"])
+        cmds.append(["display-message", "-p", f"@@tether-{nonce}-senv@@"])
+        cmds.append(["show-environment", "-t", f"={self.session}:"])
+        out: list[str] = []
+        for chain in _pack(cmds):
+            res = self._run(chain, check=False)
+            if res.returncode != 0:
+                if not self.alive():
+                    return None  # killed between the two calls
+                raise TmuxError(self._explain(res.stderr, "capture-pane"))
+            out.append(res.stdout)
+        self._last_uids = uids
+        sections = _split_sections("".join(out), nonce)
+        global_env, _ = parse_show_environment("\n".join(sections.get("genv", [])))
+        session_env, _removed = parse_show_environment("\n".join(sections.get("senv", [])))
+        extra = self.config.env_secret_patterns
+        windows: dict[int, WindowSnapshot] = {}
+        for i, r in enumerate(rows):
+            text = sections.get(f"p{i}", [])
+            scroll = [_clean_line(ln) for ln in text]
+            while scroll and not scroll[-1]:
+                scroll.pop()
+            shell, command = (None, None) if r.dead else foreground_argv(r.pane_pid)
+            pane_env: list[EnvVar] = []
+            if not r.dead:
+                raw = _read_proc(f"/proc/{r.pane_pid}/environ")
+                if raw is not None:
+                    base = {**global_env, **session_env}
+                    pane_env = classify_env(parse_environ(raw), "pane", base, extra)
+            uid = uids[r.pane_id]
+            pane = PaneSnapshot(
+                uid=uid,
+                index=r.pane_index,
+                active=r.pane_active,
+                cwd=r.cwd or str(self.root),
+                width=r.width,
+                height=r.height,
+                shell=shell,
+                command=[redact_text(a) for a in command] if command else None,
+                dead=r.dead,
+                dead_status=r.dead_status,
+                scrollback=redact_lines(scroll),
+                history=redact_lines(_tail_lines(self.history_file(uid), self.config.history_lines)),
+                env=pane_env,
+            )
+            w = windows.get(r.window_index)
+            if w is None:
+                w = windows[r.window_index] = WindowSnapshot(
+                    index=r.window_index,
+                    name=r.window_name,
+                    layout=r.layout,
+                    zoomed=r.zoomed,
+                    active=r.window_active,
+                    width=r.window_width,
+                    height=r.window_height,
+                    panes=[],
+                )
+            w.panes.append(pane)
+        return TmuxSnapshot(
+            session=self.session,
+            root=str(self.root),
+            windows=[windows[k] for k in sorted(windows)],
+            env=classify_env(session_env, "session", global_env, extra),
+        )
+
+    def _create(
+        self, plans: list[_WindowPlan], width: int, height: int, session_env: dict[str, str] | None = None
+    ) -> None:
+        """Create the session with all windows and panes: one chained tmux invocation."""
+        hooks = self._install_hooks()
+        shell_argv, shell_env = self._shell_argv()
+        replay_dir = self._session_dir("replay")
+        s = f"={self.session}:"
+        cmds: list[list[str]] = [
+            # A placeholder window lets history-limit and the session environment be set before
+            # the real panes exist (both are read when a pane is created); it is killed at the end.
+            [
+                "new-session",
+                "-d",
+                "-s",
+                self.session,
+                "-n",
+                _PLACEHOLDER_NAME,
+                "-x",
+                str(max(width, 10)),
+                "-y",
+                str(max(height, 5)),
+                "-c",
+                _fmt_escape(str(self.root)),
+                "--",
+                "sleep",
+                "86400",
+            ],
+            ["move-window", "-s", s, "-t", f"{s}{_PLACEHOLDER_INDEX}"],
+            ["set-option", "-t", s, "history-limit", str(max(2000, self.config.scrollback_lines))],
+            ["set-option", "-t", s, ROOT_OPTION, str(self.root)],
+        ]
+        for name, value in sorted((session_env or {}).items()):
+            cmds.append(["set-environment", "-t", s, name, value])
+        next_index = 0
+        active_window: str | None = None
+        written: list[Path] = []
+        try:
+            for w in plans:
+                idx = w.index if w.index is not None else next_index
+                next_index = max(next_index, idx + 1)
+                wt = f"{s}{idx}"
+                for k, p in enumerate(w.panes):
+                    hist = self.history_file(p.uid)
+                    if p.history is not None or not hist.exists():
+                        data = "".join(line + "\n" for line in (p.history or []))
+                        paths.write_private_file(hist, data.encode())
+                    replay = ""
+                    if p.scrollback:
+                        rp = replay_dir / f"{p.uid}.txt"
+                        paths.write_private_file(rp, "".join(ln + "\n" for ln in p.scrollback).encode())
+                        written.append(rp)
+                        replay = str(rp)
+                    env_args: list[str] = []
+                    for name, value in {
+                        **p.env,
+                        **shell_env,
+                        "TETHER_HISTFILE": str(hist),
+                        "TETHER_PANE_ID": p.uid,
+                    }.items():
+                        env_args += ["-e", f"{name}={value}"]
+                    argv = ["/bin/sh", str(hooks / "pane-start.sh"), replay, *shell_argv]
+                    cwd = _fmt_escape(p.cwd)
+                    if k == 0:
+                        cmds.append(
+                            [
+                                "new-window",
+                                "-d",
+                                "-t",
+                                wt,
+                                "-n",
+                                _fmt_escape(w.name),
+                                "-c",
+                                cwd,
+                                *env_args,
+                                "--",
+                                *argv,
+                            ]
+                        )
+                        # Pane indexes are addressed from 0 whatever the user's pane-base-index.
+                        cmds.append(["set-option", "-w", "-t", wt, "pane-base-index", "0"])
+                        cmds.append(["set-option", "-w", "-t", wt, "automatic-rename", "off"])
+                    else:
+                        # Without -d the new pane becomes active, so the next split follows it and
+                        # panes keep their order.
+                        cmds.append(["split-window", "-t", wt, "-c", cwd, *env_args, "--", *argv])
+                        if len(w.panes) > 2:
+                            # Rebalance so dozens of splits never run out of room before the layout.
+                            cmds.append(["select-layout", "-t", wt, "tiled"])
+                    cmds.append(["set-option", "-p", "-t", f"{wt}.{k}", PANE_OPTION, p.uid])
+                    if p.keys:
+                        cmds.append(["send-keys", "-t", f"{wt}.{k}", "-l", "--", p.keys])
+                        if p.enter:
+                            cmds.append(["send-keys", "-t", f"{wt}.{k}", "Enter"])
+                if w.layout:
+                    cmds.append(["select-layout", "-t", wt, w.layout])
+                cmds.append(["select-pane", "-t", f"{wt}.{w.active_pane}"])
+                if w.zoomed and len(w.panes) > 1:
+                    cmds.append(["resize-pane", "-Z", "-t", f"{wt}.{w.active_pane}"])
+                cmds.append(["set-option", "-w", "-u", "-t", wt, "pane-base-index"])
+                if w.active or active_window is None:
+                    active_window = wt if w.active or active_window is None else active_window
+            cmds.append(["kill-window", "-t", f"{s}{_PLACEHOLDER_INDEX}"])
+            if active_window:
+                cmds.append(["select-window", "-t", active_window])
+            chains = _pack(cmds)
+            for i, chain in enumerate(chains):
+                res = self._run(chain, check=False)
+                if res.returncode != 0:
+                    msg = self._explain(res.stderr, "new-session" if i == 0 else "new-window")
+                    if i > 0 or self.alive():
+                        # Half a session is worse than none: the snapshot stays, the user retries.
+                        self._run(["kill-session", "-t", f"={self.session}"], check=False)
+                    raise TmuxError(msg)
+        except BaseException:
+            for rp in written:
+                rp.unlink(missing_ok=True)
+            raise
+        self._cache = None
+        log.info("tmux session %s created (%d windows)", self.session, len(plans))
+
+
+def _new_uid() -> str:
+    return "p" + secrets.token_hex(6)
+
+
+def _policy(p: RunPolicy | str | None) -> RunPolicy:
+    if p is None:
+        return RunPolicy()
+    if isinstance(p, RunPolicy):
+        return p
+    if p in ("allowlist", "never"):
+        return RunPolicy(mode=p)  # type: ignore[arg-type]
+    raise TmuxError(f"unknown run policy {p!r} (expected 'allowlist' or 'never')")
+
+
+def _parse_rows(text: str) -> list[_PaneRow]:
+    rows: list[_PaneRow] = []
+    for line in text.splitlines():
+        parts = line.split(_SEP)
+        if len(parts) != len(_FIELDS):
+            log.warning("tmux: skipping a pane line with %d fields (separator in a name?)", len(parts))
+            continue
+        f = dict(zip(_FIELDS, parts, strict=True))
+        try:
+            rows.append(
+                _PaneRow(
+                    session=f["session_name"],
+                    window_index=int(f["window_index"]),
+                    layout=f["window_layout"],
+                    zoomed=f["window_zoomed_flag"] == "1",
+                    window_active=f["window_active"] == "1",
+                    window_width=int(f["window_width"]),
+                    window_height=int(f["window_height"]),
+                    pane_id=f["pane_id"],
+                    pane_index=int(f["pane_index"]),
+                    pane_active=f["pane_active"] == "1",
+                    pane_pid=int(f["pane_pid"] or 0),
+                    dead=f["pane_dead"] == "1",
+                    dead_status=int(f["pane_dead_status"]) if f["pane_dead_status"] else None,
+                    width=int(f["pane_width"]),
+                    height=int(f["pane_height"]),
+                    history_size=int(f["history_size"] or 0),
+                    uid=f[PANE_OPTION],
+                    cwd=f["pane_current_path"],
+                    window_name=f["window_name"],
+                )
+            )
+        except ValueError:
+            log.warning("tmux: skipping an unparsable pane line")
+    return rows
+
+
+def _split_sections(out: str, nonce: str) -> dict[str, list[str]]:
+    marker = re.compile(rf"^@@tether-{nonce}-(\w+)@@$")
+    sections: dict[str, list[str]] = {}
+    cur: list[str] | None = None
+    for line in out.split("\n"):
+        m = marker.match(line)
+        if m:
+            cur = sections.setdefault(m.group(1), [])
+        elif cur is not None:
+            cur.append(line)
+    for lines in sections.values():
+        if lines and lines[-1] == "":
+            lines.pop()
+    return sections
+
+
+__all__ = [
+    "DEFAULT_ALLOWLIST",
+    "SCHEMA_VERSION",
+    "PaneRestore",
+    "PaneSnapshot",
+    "RestoreReport",
+    "RunPolicy",
+    "SnapshotFormatError",
+    "TmuxConfig",
+    "TmuxLink",
+    "TmuxSnapshot",
+    "WindowSnapshot",
+    "WindowSpec",
+    "foreground_argv",
+    "matches_allowlist",
+    "session_name_for",
+]
