@@ -9,6 +9,7 @@ when the bytes differ from the last one.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -90,8 +91,12 @@ class Checkpointer:
                 scan = self.scanner.full_scan(self.store.head())
                 skipped_scope: list[str] | None = None
             else:
-                scan = self.scanner.scan_paths(sorted(told), self.store.head(self._rels(told)))
-                skipped_scope = [s for s in (self._rel_or_none(p) for p in told) if s]
+                rels = self._rels(told)
+                # A told directory (moved in, or deleted wholesale) covers the tracked paths below it.
+                dirs = [r for r in rels if os.path.isdir(os.path.join(self.store.root, r))]
+                dirs += [r for r in rels if not os.path.lexists(os.path.join(self.store.root, r))]
+                scan = self.scanner.scan_paths(sorted(told), self.store.head(rels, under=dirs))
+                skipped_scope = rels
             attachments = self._attachments()
             if extra_attachments:
                 attachments.update(extra_attachments)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path, PurePosixPath
 
@@ -24,8 +25,24 @@ def state_dir(override: str | os.PathLike[str] | None = None) -> Path:
 
 
 def ensure_private_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) and force it to 0700, whatever the umask."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """Create ``path`` (and missing parents, also 0700) and force it to 0700, whatever the umask.
+
+    ``mkdir(parents=True)`` would create the parents with the umask's mode (0777 under umask
+    000), so missing parents are created one by one here.
+    """
+    missing = []
+    p = path
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        # Another process opening its store may create it concurrently.
+        with contextlib.suppress(FileExistsError):
+            d.mkdir(mode=0o700)
+        if (d.stat().st_mode & 0o777) != 0o700:
+            d.chmod(0o700)
+    if not path.is_dir():
+        raise NotADirectoryError(f"{path} is not a directory")
     if (path.stat().st_mode & 0o777) != 0o700:
         path.chmod(0o700)
     return path

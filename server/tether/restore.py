@@ -11,9 +11,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import stat as stat_mod
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from tether.checkpoints import Checkpointer
@@ -21,7 +22,7 @@ from tether.diffing import FileDiff, file_diff
 from tether.errors import OutsideWorkspaceError, StoreError, TetherError
 from tether.paths import normalize_rel, safe_target
 from tether.protocol import TRIGGER_RESTORE
-from tether.store import FileEntry, Store
+from tether.store import FileEntry, StatEntry, Store, blob_hash
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +62,19 @@ def read_live(root: Path, rel: str) -> bytes | None:
 
 
 def _scope(store: Store, paths: Iterable[str] | None, *manifests: dict[str, FileEntry]) -> list[str]:
+    """The paths a diff/restore covers; a directory argument covers every known path below it."""
+    known: set[str] = set(store.head())
+    for m in manifests:
+        known.update(m)
     if paths is None:
-        keys: set[str] = set(store.head())
-        for m in manifests:
-            keys.update(m)
-        return sorted(keys)
-    return sorted({normalize_rel(store.root, p) for p in paths})
+        return sorted(known)
+    out: set[str] = set()
+    for p in paths:
+        rel = normalize_rel(store.root, p)
+        below = rel + "/"
+        inside = [k for k in known if k.startswith(below)]
+        out.update(inside if inside and rel not in known else [rel])
+    return sorted(out)
 
 
 def _content(store: Store, entry: FileEntry | None) -> bytes | None:
@@ -79,28 +87,75 @@ def diff(store: Store, a: int, b: int | None = None, paths: Iterable[str] | None
     man_b = store.manifest(b) if b is not None else {}
     out = []
     for rel in _scope(store, paths, man_a, man_b):
-        before = _content(store, man_a.get(rel))
-        after = _content(store, man_b.get(rel)) if b is not None else read_live(store.root, rel)
+        ea, eb = man_a.get(rel), man_b.get(rel)
+        if b is not None and ea == eb:
+            continue
+        before = _content(store, ea)
+        after = _content(store, eb) if b is not None else read_live(store.root, rel)
         d = file_diff(rel, before, after, f"checkpoint-{a}", f"checkpoint-{b}" if b else "live")
         if d is not None:
             out.append(d)
     return out
 
 
-def plan(store: Store, n: int, paths: Iterable[str] | None = None) -> list[PlannedFile]:
-    """What restoring checkpoint ``n`` would change in the live workspace (pure: writes nothing)."""
+def _unchanged_since_head(root: Path, rel: str, head: dict[str, StatEntry]) -> StatEntry | None:
+    """The head entry when the live file still matches it by stat (so its content is known)."""
+    entry = head.get(rel)
+    if entry is None:
+        return None
+    try:
+        st = os.lstat(root / rel)
+    except OSError:
+        return None
+    if (
+        stat_mod.S_ISREG(st.st_mode)
+        and st.st_mtime_ns == entry.mtime_ns
+        and st.st_size == entry.size
+        and st.st_ino == entry.ino
+        and stat_mod.S_IMODE(st.st_mode) == entry.mode
+    ):
+        return entry
+    return None
+
+
+def plan(
+    store: Store, n: int, paths: Iterable[str] | None = None, *, with_diff: bool = True
+) -> list[PlannedFile]:
+    """What restoring checkpoint ``n`` would change in the live workspace (pure: writes nothing).
+
+    Files whose stat still matches the stat cache are compared by hash, not read, so restoring
+    a few files in a large workspace costs O(changed files) reads. ``with_diff=False`` skips the
+    diff text (a real restore only needs the status).
+    """
     target = store.manifest(n)
     head = store.head()
     out = []
     for rel in _scope(store, paths, target):
         want = target.get(rel)
-        have = read_live(store.root, rel)
         if want is None and rel not in head:
             continue  # untracked now: like git, a restore never deletes what is not tracked
+        known = _unchanged_since_head(store.root, rel, head)
+        if known is not None and want is not None and known.hash == want.hash and known.mode == want.mode:
+            continue
+        have = read_live(store.root, rel)
+        if want is not None and have is not None and not with_diff:
+            same = known.hash == want.hash if known is not None else blob_hash(have) == want.hash
+            if not same or _live_mode(store.root, rel) != want.mode:
+                out.append(PlannedFile(rel, want, FileDiff(rel, "modified", False, None)))
+            continue
         d = file_diff(rel, have, _content(store, want), "live", f"checkpoint-{n}")
+        if d is None and want is not None and have is not None and _live_mode(store.root, rel) != want.mode:
+            d = FileDiff(rel, "modified", False, "" if with_diff else None)
         if d is not None:
-            out.append(PlannedFile(rel, want, d))
+            out.append(PlannedFile(rel, want, d if with_diff else FileDiff(rel, d.status, d.binary, None)))
     return out
+
+
+def _live_mode(root: Path, rel: str) -> int | None:
+    try:
+        return stat_mod.S_IMODE(os.lstat(root / rel).st_mode)
+    except OSError:
+        return None
 
 
 def restore(
@@ -110,20 +165,30 @@ def restore(
     paths: Iterable[str] | None = None,
     dry_run: bool = True,
 ) -> RestoreResult:
+    """Restore ``paths`` (default: every tracked path) to checkpoint ``n``.
+
+    The undo checkpoint records the live state of the whole scope first (not only the files
+    about to change), so restoring it brings back exactly what was there before.
+    """
     store.get_checkpoint(n)
     path_list = list(paths) if paths is not None else None
-    planned = plan(store, n, path_list)
+    planned = plan(store, n, path_list, with_diff=dry_run)
     result = RestoreResult(checkpoint=n, dry_run=dry_run, files=[p.diff for p in planned])
     if dry_run or not planned:
         return result
     # Validate every target before touching anything: all-or-nothing on bad paths.
     targets = [(p, safe_target(store.root, p.path)) for p in planned]
-    undo = checkpointer.checkpoint(
-        TRIGGER_RESTORE,
-        f"before restoring checkpoint {n}",
-        paths=[p.path for p in planned],
-        allow_empty=True,
-    )
+    if path_list is None:
+        undo = checkpointer.checkpoint(
+            TRIGGER_RESTORE, f"before restoring checkpoint {n}", full=True, allow_empty=True
+        )
+    else:
+        undo = checkpointer.checkpoint(
+            TRIGGER_RESTORE,
+            f"before restoring checkpoint {n}",
+            paths=_scope(store, path_list, store.manifest(n)),
+            allow_empty=True,
+        )
     result.undo_checkpoint = undo.info.id if undo.info else None
     written: list[str] = []
     try:
@@ -139,9 +204,27 @@ def restore(
             f"restore of checkpoint {n} stopped after {len(written)} of {len(targets)} files: {exc}. "
             f"Undo with `tether restore {result.undo_checkpoint}`."
         ) from exc
+    finally:
+        _sync_dirs(store.root, written)
     after = checkpointer.checkpoint(TRIGGER_RESTORE, f"restored checkpoint {n}", paths=written)
     result.after_checkpoint = after.info.id if after.info else None
     return result
+
+
+def _sync_dirs(root: Path, written: list[str]) -> None:
+    """fsync the directories holding replaced files, once each, so the renames are durable."""
+    for rel in sorted({str(PurePosixPath(p).parent) for p in written}):
+        d = root if rel == "." else root / rel
+        try:
+            fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            continue
+        try:
+            os.fsync(fd)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
 
 
 def _write_atomic(root: Path, target: Path, data: bytes, mode: int) -> None:

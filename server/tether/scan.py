@@ -3,20 +3,24 @@
 Two entry points with different costs:
 
 - :meth:`Scanner.full_scan` walks the tree once (honouring .gitignore files, skipping nested
-  ``.git`` and ``node_modules``) and hashes only files whose (mtime, size, inode) differ from the
-  stat cache. This is the session-start baseline and the periodic safety net.
+  ``.git`` and ``node_modules``) and hashes only files whose (mtime, size, inode, mode) differ
+  from the stat cache. This is the session-start baseline and the periodic safety net.
 - :meth:`Scanner.scan_paths` looks only at the paths it is told about (editor saves, watcher
   events, ``tether step``): O(changed files), whatever the workspace size.
+
+Files whose names are not valid UTF-8 cannot be stored as text paths (nor named by an editor
+over LSP), so they are reported as skipped rather than tracked under a lossy name.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import stat as stat_mod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import pathspec
 
@@ -47,6 +51,25 @@ DEFAULT_IGNORED_DIRS = frozenset(
 # Tether's own state file is captured as the "agent" attachment; tracking it as a file would make
 # every checkpoint rewrite look like a change.
 DEFAULT_IGNORED_FILES = frozenset({".agent-session.json", ".DS_Store"})
+GITIGNORE = ".gitignore"
+BAD_NAME_REASON = "file name is not valid UTF-8 (not tracked)"
+
+_NAMED_GROUP = re.compile(r"\(\?P<\w+>")
+
+
+def printable_name(name: str) -> str:
+    """A name safe to store and print: undecodable bytes (surrogate escapes) shown as ``\\xNN``."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def valid_name(name: str) -> bool:
+    if name.isascii():
+        return True
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @dataclass
@@ -61,64 +84,97 @@ class ScanResult:
         return sorted(c.path for c in self.changes)
 
 
+class _Rules:
+    """One .gitignore, compiled.
+
+    Per path, a single combined regex answers "does any pattern match?" (almost always no);
+    only then are the patterns tried newest first, because the last matching one decides.
+    """
+
+    __slots__ = ("any", "negations", "ordered", "prefix")
+
+    def __init__(self, base: str, spec: pathspec.GitIgnoreSpec) -> None:
+        pats = [(p.regex, bool(p.include)) for p in spec.patterns if p.include is not None and p.regex]
+        self.prefix = len(base) + 1 if base else 0
+        self.ordered: list[tuple[re.Pattern[str], bool]] = list(reversed(pats))
+        self.negations = any(not inc for _, inc in pats)
+        self.any = re.compile("|".join(f"(?:{_NAMED_GROUP.sub('(?:', rx.pattern)})" for rx, _ in pats))
+
+    def verdict(self, rel: str, is_dir: bool) -> bool | None:
+        sub = rel[self.prefix :]
+        if is_dir:
+            sub += "/"
+        if self.any.match(sub) is None:
+            return None
+        if not self.negations:
+            return True
+        for rx, include in self.ordered:
+            if rx.match(sub) is not None:
+                return include
+        return None
+
+
+Stack = tuple[_Rules, ...]
+
+
 class _Ignore:
-    """Stacked .gitignore rules; a deeper file's verdict overrides a shallower one's."""
+    """.gitignore rules per directory, read once per scan; a deeper file overrides a shallower one."""
 
     def __init__(self, root: Path, ignored_dirs: frozenset[str], ignored_files: frozenset[str]) -> None:
         self.root = root
         self.ignored_dirs = ignored_dirs
         self.ignored_files = ignored_files
-        self._specs: dict[str, pathspec.GitIgnoreSpec | None] = {}
+        self._rules: dict[str, _Rules | None] = {}
 
-    def spec_for(self, rel_dir: str) -> pathspec.GitIgnoreSpec | None:
-        if rel_dir not in self._specs:
-            path = self.root / rel_dir / ".gitignore" if rel_dir else self.root / ".gitignore"
-            spec = None
-            try:
-                with path.open("r", encoding="utf-8", errors="replace") as fh:
-                    lines = fh.read().splitlines()
-                if any(line.strip() and not line.startswith("#") for line in lines):
-                    spec = pathspec.GitIgnoreSpec.from_lines(lines)
-            except (FileNotFoundError, NotADirectoryError):
-                pass
-            except OSError as exc:
-                log.warning("cannot read %s: %s", path, exc)
-            self._specs[rel_dir] = spec
-        return self._specs[rel_dir]
+    def rules_for(self, rel_dir: str) -> _Rules | None:
+        if rel_dir in self._rules:
+            return self._rules[rel_dir]
+        path = os.path.join(self.root, rel_dir, GITIGNORE)
+        rules = None
+        try:
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                lines = fh.read().splitlines()
+            spec = pathspec.GitIgnoreSpec.from_lines(lines)
+            if any(p.include is not None for p in spec.patterns):
+                rules = _Rules(rel_dir, spec)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            pass
+        except (OSError, ValueError) as exc:
+            log.warning("cannot use %s: %s", path, exc)
+        self._rules[rel_dir] = rules
+        return rules
 
-    def ignored(self, rel: str, is_dir: bool, stack: list[tuple[str, pathspec.GitIgnoreSpec]]) -> bool:
-        name = rel.rsplit("/", 1)[-1]
-        if is_dir and name in self.ignored_dirs:
+    def extend(self, stack: Stack, rel_dir: str) -> Stack:
+        rules = self.rules_for(rel_dir)
+        return (*stack, rules) if rules is not None else stack
+
+    def ignored(self, rel: str, name: str, is_dir: bool, stack: Stack) -> bool:
+        if name in (self.ignored_dirs if is_dir else self.ignored_files):
             return True
-        if not is_dir and name in self.ignored_files:
-            return True
-        verdict: bool | None = None
-        for base, spec in stack:
-            sub = rel[len(base) + 1 :] if base else rel
-            res = spec.check_file(sub + "/" if is_dir else sub)
-            if res.include is not None:
-                verdict = res.include
-        return bool(verdict)
+        for rules in reversed(stack):
+            verdict = rules.verdict(rel, is_dir)
+            if verdict is not None:
+                return verdict
+        return False
 
-    def stack_for(self, rel_dir: str) -> list[tuple[str, pathspec.GitIgnoreSpec]]:
-        parts = PurePosixPath(rel_dir).parts if rel_dir else ()
-        stack = []
-        for i in range(len(parts) + 1):
-            base = "/".join(parts[:i])
-            spec = self.spec_for(base)
-            if spec is not None:
-                stack.append((base, spec))
+    def stack_for(self, rel_dir: str) -> Stack | None:
+        """Rules that apply inside ``rel_dir``, or None when ``rel_dir`` itself is ignored."""
+        stack = self.extend((), "")
+        if not rel_dir:
+            return stack
+        parts = rel_dir.split("/")
+        for i, name in enumerate(parts):
+            d = "/".join(parts[: i + 1])
+            if self.ignored(d, name, True, stack):
+                return None
+            stack = self.extend(stack, d)
         return stack
 
     def path_ignored(self, rel: str) -> bool:
-        """Whether ``rel`` (a file) or any of its parent directories is ignored."""
-        parts = rel.split("/")
-        for i in range(1, len(parts)):
-            d = "/".join(parts[:i])
-            parent = "/".join(parts[: i - 1])
-            if self.ignored(d, True, self.stack_for(parent)):
-                return True
-        return self.ignored(rel, False, self.stack_for("/".join(parts[:-1])))
+        """Whether file ``rel`` or any of its parent directories is ignored."""
+        parent, _, name = rel.rpartition("/")
+        stack = self.stack_for(parent)
+        return stack is None or self.ignored(rel, name, False, stack)
 
 
 class Scanner:
@@ -143,100 +199,148 @@ class Scanner:
     def full_scan(self, head: Mapping[str, StatEntry]) -> ScanResult:
         result = ScanResult()
         ignore = self._ignore()
+        self._walk("", ignore.extend((), ""), ignore, head, result)
+        return result
+
+    def _walk(
+        self,
+        start: str,
+        start_stack: Stack,
+        ignore: _Ignore,
+        head: Mapping[str, StatEntry],
+        result: ScanResult,
+    ) -> None:
+        """Walk below ``start`` and record, in ``result``, what differs from ``head``.
+
+        Deletions are reported only for head paths below ``start``.
+        """
         seen: set[str] = set()
+        unreadable: list[str] = []
+        skipped = result.skipped
+        consider = self._consider
+        root = str(self.root)
+        ignored_dirs = ignore.ignored_dirs
+        ignored_files = ignore.ignored_files
+        max_bytes = self.max_file_bytes
+        s_isreg = stat_mod.S_ISREG
+        s_imode = stat_mod.S_IMODE
         # Iterative walk: deep trees must not hit the recursion limit.
-        todo: list[tuple[str, list[tuple[str, pathspec.GitIgnoreSpec]]]] = [("", [])]
+        todo: list[tuple[str, Stack]] = [(start, start_stack)]
         while todo:
-            rel_dir, parent_stack = todo.pop()
-            spec = ignore.spec_for(rel_dir)
-            stack = [*parent_stack, (rel_dir, spec)] if spec is not None else parent_stack
-            abs_dir = os.path.join(self.root, rel_dir) if rel_dir else str(self.root)
+            rel_dir, stack = todo.pop()
+            prefix = rel_dir + "/" if rel_dir else ""
             try:
-                entries = list(os.scandir(abs_dir))
+                with os.scandir(os.path.join(root, rel_dir) if rel_dir else root) as it:
+                    entries = list(it)
             except OSError as exc:
                 if rel_dir:
-                    result.skipped.append(Skipped(rel_dir, f"unreadable directory: {exc.strerror}"))
+                    skipped.append(Skipped(rel_dir, f"unreadable directory: {exc.strerror}"))
+                    unreadable.append(prefix)
                 continue
             for entry in entries:
-                rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+                name = entry.name
+                if not name.isascii() and not valid_name(name):
+                    skipped.append(Skipped(printable_name(prefix + name), BAD_NAME_REASON))
+                    continue
+                rel = prefix + name
                 try:
                     is_dir = entry.is_dir(follow_symlinks=False)
                 except OSError:
                     continue
-                if ignore.ignored(rel, is_dir, stack):
-                    continue
                 if is_dir:
-                    todo.append((rel, stack))
+                    if name in ignored_dirs or (stack and ignore.ignored(rel, name, True, stack)):
+                        continue
+                    todo.append((rel, ignore.extend(stack, rel)))
+                    continue
+                if name in ignored_files or (stack and ignore.ignored(rel, name, False, stack)):
                     continue
                 try:
                     st = entry.stat(follow_symlinks=False)
                 except OSError as exc:
-                    result.skipped.append(Skipped(rel, f"unreadable: {exc.strerror}"))
+                    skipped.append(Skipped(rel, f"unreadable: {exc.strerror}"))
                     continue
                 seen.add(rel)
-                self._consider(rel, st, head.get(rel), result)
-        result.seen = len(seen)
-        # A tracked file that grew past the size cap is reported as skipped, not recorded as deleted.
-        skipped = {s.path for s in result.skipped}
+                cached = head.get(rel)
+                if (
+                    cached is not None
+                    and cached.mtime_ns == st.st_mtime_ns
+                    and cached.size == st.st_size
+                    and cached.ino == st.st_ino
+                    and s_isreg(st.st_mode)
+                    and st.st_size <= max_bytes
+                    and cached.mode == s_imode(st.st_mode)
+                ):
+                    continue  # the stat cache vouches for it: the common case, kept inline
+                consider(rel, st, cached, result)
+        result.seen += len(seen)
+        # A tracked file that grew past the size cap (or became unreadable) is reported as
+        # skipped and stays tracked; only files that are really gone are recorded as deleted.
+        keep = {s.path for s in skipped}
+        start_prefix = start + "/" if start else ""
         for path in head:
-            if path not in seen and path not in skipped:
-                result.changes.append(FileChange(path, None))
-        return result
+            if path in seen or path in keep or not path.startswith(start_prefix):
+                continue
+            if unreadable and any(path.startswith(u) for u in unreadable):
+                continue
+            result.changes.append(FileChange(path, None))
 
     # --- told paths -----------------------------------------------------------------------
 
     def scan_paths(self, paths: Iterable[str], head: Mapping[str, StatEntry]) -> ScanResult:
-        """Check only ``paths`` (absolute or workspace-relative). Ignored paths are dropped."""
+        """Check only ``paths`` (absolute or workspace-relative). Ignored paths are dropped.
+
+        ``head`` needs to hold only the entries for ``paths`` (and, for a directory, below it).
+        """
         result = ScanResult()
         ignore = self._ignore()
+        done: set[str] = set()
         for raw in paths:
+            if not valid_name(os.fspath(raw)):
+                result.skipped.append(Skipped(printable_name(os.fspath(raw)), BAD_NAME_REASON))
+                continue
             try:
                 rel = normalize_rel(self.root, raw)
             except OutsideWorkspaceError as exc:
                 log.warning("not tracking %s: %s", raw, exc.message)
                 continue
+            if rel in done:
+                continue
+            done.add(rel)
             if ignore.path_ignored(rel):
+                continue
+            if self._symlinked_parent(rel):
+                # Reached through a symlinked directory: the walk never follows those, so the
+                # told path must not be tracked either (or the next full scan would delete it).
                 continue
             result.seen += 1
             try:
                 st = os.lstat(self.root / rel)
-            except FileNotFoundError:
+            except (FileNotFoundError, NotADirectoryError):
                 if rel in head:
                     result.changes.append(FileChange(rel, None))
-                continue
-            except NotADirectoryError:
-                if rel in head:
-                    result.changes.append(FileChange(rel, None))
+                below = rel + "/"
+                # A deleted directory: every tracked file below it is gone too.
+                result.changes.extend(FileChange(p, None) for p in head if p.startswith(below))
                 continue
             except OSError as exc:
                 result.skipped.append(Skipped(rel, f"unreadable: {exc.strerror}"))
                 continue
             if stat_mod.S_ISDIR(st.st_mode):
                 # A directory event (e.g. a directory moved in): look at what is below it.
-                sub = self._scan_subtree(rel, head)
-                result.changes.extend(sub.changes)
-                result.stat_updates.extend(sub.stat_updates)
-                result.skipped.extend(sub.skipped)
-                result.seen += sub.seen
+                stack = ignore.stack_for(rel)
+                if stack is not None:
+                    result.seen -= 1
+                    self._walk(rel, stack, ignore, head, result)
                 continue
             self._consider(rel, st, head.get(rel), result)
         return result
 
-    def _scan_subtree(self, rel_dir: str, head: Mapping[str, StatEntry]) -> ScanResult:
-        result = ScanResult()
-        sub_head = {p: e for p, e in head.items() if p.startswith(rel_dir + "/")}
-        whole = Scanner(self.root / rel_dir, self.max_file_bytes, self._ignored_dirs, self._ignored_files)
-        inner = whole.full_scan({p[len(rel_dir) + 1 :]: e for p, e in sub_head.items()})
-        for c in inner.changes:
-            result.changes.append(FileChange(f"{rel_dir}/{c.path}", c.content, c.mode, c.mtime_ns, c.ino))
-        for s in inner.stat_updates:
-            result.stat_updates.append(
-                StatEntry(f"{rel_dir}/{s.path}", s.hash, s.mode, s.size, s.mtime_ns, s.ino)
-            )
-        for k in inner.skipped:
-            result.skipped.append(Skipped(f"{rel_dir}/{k.path}", k.reason, k.size))
-        result.seen = inner.seen
-        return result
+    def _symlinked_parent(self, rel: str) -> bool:
+        parent = rel.rpartition("/")[0]
+        if not parent:
+            return False
+        path = os.path.join(self.root, parent)
+        return os.path.realpath(path) != path
 
     # --- one file -------------------------------------------------------------------------
 
@@ -259,7 +363,10 @@ class Scanner:
         ):
             return
         try:
-            with open(self.root / rel, "rb") as fh:
+            # O_NOFOLLOW: the path was a regular file at lstat time; never read through a
+            # symlink swapped in since.
+            fd = os.open(self.root / rel, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+            with os.fdopen(fd, "rb") as fh:
                 content = fh.read(self.max_file_bytes + 1)
         except FileNotFoundError:
             if cached is not None:
@@ -271,7 +378,7 @@ class Scanner:
         if len(content) > self.max_file_bytes:
             result.skipped.append(Skipped(rel, f"larger than {self.max_file_bytes} bytes", len(content)))
             return
-        if cached is not None and cached.hash == blob_hash(content) and cached.mode == mode:
+        if cached is not None and cached.mode == mode and cached.hash == blob_hash(content):
             result.stat_updates.append(
                 StatEntry(rel, cached.hash, mode, len(content), st.st_mtime_ns, st.st_ino)
             )

@@ -31,6 +31,8 @@ DB_NAME = "tether.db"
 BUSY_TIMEOUT_MS = 15_000
 # Compressing tiny or incompressible data costs more than it saves.
 COMPRESS_MIN = 64
+# Bound on host parameters per statement (SQLite's default limit is 32766 since 3.32).
+_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -230,6 +232,10 @@ class Store:
         self.root = root
         self.db_path = db_path
         self._db = conn
+        # head() cache for long-lived stores (the LSP server): valid while PRAGMA data_version
+        # says no other connection has committed; our own commits update it in place.
+        self._head: dict[str, StatEntry] | None = None
+        self._head_version = -1
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -383,18 +389,26 @@ class Store:
         changes = list(changes)
         attachments = attachments or {}
         stat_updates = list(stat_updates)
+        skipped_list = list(skipped) if skipped is not None else None
+        scope = list(skipped_scope) if skipped_scope is not None else None
+        # Hash outside the transaction: the write lock is held only for the writes.
         prepared = [(c, blob_hash(c.content) if c.content is not None else None) for c in changes]
+        head_applied: list[tuple[str, StatEntry | None, bool]] = []
 
         def write() -> CheckpointInfo | None:
             db = self._db
+            head_applied.clear()
+            current = self._head_rows([c.path for c, _ in prepared])
             real: list[tuple[FileChange, str | None]] = []
+            touched = list(stat_updates)
             for change, digest in prepared:
-                row = db.execute("SELECT hash, mode FROM head WHERE path=?", (change.path,)).fetchone()
+                row = current.get(change.path)
                 if digest is None and row is None:
                     continue  # deleting an untracked file
                 if row is not None and digest == row[0] and change.mode == row[1]:
                     if digest is not None:
-                        stat_updates.append(
+                        # Another writer recorded this very content already: refresh the stat only.
+                        touched.append(
                             StatEntry(
                                 change.path, digest, change.mode, change.size, change.mtime_ns, change.ino
                             )
@@ -410,20 +424,14 @@ class Store:
                 ).fetchone()
                 if prev is None or prev[0] != digest:
                     new_attach[name] = digest
-            for entry in stat_updates:
-                db.execute(
-                    "UPDATE head SET mtime_ns=?, ino=?, size=? WHERE path=? AND hash=?",
-                    (entry.mtime_ns, entry.ino, entry.size, entry.path, entry.hash),
-                )
-            if skipped is not None:
-                if skipped_scope is None:
-                    db.execute("DELETE FROM skipped")
-                else:
-                    db.executemany("DELETE FROM skipped WHERE path=?", [(p,) for p in skipped_scope])
+            if touched:
                 db.executemany(
-                    "INSERT OR REPLACE INTO skipped(path, reason, size) VALUES (?,?,?)",
-                    [(s.path, s.reason, s.size) for s in skipped],
+                    "UPDATE head SET mtime_ns=?, ino=?, size=? WHERE path=? AND hash=?",
+                    [(e.mtime_ns, e.ino, e.size, e.path, e.hash) for e in touched],
                 )
+                head_applied.extend((e.path, e, True) for e in touched)
+            if skipped_list is not None:
+                self._replace_skipped(skipped_list, scope)
             if not real and not new_attach and not allow_empty:
                 return None
             now = time.time()
@@ -432,25 +440,28 @@ class Store:
                 (last, now, trigger, message),
             )
             number = int(cur.lastrowid or 0)
-            for change, digest in real:
-                if change.content is None:
-                    db.execute(
-                        "INSERT INTO changes(checkpoint, path, hash, mode, size) VALUES (?,?,NULL,0,0)",
-                        (number, change.path),
-                    )
-                    db.execute("DELETE FROM head WHERE path=?", (change.path,))
-                else:
-                    assert digest is not None
-                    self._put_blob(change.content, digest)
-                    db.execute(
-                        "INSERT INTO changes(checkpoint, path, hash, mode, size) VALUES (?,?,?,?,?)",
-                        (number, change.path, digest, change.mode, change.size),
-                    )
-                    db.execute(
-                        "INSERT OR REPLACE INTO head(path, hash, mode, size, mtime_ns, ino)"
-                        " VALUES (?,?,?,?,?,?)",
-                        (change.path, digest, change.mode, change.size, change.mtime_ns, change.ino),
-                    )
+            deleted = [c.path for c, d in real if d is None]
+            written = [(c, d) for c, d in real if d is not None]
+            self._put_blobs([(d, c.content) for c, d in written if c.content is not None])
+            db.executemany(
+                "INSERT INTO changes(checkpoint, path, hash, mode, size) VALUES (?,?,NULL,0,0)",
+                [(number, p) for p in deleted],
+            )
+            db.executemany("DELETE FROM head WHERE path=?", [(p,) for p in deleted])
+            db.executemany(
+                "INSERT INTO changes(checkpoint, path, hash, mode, size) VALUES (?,?,?,?,?)",
+                [(number, c.path, d, c.mode, c.size) for c, d in written],
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO head(path, hash, mode, size, mtime_ns, ino) VALUES (?,?,?,?,?,?)",
+                [(c.path, d, c.mode, c.size, c.mtime_ns, c.ino) for c, d in written],
+            )
+            head_applied.extend((p, None, False) for p in deleted)
+            head_applied.extend(
+                (c.path, StatEntry(c.path, d, c.mode, c.size, c.mtime_ns, c.ino), False)
+                for c, d in written
+                if d is not None
+            )
             for name, data in attachments.items():
                 digest = self._put_blob(data)
                 db.execute(
@@ -465,7 +476,70 @@ class Store:
                 files=tuple(sorted(c.path for c, _ in real)),
             )
 
-        return self._tx(write)  # type: ignore[no-any-return]
+        fresh = self._head is not None and self._head_fresh()
+        info: CheckpointInfo | None = self._tx(write)
+        self._apply_to_cache(head_applied, fresh)
+        return info
+
+    def _apply_to_cache(self, applied: list[tuple[str, StatEntry | None, bool]], was_fresh: bool) -> None:
+        """Keep the head cache in step with our own commit (data_version ignores those)."""
+        if self._head is None:
+            return
+        if not was_fresh or not self._head_fresh():
+            self._head = None  # someone else committed around us: reload next time
+            return
+        cache = self._head
+        for path, entry, refresh in applied:
+            if entry is None:
+                cache.pop(path, None)
+                continue
+            old = cache.get(path)
+            if refresh and (old is None or old.hash != entry.hash):
+                continue  # mirrors the SQL: a stat refresh applies only where the hash matches
+            cache[path] = entry
+
+    def _head_rows(self, paths: list[str]) -> dict[str, tuple[str, int]]:
+        out: dict[str, tuple[str, int]] = {}
+        for i in range(0, len(paths), _CHUNK):
+            chunk = paths[i : i + _CHUNK]
+            for path, digest, mode in self._db.execute(
+                f"SELECT path, hash, mode FROM head WHERE path IN ({','.join('?' * len(chunk))})", chunk
+            ):
+                out[path] = (digest, mode)
+        return out
+
+    def _put_blobs(self, items: list[tuple[str, bytes]]) -> None:
+        unique = dict(items)
+        have: set[str] = set()
+        keys = list(unique)
+        for i in range(0, len(keys), _CHUNK):
+            chunk = keys[i : i + _CHUNK]
+            have.update(
+                r[0]
+                for r in self._db.execute(
+                    f"SELECT hash FROM blobs WHERE hash IN ({','.join('?' * len(chunk))})", chunk
+                )
+            )
+        rows = []
+        for digest, data in unique.items():
+            if digest not in have:
+                codec, packed = _compress(data)
+                rows.append((digest, len(data), codec, packed))
+        self._db.executemany("INSERT INTO blobs(hash, size, codec, data) VALUES (?,?,?,?)", rows)
+
+    def _replace_skipped(self, new: list[Skipped], scope: list[str] | None) -> None:
+        db = self._db
+        if scope is None:
+            old = {r[0]: (r[1], r[2]) for r in db.execute("SELECT path, reason, size FROM skipped")}
+            if old == {s.path: (s.reason, s.size) for s in new}:
+                return  # the usual case: avoid turning a no-op scan into a write
+            db.execute("DELETE FROM skipped")
+        else:
+            db.executemany("DELETE FROM skipped WHERE path=?", [(p,) for p in scope])
+        db.executemany(
+            "INSERT OR REPLACE INTO skipped(path, reason, size) VALUES (?,?,?)",
+            [(s.path, s.reason, s.size) for s in new],
+        )
 
     def _info(self, row: Sequence[Any]) -> CheckpointInfo:
         files = tuple(
@@ -521,16 +595,51 @@ class Store:
             return None
         return FileEntry(path, rows[0][0], rows[0][1], rows[0][2])
 
-    def head(self, paths: Iterable[str] | None = None) -> dict[str, StatEntry]:
+    def head(self, paths: Iterable[str] | None = None, under: Iterable[str] = ()) -> dict[str, StatEntry]:
+        """Tracked files and their stat cache: all of them, or only ``paths`` and those below ``under``."""
         if paths is None:
-            rows = self._query("SELECT path, hash, mode, size, mtime_ns, ino FROM head")
-        else:
-            rows = []
-            for p in paths:
-                rows.extend(
-                    self._query("SELECT path, hash, mode, size, mtime_ns, ino FROM head WHERE path=?", (p,))
+            return dict(self._full_head())
+        wanted = list(dict.fromkeys(paths))
+        prefixes = [u.rstrip("/") + "/" for u in under]
+        if self._head is not None and self._head_fresh():
+            cached = self._head
+            out = {p: cached[p] for p in wanted if p in cached}
+            if prefixes:
+                out.update({p: e for p, e in cached.items() if p.startswith(tuple(prefixes))})
+            return out
+        rows: list[Any] = []
+        for i in range(0, len(wanted), _CHUNK):
+            chunk = wanted[i : i + _CHUNK]
+            rows.extend(
+                self._query(
+                    "SELECT path, hash, mode, size, mtime_ns, ino FROM head WHERE path IN "
+                    f"({','.join('?' * len(chunk))})",
+                    chunk,
                 )
+            )
+        for prefix in prefixes:
+            # Range scan on the primary key: paths starting with prefix.
+            rows.extend(
+                self._query(
+                    "SELECT path, hash, mode, size, mtime_ns, ino FROM head WHERE path >= ? AND path < ?",
+                    (prefix, prefix[:-1] + "0"),
+                )
+            )
         return {r[0]: StatEntry(*r) for r in rows}
+
+    def _data_version(self) -> int:
+        return int(self._query("PRAGMA data_version")[0][0])
+
+    def _head_fresh(self) -> bool:
+        return self._head_version == self._data_version()
+
+    def _full_head(self) -> dict[str, StatEntry]:
+        if self._head is None or not self._head_fresh():
+            version = self._data_version()
+            rows = self._query("SELECT path, hash, mode, size, mtime_ns, ino FROM head")
+            self._head = {r[0]: StatEntry(*r) for r in rows}
+            self._head_version = version
+        return self._head
 
     def read_blob(self, digest: str) -> bytes:
         rows = self._query("SELECT codec, data, size FROM blobs WHERE hash=?", (digest,))
@@ -571,6 +680,26 @@ class Store:
     def get_state(self, name: str) -> bytes | None:
         rows = self._query("SELECT codec, data FROM state WHERE name=?", (name,))
         return _decompress(rows[0][0], rows[0][1]) if rows else None
+
+    def update_state(self, name: str, fn: Callable[[bytes | None], bytes | None]) -> bytes | None:
+        """Read-modify-write ``name`` in one ``BEGIN IMMEDIATE`` transaction.
+
+        Concurrent writers (the CLI of an agent and the language server) are serialised, so no
+        update is lost. ``fn`` returning None leaves the state as it was.
+        """
+
+        def rmw() -> bytes | None:
+            row = self._db.execute("SELECT codec, data FROM state WHERE name=?", (name,)).fetchone()
+            new = fn(_decompress(row[0], row[1]) if row else None)
+            if new is not None:
+                codec, packed = _compress(new)
+                self._db.execute(
+                    "INSERT OR REPLACE INTO state(name, updated, codec, data) VALUES (?,?,?,?)",
+                    (name, time.time(), codec, packed),
+                )
+            return new
+
+        return self._tx(rmw)  # type: ignore[no-any-return]
 
     def delete_state(self, name: str) -> None:
         self._tx(lambda: self._db.execute("DELETE FROM state WHERE name=?", (name,)))
