@@ -1,0 +1,160 @@
+// Wire names and payload types of Tether's custom LSP protocol.
+// Mirror of server/tether/protocol.py (the single source of truth, documented in docs/protocol.md):
+// the constant names and string values must stay identical; tests/unit/test_protocol_mirror.py
+// compares them.
+
+export const SERVER_NAME = "tether";
+
+// workspace/executeCommand names (client -> server)
+export const CMD_RESUME = "tether.resume";
+export const CMD_CHECKPOINT = "tether.checkpoint";
+export const CMD_TIMELINE = "tether.timeline";
+export const CMD_DIFF = "tether.diff";
+export const CMD_RESTORE = "tether.restore";
+export const CMD_STEP = "tether.step";
+export const CMD_STATUS = "tether.status";
+export const CMD_FILE_AT = "tether.fileAt";
+export const CMD_START_SESSION = "tether.startSession";
+
+export const COMMANDS = [
+  CMD_RESUME,
+  CMD_CHECKPOINT,
+  CMD_TIMELINE,
+  CMD_DIFF,
+  CMD_RESTORE,
+  CMD_STEP,
+  CMD_STATUS,
+  CMD_FILE_AT,
+  CMD_START_SESSION,
+] as const;
+
+// server -> client notifications
+export const NOTIFY_STATUS = "tether/status";
+export const NOTIFY_OPEN_TERMINAL = "tether/openTerminal";
+export const NOTIFY_SHOW_NEXT_STEPS = "tether/showNextSteps";
+
+export const NOTIFICATIONS = [NOTIFY_STATUS, NOTIFY_OPEN_TERMINAL, NOTIFY_SHOW_NEXT_STEPS] as const;
+
+// Checkpoint triggers, stored verbatim and shown in timelines.
+export const TRIGGER_SAVE = "save";
+export const TRIGGER_STEP = "step";
+export const TRIGGER_PERIODIC = "periodic";
+export const TRIGGER_MANUAL = "manual";
+export const TRIGGER_RESTORE = "restore";
+export const TRIGGER_BASELINE = "baseline";
+
+export const TRIGGERS = [
+  TRIGGER_SAVE,
+  TRIGGER_STEP,
+  TRIGGER_PERIODIC,
+  TRIGGER_MANUAL,
+  TRIGGER_RESTORE,
+  TRIGGER_BASELINE,
+] as const;
+
+// tether/status "state" values
+export const STATE_IDLE = "idle";
+export const STATE_BUSY = "busy";
+export const STATE_ERROR = "error";
+
+// Error codes (JSON-RPC error data.reason)
+export const ERR_NO_CHECKPOINT = "noCheckpoint";
+export const ERR_BAD_PARAMS = "badParams";
+export const ERR_OUTSIDE_WORKSPACE = "outsideWorkspace";
+export const ERR_STORE = "storeError";
+export const ERR_TMUX = "tmuxError";
+
+export type Trigger = (typeof TRIGGERS)[number];
+
+export interface CheckpointInfo {
+  id: number;
+  time: string;
+  trigger: Trigger | string;
+  message: string | null;
+  files: string[];
+  parent: number | null;
+}
+
+export interface FileDiff {
+  path: string;
+  status: "added" | "modified" | "deleted";
+  binary: boolean;
+  diff: string | null;
+}
+
+export interface Status {
+  workspace: string;
+  state: "idle" | "busy" | "error";
+  error: string | null;
+  lastCheckpoint: CheckpointInfo | null;
+  filesInProgress: number;
+  dirtyBuffers: number;
+  tmux: { session: string; alive: boolean } | null;
+  resumeAvailable: boolean;
+  text: string;
+}
+
+export interface TimelineResult {
+  checkpoints: CheckpointInfo[];
+}
+
+export interface DiffResult {
+  from: number;
+  to: number | null;
+  files: FileDiff[];
+}
+
+export interface FileAtResult {
+  path: string;
+  exists: boolean;
+  binary: boolean;
+  text: string | null;
+}
+
+export interface RestoreResult {
+  dryRun: boolean;
+  files: FileDiff[];
+  undoCheckpoint: number | null;
+}
+
+export interface ResumeResult {
+  checkpoint: number | null;
+  opened: string[];
+  restoredBuffers: string[];
+  skippedBuffers: { path: string; reason: string }[];
+  terminal: { session: string; recreated: boolean } | null;
+  nextSteps: string[];
+}
+
+export interface StartSessionResult {
+  session: string;
+  created: boolean;
+  argv: string[];
+}
+
+export interface OpenTerminalParams {
+  name: string;
+  argv: string[];
+  cwd: string;
+}
+
+export interface RunSummary {
+  command: string;
+  exitCode: number;
+  checkpoint: number;
+  stale: boolean;
+  changedSince: string[];
+  summary: string;
+}
+
+export interface ShowNextStepsParams {
+  task: string | null;
+  nextSteps: string[];
+  filesInProgress: string[];
+  runs: RunSummary[];
+  summary: string;
+}
+
+export interface InitializationOptions {
+  checkpointIntervalSeconds?: number;
+}

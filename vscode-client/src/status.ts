@@ -1,0 +1,210 @@
+// The status-bar checkpoint indicator, fed by tether/status and by the client's own lifecycle.
+import * as vscode from "vscode";
+import { Status } from "./protocol";
+
+export const STATUS_ITEM_ID = "tether.status";
+
+/** What the indicator shows; kept apart from the VS Code item so it can be asserted in tests. */
+export interface IndicatorView {
+  text: string;
+  tooltip: string;
+  command: string | undefined;
+  background: "error" | "warning" | undefined;
+}
+
+type Phase =
+  | { kind: "noFolder" }
+  | { kind: "starting" }
+  | { kind: "running"; status: Status | undefined }
+  | { kind: "failed"; message: string };
+
+/** "just now", "45s ago", "2m ago", "3h ago", "2d ago". */
+export function relativeTime(iso: string, now: number = Date.now()): string {
+  const t = Date.parse(iso);
+  if (Number.isNaN(t)) {
+    return "?";
+  }
+  const s = Math.max(0, Math.round((now - t) / 1000));
+  if (s < 10) {
+    return "just now";
+  }
+  if (s < 60) {
+    return `${s}s ago`;
+  }
+  const m = Math.floor(s / 60);
+  if (m < 60) {
+    return `${m}m ago`;
+  }
+  const h = Math.floor(m / 60);
+  if (h < 48) {
+    return `${h}h ago`;
+  }
+  return `${Math.floor(h / 24)}d ago`;
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
+}
+
+/** Pure mapping from the phase to what the status bar shows. */
+export function renderIndicator(phase: Phase, now: number = Date.now()): IndicatorView {
+  switch (phase.kind) {
+    case "noFolder":
+      return {
+        text: "$(history) Tether",
+        tooltip: "Tether: open a folder to track it",
+        command: undefined,
+        background: undefined,
+      };
+    case "starting":
+      return {
+        text: "$(sync~spin) Tether",
+        tooltip: "Tether: starting the language server…",
+        command: "tether.showLogs",
+        background: undefined,
+      };
+    case "failed":
+      return {
+        text: "$(error) Tether",
+        tooltip: `Tether: ${phase.message}\n\nClick to show the logs.`,
+        command: "tether.showLogs",
+        background: "error",
+      };
+    case "running":
+      break;
+  }
+  const s = phase.status;
+  if (!s) {
+    return {
+      text: "$(history) Tether",
+      tooltip: "Tether: connected, waiting for the first status",
+      command: "tether.showTimeline",
+      background: undefined,
+    };
+  }
+  const details = statusDetails(s, now);
+  if (s.state === "error") {
+    return {
+      text: "$(error) Tether: error",
+      tooltip: `Tether error: ${s.error ?? "unknown"}\n\n${details}\n\nClick to show the logs.`,
+      command: "tether.showLogs",
+      background: "error",
+    };
+  }
+  if (s.resumeAvailable) {
+    return {
+      text: "$(debug-restart) Resume agent session",
+      tooltip: `Tether: a previous session can be resumed.\n\n${details}\n\nClick to resume.`,
+      command: "tether.resumeSession",
+      background: "warning",
+    };
+  }
+  const icon = s.state === "busy" ? "$(sync~spin)" : "$(history)";
+  const label = s.lastCheckpoint
+    ? `${relativeTime(s.lastCheckpoint.time, now)} · ${plural(s.filesInProgress, "file")}`
+    : "Tether: no checkpoint yet";
+  return {
+    text: `${icon} ${label}`,
+    tooltip: `Tether${s.state === "busy" ? " (working…)" : ""}\n\n${details}\n\nClick to show the timeline.`,
+    command: "tether.showTimeline",
+    background: undefined,
+  };
+}
+
+function statusDetails(s: Status, now: number): string {
+  const lines: string[] = [];
+  const cp = s.lastCheckpoint;
+  if (cp) {
+    const msg = cp.message ? ` “${cp.message}”` : "";
+    lines.push(`Last checkpoint: #${cp.id} (${cp.trigger}) ${relativeTime(cp.time, now)}${msg}`);
+    lines.push(`Changed in it: ${plural(cp.files.length, "file")}`);
+  } else {
+    lines.push("No checkpoint yet");
+  }
+  lines.push(`Files in progress: ${s.filesInProgress}; unsaved buffers: ${s.dirtyBuffers}`);
+  if (s.tmux) {
+    lines.push(`tmux session ${s.tmux.session}: ${s.tmux.alive ? "alive" : "not running"}`);
+  } else {
+    lines.push("tmux: not linked");
+  }
+  lines.push(`Workspace: ${s.workspace}`);
+  return lines.join("\n");
+}
+
+export class StatusIndicator implements vscode.Disposable {
+  private readonly item: vscode.StatusBarItem;
+  private phase: Phase = { kind: "starting" };
+  private readonly timer: NodeJS.Timeout;
+  private view: IndicatorView = renderIndicator({ kind: "starting" });
+
+  constructor() {
+    this.item = vscode.window.createStatusBarItem(STATUS_ITEM_ID, vscode.StatusBarAlignment.Left, 50);
+    this.item.name = "Tether";
+    // The server only sends on change; the relative time must still age.
+    this.timer = setInterval(() => this.render(), 15_000);
+    this.render();
+    this.item.show();
+  }
+
+  get current(): IndicatorView {
+    return this.view;
+  }
+
+  get lastStatus(): Status | undefined {
+    return this.phase.kind === "running" ? this.phase.status : undefined;
+  }
+
+  setNoFolder(): void {
+    this.set({ kind: "noFolder" });
+  }
+
+  setStarting(): void {
+    this.set({ kind: "starting" });
+  }
+
+  setRunning(): void {
+    if (this.phase.kind !== "running") {
+      this.set({ kind: "running", status: undefined });
+    }
+  }
+
+  setFailed(message: string): void {
+    this.set({ kind: "failed", message });
+  }
+
+  update(status: Status): void {
+    this.set({ kind: "running", status });
+  }
+
+  private set(phase: Phase): void {
+    this.phase = phase;
+    this.render();
+    void vscode.commands.executeCommand(
+      "setContext",
+      "tether.resumeAvailable",
+      phase.kind === "running" && !!phase.status?.resumeAvailable,
+    );
+  }
+
+  private render(): void {
+    const v = renderIndicator(this.phase);
+    this.view = v;
+    this.item.text = v.text;
+    this.item.tooltip = v.tooltip;
+    this.item.command = v.command;
+    // Screen readers (and the UI tests) find the item by this label.
+    const plain = v.text.replace(/\$\([^)]*\)\s*/g, "").replace(/^Tether:?\s*/, "");
+    this.item.accessibilityInformation = { label: plain ? `Tether: ${plain}` : "Tether", role: "button" };
+    this.item.backgroundColor =
+      v.background === "error"
+        ? new vscode.ThemeColor("statusBarItem.errorBackground")
+        : v.background === "warning"
+          ? new vscode.ThemeColor("statusBarItem.warningBackground")
+          : undefined;
+  }
+
+  dispose(): void {
+    clearInterval(this.timer);
+    this.item.dispose();
+  }
+}
