@@ -23,6 +23,7 @@ local M = {}
 ---@field root_markers string[]
 ---@field workspace_required boolean only start inside a directory with a root marker
 ---@field autostart boolean call vim.lsp.enable('tether')
+---@field start_in_cwd boolean with autostart, also start when Neovim opens in a workspace without a file
 ---@field init_options table sent verbatim as initializationOptions (see docs/protocol.md)
 ---@field timeline_limit integer
 ---@field unfocused_documents 'buffer'|'split'
@@ -37,6 +38,7 @@ M.defaults = {
   root_markers = { '.git', '.agent-session.json' },
   workspace_required = true,
   autostart = true,
+  start_in_cwd = true,
   init_options = {},
   timeline_limit = 50,
   unfocused_documents = 'buffer',
@@ -135,6 +137,7 @@ local schema = {
   },
   workspace_required = { 'boolean' },
   autostart = { 'boolean' },
+  start_in_cwd = { 'boolean' },
   init_options = { 'table' },
   timeline_limit = { positive_integer, 'positive integer' },
   unfocused_documents = { one_of('buffer', 'split') },
@@ -168,11 +171,16 @@ end
 ---@return any
 local function check(spec, default, value, path, problems)
   if is_leaf(spec) then
-    local ok, err = pcall(vim.validate, path, value, spec[1], spec[2])
-    if ok then
+    if pcall(vim.validate, path, value, spec[1], spec[2]) then
       return value
     end
-    problems[#problems + 1] = ('%s (using default %s)'):format(err, vim.inspect(default, { newline = ' ', indent = '' }))
+    local expected = spec[2] or (type(spec[1]) == 'table' and table.concat(spec[1], ' or ') or spec[1])
+    problems[#problems + 1] = ('%s: expected %s, got %s (using default %s)'):format(
+      path,
+      expected,
+      vim.inspect(value, { newline = ' ', indent = '' }),
+      vim.inspect(default, { newline = ' ', indent = '' })
+    )
     return vim.deepcopy(default)
   end
   if type(value) ~= 'table' or vim.islist(value) and next(value) ~= nil then

@@ -65,7 +65,29 @@ function M.setup(opts)
         end)
       end,
     })
+    if cfg.start_in_cwd then
+      if vim.v.vim_did_enter == 1 then
+        M.start_for_cwd()
+      else
+        api.nvim_create_autocmd('VimEnter', { group = augroup, once = true, callback = M.start_for_cwd })
+      end
+    end
   end
+end
+
+--- Start (or reuse) the server for the workspace holding the cwd, attached to no buffer, so
+--- that "resume available" shows as soon as Neovim opens in a project.
+function M.start_for_cwd()
+  local cfg = config.get()
+  local root = vim.fs.root(vim.fn.getcwd(), cfg.root_markers)
+  local lsp_cfg = root and vim.lsp.config.tether
+  if not lsp_cfg then
+    return nil
+  end
+  local start_cfg = vim.deepcopy(lsp_cfg)
+  start_cfg.root_dir = root
+  -- vim.lsp.start reuses a client already running (or starting) for the same root.
+  return vim.lsp.start(start_cfg, { attach = false })
 end
 
 --- Last `tether/status` payload relevant to a buffer (its client's, else the newest).

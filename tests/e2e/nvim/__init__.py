@@ -1,0 +1,1 @@
+"""Support for driving a real headless Neovim from pytest (see driver.py)."""

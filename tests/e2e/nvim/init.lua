@@ -1,0 +1,74 @@
+-- Test init for a real headless Neovim: the repo's plugin on the runtimepath, nothing else.
+-- The Python driver (driver.py) talks to this instance over --listen with `nvim --server`.
+local plugin = assert(os.getenv('TETHER_NVIM_PLUGIN'), 'TETHER_NVIM_PLUGIN not set')
+vim.opt.runtimepath:prepend(plugin)
+vim.o.swapfile = false
+vim.o.more = false -- never block on a hit-enter prompt
+vim.o.laststatus = 2
+vim.o.statusline = "%{v:lua.require'tether'.statusline()}"
+vim.o.columns = 140
+vim.o.lines = 40
+
+_G.T = { notes = {}, selects = {}, inputs = {}, events = {} }
+
+-- Everything the plugin tells the user, kept for assertions (and still shown as usual).
+local notify = vim.notify
+vim.notify = function(msg, level, opts)
+  table.insert(T.notes, { msg = msg, level = level })
+  return notify(msg, level, opts)
+end
+
+-- vim.ui.select is meant to be replaced (telescope, fzf-lua…); here the test picks the item.
+vim.ui.select = function(items, opts, on_choice)
+  local shown = {}
+  for i, item in ipairs(items) do
+    shown[i] = opts and opts.format_item and opts.format_item(item) or tostring(item)
+  end
+  table.insert(T.selects, { prompt = opts and opts.prompt, kind = opts and opts.kind, items = shown, raw = items, cb = on_choice })
+end
+
+--- Answer the oldest pending vim.ui.select with item `i` (nil cancels).
+function T.choose(i)
+  local s = assert(table.remove(T.selects, 1), 'no pending vim.ui.select')
+  s.cb(i and s.raw[i] or nil, i)
+end
+
+for _, ev in ipairs({ 'TetherCheckpoint', 'TetherResume', 'TetherStatus', 'TetherNextSteps' }) do
+  vim.api.nvim_create_autocmd('User', {
+    pattern = ev,
+    callback = function(args)
+      table.insert(T.events, { name = ev, data = args.data })
+    end,
+  })
+end
+
+--- Run a base64-encoded Lua chunk and return {ok, value} as JSON (the driver's one entry point).
+function T.eval(b64)
+  local code = vim.base64.decode(b64)
+  local ok, res = pcall(function()
+    return assert(loadstring(code, 'driver'))()
+  end)
+  if not ok then
+    return vim.json.encode({ ok = false, error = tostring(res) })
+  end
+  local enc_ok, out = pcall(vim.json.encode, { ok = true, value = res })
+  if not enc_ok then
+    return vim.json.encode({ ok = false, error = 'result not JSON-encodable: ' .. tostring(out) })
+  end
+  return out
+end
+
+--- What the statusline shows right now, evaluated by Neovim itself.
+function T.statusline()
+  return vim.api.nvim_eval_statusline(vim.o.statusline, { winid = vim.api.nvim_get_current_win() }).str
+end
+
+local mode = os.getenv('TETHER_TEST_MODE') or 'setup'
+local raw = os.getenv('TETHER_TEST_OPTS')
+local opts = raw and raw ~= '' and vim.json.decode(raw, { luanil = { object = true, array = true } }) or nil
+if mode == 'setup' then
+  require('tether').setup(opts)
+elseif mode == 'g' then
+  -- plugin/tether.lua runs after this file and picks vim.g.tether up without setup().
+  vim.g.tether = opts
+end
