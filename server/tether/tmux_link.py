@@ -430,6 +430,9 @@ class _Validator:
         layout = self.text(o, "layout", where)
         if not _LAYOUT_RE.match(layout):
             raise SnapshotFormatError(f"tmux snapshot: {where}.layout {layout!r} is not a tmux layout")
+        csum, body = layout.split(",", 1)
+        if layout_checksum(body) != csum:
+            raise SnapshotFormatError(f"tmux snapshot: {where}.layout has a bad checksum")
         panes = [self.pane(p, f"{where}.panes[{i}]") for i, p in enumerate(self.lst(o, "panes", where))]
         if not panes:
             raise SnapshotFormatError(f"tmux snapshot: {where} has no panes")
@@ -451,6 +454,15 @@ class _Validator:
             height=self.integer(o, "height", where, 1, 10_000),
             panes=sorted(panes, key=lambda p: p.index),
         )
+
+
+def layout_checksum(body: str) -> str:
+    """tmux's 16-bit layout checksum (layout-custom.c), the 4 hex digits before the first comma."""
+    csum = 0
+    for ch in body.encode():
+        csum = (csum >> 1) + ((csum & 1) << 15)
+        csum = (csum + ch) & 0xFFFF
+    return f"{csum:04x}"
 
 
 def _layout_pane_count(layout: str) -> int:
@@ -646,10 +658,8 @@ exec "$@"
 
 _BASH_HOOK = """\
 # Tether shell hook (bash): per-pane history file, appended at every prompt.
-if [ "${TETHER_SHELL_RC:-1}" = 1 ]; then
-  [ -r /etc/bash.bashrc ] && . /etc/bash.bashrc
-  [ -r "$HOME/.bashrc" ] && . "$HOME/.bashrc"
-fi
+# (bash itself has already read the system bashrc, e.g. /etc/bash.bashrc on Debian.)
+if [ "${TETHER_SHELL_RC:-1}" = 1 ] && [ -r "$HOME/.bashrc" ]; then . "$HOME/.bashrc"; fi
 if [ -n "$TETHER_HISTFILE" ]; then
   HISTFILE="$TETHER_HISTFILE"
   HISTSIZE="${HISTSIZE:-5000}"
