@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from tether.errors import OutsideWorkspaceError
 from tether.paths import normalize_rel
-from tether.scan import DEFAULT_MAX_FILE_BYTES, Scanner, ScanResult
+from tether.scan import DEFAULT_MAX_FILE_BYTES, Scanner, ScanResult, printable_name
 from tether.store import CheckpointInfo, Skipped, Store
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,8 @@ class Checkpointer:
 
     def _rel_or_none(self, p: str) -> str | None:
         try:
-            return normalize_rel(self.store.root, p)
+            # Undecodable names are stored (as skipped) in printable form; never bind raw surrogates.
+            return printable_name(normalize_rel(self.store.root, p))
         except OutsideWorkspaceError:
             return None
 

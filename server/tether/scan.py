@@ -295,13 +295,13 @@ class Scanner:
         ignore = self._ignore()
         done: set[str] = set()
         for raw in paths:
-            if not valid_name(os.fspath(raw)):
-                result.skipped.append(Skipped(printable_name(os.fspath(raw)), BAD_NAME_REASON))
-                continue
             try:
                 rel = normalize_rel(self.root, raw)
             except OutsideWorkspaceError as exc:
                 log.warning("not tracking %s: %s", raw, exc.message)
+                continue
+            if not valid_name(rel):
+                result.skipped.append(Skipped(printable_name(rel), BAD_NAME_REASON))
                 continue
             if rel in done:
                 continue

@@ -1,0 +1,295 @@
+"""Change discovery against real files: stat cache, .gitignore, skips, odd names, symlinks."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tether.checkpoints import Checkpointer
+from tether.scan import BAD_NAME_REASON, Scanner
+from tether.store import Store
+
+
+@pytest.fixture
+def store(workspace: Path, state_dir: Path) -> Store:
+    s = Store.open(workspace, state_dir)
+    yield s  # type: ignore[misc]
+    s.close()
+
+
+def write(root: Path, rel: str, data: bytes | str = "x\n") -> Path:
+    p = root / rel
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_bytes(data.encode() if isinstance(data, str) else data)
+    return p
+
+
+def tracked(store: Store) -> set[str]:
+    return set(store.head())
+
+
+def test_touch_without_content_change_makes_no_checkpoint(workspace: Path, store: Store) -> None:
+    p = write(workspace, "a.txt", "hello\n")
+    cp = Checkpointer(store)
+    assert cp.checkpoint("manual").info is not None
+    st = p.stat()
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+    out = cp.checkpoint("manual")
+    assert out.info is None
+    assert [s.path for s in out.scan.stat_updates] == ["a.txt"]
+    # The refreshed stat cache now vouches for the file: nothing is re-read next time.
+    assert store.head()["a.txt"].mtime_ns == p.stat().st_mtime_ns
+    again = cp.checkpoint("manual")
+    assert again.info is None and again.scan.stat_updates == []
+
+
+def test_same_size_edit_with_same_mtime_is_detected_by_inode(workspace: Path, store: Store) -> None:
+    p = write(workspace, "a.txt", "aaaa\n")
+    cp = Checkpointer(store)
+    cp.checkpoint("manual")
+    st = p.stat()
+    # Editors save by writing a new file and renaming it over: new inode, same size, and a
+    # coarse-mtime filesystem can give the same mtime.
+    tmp = write(workspace, "a.txt.new", "bbbb\n")
+    os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.replace(tmp, p)
+    assert p.stat().st_mtime_ns == st.st_mtime_ns and p.stat().st_size == st.st_size
+    info = cp.checkpoint("manual").info
+    assert info is not None and info.files == ("a.txt",)
+    assert store.read_blob(store.manifest(info.id)["a.txt"].hash) == b"bbbb\n"
+
+
+def test_same_size_edit_in_place_with_new_mtime_is_detected(workspace: Path, store: Store) -> None:
+    p = write(workspace, "a.txt", "aaaa\n")
+    cp = Checkpointer(store)
+    cp.checkpoint("manual")
+    st = p.stat()
+    p.write_bytes(b"cccc\n")
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns + 1))  # one nanosecond later, same second
+    info = cp.checkpoint("manual").info
+    assert info is not None and info.files == ("a.txt",)
+
+
+def test_mode_change_is_recorded(workspace: Path, store: Store) -> None:
+    p = write(workspace, "run.sh", "#!/bin/sh\n")
+    p.chmod(0o644)
+    cp = Checkpointer(store)
+    cp.checkpoint("manual")
+    p.chmod(0o755)
+    info = cp.checkpoint("manual").info
+    assert info is not None and store.manifest(info.id)["run.sh"].mode == 0o755
+
+
+def test_deletion_is_recorded(workspace: Path, store: Store) -> None:
+    write(workspace, "a.txt")
+    write(workspace, "d/b.txt")
+    cp = Checkpointer(store)
+    first = cp.checkpoint("manual").info
+    assert first is not None
+    (workspace / "a.txt").unlink()
+    (workspace / "d/b.txt").unlink()
+    info = cp.checkpoint("manual").info
+    assert info is not None and set(info.files) == {"a.txt", "d/b.txt"}
+    assert store.manifest(info.id) == {}
+    assert set(store.manifest(first.id)) == {"a.txt", "d/b.txt"}
+
+
+def test_told_deleted_directory_records_every_file_below(workspace: Path, store: Store) -> None:
+    write(workspace, "d/one.txt")
+    write(workspace, "d/sub/two.txt")
+    write(workspace, "keep.txt")
+    cp = Checkpointer(store)
+    cp.checkpoint("manual")
+    for p in ("d/sub/two.txt", "d/one.txt"):
+        (workspace / p).unlink()
+    (workspace / "d/sub").rmdir()
+    (workspace / "d").rmdir()
+    info = cp.checkpoint("save", paths=["d"]).info
+    assert info is not None and set(info.files) == {"d/one.txt", "d/sub/two.txt"}
+    assert tracked(store) == {"keep.txt"}
+
+
+def test_told_directory_moved_in_is_scanned_with_root_gitignore(workspace: Path, store: Store) -> None:
+    write(workspace, ".gitignore", "*.log\n")
+    cp = Checkpointer(store)
+    cp.checkpoint("manual")
+    write(workspace, "moved/a.py", "print(1)\n")
+    write(workspace, "moved/debug.log", "noise\n")
+    info = cp.checkpoint("save", paths=[str(workspace / "moved")]).info
+    assert info is not None and info.files == ("moved/a.py",)
+
+
+def test_file_over_cap_is_skipped_reported_and_not_deleted(workspace: Path, store: Store) -> None:
+    p = write(workspace, "big.bin", b"small")
+    cp = Checkpointer(store, max_file_bytes=1000)
+    first = cp.checkpoint("manual").info
+    assert first is not None
+    p.write_bytes(b"y" * 5000)
+    out = cp.checkpoint("manual")
+    assert out.info is None  # nothing recordable changed
+    assert [(s.path, s.size) for s in out.scan.skipped] == [("big.bin", 5000)]
+    assert [s.path for s in store.skipped()] == ["big.bin"]
+    assert "big.bin" in tracked(store)  # still tracked at its last recorded content
+    # Told about it (an editor save): same verdict, and the report survives.
+    out = cp.checkpoint("save", paths=["big.bin"])
+    assert out.info is None and [s.path for s in store.skipped()] == ["big.bin"]
+    # Shrinks below the cap again: recorded, and no longer reported.
+    p.write_bytes(b"ok")
+    info = cp.checkpoint("manual").info
+    assert info is not None and info.files == ("big.bin",)
+    assert store.skipped() == []
+
+
+def test_gitignore_root_nested_and_negation(workspace: Path, store: Store) -> None:
+    write(workspace, ".gitignore", "*.log\nbuild/\n!keep.log\n/only_root.txt\n")
+    write(workspace, "a.log")
+    write(workspace, "keep.log")
+    write(workspace, "sub/b.log")
+    write(workspace, "sub/keep.log")
+    write(workspace, "build/out.o")
+    write(workspace, "src/build/gen.c")  # "build/" matches at any depth
+    write(workspace, "only_root.txt")
+    write(workspace, "sub/only_root.txt")  # anchored pattern: only the root one is ignored
+    write(workspace, "sub/.gitignore", "*.tmp\n!important.log\n")
+    write(workspace, "sub/x.tmp")
+    write(workspace, "sub/important.log")  # nested negation overrides the root's *.log
+    write(workspace, "x.tmp")  # the nested rule does not apply at the root
+    write(workspace, "src/main.py")
+    Checkpointer(store).checkpoint("manual")
+    assert tracked(store) == {
+        ".gitignore",
+        "keep.log",
+        "sub/keep.log",
+        "sub/only_root.txt",
+        "sub/.gitignore",
+        "sub/important.log",
+        "x.tmp",
+        "src/main.py",
+    }
+
+
+def test_gitignore_applies_to_told_paths_too(workspace: Path, store: Store) -> None:
+    write(workspace, ".gitignore", "dist/\n*.pyc\n")
+    write(workspace, "dist/bundle.js")
+    write(workspace, "m.pyc")
+    write(workspace, "node_modules/x/index.js")
+    write(workspace, "ok.py")
+    out = Checkpointer(store).checkpoint(
+        "save", paths=["dist/bundle.js", "m.pyc", "node_modules/x/index.js", "ok.py"]
+    )
+    assert out.info is not None and out.info.files == ("ok.py",)
+
+
+def test_nested_git_and_node_modules_skipped(workspace: Path, store: Store) -> None:
+    write(workspace, ".git/HEAD", "ref: refs/heads/main\n")
+    write(workspace, "vendor/lib/.git/config", "[core]\n")
+    write(workspace, "vendor/lib/code.c")
+    write(workspace, "web/node_modules/left-pad/index.js")
+    write(workspace, "web/app.js")
+    Checkpointer(store).checkpoint("manual")
+    assert tracked(store) == {"vendor/lib/code.c", "web/app.js"}
+
+
+def test_binary_huge_non_utf8_and_unicode_names(workspace: Path, store: Store) -> None:
+    binary = bytes(range(256)) * 40
+    latin1 = "café\n".encode("latin-1")
+    huge = os.urandom(3 * 1024 * 1024)  # incompressible, under the default cap
+    write(workspace, "img.bin", binary)
+    write(workspace, "latin1.txt", latin1)
+    write(workspace, "huge.dat", huge)
+    write(workspace, "ünïcødé/日本語 ファイル.txt", "こんにちは\n")
+    write(workspace, "with space.txt", "s\n")
+    write(workspace, "new\nline.txt", "n\n")
+    write(workspace, "empty", b"")
+    info = Checkpointer(store).checkpoint("manual").info
+    assert info is not None
+    man = store.manifest(info.id)
+    assert store.read_blob(man["img.bin"].hash) == binary
+    assert store.read_blob(man["latin1.txt"].hash) == latin1
+    assert store.read_blob(man["huge.dat"].hash) == huge
+    assert store.read_blob(man["ünïcødé/日本語 ファイル.txt"].hash) == "こんにちは\n".encode()
+    assert store.read_blob(man["new\nline.txt"].hash) == b"n\n"
+    assert store.read_blob(man["empty"].hash) == b""
+    assert "with space.txt" in man
+
+
+def test_non_utf8_file_name_is_skipped_with_reason(workspace: Path, store: Store) -> None:
+    bad = os.fsencode(workspace) + b"/bad\xff\xfe.txt"
+    with open(bad, "wb") as fh:
+        fh.write(b"data")
+    os.mkdir(os.fsencode(workspace) + b"/dir\xe9")
+    with open(os.fsencode(workspace) + b"/dir\xe9/inner.txt", "wb") as fh:
+        fh.write(b"data")
+    write(workspace, "good.txt")
+    out = Checkpointer(store).checkpoint("manual")
+    assert out.info is not None and out.info.files == ("good.txt",)
+    reasons = {s.path: s.reason for s in store.skipped()}
+    assert reasons == {"bad\\xff\\xfe.txt": BAD_NAME_REASON, "dir\\xe9": BAD_NAME_REASON}
+    # Told about it by name (a watcher event): same clear skip, nothing crashes.
+    told = Checkpointer(store).checkpoint("save", paths=[os.fsdecode(bad)])
+    assert told.info is None
+    assert [s.reason for s in told.scan.skipped] == [BAD_NAME_REASON]
+
+
+def test_symlinks_are_never_followed(workspace: Path, store: Store, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("secret\n")
+    write(workspace, "real/inner.txt", "inner\n")
+    (workspace / "link_out").symlink_to(outside)
+    (workspace / "link_file").symlink_to(outside / "secret.txt")
+    (workspace / "link_in").symlink_to(workspace / "real")
+    out = Checkpointer(store).checkpoint("manual")
+    assert tracked(store) == {"real/inner.txt"}
+    reasons = {s.path: s.reason for s in out.scan.skipped}
+    assert set(reasons) == {"link_out", "link_file", "link_in"}
+    assert all("symlink" in r for r in reasons.values())
+    # Told paths through symlinked directories are not tracked either.
+    told = Checkpointer(store).checkpoint("save", paths=["link_in/inner.txt", "link_out/secret.txt"])
+    assert told.info is None
+    assert tracked(store) == {"real/inner.txt"}
+
+
+def test_told_paths_outside_workspace_are_ignored(workspace: Path, store: Store, tmp_path: Path) -> None:
+    (tmp_path / "elsewhere.txt").write_text("no\n")
+    out = Checkpointer(store).checkpoint("save", paths=[str(tmp_path / "elsewhere.txt"), "../elsewhere.txt"])
+    assert out.info is None and tracked(store) == set()
+
+
+def test_incremental_scan_reads_only_told_paths(workspace: Path, store: Store) -> None:
+    for i in range(50):
+        write(workspace, f"pkg/m{i}.py", f"x = {i}\n")
+    cp = Checkpointer(store)
+    cp.checkpoint("manual")
+    write(workspace, "pkg/m7.py", "x = 'seven'\n")
+    write(workspace, "pkg/m8.py", "x = 'eight'\n")  # changed but not told: not part of it
+    out = cp.checkpoint("save", paths=["pkg/m7.py"])
+    assert out.scan.seen == 1
+    assert out.info is not None and out.info.files == ("pkg/m7.py",)
+    # note_changed + a later checkpoint picks up what was noted.
+    cp.note_changed(["pkg/m8.py"])
+    info = cp.checkpoint("save").info
+    assert info is not None and info.files == ("pkg/m8.py",)
+
+
+def test_unreadable_directory_is_skipped_and_its_files_not_deleted(workspace: Path, store: Store) -> None:
+    if os.geteuid() == 0:
+        pytest.skip("root reads every directory")
+    write(workspace, "locked/a.txt")
+    cp = Checkpointer(store)
+    cp.checkpoint("manual")
+    (workspace / "locked").chmod(0)
+    try:
+        out = cp.checkpoint("manual")
+        assert out.info is None and "locked/a.txt" in tracked(store)
+        assert [s.path for s in out.scan.skipped] == ["locked"]
+    finally:
+        (workspace / "locked").chmod(0o700)
+
+
+def test_scanner_full_scan_is_pure(workspace: Path, store: Store) -> None:
+    write(workspace, "a.txt")
+    result = Scanner(workspace).full_scan(store.head())
+    assert result.changed_paths == ["a.txt"] and store.latest() is None
