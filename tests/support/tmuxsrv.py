@@ -14,6 +14,9 @@ from pathlib import Path
 
 from tests.support.retry import retry_until
 
+# Resolved once: a test may empty PATH (e.g. "tmux not installed") and cleanup must still work.
+TMUX = shutil.which("tmux") or "tmux"
+
 
 @dataclass
 class PrivateTmux:
@@ -22,7 +25,7 @@ class PrivateTmux:
 
     def cmd(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            ["tmux", "-S", self.socket_path, *args], capture_output=True, text=True, check=check, timeout=20
+            [TMUX, "-S", self.socket_path, *args], capture_output=True, text=True, check=check, timeout=20
         )
 
     def alive(self) -> bool:

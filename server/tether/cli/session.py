@@ -1,0 +1,189 @@
+"""Session commands: ``tether start``, ``tether attach``, ``tether doctor``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from tether import paths
+from tether.cli.common import find_workspace
+from tether.cli.output import emit
+from tether.errors import TetherError, TmuxError
+from tether.protocol import ATTACH_TMUX
+from tether.tmux_link import RunPolicy, TmuxConfig, TmuxLink
+
+MIN_TMUX = (3, 0)
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("start", help="create (or find) the workspace's tmux session and print its name")
+    p.add_argument("--attach", action="store_true", help="attach to it when run from a terminal")
+    p.set_defaults(handler=cmd_start)
+
+    p = sub.add_parser(
+        "attach", help="attach to the workspace's tmux session, recreating it from the last snapshot if dead"
+    )
+    p.add_argument("--print", action="store_true", help="print the attach command instead of running it")
+    p.add_argument(
+        "--no-run",
+        action="store_true",
+        help="when recreating, type every recorded command without running any (even allowlisted ones)",
+    )
+    p.set_defaults(handler=cmd_attach)
+
+    p = sub.add_parser("doctor", help="check tmux, the state dir and the store; non-zero exit on problems")
+    p.set_defaults(handler=cmd_doctor)
+
+
+def _link(args: argparse.Namespace) -> TmuxLink:
+    root = find_workspace(args)
+    state = Path(args.state_dir) if args.state_dir else None
+    return TmuxLink(root, TmuxConfig(), state_dir=state)
+
+
+def _exec_attach(argv: list[str]) -> int:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execvp(argv[0], argv)
+    return 0  # pragma: no cover - exec does not return
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    link = _link(args)
+    name, created = link.ensure_session()
+    argv = link.attach_argv()
+    emit(args, {"session": name, "created": created, "attach": argv}, name)
+    if args.attach:
+        if not sys.stdin.isatty():
+            raise TetherError("--attach needs a terminal; run the printed attach command from one")
+        return _exec_attach(argv)
+    return 0
+
+
+def _latest_snapshot(args: argparse.Namespace, root: Path) -> tuple[int, bytes] | None:
+    """The newest tmux snapshot of this workspace, without creating a store that does not exist."""
+    from tether.store import DB_NAME, Store, workspace_key
+
+    base = Path(args.state_dir) if args.state_dir else paths.state_dir()
+    if not (base / "workspaces" / workspace_key(root) / DB_NAME).exists():
+        return None
+    with Store.open(root, args.state_dir) as store:
+        return store.latest_attachment(ATTACH_TMUX)
+
+
+def cmd_attach(args: argparse.Namespace) -> int:
+    link = _link(args)
+    result: dict[str, Any] = {"session": link.session, "recreated": False, "checkpoint": None}
+    if not link.alive():
+        found = _latest_snapshot(args, link.root)
+        if found is not None:
+            n, data = found
+            policy = RunPolicy(mode="never" if args.no_run else "allowlist")
+            report = link.restore(data, policy)
+            result.update(recreated=report.recreated, checkpoint=n, restore=report.to_json())
+            ran = [p for p in report.panes if p.action == "ran"]
+            typed = [p for p in report.panes if p.action == "typed"]
+            print(
+                f"tether: recreated {link.session} from checkpoint {n}: {len(report.panes)} panes, "
+                f"{len(ran)} commands re-run, {len(typed)} typed and waiting for Enter",
+                file=sys.stderr,
+            )
+            for m in report.missing_secrets:
+                print(f"tether: not restored (secret, re-export it): {m}", file=sys.stderr)
+            for w in report.warnings:
+                print(f"tether: warning: {w}", file=sys.stderr)
+        else:
+            link.ensure_session()
+            result["recreated"] = True
+    argv = link.attach_argv()
+    result["attach"] = argv
+    if args.print or args.json:
+        emit(args, result, " ".join(argv))
+        return 0
+    if not sys.stdin.isatty():
+        raise TetherError("not a terminal: use `tether attach --print` to get the attach command")
+    return _exec_attach(argv)
+
+
+def _version(pkg: str) -> str | None:
+    try:
+        return importlib.metadata.version(pkg)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    checks: list[dict[str, Any]] = []
+
+    def check(name: str, ok: bool, detail: str) -> None:
+        checks.append({"check": name, "ok": ok, "detail": detail})
+
+    # tmux
+    tmux = shutil.which("tmux")
+    if tmux is None:
+        check("tmux", False, "tmux not found on PATH (install it: apt-get install tmux / brew install tmux)")
+    else:
+        try:
+            out = subprocess.run([tmux, "-V"], capture_output=True, text=True, timeout=10, check=False)
+            m = re.search(r"(\d+)\.(\d+)", out.stdout)
+            ver = (int(m.group(1)), int(m.group(2))) if m else None
+            ok = ver is not None and ver >= MIN_TMUX
+            need = "" if ok else f" (need >= {MIN_TMUX[0]}.{MIN_TMUX[1]})"
+            check("tmux", ok, f"{tmux}: {out.stdout.strip() or out.stderr.strip()}{need}")
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            check("tmux", False, f"{tmux} -V failed: {exc}")
+
+    # state dir
+    try:
+        sd = paths.state_dir(args.state_dir)
+        with tempfile.NamedTemporaryFile(dir=sd, prefix=".doctor-"):
+            pass
+        mode = sd.stat().st_mode & 0o777
+        check("state dir", mode == 0o700, f"{sd} (mode {mode:o}{'' if mode == 0o700 else ', expected 700'})")
+    except OSError as exc:
+        check("state dir", False, f"not writable: {exc}")
+        sd = None
+
+    # store (only when one exists for this workspace; doctor never creates it)
+    try:
+        root = find_workspace(args)
+        from tether.store import DB_NAME, Store, workspace_key
+
+        if sd is not None and (sd / "workspaces" / workspace_key(root) / DB_NAME).exists():
+            with Store.open(root, args.state_dir) as store:
+                latest = store.latest()
+            check("store", True, f"readable; last checkpoint {latest.id if latest else 'none'}")
+        else:
+            check("store", True, f"no store yet for {root}")
+    except TetherError as exc:
+        check("store", False, exc.message)
+    except Exception as exc:  # a broken store must be reported, not crash doctor
+        check("store", False, f"{type(exc).__name__}: {exc}")
+
+    # tmux session of this workspace (informational)
+    try:
+        link = _link(args)
+        check("session", True, f"{link.session}: {'running' if link.alive() else 'not running'}")
+    except (TmuxError, TetherError) as exc:
+        check("session", True, f"unknown: {exc.message}")
+
+    py_ok = sys.version_info >= (3, 11)
+    check("python", py_ok, f"{platform.python_version()} ({sys.executable})")
+    pygls = _version("pygls")
+    check("pygls", pygls is not None, pygls or "not installed")
+    libtmux = _version("libtmux")
+    check("libtmux", True, libtmux or "not installed (optional)")
+
+    ok = all(c["ok"] for c in checks)
+    text = "\n".join(f"{'ok ' if c['ok'] else 'ERR'}  {c['check']:<10} {c['detail']}" for c in checks)
+    emit(args, {"ok": ok, "checks": checks}, text)
+    return 0 if ok else 1
