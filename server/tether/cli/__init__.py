@@ -28,7 +28,9 @@ GROUPS = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    from tether.cli.common import Parser
+
+    parser = Parser(
         prog="tether",
         description="Keep an AI coding agent's working context across disconnects, and resume it.",
     )
@@ -57,7 +59,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(argv) if argv is not None else sys.argv[1:]
+    from tether.cli.common import UsageError
+
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        from tether.cli import output
+
+        sys.stderr.write(exc.usage)
+        output.error(argparse.Namespace(json="--json" in argv), exc.message, exc.reason)
+        return exc.exit_code
+    except SystemExit as exc:  # --help, --version
+        return exc.code if isinstance(exc.code, int) else 0
     logging.basicConfig(
         level=logging.WARNING - 10 * min(args.verbose, 2),
         stream=sys.stderr,

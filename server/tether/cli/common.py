@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import NoReturn
 
 from tether.errors import BadParamsError
 from tether.store import Store
@@ -38,3 +39,55 @@ def parse_checkpoint(text: str) -> int:
     if n < 1:
         raise argparse.ArgumentTypeError("checkpoint numbers start at 1")
     return n
+
+
+def add_output_flags(p: argparse.ArgumentParser) -> None:
+    """Accept ``--json`` after the subcommand too (``tether log --json``), not only before it.
+
+    SUPPRESS keeps a ``tether --json log`` given before the subcommand from being reset.
+    """
+    p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, not {n}")
+    return n
+
+
+def positive_int(text: str) -> int:
+    n = non_negative_int(text)
+    if n == 0:
+        raise argparse.ArgumentTypeError("expected a number >= 1")
+    return n
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
+    if not x >= 0 or x == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, not {text}")
+    return x
+
+
+class UsageError(BadParamsError):
+    """A command line argparse could not read; exit code 2 like argparse's own."""
+
+    def __init__(self, message: str, usage: str) -> None:
+        super().__init__(message)
+        self.usage = usage
+
+
+class Parser(argparse.ArgumentParser):
+    """Raises :class:`UsageError` instead of exiting, so ``main`` can answer ``--json`` callers
+    with a JSON error and in-process callers get a return code, not ``SystemExit``."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.partition(" ")[2]  # "tether diff" -> "diff"
+        raise UsageError(f"{command}: {message}" if command else message, self.format_usage())

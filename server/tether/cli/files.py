@@ -4,48 +4,79 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from typing import Any
 
 from tether import restore as restore_mod
 from tether.checkpoints import Checkpointer
-from tether.cli.common import open_store, parse_checkpoint
+from tether.cli.common import (
+    add_output_flags,
+    non_negative_float,
+    non_negative_int,
+    open_store,
+    parse_checkpoint,
+    positive_int,
+)
 from tether.cli.output import emit
+from tether.diffing import FileDiff
 from tether.errors import BadParamsError
 from tether.humanize import ago, plural, size
 from tether.protocol import TRIGGER_MANUAL
-from tether.store import CheckpointInfo
+from tether.store import CheckpointInfo, Store
+
+# `tether status` sections added by other command groups (e.g. recorded runs): each gets the
+# open store, the JSON document and the text lines, and adds its own part to both.
+StatusExtension = Callable[[Store, dict[str, Any], list[str]], None]
+STATUS_EXTENSIONS: list[StatusExtension] = []
+
+
+def add_status_extension(fn: StatusExtension) -> None:
+    if fn not in STATUS_EXTENSIONS:
+        STATUS_EXTENSIONS.append(fn)
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("checkpoint", help="record the workspace now")
+    p = sub.add_parser("checkpoint", help="record the workspace now (or only PATHS)")
     p.add_argument("-m", "--message", default=None)
-    p.add_argument("--full", action="store_true", help="walk the whole workspace (default: stat-cache scan)")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="only look at these paths (fast)")
+    p.add_argument("--full", action="store_true", help="walk the whole workspace (the default)")
+    add_output_flags(p)
     p.set_defaults(handler=cmd_checkpoint)
 
     p = sub.add_parser("log", help="list checkpoints, newest first")
-    p.add_argument("-n", "--limit", type=int, default=20)
+    p.add_argument("-n", "--limit", type=positive_int, default=20)
+    p.add_argument("--all", action="store_true", help="every checkpoint")
+    add_output_flags(p)
     p.set_defaults(handler=cmd_log)
 
-    p = sub.add_parser("diff", help="diff checkpoint A against B (default: the live workspace)")
-    p.add_argument("a", type=parse_checkpoint)
-    p.add_argument("b", type=parse_checkpoint, nargs="?", default=None)
-    p.add_argument("paths", nargs="*", metavar="-- PATH")
+    p = sub.add_parser(
+        "diff",
+        help="diff checkpoint A against B (default: the live workspace)",
+        usage="tether diff [--stat] A [B] [-- PATH ...]",
+    )
     p.add_argument("--stat", action="store_true", help="only list changed paths")
+    add_output_flags(p)
+    p.add_argument("a", type=parse_checkpoint, metavar="A")
+    # REMAINDER keeps the `--` (argparse would drop it and `diff 1 -- 2` would read 2 as B).
+    p.add_argument("rest", nargs=argparse.REMAINDER, metavar="[B] [-- PATH ...]")
     p.set_defaults(handler=cmd_diff)
 
     p = sub.add_parser("restore", help="restore files (or the whole workspace) to checkpoint N")
     p.add_argument("n", type=parse_checkpoint)
-    p.add_argument("paths", nargs="*")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="files or directories (default: all)")
     p.add_argument("--dry-run", action="store_true", help="show what would change, write nothing")
+    add_output_flags(p)
     p.set_defaults(handler=cmd_restore)
 
     p = sub.add_parser("status", help="last checkpoint, pending changes, skipped files")
+    add_output_flags(p)
     p.set_defaults(handler=cmd_status)
 
     p = sub.add_parser("gc", help="drop old checkpoints by count, age or size")
-    p.add_argument("--keep", type=int, default=None, help="keep the newest N checkpoints")
-    p.add_argument("--max-age-days", type=float, default=None)
+    p.add_argument("--keep", type=non_negative_int, default=None, help="keep the newest N checkpoints")
+    p.add_argument("--max-age-days", type=non_negative_float, default=None)
     p.add_argument("--max-size", default=None, help="e.g. 500M, 2G")
+    add_output_flags(p)
     p.set_defaults(handler=cmd_gc)
 
 
@@ -58,12 +89,20 @@ def _line(info: CheckpointInfo) -> str:
     )
 
 
+def _skipped_wire(items: Any) -> list[dict[str, Any]]:
+    return [{"path": s.path, "reason": s.reason, "size": s.size} for s in items]
+
+
 def cmd_checkpoint(args: argparse.Namespace) -> int:
     with open_store(args) as store:
-        outcome = Checkpointer(store).checkpoint(TRIGGER_MANUAL, args.message, full=True, allow_empty=True)
+        cp = Checkpointer(store)
+        if args.paths and not args.full:
+            outcome = cp.checkpoint(TRIGGER_MANUAL, args.message, paths=args.paths, allow_empty=True)
+        else:
+            outcome = cp.checkpoint(TRIGGER_MANUAL, args.message, full=True, allow_empty=True)
         info = outcome.info
         assert info is not None  # allow_empty
-        skipped = [{"path": s.path, "reason": s.reason} for s in outcome.scan.skipped]
+        skipped = _skipped_wire(outcome.scan.skipped)
         emit(
             args,
             {**info.to_wire(), "skipped": skipped},
@@ -75,7 +114,7 @@ def cmd_checkpoint(args: argparse.Namespace) -> int:
 
 def cmd_log(args: argparse.Namespace) -> int:
     with open_store(args) as store:
-        items = store.list_checkpoints(limit=args.limit)
+        items = store.list_checkpoints(limit=None if args.all else args.limit)
         emit(
             args,
             {"checkpoints": [i.to_wire() for i in items]},
@@ -84,16 +123,54 @@ def cmd_log(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_diff(args: argparse.Namespace) -> int:
-    with open_store(args) as store:
-        diffs = restore_mod.diff(store, args.a, args.b, args.paths or None)
-        if args.stat:
-            text = "\n".join(f"{d.status[0].upper()} {d.path}" for d in diffs)
+def _split_diff_args(rest: list[str], args: argparse.Namespace) -> tuple[int | None, list[str]]:
+    """``[B] [-- PATH ...]`` after A; flags given after A are honoured too."""
+    if "--" in rest:
+        i = rest.index("--")
+        before, paths = rest[:i], rest[i + 1 :]
+    else:
+        before, paths = rest, []
+    words = []
+    for word in before:
+        if word == "--stat":
+            args.stat = True
+        elif word == "--json":
+            args.json = True
+        elif word.startswith("-") and not word[1:].isdigit():
+            raise BadParamsError(f"diff: unknown option {word!r}")
         else:
-            text = "".join(
-                d.diff if d.diff is not None else f"Binary file {d.path} {d.status}\n" for d in diffs
-            )
-        emit(args, {"from": args.a, "to": args.b, "files": [d.to_wire() for d in diffs]}, text)
+            words.append(word)
+    b: int | None = None
+    if words and words[0].lstrip("-").isdigit():
+        try:
+            b = parse_checkpoint(words.pop(0))
+        except argparse.ArgumentTypeError as exc:
+            raise BadParamsError(f"diff: {exc}") from None
+    # Like git, paths may also follow without `--` when they cannot be read as B.
+    return b, [*words, *paths]
+
+
+def _diff_text(diffs: list[FileDiff]) -> str:
+    out = []
+    for d in diffs:
+        if d.diff:
+            out.append(d.diff)
+        elif d.binary:
+            out.append(f"Binary file {d.path} {d.status}\n")
+        elif d.diff is None:
+            out.append(f"File {d.path} {d.status} (too large to show)\n")
+        else:
+            out.append(f"File {d.path}: mode changed\n")
+    return "".join(out)
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    b, paths = _split_diff_args(list(args.rest), args)
+    with open_store(args) as store:
+        diffs = restore_mod.diff(store, args.a, b, paths or None)
+        stat_lines = "\n".join(f"{d.status[0].upper()} {d.path}" for d in diffs)
+        text = stat_lines if args.stat else _diff_text(diffs)
+        emit(args, {"from": args.a, "to": b, "paths": paths, "files": [d.to_wire() for d in diffs]}, text)
     return 0
 
 
@@ -102,18 +179,18 @@ def cmd_restore(args: argparse.Namespace) -> int:
         result = restore_mod.restore(
             store, Checkpointer(store), args.n, args.paths or None, dry_run=args.dry_run
         )
-        if args.dry_run:
+        if not result.files:
+            text = f"nothing to restore: the workspace matches checkpoint {args.n}"
+        elif args.dry_run:
             text = (
-                "".join(d.diff or f"Binary file {d.path} {d.status}\n" for d in result.files)
-                or f"nothing to restore: the workspace matches checkpoint {args.n}"
+                _diff_text(result.files)
+                + f"dry run: {plural(len(result.files), 'file')} would change; nothing was written"
             )
-        elif result.files:
+        else:
             text = (
                 f"restored {plural(len(result.files), 'file')} from checkpoint {args.n}; "
                 f"undo with `tether restore {result.undo_checkpoint}`"
             )
-        else:
-            text = f"nothing to restore: the workspace matches checkpoint {args.n}"
         emit(args, result.to_wire(), text)
     return 0
 
@@ -122,13 +199,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     with open_store(args) as store:
         latest = store.latest()
         scan = Checkpointer(store).scanner.full_scan(store.head())
-        skipped = store.skipped()
-        data = {
+        # Stored skips (from the last checkpoints) plus what this scan found now.
+        skipped = {s.path: s for s in store.skipped()}
+        skipped.update({s.path: s for s in scan.skipped})
+        data: dict[str, Any] = {
             "workspace": str(store.root),
             "store": str(store.db_path),
             "lastCheckpoint": latest.to_wire() if latest else None,
             "changedSinceCheckpoint": scan.changed_paths,
-            "skipped": [{"path": s.path, "reason": s.reason, "size": s.size} for s in skipped],
+            "skipped": _skipped_wire(sorted(skipped.values(), key=lambda s: s.path)),
         }
         lines = [f"workspace  {store.root}"]
         if latest:
@@ -144,32 +223,35 @@ def cmd_status(args: argparse.Namespace) -> int:
                 + ", ".join(scan.changed_paths[:8])
                 + (" …" if len(scan.changes) > 8 else "")
             )
-        for s in skipped:
+        else:
+            lines.append("changed    nothing since the last checkpoint")
+        for s in sorted(skipped.values(), key=lambda s: s.path):
             lines.append(f"skipped    {s.path}: {s.reason}")
+        for extend in STATUS_EXTENSIONS:
+            extend(store, data, lines)
         emit(args, data, "\n".join(lines))
     return 0
 
 
 def parse_size(text: str) -> int:
-    units = {"K": 1024, "M": 1024**2, "G": 1024**3}
-    t = text.strip().upper().rstrip("B").rstrip("I")
+    """``500M``, ``2G``, ``1.5GiB``, ``4096`` → bytes."""
+    units = {"K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+    t = text.strip().upper().removesuffix("B").removesuffix("I")
     try:
-        if t and t[-1] in units:
-            return int(float(t[:-1]) * units[t[-1]])
-        return int(t)
+        value = float(t[:-1]) * units[t[-1]] if t and t[-1] in units else float(t)
     except ValueError:
-        raise BadParamsError(f"--max-size: cannot read {text!r} (use e.g. 500M or 2G)") from None
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise BadParamsError(f"--max-size: cannot read {text!r} (use e.g. 500M or 2G)")
+    return int(value)
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
     if args.keep is None and args.max_age_days is None and args.max_size is None:
         raise BadParamsError("gc needs at least one of --keep, --max-age-days, --max-size")
+    max_bytes = parse_size(args.max_size) if args.max_size is not None else None
     with open_store(args) as store:
-        report = store.gc(
-            keep_last=args.keep,
-            max_age_days=args.max_age_days,
-            max_bytes=parse_size(args.max_size) if args.max_size else None,
-        )
+        report = store.gc(keep_last=args.keep, max_age_days=args.max_age_days, max_bytes=max_bytes)
         emit(
             args,
             report.to_wire(),
