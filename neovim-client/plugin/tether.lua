@@ -9,15 +9,7 @@ if vim.fn.has('nvim-0.11') == 0 then
   return
 end
 
-vim.api.nvim_create_user_command('Tether', function(opts)
-  require('tether.commands').run(opts)
-end, {
-  nargs = '*',
-  desc = 'Tether: resume | checkpoint | timeline | restore | diff | step | status | start',
-  complete = function(arglead, cmdline, pos)
-    return require('tether.commands').complete(arglead, cmdline, pos)
-  end,
-})
+require('tether.commands').create()
 
 -- `vim.g.tether = {...}` alone is enough; setup() called from init.lua takes precedence.
 if vim.g.tether ~= nil and not require('tether')._did_setup then

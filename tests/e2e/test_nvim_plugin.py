@@ -311,3 +311,19 @@ def test_checkhealth_reports_problems(nvim_factory, tmp_path: Path) -> None:
     report = "\n".join(nv.lua("return vim.api.nvim_buf_get_lines(0, 0, -1, false)"))
     assert "ERROR `/nonexistent/tether` not found or not executable" in report
     assert f"ERROR {not_a_dir} (init_options.stateDir) is not a directory" in report
+
+
+def test_help_file_has_tags(nvim_factory, tmp_path: Path) -> None:
+    import shutil
+
+    from tests.e2e.nvim.driver import PLUGIN
+
+    doc = tmp_path / "doc"
+    shutil.copytree(PLUGIN / "doc", doc)
+    nv = nvim_factory({"autostart": False})
+    nv.cmd(f"helptags {doc}")  # raises on duplicate tags or a malformed file
+    tags = {line.split("\t")[0] for line in (doc / "tags").read_text().splitlines()}
+    assert {"tether", ":Tether", ":Tether-resume", "tether.statusline()", "tether-events"} <= tags
+    nv.lua(f"vim.opt.runtimepath:prepend({str(tmp_path)!r})")
+    nv.cmd("help :Tether-restore")
+    assert nv.lua("return vim.fn.expand('%:t')") == "tether.txt"

@@ -14,8 +14,8 @@ LUA = ROOT / "neovim-client" / "lua" / "tether" / "protocol.lua"
 TS = ROOT / "vscode-client" / "src" / "protocol.ts"
 
 # `M.CMD_RESUME = 'tether.resume'` (Lua) / `export const CMD_RESUME = "tether.resume";` (TypeScript)
-LUA_CONST = re.compile(r"^M\.([A-Z][A-Z0-9_]*)\s*=\s*(['\"])(.*?)\2\s*$", re.M)
-TS_CONST = re.compile(r"^export\s+const\s+([A-Z][A-Z0-9_]*)\s*=\s*(['\"])(.*?)\2\s*;?\s*$", re.M)
+LUA_CONST = re.compile(r"^M\.([A-Z][A-Z0-9_]*)\s*=\s*(['\"])(.*?)\2\s*(?:--.*)?$", re.M)
+TS_CONST = re.compile(r"^export\s+const\s+([A-Z][A-Z0-9_]*)\s*=\s*(['\"])(.*?)\2\s*;?\s*(?://.*)?$", re.M)
 # `M.COMMANDS = { M.CMD_A, ... }` / `export const COMMANDS = [CMD_A, ...] as const;`
 LUA_LIST = re.compile(r"^M\.([A-Z_]+)\s*=\s*\{(.*?)\}", re.M | re.S)
 TS_LIST = re.compile(r"^export\s+const\s+([A-Z_]+)\s*=\s*\[(.*?)\]", re.M | re.S)
@@ -106,6 +106,22 @@ def test_same_names_carry_same_strings(
         )
     if "TRIGGERS" in lists:
         assert sorted(lists["TRIGGERS"]) == sorted(protocol.TRIGGERS)
+
+
+@pytest.mark.parametrize(("path", "const_re", "list_re"), CLIENTS)
+def test_client_notification_strings_match(
+    path: Path, const_re: re.Pattern[str], list_re: re.Pattern[str]
+) -> None:
+    """Client -> server notifications: whatever a client sends, the server knows by that name.
+
+    The Neovim client sends all of them; another client may send a subset.
+    """
+    consts, _lists = _load(path, const_re, list_re)
+    server = set(getattr(protocol, "CLIENT_NOTIFICATIONS", ()))
+    sent = {v for k, v in consts.items() if k.startswith("CLIENT_NOTIFY_")}
+    assert sent <= server
+    if path == LUA:
+        assert sent == server
 
 
 def test_parser_catches_drift() -> None:

@@ -205,4 +205,18 @@ function M.complete(arglead, cmdline, _)
   return {}
 end
 
+--- Define `:Tether` (plugin/tether.lua does at startup; setup() too, for plugin managers that
+--- put neovim-client/ on the runtimepath after plugin/ files were sourced).
+function M.create()
+  vim.api.nvim_create_user_command('Tether', function(opts)
+    M.run(opts)
+  end, {
+    nargs = '*',
+    desc = 'Tether: resume | checkpoint | timeline | restore | diff | step | status | start',
+    complete = function(arglead, cmdline, pos)
+      return M.complete(arglead, cmdline, pos)
+    end,
+  })
+end
+
 return M

@@ -28,6 +28,7 @@ function M.lsp_config(cfg)
     on_exit = function(_, _, client_id)
       vim.schedule(function()
         state.forget(client_id)
+        require('tether.cursor').forget(client_id)
         pcall(vim.cmd, 'redrawstatus!')
       end)
     end,
@@ -40,8 +41,10 @@ local augroup = api.nvim_create_augroup('tether', { clear = true })
 function M.setup(opts)
   local cfg = config.apply(opts)
   M._did_setup = true
+  require('tether.commands').create()
   vim.lsp.config('tether', M.lsp_config(cfg))
   api.nvim_clear_autocmds({ group = augroup })
+  require('tether.cursor').attach_autocmds(augroup)
   if cfg.autostart then
     vim.lsp.enable('tether')
     -- vim.lsp.enable() starts servers on FileType, which never fires for files without a
@@ -217,6 +220,7 @@ function M.exec(command, params, on_result)
     pcall(function()
       require('vim.lsp._changetracking').flush(client)
     end)
+    require('tether.cursor').send_now()
     client:exec_cmd({ title = command, command = command, arguments = args }, { bufnr = 0 }, function(err, result)
       if err then
         ui.notify(('%s failed: %s'):format(command, err.message or vim.inspect(err)), vim.log.levels.ERROR)

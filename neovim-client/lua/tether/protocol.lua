@@ -36,6 +36,11 @@ M.NOTIFY_SHOW_NEXT_STEPS = 'tether/showNextSteps'
 
 M.NOTIFICATIONS = { M.NOTIFY_STATUS, M.NOTIFY_OPEN_TERMINAL, M.NOTIFY_SHOW_NEXT_STEPS }
 
+-- client -> server notifications (LSP has no standard one for cursors)
+M.CLIENT_NOTIFY_CURSOR = 'tether/cursor' -- {uri, line, character}
+
+M.CLIENT_NOTIFICATIONS = { M.CLIENT_NOTIFY_CURSOR }
+
 -- tether/status "state" values
 M.STATE_IDLE = 'idle'
 M.STATE_BUSY = 'busy'

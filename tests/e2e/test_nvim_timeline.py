@@ -1,0 +1,122 @@
+"""Timeline, diff and restore from a real headless Neovim against the real `tether lsp`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.nvim.driver import Nvim
+from tests.e2e.nvim.scenario import editor, events, make_workspace, wait_client
+from tests.support.retry import retry_until
+
+pytestmark = [pytest.mark.nvim, pytest.mark.timeout(180)]
+
+V1 = "alpha\nbeta\ngamma\n"
+
+
+def checkpoint(nv: Nvim, message: str) -> int:
+    nv.run(f"Tether checkpoint {message}")
+    found = retry_until(
+        lambda: [e for e in events(nv, "TetherCheckpoint") if e["checkpoint"].get("message") == message],
+        timeout=20,
+        what=f"checkpoint {message!r}",
+    )
+    return int(found[0]["checkpoint"]["id"])
+
+
+def pending_select(nv: Nvim) -> dict[str, object]:
+    return retry_until(
+        lambda: nv.lua(
+            "local s = T.selects[1]; return s and { prompt = s.prompt, items = s.items, kind = s.kind }"
+        ),
+        timeout=20,
+        what="vim.ui.select",
+    )
+
+
+def test_timeline_diff_and_restore(tmp_path: Path, state_dir: Path) -> None:
+    ws = make_workspace(tmp_path / "ws", {"a.txt": V1})
+    with editor(tmp_path / "home", ws, state_dir, None) as nv:
+        nv.start("a.txt")
+        wait_client(nv, "a.txt")
+        first = checkpoint(nv, "first")
+
+        nv.lua("vim.api.nvim_buf_set_lines(0, 1, 2, false, { 'BETA' })")
+        nv.cmd("write")
+        second = checkpoint(nv, "second")
+        assert second > first
+
+        # Timeline: newest first, formatted with id, trigger and message.
+        nv.run("Tether timeline")
+        sel = pending_select(nv)
+        assert sel["kind"] == "tether.timeline"
+        items = sel["items"]
+        assert items[0].startswith(f"#{second} ") and "manual" in items[0] and items[0].endswith("second")
+        idx = next(i for i, it in enumerate(items) if it.startswith(f"#{first} "))
+        assert items[idx].endswith("first")
+        nv.lua(f"T.choose({idx + 1})")
+        actions = pending_select(nv)
+        assert actions["items"][0] == f"Compare current file with #{first}"
+        nv.lua("T.choose(1)")
+
+        # Diff: checkpoint content in a scratch split, both windows in diff mode.
+        diff = nv.wait(
+            "(function() local r = {} for _, w in ipairs(vim.api.nvim_tabpage_list_wins(0)) do"
+            " local b = vim.api.nvim_win_get_buf(w) r[#r + 1] = { name = vim.api.nvim_buf_get_name(b),"
+            " diff = vim.wo[w].diff, lines = vim.api.nvim_buf_get_lines(b, 0, -1, false) } end"
+            " return #r == 2 and r[1].diff and r[2].diff and r end)()",
+            timeout=20,
+            what="diff split",
+        )
+        scratch = next(w for w in diff if w["name"].startswith("tether://"))
+        live = next(w for w in diff if not w["name"].startswith("tether://"))
+        assert scratch["name"] == f"tether://{first}/a.txt"
+        assert scratch["lines"] == ["alpha", "beta", "gamma"]
+        assert live["lines"] == ["alpha", "BETA", "gamma"]
+
+        # Checkpoint numbers are offered for completion once the timeline was fetched.
+        comp = nv.lua("return vim.fn.getcompletion('Tether restore ', 'cmdline')")
+        assert str(first) in comp and str(second) in comp
+
+        # Restore: preview the diff first, confirm, file back on disk and in the buffer.
+        nv.cmd("only")
+        nv.run(f"Tether restore {first}")
+        confirm = pending_select(nv)
+        assert confirm["prompt"] == f"Restore from checkpoint #{first}: 1 file?"
+        preview = nv.lua(
+            "return { ft = vim.bo.filetype, lines = vim.api.nvim_buf_get_lines(0, 0, -1, false) }"
+        )
+        assert preview["ft"] == "diff"
+        assert "-BETA" in preview["lines"] and "+beta" in preview["lines"]
+        assert (ws / "a.txt").read_text() == "alpha\nBETA\ngamma\n"  # nothing written before confirming
+        nv.lua("T.choose(1)")
+        retry_until(lambda: (ws / "a.txt").read_text() == V1, timeout=20, what="file restored on disk")
+        retry_until(
+            lambda: (
+                nv.lua("return vim.api.nvim_buf_get_lines(vim.fn.bufnr('a.txt'), 0, -1, false)")
+                == ["alpha", "beta", "gamma"]
+            ),
+            timeout=20,
+            what="buffer reloaded",
+        )
+        note = retry_until(
+            lambda: [n for n in nv.notes() if "restored 1 file from checkpoint" in n], timeout=20, what="note"
+        )
+        assert "undo with :Tether restore" in note[0]
+
+        # Cancelling a restore writes nothing.
+        nv.lua("vim.api.nvim_buf_set_lines(0, 0, 1, false, { 'ALPHA' })")
+        nv.cmd("write")
+        nv.run(f"Tether restore {first}")
+        pending_select(nv)
+        nv.lua("T.choose(nil)")
+        assert (ws / "a.txt").read_text() == "ALPHA\nbeta\ngamma\n"
+
+        # A checkpoint that does not exist: the server's error is shown, nothing opens.
+        wins = nv.lua("return #vim.api.nvim_list_wins()")
+        nv.run("Tether diff 9999")
+        retry_until(
+            lambda: [n for n in nv.notes() if "tether.fileAt failed" in n], timeout=20, what="error note"
+        )
+        assert nv.lua("return #vim.api.nvim_list_wins()") == wins
