@@ -41,6 +41,11 @@ NOTIFY_SHOW_NEXT_STEPS: Final = "tether/showNextSteps"
 
 NOTIFICATIONS: Final = (NOTIFY_STATUS, NOTIFY_OPEN_TERMINAL, NOTIFY_SHOW_NEXT_STEPS)
 
+# client -> server notifications (LSP has no standard one for cursors)
+CLIENT_NOTIFY_CURSOR: Final = "tether/cursor"  # {uri, line, character}
+
+CLIENT_NOTIFICATIONS: Final = (CLIENT_NOTIFY_CURSOR,)
+
 # Checkpoint triggers, stored verbatim and shown in timelines.
 TRIGGER_SAVE: Final = "save"
 TRIGGER_STEP: Final = "step"

@@ -1,0 +1,72 @@
+"""`tether lsp`: the language server over stdio.
+
+stdout is the LSP transport: logs go to a file in the state dir (or stderr with
+``--log-file -``), and ``sys.stdout`` is pointed at stderr so a stray print cannot corrupt
+the protocol stream.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from tether import __version__
+
+LOG_NAME = "lsp.log"
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("lsp", help="run the language server on stdio (started by editors)")
+    p.add_argument("--version", action="version", version=f"tether {__version__}")
+    p.add_argument("--stdio", action="store_true", help="accepted for editor compatibility (the default)")
+    p.add_argument(
+        "--log-file",
+        default=None,
+        metavar="PATH",
+        help=f"log file ('-' for stderr; default: <state dir>/{LOG_NAME})",
+    )
+    p.add_argument(
+        "--log-level", default=os.environ.get("TETHER_LOG_LEVEL", "INFO"), help="DEBUG, INFO, WARNING…"
+    )
+    p.set_defaults(handler=cmd_lsp)
+
+
+def _setup_logging(args: argparse.Namespace) -> None:
+    from tether.paths import ensure_private_dir, state_dir
+
+    level = getattr(logging, str(args.log_level).upper(), logging.INFO)
+    handler: logging.Handler
+    if args.log_file == "-":
+        handler = logging.StreamHandler(sys.stderr)
+    else:
+        path = Path(args.log_file) if args.log_file else state_dir(args.state_dir) / LOG_NAME
+        ensure_private_dir(path.parent)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.close(fd)
+        handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter(f"%(asctime)s {os.getpid()} %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    root.addHandler(handler)
+    root.setLevel(level)
+    # pygls logs every message body at INFO: far too much, and it would hold file contents.
+    logging.getLogger("pygls").setLevel(max(level, logging.WARNING))
+
+
+def cmd_lsp(args: argparse.Namespace) -> int:
+    _setup_logging(args)
+    from tether.config import Config
+    from tether.lsp.server import create_server
+
+    transport_out = sys.stdout.buffer
+    sys.stdout = sys.stderr
+    config = Config(state_dir=args.state_dir) if args.state_dir else Config()
+    server = create_server(config)
+    logging.getLogger(__name__).info("tether %s lsp starting (pid %d)", __version__, os.getpid())
+    server.start_io(sys.stdin.buffer, transport_out)
+    return 0

@@ -1,0 +1,1 @@
+"""Language server: pygls adapter (server.py) over a pygls-free engine (engine.py)."""

@@ -1,0 +1,892 @@
+"""The server's behaviour, independent of pygls: timers, the worker thread, commands, resume.
+
+Threading model: the asyncio loop owns the document model and the timers; a single worker
+thread owns the Store (sqlite connections are per-thread), the Checkpointer, the tmux link and
+the agent state. Every blocking call goes through :meth:`Engine._run`, so the loop never waits
+on disk or tmux, and store writes are serialised without extra locks. The LSP layer talks to
+the client through the small :class:`ClientPort` interface.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from tether import protocol as P
+from tether import resume as resume_mod
+from tether.checkpoints import Checkpointer
+from tether.config import Config
+from tether.diffing import is_binary
+from tether.documents import Documents, has_content, parse_editor_state, text_hash
+from tether.errors import OutsideWorkspaceError, StoreError, TetherError, TmuxError
+from tether.humanize import ago, plural
+from tether.lsp import params as prm
+from tether.paths import normalize_rel
+from tether.store import CheckpointInfo, Store
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+AGENT_FILE = ".agent-session.json"
+TMUX_POLL_SECONDS = 15.0
+STATUS_REFRESH_SECONDS = 30.0
+READY_TIMEOUT = 60.0
+
+
+class ClientPort(Protocol):
+    """What the engine needs from the editor connection."""
+
+    supports_show_document: bool
+    supports_progress: bool
+
+    def notify(self, method: str, params: Mapping[str, Any]) -> None: ...
+
+    def show_message(self, level: str, text: str) -> None: ...
+
+    async def show_document(self, uri: str, line: int, character: int, focus: bool) -> bool: ...
+
+    async def apply_edit(
+        self, label: str, uri: str, end: tuple[int, int], text: str
+    ) -> tuple[bool, str | None]: ...
+
+    async def progress_begin(self, title: str, message: str | None = None) -> object | None: ...
+
+    def progress_end(self, token: object | None, message: str | None = None) -> None: ...
+
+
+@dataclass
+class _Backend:
+    """Objects living in the worker thread only."""
+
+    store: Store
+    checkpointer: Checkpointer
+    tmux: Any | None = None  # tether.tmux_link.TmuxLink when available
+    agent: Any | None = None  # tether.agent_state.AgentSession when available
+
+
+class Engine:
+    def __init__(self, root: Path, config: Config, client: ClientPort) -> None:
+        self.root = root.resolve()
+        self.config = config
+        self.client = client
+        self.session_id = uuid.uuid4().hex
+        self.docs = Documents(self.root)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tether-store")
+        self._backend: _Backend | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ready = asyncio.Event()
+        self._closed = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+        # status
+        self._last_checkpoint: CheckpointInfo | None = None
+        self._tmux_status: dict[str, Any] | None = None
+        self._agent_files: list[str] = []
+        self._resume_available = False
+        self._busy = 0
+        self._error: str | None = None
+        self._status_sent: dict[str, Any] | None = None
+        self._status_sent_at = 0.0
+        self._status_timer: asyncio.TimerHandle | None = None
+        # saves / watcher events awaiting a checkpoint
+        self._pending_paths: set[str] = set()
+        self._pending_from_editor = False
+        self._pending_first = 0.0
+        self._save_timer: asyncio.TimerHandle | None = None
+        # journal
+        self._journal_timer: asyncio.TimerHandle | None = None
+        self._journal_first = 0.0
+        self._journal_written_gen = -1
+        self._frozen = False  # after shutdown: the journal keeps the last editing state
+        self._watcher: Any | None = None
+        self.checkpoints_written = 0
+        self._startup_warnings: list[str] = []
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, lambda: fn(*args))
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task: asyncio.Task[Any] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("background task failed", exc_info=exc)
+
+    @property
+    def backend(self) -> _Backend:
+        if self._backend is None:
+            raise StoreError("the store is not open yet")
+        return self._backend
+
+    async def wait_ready(self) -> None:
+        if not self._ready.is_set():
+            try:
+                await asyncio.wait_for(self._ready.wait(), READY_TIMEOUT)
+            except TimeoutError:
+                raise StoreError("the Tether server is still starting; try again") from None
+        if self._backend is None:
+            raise StoreError(self._error or "the store could not be opened")
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        try:
+            await self._run(self._open_backend)
+        except TetherError as exc:
+            log.error("cannot open the store: %s", exc.message)
+            self._error = exc.message
+            self.client.show_message("error", f"Tether: {exc.message}")
+            self._ready.set()
+            self.update_status()
+            return
+        except Exception as exc:
+            log.exception("cannot open the store")
+            self._error = f"cannot open the store: {exc}"
+            self.client.show_message("error", f"Tether: {self._error}")
+            self._ready.set()
+            self.update_status()
+            return
+        self._ready.set()
+        for w in self._startup_warnings:
+            self.client.show_message("warning", w)
+        self.update_status()
+        if self.config.baseline_scan:
+            self._spawn(self._baseline())
+        if self.config.watcher:
+            self._spawn(self._start_watcher())
+        if self.config.checkpoint_interval_seconds > 0:
+            self._spawn(self._periodic())
+        self._spawn(self._poll_tmux())
+
+    def _open_backend(self) -> None:
+        store = Store.open(self.root, self.config.state_dir)
+        cp = Checkpointer(store, self.config.max_file_bytes)
+        backend = _Backend(store, cp)
+        cp.add_provider(P.ATTACH_EDITOR, lambda: self.docs.attachment_bytes(self.session_id))
+        # The previous server's journal: set aside until resumed, before ours overwrites it.
+        prev = parse_editor_state(store.get_state(resume_mod.STATE_JOURNAL))
+        if prev is not None and prev.get("sessionId") != self.session_id:
+            if has_content(prev):
+                store.put_state(resume_mod.STATE_PENDING, json.dumps(prev).encode("utf-8"))
+            store.delete_state(resume_mod.STATE_JOURNAL)
+        self._resume_available = has_content(parse_editor_state(store.get_state(resume_mod.STATE_PENDING)))
+        self._last_checkpoint = store.latest()
+        backend.tmux = self._make_tmux(store.root)
+        if backend.tmux is not None:
+            provider = getattr(backend.tmux, "snapshot_bytes", None)
+            if callable(provider):
+                cp.add_provider(P.ATTACH_TMUX, provider)
+        backend.agent = self._make_agent(store)
+        if backend.agent is not None:
+            provider = getattr(backend.agent, "provider", None)
+            if callable(provider):
+                cp.add_provider(P.ATTACH_AGENT, provider)
+        self._backend = backend
+        self._refresh_side_state()
+
+    def _make_tmux(self, root: Path) -> Any | None:
+        if not self.config.tmux.enabled:
+            return None
+        try:
+            from tether import tmux_link
+        except ImportError:
+            log.info("tmux link not available: tmux disabled")
+            return None
+        try:
+            wire = dict(self.config.tmux.wire or {})
+            wire.pop("enabled", None)
+            wire.pop("socketPath", None)
+            wire.pop("scrollbackLines", None)
+            # Editor settings may come from a workspace file: never trusted with the allowlist.
+            cfg, warnings = tmux_link.TmuxConfig.from_wire(wire, trusted=False)
+            cfg.socket_path = self.config.tmux.socket_path
+            cfg.scrollback_lines = self.config.tmux.scrollback_lines
+            self._startup_warnings.extend(f"Tether: {w}" for w in warnings)
+            state = Path(self.config.state_dir) if self.config.state_dir else None
+            return tmux_link.TmuxLink(root, cfg, state_dir=state)
+        except Exception:
+            log.exception("tmux link failed to start: tmux disabled")
+            return None
+
+    def _make_agent(self, store: Store) -> Any | None:
+        try:
+            from tether import agent_state
+        except ImportError:
+            log.info("agent state not available")
+            return None
+        try:
+            return agent_state.AgentSession(store)
+        except Exception:
+            log.exception("agent state failed to load")
+            return None
+
+    def _refresh_side_state(self) -> None:
+        """Worker thread: tmux liveness and the agent's files, for the status."""
+        b = self._backend
+        if b is None:
+            return
+        if b.tmux is not None:
+            try:
+                alive = bool(b.tmux.alive())
+                self._tmux_status = {"session": str(b.tmux.session), "alive": alive}
+            except Exception as exc:
+                log.warning("tmux status failed: %s", exc)
+                self._tmux_status = {"session": str(getattr(b.tmux, "session", "")), "alive": False}
+        if b.agent is not None:
+            try:
+                st = b.agent.state()
+                files = getattr(st, "files_in_progress", None)
+                if files is None and isinstance(st, Mapping):
+                    files = st.get("files_in_progress") or st.get("filesInProgress")
+                self._agent_files = [f for f in (files or []) if isinstance(f, str)]
+            except Exception as exc:
+                log.warning("agent state read failed: %s", exc)
+
+    async def shutdown(self) -> None:
+        """Client asked to shut down: write the journal one last time and freeze it."""
+        if self._frozen:
+            return
+        with contextlib.suppress(Exception):
+            await self._flush_journal()
+        self._frozen = True
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for timer in (self._save_timer, self._journal_timer, self._status_timer):
+            if timer is not None:
+                timer.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._watcher is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.get_running_loop().run_in_executor(None, self._watcher.stop)
+        if self._backend is not None:
+            with contextlib.suppress(Exception):
+                await self._run(self._backend.store.close)
+        self._pool.shutdown(wait=False)
+
+    # --- background jobs ------------------------------------------------------------------
+
+    async def _baseline(self) -> None:
+        token = (
+            await self.client.progress_begin("Tether", "scanning workspace")
+            if self.client.supports_progress
+            else None
+        )
+        info = None
+        try:
+            info = await self._checkpoint(P.TRIGGER_BASELINE, None, full=True)
+        finally:
+            msg = f"{plural(len(info.files), 'file')} recorded" if info else "up to date"
+            self.client.progress_end(token, msg)
+
+    async def _start_watcher(self) -> None:
+        from tether.watcher import Watcher
+
+        state = Path(self.config.state_dir) if self.config.state_dir else None
+        loop = asyncio.get_running_loop()
+
+        def on_paths(paths: list[str]) -> None:
+            if not self._closed:
+                loop.call_soon_threadsafe(self.files_changed, paths, False)
+
+        def start() -> Any:
+            w = Watcher(
+                self.root,
+                on_paths,
+                self.config.watcher_debounce_ms / 1000,
+                exclude=[state] if state else None,
+            )
+            w.start()
+            return w
+
+        try:
+            self._watcher = await loop.run_in_executor(None, start)
+        except Exception as exc:
+            log.warning("file watcher not started: %s", exc)
+
+    async def _periodic(self) -> None:
+        interval = self.config.checkpoint_interval_seconds
+        while True:
+            await asyncio.sleep(interval)
+            with contextlib.suppress(TetherError):
+                await self._checkpoint(P.TRIGGER_PERIODIC, None, full=True)
+
+    async def _poll_tmux(self) -> None:
+        ticks = 0
+        while True:
+            await asyncio.sleep(TMUX_POLL_SECONDS)
+            ticks += 1
+            if self._backend is not None and self._backend.tmux is not None:
+                with contextlib.suppress(Exception):
+                    await self._run(self._refresh_side_state)
+            self.update_status()
+
+    # --- checkpoints ----------------------------------------------------------------------
+
+    async def _checkpoint(
+        self,
+        trigger: str,
+        message: str | None,
+        *,
+        paths: list[str] | None = None,
+        full: bool = False,
+        allow_empty: bool = False,
+    ) -> CheckpointInfo | None:
+        await self.wait_ready()
+        self._busy += 1
+        self.update_status()
+        try:
+            info = await self._run(self._checkpoint_sync, trigger, message, paths, full, allow_empty)
+        except TetherError as exc:
+            self._error = exc.message
+            log.error("checkpoint (%s) failed: %s", trigger, exc.message)
+            raise
+        except Exception as exc:
+            self._error = f"checkpoint failed: {exc}"
+            log.exception("checkpoint (%s) failed", trigger)
+            raise StoreError(self._error) from exc
+        else:
+            self._error = None
+            return info
+        finally:
+            self._busy -= 1
+            self.update_status()
+
+    def _checkpoint_sync(
+        self, trigger: str, message: str | None, paths: list[str] | None, full: bool, allow_empty: bool
+    ) -> CheckpointInfo | None:
+        b = self.backend
+        outcome = b.checkpointer.checkpoint(trigger, message, paths=paths, full=full, allow_empty=allow_empty)
+        if outcome.info is not None:
+            self._after_checkpoint(outcome.info)
+        return outcome.info
+
+    def _after_checkpoint(self, info: CheckpointInfo) -> None:
+        b = self.backend
+        self._last_checkpoint = info
+        self.checkpoints_written += 1
+        if b.agent is not None:
+            try:
+                b.agent.after_checkpoint(info)
+            except Exception as exc:
+                log.warning("could not update %s: %s", AGENT_FILE, exc)
+        self._refresh_side_state()
+
+    def files_changed(self, paths: Sequence[str], from_editor: bool) -> None:
+        """Saved or changed on disk: checkpoint after the burst settles (loop thread)."""
+        if self._closed:
+            return
+        rels = []
+        agent_file = False
+        for p in paths:
+            if p == AGENT_FILE:
+                agent_file = True
+                continue
+            rels.append(p)
+        if agent_file:
+            self._spawn(self._import_agent_file())
+        if not rels:
+            return
+        now = time.monotonic()
+        if not self._pending_paths:
+            self._pending_first = now
+        self._pending_paths.update(rels)
+        self._pending_from_editor = self._pending_from_editor or from_editor
+        if self._save_timer is not None:
+            self._save_timer.cancel()
+        delay = self.config.save_debounce_ms / 1000
+        latest = self._pending_first + self.config.save_max_delay_ms / 1000
+        when = max(0.0, min(now + delay, latest) - now)
+        self._save_timer = asyncio.get_running_loop().call_later(when, self._fire_save)
+
+    def _fire_save(self) -> None:
+        self._save_timer = None
+        paths = sorted(self._pending_paths)
+        from_editor = self._pending_from_editor
+        self._pending_paths.clear()
+        self._pending_from_editor = False
+        if paths:
+            message = None if from_editor else "changed on disk"
+            self._spawn(self._save_checkpoint(paths, message))
+
+    async def _save_checkpoint(self, paths: list[str], message: str | None) -> None:
+        with contextlib.suppress(TetherError):
+            await self._checkpoint(P.TRIGGER_SAVE, message, paths=paths)
+
+    async def _import_agent_file(self) -> None:
+        await self.wait_ready()
+        b = self.backend
+        agent: Any = b.agent
+        if agent is None:
+            return
+
+        def work() -> tuple[bool, str | None]:
+            result = agent.import_file()
+            changed, warning = result if isinstance(result, tuple) else (bool(result), None)
+            return bool(changed), warning
+
+        try:
+            changed, warning = await self._run(work)
+        except Exception as exc:
+            log.warning("import of %s failed: %s", AGENT_FILE, exc)
+            self.client.show_message("warning", f"Tether: could not read {AGENT_FILE}: {exc}")
+            return
+        if warning:
+            self.client.show_message("warning", f"Tether: {warning}")
+        if changed:
+            with contextlib.suppress(TetherError):
+                await self._checkpoint(P.TRIGGER_STEP, f"{AGENT_FILE} updated", allow_empty=True)
+
+    # --- documents (loop thread) ----------------------------------------------------------
+
+    def did_open(self, uri: str, version: int, text: str, language_id: str) -> None:
+        if self.docs.open(uri, version, text, language_id) is None:
+            log.debug("not tracking %s (outside the workspace)", uri)
+            return
+        self._schedule_journal()
+        self.update_status()
+
+    def did_change(self, uri: str, version: int, text: str, edit_end: tuple[int, int] | None) -> None:
+        if self.docs.change(uri, version, text, edit_end) is None:
+            return
+        self._schedule_journal()
+        self.update_status()
+
+    def did_save(self, uri: str, text: str | None) -> None:
+        doc = self.docs.save(uri, text)
+        if doc is None:
+            return
+        self._schedule_journal()
+        self.files_changed([doc.path], True)
+        self.update_status()
+
+    def did_close(self, uri: str) -> None:
+        if self._frozen:
+            return
+        if self.docs.close(uri) is not None:
+            self._schedule_journal()
+            self.update_status()
+
+    def set_cursor(self, uri: str, line: int, character: int) -> None:
+        if self.docs.set_cursor(uri, line, character) is not None:
+            self._schedule_journal()
+
+    # --- journal --------------------------------------------------------------------------
+
+    def _schedule_journal(self) -> None:
+        if self._frozen or self._closed:
+            return
+        loop = asyncio.get_running_loop()
+        now = time.monotonic()
+        if self._journal_timer is None:
+            self._journal_first = now
+        else:
+            self._journal_timer.cancel()
+        delay = self.config.buffer_journal_debounce_ms / 1000
+        # Continuous typing still gets journaled every few debounce periods.
+        latest = self._journal_first + max(delay * 5, 1.0)
+        self._journal_timer = loop.call_later(max(0.0, min(now + delay, latest) - now), self._fire_journal)
+
+    def _fire_journal(self) -> None:
+        self._journal_timer = None
+        self._spawn(self._flush_journal())
+
+    async def _flush_journal(self) -> None:
+        if self._frozen:
+            return
+        gen = self.docs.generation
+        if gen == self._journal_written_gen:
+            return
+        await self.wait_ready()
+        snap = self.docs.snapshot(self.session_id, with_text=True)
+
+        def write() -> None:
+            self.backend.store.put_state(resume_mod.STATE_JOURNAL, json.dumps(snap).encode("utf-8"))
+
+        try:
+            await self._run(write)
+            self._journal_written_gen = gen
+        except TetherError as exc:
+            log.error("journal write failed: %s", exc.message)
+
+    async def flush_journal_now(self) -> None:
+        if self._journal_timer is not None:
+            self._journal_timer.cancel()
+            self._journal_timer = None
+        await self._flush_journal()
+
+    # --- status ---------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        last = self._last_checkpoint
+        open_paths = set(self.docs.open_paths())
+        in_progress = len(open_paths | set(self._agent_files))
+        dirty = len(self.docs.dirty())
+        if self._error:
+            state = P.STATE_ERROR
+        elif self._busy or not self._ready.is_set():
+            state = P.STATE_BUSY
+        else:
+            state = P.STATE_IDLE
+        if self._error:
+            text = f"error: {self._error}"
+        elif last is None:
+            text = "no checkpoint yet"
+        else:
+            text = f"{ago(last.time)} · {plural(in_progress, 'file')}"
+        if self._resume_available:
+            text = "resume available · " + text
+        return {
+            "workspace": str(self.root),
+            "state": state,
+            "error": self._error,
+            "lastCheckpoint": last.to_wire() if last else None,
+            "filesInProgress": in_progress,
+            "dirtyBuffers": dirty,
+            "tmux": dict(self._tmux_status) if self._tmux_status is not None else None,
+            "resumeAvailable": self._resume_available,
+            "text": text,
+        }
+
+    def update_status(self) -> None:
+        """Send tether/status if it changed, at most every status_min_interval_ms; the last
+        state is always delivered (a trailing send after the interval)."""
+        if self._closed or self._loop is None:
+            return
+        if self._status_timer is not None:
+            return  # a trailing send is already due; it computes the freshest state
+        now = time.monotonic()
+        wait = self._status_sent_at + self.config.status_min_interval_ms / 1000 - now
+        if wait > 0:
+            self._status_timer = self._loop.call_later(wait, self._status_trailing)
+            return
+        self._send_status()
+
+    def _status_trailing(self) -> None:
+        self._status_timer = None
+        self._send_status()
+
+    def _send_status(self) -> None:
+        payload = self.status()
+        if payload == self._status_sent:
+            return
+        self._status_sent = payload
+        self._status_sent_at = time.monotonic()
+        self.client.notify(P.NOTIFY_STATUS, payload)
+
+    # --- commands -------------------------------------------------------------------------
+
+    async def cmd_status(self, p: Mapping[str, Any]) -> dict[str, Any]:
+        return self.status()
+
+    async def cmd_checkpoint(self, p: Mapping[str, Any]) -> dict[str, Any]:
+        message = prm.opt_str(P.CMD_CHECKPOINT, p, "message")
+        # Pending saves go into this checkpoint rather than a second one.
+        if self._save_timer is not None:
+            self._save_timer.cancel()
+            self._save_timer = None
+        paths = sorted(self._pending_paths)
+        self._pending_paths.clear()
+        await self._run(lambda: self.backend.checkpointer.note_changed(paths)) if paths else None
+        info = await self._checkpoint(P.TRIGGER_MANUAL, message, full=True, allow_empty=True)
+        assert info is not None
+        return info.to_wire()
+
+    async def cmd_timeline(self, p: Mapping[str, Any]) -> dict[str, Any]:
+        limit = prm.opt_int(P.CMD_TIMELINE, p, "limit", 50, minimum=1)
+        await self.wait_ready()
+        infos = await self._run(self.backend.store.list_checkpoints, limit)
+        return {"checkpoints": [i.to_wire() for i in infos]}
+
+    def _rel_paths(self, command: str, paths: list[str] | None) -> list[str] | None:
+        if paths is None:
+            return None
+        out = []
+        for raw in paths:
+            candidate = raw
+            if raw.startswith("file://"):
+                from tether.documents import uri_to_path
+
+                candidate = uri_to_path(raw) or raw
+            try:
+                out.append(normalize_rel(self.root, candidate))
+            except OutsideWorkspaceError as exc:
+                raise OutsideWorkspaceError(f"{command}: {exc.message}") from None
+        return out
+
+    async def cmd_diff(self, p: Mapping[str, Any]) -> dict[str, Any]:
+        from tether import restore as restore_mod
+
+        c = P.CMD_DIFF
+        a = prm.checkpoint_id(c, p, "from", required=True)
+        b = prm.checkpoint_id(c, p, "to", required=False)
+        paths = self._rel_paths(c, prm.opt_str_list(c, p, "paths"))
+        await self.wait_ready()
+        assert a is not None
+        files = await self._run(restore_mod.diff, self.backend.store, a, b, paths)
+        return {"from": a, "to": b, "files": [f.to_wire() for f in files]}
+
+    async def cmd_file_at(self, p: Mapping[str, Any]) -> dict[str, Any]:
+        c = P.CMD_FILE_AT
+        n = prm.checkpoint_id(c, p, "checkpoint", required=True)
+        raw = prm.req_str(c, p, "path")
+        rels = self._rel_paths(c, [raw])
+        assert rels is not None and n is not None
+        rel = rels[0]
+        await self.wait_ready()
+
+        def work() -> dict[str, Any]:
+            store = self.backend.store
+            entry = store.entry_at(n, rel)
+            if entry is None:
+                return {"path": rel, "exists": False, "binary": False, "text": None}
+            data = store.read_blob(entry.hash)
+            binary = is_binary(data)
+            return {
+                "path": rel,
+                "exists": True,
+                "binary": binary,
+                "text": None if binary else data.decode("utf-8"),
+            }
+
+        return await self._run(work)
+
+    async def cmd_restore(self, p: Mapping[str, Any]) -> dict[str, Any]:
+        from tether import restore as restore_mod
+
+        c = P.CMD_RESTORE
+        n = prm.checkpoint_id(c, p, "checkpoint", required=True)
+        paths = self._rel_paths(c, prm.opt_str_list(c, p, "paths"))
+        dry = prm.opt_bool(c, p, "dryRun", True)
+        await self.wait_ready()
+        assert n is not None
+        if not dry:
+            self._busy += 1
+            self.update_status()
+        try:
+
+            def work() -> Any:
+                b = self.backend
+                result = restore_mod.restore(b.store, b.checkpointer, n, paths, dry_run=dry)
+                latest = b.store.latest()
+                if not dry and latest is not None and latest != self._last_checkpoint:
+                    self._after_checkpoint(latest)
+                return result
+
+            result = await self._run(work)
+        finally:
+            if not dry:
+                self._busy -= 1
+                self.update_status()
+        out: dict[str, Any] = result.to_wire()
+        return out
+
+    async def cmd_step(self, p: Mapping[str, Any]) -> dict[str, Any]:
+        c = P.CMD_STEP
+        done = prm.req_str(c, p, "done")
+        nxt = prm.opt_str_list(c, p, "next", max_items=200)
+        task = prm.opt_str(c, p, "task")
+        await self.wait_ready()
+        self._busy += 1
+        self.update_status()
+
+        def work() -> tuple[CheckpointInfo | None, dict[str, Any]]:
+            b = self.backend
+            if b.agent is not None:
+                info = b.agent.record_step(b.checkpointer, done, next_steps=nxt, task=task)
+                if info is not None:
+                    self._after_checkpoint(info)
+                return info, self._hand_off_sync()
+            out = b.checkpointer.checkpoint(P.TRIGGER_STEP, done, allow_empty=True)
+            if out.info is not None:
+                self._after_checkpoint(out.info)
+            hand = {"task": task, "nextSteps": nxt or []}
+            return out.info, hand
+
+        try:
+            info, hand = await self._run(work)
+        finally:
+            self._busy -= 1
+            self.update_status()
+        self.client.notify(
+            P.NOTIFY_SHOW_NEXT_STEPS, resume_mod.next_steps_payload(hand, self.docs.open_paths())
+        )
+        if info is None:
+            raise StoreError("the step was not recorded")
+        return info.to_wire()
+
+    def _hand_off_sync(self) -> dict[str, Any]:
+        b = self.backend
+        if b.agent is None:
+            return {}
+        try:
+            hand = b.agent.hand_off()
+        except Exception as exc:
+            log.warning("agent hand-off failed: %s", exc)
+            return {}
+        return hand if isinstance(hand, dict) else {}
+
+    async def cmd_start_session(self, p: Mapping[str, Any]) -> dict[str, Any]:
+        await self.wait_ready()
+        b = self.backend
+        link: Any = b.tmux
+        if link is None:
+            raise TmuxError("tmux is disabled or not available on this machine")
+
+        def work() -> tuple[str, bool, list[str]]:
+            name, created = link.ensure_session()
+            argv = list(link.attach_argv())
+            self._refresh_side_state()
+            return str(name), bool(created), argv
+
+        try:
+            name, created, argv = await self._run(work)
+        except TetherError:
+            raise
+        except Exception as exc:
+            raise TmuxError(f"could not start the tmux session: {exc}") from exc
+        self.client.notify(P.NOTIFY_OPEN_TERMINAL, {"name": name, "argv": argv, "cwd": str(self.root)})
+        self.update_status()
+        return {"session": name, "created": created, "argv": argv}
+
+    # --- resume ---------------------------------------------------------------------------
+
+    async def cmd_resume(self, p: Mapping[str, Any]) -> dict[str, Any]:
+        n = prm.checkpoint_id(P.CMD_RESUME, p, "checkpoint", required=False)
+        await self.wait_ready()
+
+        def gather() -> resume_mod.ResumePlan:
+            inputs = resume_mod.load_inputs(
+                self.backend.store, n, self._hand_off_sync(), self.config.resume_max_files
+            )
+            return resume_mod.plan(inputs)
+
+        plan = await self._run(gather)
+        opened: list[str] = []
+        if self.client.supports_show_document:
+            non_focus = [s for s in plan.show if not s.focus]
+            focus = [s for s in plan.show if s.focus]
+            results = await asyncio.gather(
+                *(self.client.show_document(s.uri, s.line, s.character, False) for s in non_focus),
+                return_exceptions=True,
+            )
+            for s, ok in zip(non_focus, results, strict=True):
+                if ok is True:
+                    opened.append(s.path)
+            for s in focus:
+                with contextlib.suppress(Exception):
+                    if await self.client.show_document(s.uri, s.line, s.character, True):
+                        opened.append(s.path)
+        restored: list[str] = []
+        skipped = [{"path": s.path, "reason": s.reason} for s in plan.skipped]
+        for buf in plan.buffers:
+            live = self._live_doc_conflict(buf.path, buf.text)
+            if live is not None:
+                skipped.append({"path": buf.path, "reason": live})
+                continue
+            try:
+                ok, why = await self.client.apply_edit(
+                    "Tether: restore unsaved changes", buf.uri, buf.end, buf.text
+                )
+            except Exception as exc:
+                ok, why = False, str(exc)
+            if ok:
+                restored.append(buf.path)
+            else:
+                skipped.append(
+                    {"path": buf.path, "reason": f"the editor refused the edit: {why or 'no reason'}"}
+                )
+        terminal = await self._resume_terminal()
+        self.client.notify(P.NOTIFY_SHOW_NEXT_STEPS, plan.next_steps)
+
+        if n is None and self._resume_available:
+            with contextlib.suppress(TetherError):
+                await self._run(lambda: self.backend.store.delete_state(resume_mod.STATE_PENDING))
+            self._resume_available = False
+            self.update_status()
+        return {
+            "checkpoint": plan.checkpoint,
+            "opened": opened,
+            "restoredBuffers": restored,
+            "skippedBuffers": skipped,
+            "terminal": terminal,
+            "nextSteps": plan.next_steps.get("nextSteps", []),
+        }
+
+    def _live_doc_conflict(self, path: str, text: str) -> str | None:
+        """A buffer the new editor already edited is not overwritten."""
+        for doc in self.docs.all():
+            if doc.path == path and doc.dirty and text_hash(doc.text) != text_hash(text):
+                return "the file already has different unsaved edits in this editor"
+        return None
+
+    async def _resume_terminal(self) -> dict[str, Any] | None:
+        b = self._backend
+        if b is None or b.tmux is None:
+            return None
+
+        def work() -> tuple[str, bool, list[str]] | None:
+            from tether.tmux_link import RunPolicy
+
+            link: Any = b.tmux
+            recreated = False
+            if not link.alive():
+                found = b.store.latest_attachment(P.ATTACH_TMUX)
+                if found is None:
+                    return None
+                # Recorded commands run again only when they match the user's allowlist.
+                report = link.restore(found[1], RunPolicy(mode="allowlist"))
+                recreated = bool(report.recreated)
+                for w in report.warnings:
+                    log.warning("tmux restore: %s", w)
+            argv = list(link.attach_argv())
+            self._refresh_side_state()
+            return str(link.session), recreated, argv
+
+        try:
+            out = await self._run(work)
+        except Exception as exc:
+            log.warning("terminal resume failed: %s", exc)
+            self.client.show_message("warning", f"Tether: could not reattach the tmux session: {exc}")
+            return None
+        if out is None:
+            return None
+        name, recreated, argv = out
+        self.client.notify(P.NOTIFY_OPEN_TERMINAL, {"name": name, "argv": argv, "cwd": str(self.root)})
+        self.update_status()
+        return {"session": name, "recreated": recreated}
+
+
+def root_from(root_uri: str | None, root_path: str | None, folders: Sequence[str]) -> Path:
+    """The workspace root from initialize params (first folder, root URI, root path, else cwd)."""
+    from tether.documents import uri_to_path
+
+    for uri in [*folders, root_uri]:
+        if uri:
+            path = uri_to_path(uri)
+            if path and os.path.isdir(path):
+                return Path(path).resolve()
+    if root_path and os.path.isdir(root_path):
+        return Path(root_path).resolve()
+    return Path.cwd().resolve()

@@ -1,0 +1,305 @@
+"""pygls adapter: ``create_server(config)`` builds a server whose handlers only translate LSP
+params into :class:`~tether.lsp.engine.Engine` calls and results back. Nothing is built at
+import time."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException, JsonRpcInternalError, JsonRpcInvalidParams
+from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol, lsp_method
+
+from tether import __version__
+from tether import protocol as P
+from tether.config import Config
+from tether.errors import BadParamsError, OutsideWorkspaceError, TetherError
+from tether.lsp.engine import Engine, root_from
+from tether.lsp.params import as_params
+
+log = logging.getLogger(__name__)
+
+CONFIG_SECTION = "tether"
+CONFIG_TIMEOUT = 3.0
+WATCH_REGISTRATION_ID = "tether-watch-files"
+
+
+class TetherProtocol(LanguageServerProtocol):
+    @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
+    def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams) -> Any:
+        # pygls raises KeyError on a change to a document it never saw opened; a confused
+        # client must not get an error popup per keystroke.
+        if params.text_document.uri not in self.workspace.text_documents:
+            log.warning("didChange for a document that is not open: %s", params.text_document.uri)
+            return None
+        return (yield from super().lsp_text_document__did_change(params))
+
+
+class TetherServer(LanguageServer):
+    engine: Engine | None
+    base_config: Config
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        # Never pop up generic "Error in server" toasts; log instead.
+        log.error("server error (%s): %s", getattr(source, "__name__", source), error)
+
+
+class _Client:
+    """ClientPort over a pygls server."""
+
+    def __init__(self, ls: TetherServer) -> None:
+        self.ls = ls
+        caps = ls.client_capabilities
+        window = caps.window
+        self.supports_show_document = bool(window and window.show_document and window.show_document.support)
+        self.supports_progress = bool(window and window.work_done_progress)
+
+    def notify(self, method: str, params: Mapping[str, Any]) -> None:
+        self.ls.protocol.notify(method, dict(params))
+
+    def show_message(self, level: str, text: str) -> None:
+        kind = {
+            "error": types.MessageType.Error,
+            "warning": types.MessageType.Warning,
+            "info": types.MessageType.Info,
+        }.get(level, types.MessageType.Log)
+        self.ls.window_show_message(types.ShowMessageParams(type=kind, message=text))
+
+    async def show_document(self, uri: str, line: int, character: int, focus: bool) -> bool:
+        pos = types.Position(line=line, character=character)
+        res = await self.ls.window_show_document_async(
+            types.ShowDocumentParams(uri=uri, take_focus=focus, selection=types.Range(start=pos, end=pos))
+        )
+        return bool(res and res.success)
+
+    async def apply_edit(
+        self, label: str, uri: str, end: tuple[int, int], text: str
+    ) -> tuple[bool, str | None]:
+        edit = types.TextEdit(
+            range=types.Range(
+                start=types.Position(line=0, character=0),
+                end=types.Position(line=end[0], character=end[1]),
+            ),
+            new_text=text,
+        )
+        res = await self.ls.workspace_apply_edit_async(
+            types.ApplyWorkspaceEditParams(edit=types.WorkspaceEdit(changes={uri: [edit]}), label=label)
+        )
+        return bool(res and res.applied), getattr(res, "failure_reason", None)
+
+    async def progress_begin(self, title: str, message: str | None = None) -> object | None:
+        token = f"tether-{uuid.uuid4().hex[:12]}"
+        try:
+            await asyncio.wait_for(self.ls.work_done_progress.create_async(token), 5)
+        except Exception as exc:
+            log.info("client refused progress: %s", exc)
+            return None
+        self.ls.work_done_progress.begin(
+            token, types.WorkDoneProgressBegin(title=title, message=message, cancellable=False)
+        )
+        return token
+
+    def progress_end(self, token: object | None, message: str | None = None) -> None:
+        if isinstance(token, str):
+            self.ls.work_done_progress.end(token, types.WorkDoneProgressEnd(message=message))
+
+
+def _rpc_error(exc: TetherError) -> JsonRpcException:
+    data = {"reason": exc.reason}
+    if isinstance(exc, BadParamsError | OutsideWorkspaceError):
+        return JsonRpcInvalidParams(message=exc.message, data=data)
+    return JsonRpcInternalError(message=exc.message, data=data)
+
+
+def _edit_end(change: Any) -> tuple[int, int] | None:
+    """Where the cursor is after an incremental edit: the end of the inserted text."""
+    rng = getattr(change, "range", None)
+    if rng is None:
+        return None
+    text: str = change.text
+    line = rng.start.line + text.count("\n")
+    char = len(text) - text.rfind("\n") - 1 if "\n" in text else rng.start.character + len(text)
+    return line, char
+
+
+def create_server(config: Config | None = None) -> TetherServer:
+    """A new server. ``config`` is the base (CLI flags); the client's options are merged over it."""
+    server = TetherServer(
+        P.SERVER_NAME,
+        __version__,
+        text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
+        protocol_cls=TetherProtocol,
+    )
+    server.engine = None
+    server.base_config = config or Config()
+    pending_warnings: list[str] = []
+
+    def engine(ls: TetherServer) -> Engine:
+        if ls.engine is None:
+            raise JsonRpcInternalError(message="the Tether server is not initialized")
+        return ls.engine
+
+    @server.feature(types.INITIALIZE)
+    def on_initialize(ls: TetherServer, params: types.InitializeParams) -> None:
+        cfg, warnings = ls.base_config.merged(params.initialization_options)
+        pending_warnings.extend(warnings)
+        folders = [f.uri for f in (params.workspace_folders or [])]
+        root = root_from(params.root_uri, params.root_path, folders)
+        ls.engine = Engine(root, cfg, _Client(ls))
+        log.info("workspace %s, client %s", root, params.client_info.name if params.client_info else "?")
+
+    @server.feature(types.INITIALIZED)
+    async def on_initialized(ls: TetherServer, params: types.InitializedParams) -> None:
+        eng = engine(ls)
+        eng.client = _Client(ls)
+        caps = ls.client_capabilities
+        ws = caps.workspace
+        if ws is not None and ws.configuration:
+            try:
+                res = await asyncio.wait_for(
+                    ls.workspace_configuration_async(
+                        types.ConfigurationParams(items=[types.ConfigurationItem(section=CONFIG_SECTION)])
+                    ),
+                    CONFIG_TIMEOUT,
+                )
+                section = res[0] if res else None
+                if section is not None:
+                    cfg, warnings = eng.config.merged(section, "settings tether")
+                    eng.config = cfg
+                    pending_warnings.extend(warnings)
+            except Exception as exc:
+                log.info("workspace/configuration unavailable: %s", exc)
+        for w in pending_warnings:
+            eng.client.show_message("warning", w)
+        pending_warnings.clear()
+        if (
+            ws is not None
+            and ws.did_change_watched_files
+            and ws.did_change_watched_files.dynamic_registration
+        ):
+            try:
+                await asyncio.wait_for(
+                    ls.client_register_capability_async(
+                        types.RegistrationParams(
+                            registrations=[
+                                types.Registration(
+                                    id=WATCH_REGISTRATION_ID,
+                                    method=types.WORKSPACE_DID_CHANGE_WATCHED_FILES,
+                                    register_options=types.DidChangeWatchedFilesRegistrationOptions(
+                                        watchers=[types.FileSystemWatcher(glob_pattern="**/*")]
+                                    ),
+                                )
+                            ]
+                        )
+                    ),
+                    CONFIG_TIMEOUT,
+                )
+            except Exception as exc:
+                log.info("client did not register file watching: %s", exc)
+        await eng.start()
+
+    @server.feature(types.SHUTDOWN)
+    async def on_shutdown(ls: TetherServer, params: None) -> None:
+        if ls.engine is not None:
+            await ls.engine.shutdown()
+            await ls.engine.close()
+
+    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(ls: TetherServer, params: types.DidOpenTextDocumentParams) -> None:
+        td = params.text_document
+        engine(ls).did_open(td.uri, td.version, td.text, td.language_id)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    def did_change(ls: TetherServer, params: types.DidChangeTextDocumentParams) -> None:
+        uri = params.text_document.uri
+        doc = ls.workspace.text_documents.get(uri)
+        if doc is None:
+            return
+        end = _edit_end(params.content_changes[-1]) if params.content_changes else None
+        engine(ls).did_change(uri, params.text_document.version, doc.source, end)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_SAVE, types.SaveOptions(include_text=False))
+    def did_save(ls: TetherServer, params: types.DidSaveTextDocumentParams) -> None:
+        engine(ls).did_save(params.text_document.uri, params.text)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(ls: TetherServer, params: types.DidCloseTextDocumentParams) -> None:
+        engine(ls).did_close(params.text_document.uri)
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+    def did_change_watched(ls: TetherServer, params: types.DidChangeWatchedFilesParams) -> None:
+        eng = engine(ls)
+        rels = []
+        for ev in params.changes:
+            rel = eng.docs.rel_path(ev.uri)
+            if rel is not None:
+                rels.append(rel)
+        if rels:
+            eng.files_changed(rels, False)
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    async def did_change_configuration(ls: TetherServer, params: types.DidChangeConfigurationParams) -> None:
+        eng = engine(ls)
+        settings: Any = params.settings
+        section = None
+        if isinstance(settings, Mapping):
+            section = settings.get(CONFIG_SECTION)
+        elif hasattr(settings, "_asdict"):
+            section = settings._asdict().get(CONFIG_SECTION)
+        if section is None:
+            return
+        cfg, warnings = eng.config.merged(section, "settings tether")
+        eng.config = cfg
+        for w in warnings:
+            eng.client.show_message("warning", w)
+
+    @server.feature(P.CLIENT_NOTIFY_CURSOR)
+    def on_cursor(ls: TetherServer, params: Any) -> None:
+        eng = engine(ls)
+        get = params._asdict() if hasattr(params, "_asdict") else params
+        if not isinstance(get, Mapping):
+            log.warning("%s: params must be an object", P.CLIENT_NOTIFY_CURSOR)
+            return
+        uri, line, char = get.get("uri"), get.get("line"), get.get("character")
+        if (
+            not isinstance(uri, str)
+            or not isinstance(line, int)
+            or not isinstance(char, int)
+            or isinstance(line, bool)
+            or isinstance(char, bool)
+            or line < 0
+            or char < 0
+        ):
+            log.warning("%s: bad params %r", P.CLIENT_NOTIFY_CURSOR, get)
+            return
+        eng.set_cursor(uri, line, char)
+
+    def command(
+        name: str, method: Callable[[Engine], Callable[[Mapping[str, Any]], Coroutine[Any, Any, Any]]]
+    ) -> None:
+        async def handler(ls: TetherServer, *args: Any) -> Any:
+            try:
+                p = as_params(name, args)
+                return await method(engine(ls))(p)
+            except TetherError as exc:
+                log.info("%s failed: %s", name, exc.message)
+                raise _rpc_error(exc) from None
+
+        handler.__name__ = name.replace(".", "_")
+        server.command(name)(handler)
+
+    command(P.CMD_STATUS, lambda e: e.cmd_status)
+    command(P.CMD_CHECKPOINT, lambda e: e.cmd_checkpoint)
+    command(P.CMD_TIMELINE, lambda e: e.cmd_timeline)
+    command(P.CMD_DIFF, lambda e: e.cmd_diff)
+    command(P.CMD_FILE_AT, lambda e: e.cmd_file_at)
+    command(P.CMD_RESTORE, lambda e: e.cmd_restore)
+    command(P.CMD_STEP, lambda e: e.cmd_step)
+    command(P.CMD_RESUME, lambda e: e.cmd_resume)
+    command(P.CMD_START_SESSION, lambda e: e.cmd_start_session)
+    return server

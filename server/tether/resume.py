@@ -1,0 +1,213 @@
+"""What a resume does, decided without side effects.
+
+:func:`load_inputs` reads (store, disk); :func:`plan` is pure: given the saved editor state, the
+current disk contents of the journaled files and the agent's hand-off, it says which documents
+to show at which cursor, which unsaved buffers to restore (only when the file on disk is still
+the one the edits were made on) and which to skip, with a reason a user can act on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tether.documents import end_position, has_content, parse_editor_state, path_to_uri, text_hash
+from tether.errors import OutsideWorkspaceError
+from tether.paths import normalize_rel
+from tether.protocol import ATTACH_EDITOR
+from tether.store import Store
+
+# Live state keys (Store.put_state): this server's journal, and the previous server's, kept
+# aside until it is resumed.
+STATE_JOURNAL = "editor"
+STATE_PENDING = "editor.pending"
+
+
+@dataclass(frozen=True)
+class ShowTarget:
+    path: str
+    uri: str
+    line: int
+    character: int
+    focus: bool
+
+
+@dataclass(frozen=True)
+class BufferEdit:
+    path: str
+    uri: str
+    text: str
+    end: tuple[int, int]  # end of the current disk text: the edit replaces all of it
+
+
+@dataclass(frozen=True)
+class SkippedBuffer:
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ResumeInputs:
+    root: Path
+    checkpoint: int | None
+    editor: dict[str, Any] | None
+    disk: Mapping[str, bytes | None]  # current content of journaled files (None: missing)
+    hand_off: dict[str, Any] | None
+    max_files: int = 30
+
+
+@dataclass
+class ResumePlan:
+    checkpoint: int | None
+    show: list[ShowTarget] = field(default_factory=list)
+    buffers: list[BufferEdit] = field(default_factory=list)
+    skipped: list[SkippedBuffer] = field(default_factory=list)
+    next_steps: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        return not self.show and not self.buffers
+
+
+def load_inputs(
+    store: Store,
+    checkpoint: int | None = None,
+    hand_off: dict[str, Any] | None = None,
+    max_files: int = 30,
+) -> ResumeInputs:
+    """Gather what :func:`plan` needs. ``checkpoint=None``: the previous session's journal, if any
+    is waiting, else the latest editor attachment."""
+    editor: dict[str, Any] | None = None
+    if checkpoint is None:
+        editor = parse_editor_state(store.get_state(STATE_PENDING))
+        if not has_content(editor):
+            found = store.latest_attachment(ATTACH_EDITOR)
+            editor = parse_editor_state(found[1]) if found else None
+            checkpoint = found[0] if found else None
+    else:
+        store.get_checkpoint(checkpoint)  # NoCheckpointError with a hint
+        found = store.latest_attachment(ATTACH_EDITOR, at=checkpoint)
+        editor = parse_editor_state(found[1]) if found else None
+    disk: dict[str, bytes | None] = {}
+    for buf in _list(editor, "buffers"):
+        rel = _safe_rel(store.root, buf.get("path"))
+        if rel is None:
+            continue
+        try:
+            disk[rel] = (store.root / rel).read_bytes()
+        except OSError:
+            disk[rel] = None
+    return ResumeInputs(store.root, checkpoint, editor, disk, hand_off, max_files)
+
+
+def _list(state: dict[str, Any] | None, key: str) -> list[dict[str, Any]]:
+    items = state.get(key) if state else None
+    return [x for x in items if isinstance(x, dict)] if isinstance(items, list) else []
+
+
+def _safe_rel(root: Path, path: object) -> str | None:
+    # Journals are ours, but the store is a file on disk: re-validate before trusting a path.
+    if not isinstance(path, str):
+        return None
+    try:
+        rel = normalize_rel(root, path)
+    except OutsideWorkspaceError:
+        return None
+    return rel if rel == path else None
+
+
+def _cursor(value: object) -> tuple[int, int]:
+    if (
+        isinstance(value, list | tuple)
+        and len(value) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
+    ):
+        return int(value[0]), int(value[1])
+    return 0, 0
+
+
+def plan(inputs: ResumeInputs) -> ResumePlan:
+    root = inputs.root
+    out = ResumePlan(checkpoint=inputs.checkpoint)
+    seen: set[str] = set()
+    files = _list(inputs.editor, "files")
+    for f in files:
+        rel = _safe_rel(root, f.get("path"))
+        if rel is None or rel in seen:
+            continue
+        seen.add(rel)
+        line, char = _cursor(f.get("cursor"))
+        out.show.append(ShowTarget(rel, path_to_uri(root / rel), line, char, focus=False))
+    hand = inputs.hand_off or {}
+    agent_files = hand.get("filesInProgress")
+    if isinstance(agent_files, list):
+        for p in agent_files:
+            rel = _safe_rel(root, p)
+            if rel is None or rel in seen or not (root / rel).is_file():
+                continue
+            seen.add(rel)
+            # Agent files go first: the editor's most recent document keeps the focus (last).
+            out.show.insert(0, ShowTarget(rel, path_to_uri(root / rel), 0, 0, focus=False))
+    if len(out.show) > inputs.max_files:
+        out.show = out.show[-inputs.max_files :] if inputs.max_files else []
+    if out.show:
+        last = out.show[-1]
+        out.show[-1] = ShowTarget(last.path, last.uri, last.line, last.character, focus=True)
+
+    for buf in _list(inputs.editor, "buffers"):
+        rel = _safe_rel(root, buf.get("path"))
+        text = buf.get("text")
+        base = buf.get("baseHash")
+        if rel is None or not isinstance(text, str) or not isinstance(base, str):
+            continue
+        disk = inputs.disk.get(rel)
+        if disk is None:
+            out.skipped.append(SkippedBuffer(rel, "the file no longer exists on disk"))
+            continue
+        if text_hash(disk) != base:
+            out.skipped.append(
+                SkippedBuffer(rel, "the file changed on disk after these unsaved edits were made")
+            )
+            continue
+        if text_hash(text) == text_hash(disk):
+            continue  # nothing unsaved after all
+        try:
+            disk_text = disk.decode("utf-8")
+        except UnicodeDecodeError:
+            out.skipped.append(SkippedBuffer(rel, "the file on disk is not UTF-8 text"))
+            continue
+        uri = path_to_uri(root / rel)
+        out.buffers.append(BufferEdit(rel, uri, text, end_position(disk_text)))
+        if rel not in seen:
+            seen.add(rel)
+            out.show.insert(0, ShowTarget(rel, uri, 0, 0, focus=False))
+
+    out.next_steps = next_steps_payload(hand, [s.path for s in out.show])
+    return out
+
+
+def next_steps_payload(hand: Mapping[str, Any], fallback_files: list[str]) -> dict[str, Any]:
+    """The ``tether/showNextSteps`` params, filled with defaults when agent state is missing."""
+    task = hand.get("task")
+    steps = hand.get("nextSteps")
+    files = hand.get("filesInProgress")
+    runs = hand.get("runs")
+    summary = hand.get("summary")
+    task = task if isinstance(task, str) else None
+    steps = [s for s in steps if isinstance(s, str)] if isinstance(steps, list) else []
+    agent_files = [f for f in files if isinstance(f, str)] if isinstance(files, list) else []
+    # The agent's list first, then what the editor had open.
+    files = list(dict.fromkeys([*agent_files, *fallback_files]))
+    runs = [r for r in runs if isinstance(r, dict)] if isinstance(runs, list) else []
+    if not isinstance(summary, str):
+        parts = []
+        if task:
+            parts.append(f"Task: {task}")
+        if steps:
+            parts.append("Next: " + "; ".join(steps))
+        if files:
+            parts.append(f"{len(files)} file{'s' if len(files) != 1 else ''} in progress")
+        summary = ". ".join(parts) if parts else "No task recorded"
+    return {"task": task, "nextSteps": steps, "filesInProgress": files, "runs": runs, "summary": summary}

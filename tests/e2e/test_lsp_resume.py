@@ -1,0 +1,122 @@
+"""The disconnect story over real stdio: client A edits, saves, leaves unsaved edits and dies
+with its server; client B connects to the same workspace and resumes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.lsp_harness import CLIENTS, Session, start_session
+from tests.support.retry import aretry_until
+from tether import protocol as P
+
+
+@pytest.fixture(params=CLIENTS)
+def caps(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+async def _crash_after_editing(workspace: Path, state_dir: Path, caps: str) -> Session:
+    (workspace / "app.py").write_text("def main():\n    pass\n")
+    (workspace / "util.py").write_text("X = 1\n")
+    (workspace / "notes.md").write_text("# notes\n")
+    a = await start_session(workspace, state_dir, caps)
+    await a.wait_status(lambda s: s["lastCheckpoint"] is not None, "baseline checkpoint")
+
+    app = a.open("app.py", "def main():\n    pass\n")
+    util = a.open("util.py", "X = 1\n")
+    # Saved edit: app.py changes on disk, then didSave.
+    a.edit(app, 2, 1, 4, 1, 8, "return 42")
+    (workspace / "app.py").write_text("def main():\n    return 42\n")
+    a.save(app)
+    await a.wait_status(
+        lambda s: (
+            s["lastCheckpoint"]
+            and s["lastCheckpoint"]["trigger"] == "save"
+            and s["lastCheckpoint"]["files"] == ["app.py"]
+        ),
+        "save checkpoint",
+    )
+    # Unsaved edit in util.py, cursor reported explicitly in app.py.
+    a.edit(util, 2, 0, 4, 0, 5, "2\nY = 3")
+    a.cursor(app, 1, 7)
+    await a.wait_status(lambda s: s["dirtyBuffers"] == 1, "dirty buffer counted")
+    # Let the journal (debounced ~1 s) reach the store, observed through a command round trip.
+    await aretry_until(lambda: _journal_has(state_dir, "Y = 3"), timeout=10, what="journal written")
+    await a.kill()
+    return a
+
+
+def _journal_has(state_dir: Path, needle: str) -> bool:
+    import sqlite3
+    import zlib
+
+    for db in state_dir.glob("workspaces/*/tether.db"):
+        conn = sqlite3.connect(db)
+        try:
+            row = conn.execute("SELECT codec, data FROM state WHERE name='editor'").fetchone()
+        finally:
+            conn.close()
+        if row:
+            data = zlib.decompress(row[1]) if row[0] == "zlib" else bytes(row[1])
+            if needle.encode() in data:
+                return True
+    return False
+
+
+async def test_disconnect_and_resume(workspace: Path, state_dir: Path, caps: str) -> None:
+    await _crash_after_editing(workspace, state_dir, caps)
+
+    b = await start_session(workspace, state_dir, caps)
+    try:
+        st = await b.wait_status(lambda s: s["resumeAvailable"], "resume available")
+        assert st["lastCheckpoint"] is not None
+        result = await b.command(P.CMD_RESUME, {})
+
+        shown = {d.uri: d for d in b.client.shown_documents}
+        assert set(shown) == {b.uri("app.py"), b.uri("util.py")}
+        app_sel = shown[b.uri("app.py")].selection
+        assert app_sel is not None and (app_sel.start.line, app_sel.start.character) == (1, 7)
+        util_sel = shown[b.uri("util.py")].selection
+        # Cursor fallback: the end of the last edit ("2\nY = 3" inserted at 0:4).
+        assert util_sel is not None and (util_sel.start.line, util_sel.start.character) == (1, 5)
+        # Exactly one document takes the focus.
+        assert sum(1 for d in b.client.shown_documents if d.take_focus) == 1
+
+        assert len(b.edits) == 1
+        ((uri, text_edits),) = b.edits[0].edit.changes.items()
+        assert uri == b.uri("util.py")
+        assert text_edits[0].new_text == "X = 2\nY = 3\n"
+        assert (text_edits[0].range.end.line, text_edits[0].range.end.character) == (1, 0)
+        assert result["restoredBuffers"] == ["util.py"]
+        assert result["skippedBuffers"] == []
+        assert sorted(result["opened"]) == ["app.py", "util.py"]
+
+        await aretry_until(lambda: b.next_steps, timeout=5, what="showNextSteps")
+        steps = b.next_steps[-1]
+        assert sorted(steps["filesInProgress"]) == ["app.py", "util.py"] or steps["filesInProgress"]
+        # Resumed: no longer offered.
+        await b.wait_status(lambda s: not s["resumeAvailable"], "resume consumed")
+        # The saved edit was checkpointed before the crash.
+        diff = await b.command(P.CMD_FILE_AT, {"checkpoint": st["lastCheckpoint"]["id"], "path": "app.py"})
+        assert diff["text"] == "def main():\n    return 42\n"
+    finally:
+        await b.stop()
+
+
+async def test_stale_buffer_is_skipped(workspace: Path, state_dir: Path) -> None:
+    await _crash_after_editing(workspace, state_dir, "visual-studio-code")
+    # The agent rewrote util.py after the unsaved edits were made: they must not be applied.
+    (workspace / "util.py").write_text("X = 100\n")
+    b = await start_session(workspace, state_dir, "visual-studio-code")
+    try:
+        await b.wait_status(lambda s: s["resumeAvailable"], "resume available")
+        result = await b.command(P.CMD_RESUME, {})
+        assert b.edits == []
+        assert result["restoredBuffers"] == []
+        assert [s["path"] for s in result["skippedBuffers"]] == ["util.py"]
+        assert "changed on disk" in result["skippedBuffers"][0]["reason"]
+        assert (workspace / "util.py").read_text() == "X = 100\n"
+    finally:
+        await b.stop()
