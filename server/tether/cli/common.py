@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -76,6 +77,9 @@ def non_negative_float(text: str) -> float:
     return x
 
 
+DOUBLE_DASH = "\x00--"
+
+
 class UsageError(BadParamsError):
     """A command line argparse could not read; exit code 2 like argparse's own."""
 
@@ -87,6 +91,18 @@ class UsageError(BadParamsError):
 class Parser(argparse.ArgumentParser):
     """Raises :class:`UsageError` instead of exiting, so ``main`` can answer ``--json`` callers
     with a JSON error and in-process callers get a return code, not ``SystemExit``."""
+
+    # Set on a subparser whose handler must see where ``--`` was (``diff A -- PATH``): argparse
+    # would otherwise drop it, and let the positional before it swallow it.
+    keep_double_dash = False
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        if self.keep_double_dash and args is not None and "--" in args:
+            args = list(args)
+            args[args.index("--")] = DOUBLE_DASH
+        return super().parse_known_args(args, namespace)
 
     def error(self, message: str) -> NoReturn:
         command = self.prog.partition(" ")[2]  # "tether diff" -> "diff"

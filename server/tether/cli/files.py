@@ -10,6 +10,7 @@ from typing import Any
 from tether import restore as restore_mod
 from tether.checkpoints import Checkpointer
 from tether.cli.common import (
+    DOUBLE_DASH,
     add_output_flags,
     non_negative_float,
     non_negative_int,
@@ -57,7 +58,8 @@ def register(sub: Any) -> None:
     p.add_argument("--stat", action="store_true", help="only list changed paths")
     add_output_flags(p)
     p.add_argument("a", type=parse_checkpoint, metavar="A")
-    # REMAINDER keeps the `--` (argparse would drop it and `diff 1 -- 2` would read 2 as B).
+    # `diff 1 -- 2` names a file "2": the handler must see where `--` was.
+    p.keep_double_dash = True
     p.add_argument("rest", nargs=argparse.REMAINDER, metavar="[B] [-- PATH ...]")
     p.set_defaults(handler=cmd_diff)
 
@@ -125,8 +127,8 @@ def cmd_log(args: argparse.Namespace) -> int:
 
 def _split_diff_args(rest: list[str], args: argparse.Namespace) -> tuple[int | None, list[str]]:
     """``[B] [-- PATH ...]`` after A; flags given after A are honoured too."""
-    if "--" in rest:
-        i = rest.index("--")
+    if DOUBLE_DASH in rest:
+        i = rest.index(DOUBLE_DASH)
         before, paths = rest[:i], rest[i + 1 :]
     else:
         before, paths = rest, []
