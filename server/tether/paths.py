@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from pathlib import Path, PurePosixPath
 
 import platformdirs
@@ -11,6 +12,20 @@ import platformdirs
 from tether.errors import OutsideWorkspaceError
 
 STATE_DIR_ENV = "TETHER_STATE_DIR"
+
+# Restore writes `.NAME.tether-PID.tmp` next to each file and renames it over NAME. A restore
+# killed between the two leaves it behind: never tracked, swept by the next restore.
+_RESTORE_TEMP_RE = re.compile(r"\..+\.tether-(\d+)\.tmp")
+
+
+def restore_temp_name(name: str) -> str:
+    return f".{name}.tether-{os.getpid()}.tmp"
+
+
+def restore_temp_pid(name: str) -> int | None:
+    """The writer's pid when ``name`` (a base name) is a restore temp file, else None."""
+    m = _RESTORE_TEMP_RE.fullmatch(name) if name.endswith(".tmp") else None
+    return int(m.group(1)) if m else None
 
 
 def state_dir(override: str | os.PathLike[str] | None = None) -> Path:

@@ -20,7 +20,7 @@ from typing import Any
 from tether.checkpoints import Checkpointer
 from tether.diffing import FileDiff, file_diff
 from tether.errors import OutsideWorkspaceError, StoreError, TetherError
-from tether.paths import normalize_rel, safe_target
+from tether.paths import normalize_rel, restore_temp_name, restore_temp_pid, safe_target
 from tether.protocol import TRIGGER_RESTORE
 from tether.store import FileEntry, StatEntry, Store, blob_hash
 
@@ -167,8 +167,8 @@ def restore(
 ) -> RestoreResult:
     """Restore ``paths`` (default: every tracked path) to checkpoint ``n``.
 
-    The undo checkpoint records the live state of the whole scope first (not only the files
-    about to change), so restoring it brings back exactly what was there before.
+    The undo checkpoint records the live state of the whole workspace first (not only the
+    files about to change), so restoring it brings back exactly what was there before.
     """
     store.get_checkpoint(n)
     path_list = list(paths) if paths is not None else None
@@ -178,18 +178,13 @@ def restore(
         return result
     # Validate every target before touching anything: all-or-nothing on bad paths.
     targets = [(p, safe_target(store.root, p.path)) for p in planned]
-    if path_list is None:
-        undo = checkpointer.checkpoint(
-            TRIGGER_RESTORE, f"before restoring checkpoint {n}", full=True, allow_empty=True
-        )
-    else:
-        undo = checkpointer.checkpoint(
-            TRIGGER_RESTORE,
-            f"before restoring checkpoint {n}",
-            paths=_scope(store, path_list, store.manifest(n)),
-            allow_empty=True,
-        )
+    # A whole-workspace snapshot (cheap with the stat cache), even for a few paths: restoring
+    # the undo checkpoint then gives back exactly the tree as it was, not only these paths.
+    undo = checkpointer.checkpoint(
+        TRIGGER_RESTORE, f"before restoring checkpoint {n}", full=True, allow_empty=True
+    )
     result.undo_checkpoint = undo.info.id if undo.info else None
+    _sweep_stale_temps({t.parent for _, t in targets})
     written: list[str] = []
     try:
         for item, target in targets:
@@ -209,6 +204,35 @@ def restore(
     after = checkpointer.checkpoint(TRIGGER_RESTORE, f"restored checkpoint {n}", paths=written)
     result.after_checkpoint = after.info.id if after.info else None
     return result
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _sweep_stale_temps(dirs: Iterable[Path]) -> None:
+    """Remove temp files left by restores that were killed between write and rename."""
+    for d in dirs:
+        try:
+            with os.scandir(d) as it:
+                stale = [
+                    e.path
+                    for e in it
+                    if (pid := restore_temp_pid(e.name)) is not None
+                    and (pid == os.getpid() or not _pid_alive(pid))
+                    and e.is_file(follow_symlinks=False)
+                ]
+        except OSError:
+            continue
+        for p in stale:
+            with contextlib.suppress(OSError):
+                os.unlink(p)
 
 
 def _sync_dirs(root: Path, written: list[str]) -> None:
@@ -235,7 +259,7 @@ def _write_atomic(root: Path, target: Path, data: bytes, mode: int) -> None:
     real_parent = parent.resolve()
     if real_parent != root and root not in real_parent.parents:
         raise OutsideWorkspaceError(f"{target} leads outside the workspace")
-    tmp = parent / f".{target.name}.tether-{os.getpid()}.tmp"
+    tmp = parent / restore_temp_name(target.name)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode & 0o7777 or 0o644)
     try:
         with os.fdopen(fd, "wb") as fh:

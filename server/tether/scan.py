@@ -25,7 +25,7 @@ from pathlib import Path
 import pathspec
 
 from tether.errors import OutsideWorkspaceError
-from tether.paths import normalize_rel
+from tether.paths import normalize_rel, restore_temp_pid
 from tether.store import FileChange, Skipped, StatEntry, blob_hash
 
 log = logging.getLogger(__name__)
@@ -345,6 +345,8 @@ class Scanner:
     # --- one file -------------------------------------------------------------------------
 
     def _consider(self, rel: str, st: os.stat_result, cached: StatEntry | None, result: ScanResult) -> None:
+        if cached is None and restore_temp_pid(rel.rpartition("/")[2]) is not None:
+            return  # a killed restore's temp file: litter, not work (off the stat-cache fast path)
         if stat_mod.S_ISLNK(st.st_mode):
             result.skipped.append(Skipped(rel, "symlink (not followed)"))
             return
