@@ -1,0 +1,278 @@
+"""Agent commands: step, next, task, run, resume.
+
+These are what an agent (or its hooks) calls: ``tether step --done MSG --next STEP`` after a unit
+of work, ``tether run -- pytest -q`` for builds and tests, ``tether resume --print`` at the start
+of a session to get its context back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from tether import protocol
+from tether.agent_state import AgentSession, handoff_text
+from tether.checkpoints import Checkpointer
+from tether.cli.common import add_output_flags, open_store
+from tether.cli.output import emit
+from tether.errors import TetherError, TmuxError
+from tether.humanize import plural
+from tether.store import Store
+
+
+def register(sub: Any) -> None:
+    from tether.cli.files import add_status_extension
+
+    add_status_extension(_status_extension)
+    p = sub.add_parser(
+        "step",
+        help="record an agent step (what was done, what comes next) and checkpoint the workspace",
+    )
+    p.add_argument("--done", "-d", required=True, metavar="MSG", help="what this step did")
+    p.add_argument(
+        "--next",
+        "-n",
+        dest="next_steps",
+        action="extend",
+        nargs="+",
+        metavar="STEP",
+        default=None,
+        help="the next steps (replace the current list); repeat or give several",
+    )
+    p.add_argument("--no-next", action="store_true", help="clear the next steps")
+    p.add_argument("--task", default=None, metavar="TEXT", help="set the current task")
+    p.add_argument(
+        "--file",
+        "-f",
+        dest="files",
+        action="extend",
+        nargs="+",
+        metavar="PATH",
+        default=None,
+        help="files this step worked on (become the files in progress)",
+    )
+    add_output_flags(p)
+    p.set_defaults(handler=cmd_step)
+
+    p = sub.add_parser("next", help="print the next steps")
+    add_output_flags(p)
+    p.set_defaults(handler=cmd_next)
+
+    p = sub.add_parser("task", help="print or set the current task")
+    p.add_argument("text", nargs="?", default=None)
+    p.add_argument("--clear", action="store_true", help="clear the task")
+    add_output_flags(p)
+    p.set_defaults(handler=cmd_task)
+
+    p = sub.add_parser(
+        "run",
+        help="run a build/test command and record it (exit code, output tail, checkpoint)",
+        description="Run CMD, showing its output, and record the run against a checkpoint of the "
+        "tree it ran on. Exits with CMD's exit code.",
+    )
+    p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD ...")
+    add_output_flags(p)
+    p.set_defaults(handler=cmd_run)
+
+    p = sub.add_parser("resume", help="bring back the tmux session and print the hand-off")
+    p.add_argument(
+        "--print",
+        dest="print_only",
+        action="store_true",
+        help="only print the hand-off for an agent's context (touch nothing)",
+    )
+    p.add_argument("--attach", action="store_true", help="attach to the tmux session afterwards")
+    add_output_flags(p)
+    p.set_defaults(handler=cmd_resume)
+
+
+def _status_extension(store: Store, data: dict[str, Any], lines: list[str]) -> None:
+    from tether.agent_state import status_section
+
+    extra_lines, extra_data = status_section(store)
+    lines.extend(extra_lines)
+    data.update(extra_data)
+
+
+def _warn(message: str | None) -> None:
+    if message:
+        print(f"tether: warning: {message}", file=sys.stderr)
+
+
+def _tmux_provider(root: Path) -> Any:
+    """The tmux snapshot at each checkpoint, when the tmux link is available; else None."""
+    try:
+        from tether.tmux_link import TmuxLink
+    except ImportError:
+        return None
+    link = TmuxLink(root)
+
+    def snapshot() -> bytes | None:
+        try:
+            return link.snapshot_bytes()
+        except TmuxError:
+            return None
+
+    return snapshot
+
+
+def make_checkpointer(store: Store, session: AgentSession) -> Checkpointer:
+    cp = Checkpointer(store)
+    cp.add_provider(protocol.ATTACH_AGENT, session.provider)
+    tmux = _tmux_provider(store.root)
+    if tmux is not None:
+        cp.add_provider(protocol.ATTACH_TMUX, tmux)
+    return cp
+
+
+def _abs(paths: list[str] | None) -> list[str] | None:
+    # Paths on the command line are relative to where the agent stands, not to the workspace root.
+    return [os.path.abspath(p) for p in paths] if paths is not None else None
+
+
+def cmd_step(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        session = AgentSession(store)
+        _, warning = session.import_file()
+        _warn(warning)
+        next_steps = [] if args.no_next else args.next_steps
+        info = session.record_step(
+            make_checkpointer(store, session),
+            args.done,
+            next_steps=next_steps,
+            task=args.task,
+            files=_abs(args.files),
+        )
+        state = session.state()
+        step = state.steps[-1] if state.steps else None
+        files = plural(len(info.files), "file")
+        lines = [
+            f"step recorded in checkpoint {info.id}: {files} changed"
+            + (f" ({', '.join(info.files[:6])}{' …' if len(info.files) > 6 else ''})" if info.files else "")
+        ]
+        if state.next_steps:
+            lines.append("next:")
+            lines.extend(f"  {i + 1}. {s}" for i, s in enumerate(state.next_steps))
+        emit(
+            args,
+            {
+                "checkpoint": info.to_wire(),
+                "step": step.to_json() if step else None,
+                "task": state.task,
+                "nextSteps": state.next_steps,
+                "filesInProgress": state.files_in_progress,
+                "warning": warning,
+            },
+            "\n".join(lines),
+        )
+    return 0
+
+
+def cmd_next(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        session = AgentSession(store)
+        _, warning = session.import_file()
+        _warn(warning)
+        state = session.state()
+        text = (
+            "\n".join(f"{i + 1}. {s}" for i, s in enumerate(state.next_steps))
+            if state.next_steps
+            else "no next steps recorded (`tether step --done MSG --next STEP`)"
+        )
+        emit(args, {"task": state.task, "nextSteps": state.next_steps}, text)
+    return 0
+
+
+def cmd_task(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        session = AgentSession(store)
+        _, warning = session.import_file()
+        _warn(warning)
+        if args.clear or args.text is not None:
+            state = session.set_fields(task="" if args.clear else args.text)
+        else:
+            state = session.state()
+        emit(args, {"task": state.task}, state.task or "no task recorded (`tether task TEXT`)")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from tether.runs import record_run
+
+    argv = list(args.cmd)
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    with open_store(args) as store:
+        session = AgentSession(store)
+        _warn(session.import_file()[1])
+        sys.stdout.flush()
+        run = record_run(store, make_checkpointer(store, session), argv, os.getcwd(), out=sys.stdout.buffer)
+        if run.checkpoint is not None:
+            session.after_checkpoint(store.get_checkpoint(run.checkpoint))
+        verdict = "ok" if run.exit_code == 0 else f"exit {run.exit_code}"
+        print(
+            f"tether: run {run.id} recorded: `{run.command_text}` {verdict} in {run.duration:.1f}s "
+            f"at checkpoint {run.checkpoint}",
+            file=sys.stderr,
+        )
+        if args.json:
+            emit(args, run.to_json())
+    return run.exit_code
+
+
+def _restore_tmux(store: Store) -> tuple[list[str], dict[str, Any] | None, list[str] | None]:
+    """Reattach or recreate the workspace's tmux session. Returns (lines, data, attach argv)."""
+    try:
+        from tether.tmux_link import RunPolicy, TmuxConfig, TmuxLink
+    except ImportError:
+        return ["tmux: the tmux link is not available in this installation; skipped"], None, None
+    link = TmuxLink(store.root, TmuxConfig())
+    try:
+        if link.alive():
+            argv = link.attach_argv()
+            return (
+                [f"tmux: session {link.session} is alive; attach with `{' '.join(argv)}`"],
+                {"session": link.session, "recreated": False},
+                argv,
+            )
+        found = store.latest_attachment(protocol.ATTACH_TMUX)
+        if found is None:
+            return (
+                ["tmux: no snapshot recorded for this workspace yet (start one with `tether start`)"],
+                None,
+                None,
+            )
+        report = link.restore(found[1], RunPolicy())
+    except TetherError as exc:
+        return [f"tmux: could not restore the session: {exc.message}"], {"error": exc.message}, None
+    argv = link.attach_argv()
+    lines = [f"tmux: recreated session {report.session} from checkpoint {found[0]}"]
+    for p in report.panes:
+        if p.command and p.action == "ran":
+            lines.append(f"  re-ran (allowlisted): {' '.join(p.command)}")
+        elif p.command and p.action == "typed":
+            lines.append(f"  typed, waiting for Enter: {' '.join(p.command)}")
+    if report.missing_secrets:
+        lines.append("  secrets not restored (set them again): " + ", ".join(report.missing_secrets))
+    lines.extend(f"  {w}" for w in report.warnings)
+    lines.append(f"  attach with `{' '.join(argv)}`")
+    return lines, report.to_json(), argv
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        session = AgentSession(store)
+        _warn(session.import_file()[1])
+        text, data = handoff_text(store)
+        if args.print_only:
+            emit(args, data, text)
+            return 0
+        lines, tmux_data, attach = _restore_tmux(store)
+        emit(args, {**data, "tmux": tmux_data}, "\n".join(lines) + "\n\n" + text)
+    if args.attach and attach and sys.stdin.isatty():
+        sys.stdout.flush()
+        os.execvp(attach[0], attach)
+    return 0

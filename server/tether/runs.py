@@ -1,0 +1,410 @@
+"""Recorded build/test runs, and whether they still hold for the tree on disk.
+
+``tether run -- pytest -q`` checkpoints the workspace first, so the run is tied to the exact tree
+it ran on, then runs the command with the user's terminal (a pty when stdout is a terminal, so
+colours and progress bars behave; a pipe otherwise) while keeping a tail of its output. The run
+(command, cwd, exit code, duration, redacted output tail, checkpoint) goes into the store's live
+state ``runs``.
+
+A run stays *valid* while no tracked file differs from its checkpoint: "tests passed at
+checkpoint 12, no tracked file changed since: no need to re-run". Otherwise it is *stale* and the
+changed files are named.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from tether import protocol
+from tether.errors import BadParamsError, NoCheckpointError, OutsideWorkspaceError
+from tether.humanize import plural
+from tether.paths import normalize_rel
+from tether.store import Store, blob_hash, iso_time
+from tether.tmux_env import redact_text
+
+if TYPE_CHECKING:
+    from tether.checkpoints import Checkpointer
+    from tether.scan import ScanResult
+
+log = logging.getLogger(__name__)
+
+STATE_NAME = "runs"
+MAX_RUNS = 100
+TAIL_LINES = 60
+TAIL_LINE_CHARS = 400
+# Bytes of raw output kept while the command runs (only the tail is stored).
+TAIL_BYTES = 64 * 1024
+SUMMARY_COMMANDS = 5
+
+_ANSI_RE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
+_CTRL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+@dataclass
+class Run:
+    id: int
+    command: list[str]
+    cwd: str  # workspace-relative ("." for the root), or absolute when outside it
+    exit_code: int
+    duration: float  # seconds
+    started: str  # ISO time
+    checkpoint: int | None
+    output_tail: list[str] = field(default_factory=list)  # redacted, control characters removed
+
+    @property
+    def command_text(self) -> str:
+        return shlex.join(self.command)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "command": self.command,
+            "cwd": self.cwd,
+            "exitCode": self.exit_code,
+            "duration": round(self.duration, 3),
+            "started": self.started,
+            "checkpoint": self.checkpoint,
+            "outputTail": self.output_tail,
+        }
+
+    @classmethod
+    def from_json(cls, d: Any) -> Run | None:
+        if not isinstance(d, dict):
+            return None
+        cmd = d.get("command")
+        if not isinstance(cmd, list) or not cmd or not all(isinstance(x, str) for x in cmd):
+            return None
+        code = d.get("exitCode")
+        cp = d.get("checkpoint")
+        tail = d.get("outputTail")
+        dur = d.get("duration")
+        return cls(
+            id=d["id"] if isinstance(d.get("id"), int) else 0,
+            command=cmd,
+            cwd=str(d.get("cwd") or "."),
+            exit_code=code if isinstance(code, int) else -1,
+            duration=float(dur) if isinstance(dur, int | float) else 0.0,
+            started=str(d.get("started") or ""),
+            checkpoint=cp if isinstance(cp, int) and not isinstance(cp, bool) else None,
+            output_tail=[x for x in tail if isinstance(x, str)] if isinstance(tail, list) else [],
+        )
+
+
+@dataclass
+class RunSummary:
+    command: str
+    exit_code: int
+    checkpoint: int
+    stale: bool
+    changed_since: list[str]
+    summary: str
+    run_id: int = 0
+    started: str = ""
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "command": self.command,
+            "exitCode": self.exit_code,
+            "checkpoint": self.checkpoint,
+            "stale": self.stale,
+            "changedSince": self.changed_since,
+            "summary": self.summary,
+        }
+
+
+# --- storage ------------------------------------------------------------------------------------
+
+
+def load_runs(store: Store) -> list[Run]:
+    """Recorded runs, oldest first."""
+    return _decode(store.get_state(STATE_NAME))
+
+
+def _decode(data: bytes | None) -> list[Run]:
+    if not data:
+        return []
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        log.warning("recorded runs in the store are unreadable; ignoring them")
+        return []
+    items = doc.get("runs") if isinstance(doc, dict) else None
+    return [r for r in (Run.from_json(x) for x in items) if r] if isinstance(items, list) else []
+
+
+def save_run(store: Store, run: Run) -> Run:
+    """Append ``run`` (its id assigned here, in the same transaction as the append)."""
+    saved: list[Run] = []
+
+    def fn(data: bytes | None) -> bytes:
+        runs = _decode(data)
+        run.id = (runs[-1].id if runs else 0) + 1
+        runs.append(run)
+        saved.append(run)
+        return json.dumps(
+            {"runs": [r.to_json() for r in runs[-MAX_RUNS:]]}, ensure_ascii=False, separators=(",", ":")
+        ).encode()
+
+    store.update_state(STATE_NAME, fn)
+    return saved[-1]
+
+
+# --- output tail ---------------------------------------------------------------------------------
+
+
+def clean_tail(raw: bytes, lines: int = TAIL_LINES) -> list[str]:
+    """The last ``lines`` lines of terminal output: escapes stripped, ``\\r`` overwrites applied,
+    secrets redacted."""
+    text = raw.decode("utf-8", errors="replace")
+    text = _ANSI_RE.sub("", text).replace("\r\n", "\n")
+    out: list[str] = []
+    for raw_line in text.split("\n"):
+        # A progress bar rewrites its line with \r: what a terminal would show is the last part.
+        line = _CTRL_RE.sub("", raw_line.rsplit("\r", 1)[-1].replace("\t", "    ")).rstrip()
+        if len(line) > TAIL_LINE_CHARS:
+            line = line[: TAIL_LINE_CHARS - 1] + "…"
+        out.append(line)
+    while out and not out[-1]:
+        out.pop()
+    return [redact_text(line) for line in out[-lines:]]
+
+
+class _Tail:
+    def __init__(self, limit: int = TAIL_BYTES) -> None:
+        self.buf = bytearray()
+        self.limit = limit
+
+    def add(self, chunk: bytes) -> None:
+        self.buf += chunk
+        if len(self.buf) > 2 * self.limit:
+            del self.buf[: len(self.buf) - self.limit]
+
+    def value(self) -> bytes:
+        return bytes(self.buf[-self.limit :])
+
+
+# --- running -------------------------------------------------------------------------------------
+
+
+def _rel_cwd(root: Path, cwd: Path) -> str:
+    try:
+        rel = normalize_rel(root, cwd)
+    except OutsideWorkspaceError:
+        return str(cwd)
+    return rel
+
+
+def _copy_winsize(src_fd: int, dst_fd: int) -> None:
+    import fcntl
+    import termios
+
+    with contextlib.suppress(OSError):
+        size = fcntl.ioctl(src_fd, termios.TIOCGWINSZ, b"\0" * 8)
+        fcntl.ioctl(dst_fd, termios.TIOCSWINSZ, size)
+
+
+def _pump(fd: int, out: IO[bytes] | None, tail: _Tail) -> None:
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except KeyboardInterrupt:
+            # Ctrl-C reached the command too (same process group): keep its last words.
+            continue
+        except OSError:  # EIO: the pty's other side closed
+            break
+        if not chunk:
+            break
+        tail.add(chunk)
+        if out is not None:
+            try:
+                out.write(chunk)
+                out.flush()
+            except (BrokenPipeError, ValueError):
+                out = None
+
+
+def execute(
+    argv: Sequence[str], cwd: Path, out: IO[bytes] | None = None, use_pty: bool | None = None
+) -> tuple[int, bytes, float]:
+    """Run ``argv`` showing its output on ``out``; returns (exit code, output tail, seconds).
+
+    Exit codes follow the shell: 127 not found, 126 not executable, 128+N killed by signal N.
+    """
+    if use_pty is None:
+        use_pty = out is not None and _isatty(out)
+    tail = _Tail()
+    start = time.monotonic()
+    master = slave = -1
+    proc: subprocess.Popen[bytes]
+    try:
+        if use_pty:
+            import pty
+
+            master, slave = pty.openpty()
+            if out is not None and _isatty(out):
+                _copy_winsize(out.fileno(), slave)
+            proc = subprocess.Popen(list(argv), cwd=cwd, stdout=slave, stderr=slave, close_fds=True)
+            os.close(slave)
+            slave = -1
+            _pump(master, out, tail)
+        else:
+            proc = subprocess.Popen(list(argv), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            assert proc.stdout is not None
+            _pump(proc.stdout.fileno(), out, tail)
+            proc.stdout.close()
+    except FileNotFoundError:
+        return 127, f"tether: command not found: {argv[0]}\n".encode(), time.monotonic() - start
+    except PermissionError:
+        return 126, f"tether: permission denied: {argv[0]}\n".encode(), time.monotonic() - start
+    finally:
+        for fd in (master, slave):
+            if fd >= 0:
+                os.close(fd)
+    code: int | None = None
+    while code is None:
+        try:
+            code = proc.wait()
+        except KeyboardInterrupt:
+            continue
+    if code < 0:
+        code = 128 - code
+    return code, tail.value(), time.monotonic() - start
+
+
+def _isatty(stream: IO[bytes]) -> bool:
+    try:
+        return os.isatty(stream.fileno())
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def record_run(
+    store: Store,
+    checkpointer: Checkpointer,
+    argv: Sequence[str],
+    cwd: Path | str,
+    *,
+    out: IO[bytes] | None = None,
+    use_pty: bool | None = None,
+) -> Run:
+    """Checkpoint, run ``argv`` in ``cwd`` (output shown on ``out``), record and return the run."""
+    argv = list(argv)
+    if not argv or not argv[0]:
+        raise BadParamsError("nothing to run: give a command after `--`, e.g. `tether run -- pytest -q`")
+    cwd_path = Path(cwd).resolve()
+    if not cwd_path.is_dir():
+        raise BadParamsError(f"cannot run in {cwd}: not a directory")
+    command = redact_text(shlex.join(argv))
+    outcome = checkpointer.checkpoint(
+        protocol.TRIGGER_MANUAL, f"before run: {command}"[:200], full=True, allow_empty=store.latest() is None
+    )
+    info = outcome.info or store.latest()
+    started = iso_time(time.time())
+    code, raw, seconds = execute(argv, cwd_path, out, use_pty)
+    run = Run(
+        id=0,
+        command=[redact_text(a) for a in argv],
+        cwd=_rel_cwd(store.root, cwd_path),
+        exit_code=code,
+        duration=seconds,
+        started=started,
+        checkpoint=info.id if info else None,
+        output_tail=clean_tail(raw),
+    )
+    return save_run(store, run)
+
+
+# --- validity --------------------------------------------------------------------------------------
+
+
+def current_hashes(store: Store, scan: ScanResult | None = None) -> dict[str, str]:
+    """Content hash of every tracked file as it is on disk now (head + a stat-cache scan)."""
+    head = store.head()
+    if scan is None:
+        from tether.scan import Scanner
+
+        scan = Scanner(store.root).full_scan(head)
+    current = {p: e.hash for p, e in head.items()}
+    for c in scan.changes:
+        if c.content is None:
+            current.pop(c.path, None)
+        else:
+            current[c.path] = blob_hash(c.content)
+    return current
+
+
+def changed_since(store: Store, checkpoint: int, current: dict[str, str]) -> list[str]:
+    base = {p: e.hash for p, e in store.manifest(checkpoint).items()}
+    return sorted(p for p in set(base) | set(current) if base.get(p) != current.get(p))
+
+
+def _names(paths: list[str], n: int = 5) -> str:
+    return ", ".join(paths[:n]) + (f" and {len(paths) - n} more" if len(paths) > n else "")
+
+
+def summarize(run: Run, changed: list[str] | None) -> RunSummary:
+    verdict = "passed" if run.exit_code == 0 else f"failed (exit {run.exit_code})"
+    head = f"`{run.command_text}` {verdict} at checkpoint {run.checkpoint}"
+    if changed is None:
+        text = f"{head}; that checkpoint is gone (gc): re-run to be sure"
+        stale = True
+    elif not changed:
+        advice = "no need to re-run" if run.exit_code == 0 else "it would fail the same way"
+        text = f"{head}; no tracked file changed since: {advice}"
+        stale = False
+    else:
+        text = f"{head}; {plural(len(changed), 'file')} changed since: {_names(changed)}: re-run"
+        stale = True
+    return RunSummary(
+        command=run.command_text,
+        exit_code=run.exit_code,
+        checkpoint=run.checkpoint or 0,
+        stale=stale,
+        changed_since=changed or [],
+        summary=text,
+        run_id=run.id,
+        started=run.started,
+    )
+
+
+def run_summaries(
+    store: Store, scan: ScanResult | None = None, limit: int = SUMMARY_COMMANDS
+) -> list[RunSummary]:
+    """The latest run of each recent command (newest first), with its validity now."""
+    runs = load_runs(store)
+    latest: dict[str, Run] = {}
+    for r in reversed(runs):
+        if r.command_text not in latest and r.checkpoint is not None:
+            latest[r.command_text] = r
+        if len(latest) >= limit:
+            break
+    if not latest:
+        return []
+    current = current_hashes(store, scan)
+    cache: dict[int, list[str] | None] = {}
+    out = []
+    for r in latest.values():
+        assert r.checkpoint is not None
+        if r.checkpoint not in cache:
+            try:
+                cache[r.checkpoint] = changed_since(store, r.checkpoint, current)
+            except NoCheckpointError:
+                cache[r.checkpoint] = None
+        out.append(summarize(r, cache[r.checkpoint]))
+    return out
+
+
+def default_out() -> IO[bytes]:
+    return sys.stdout.buffer

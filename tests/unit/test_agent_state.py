@@ -1,0 +1,460 @@
+"""Agent task state: the seed's .agent-session.json, steps, the attachment, the hand-off."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tether import agent_state, protocol
+from tether.agent_state import (
+    AGENT_FILE,
+    AgentSession,
+    clean_text,
+    handoff_text,
+    pane_histories,
+    parse_attachment,
+    parse_session_file,
+    status_section,
+)
+from tether.checkpoints import Checkpointer
+from tether.errors import BadParamsError, OutsideWorkspaceError
+from tether.store import Store
+
+SEED = {
+    "current_task": "refactor user authentication",
+    "files_in_progress": ["auth.js", "user.model.js"],
+    "next_steps": ["update tests", "check error handling"],
+    "environment": "development",
+    "last_checkpoint": "2024-01-15T14:30:00Z",
+}
+
+
+@pytest.fixture
+def store(workspace: Path, state_dir: Path) -> Iterator[Store]:
+    with Store.open(workspace, state_dir) as s:
+        yield s
+
+
+def write(ws: Path, doc: object | bytes | str) -> None:
+    p = ws / AGENT_FILE
+    if isinstance(doc, bytes):
+        p.write_bytes(doc)
+    elif isinstance(doc, str):
+        p.write_text(doc)
+    else:
+        p.write_text(json.dumps(doc))
+
+
+def read(ws: Path) -> dict[str, object]:
+    doc = json.loads((ws / AGENT_FILE).read_text())
+    assert isinstance(doc, dict)
+    return doc
+
+
+# --- parsing ----------------------------------------------------------------------------------
+
+
+def test_seed_file_parses(workspace: Path) -> None:
+    patch, problem = parse_session_file(json.dumps(SEED).encode(), workspace)
+    assert problem is None and patch is not None
+    assert patch.fields["current_task"] == "refactor user authentication"
+    assert patch.fields["files_in_progress"] == ["auth.js", "user.model.js"]
+    assert patch.fields["next_steps"] == ["update tests", "check error handling"]
+    assert patch.extra == {} and patch.warnings == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "needle"),
+    [
+        (b'{"current_task": "x",\n  bad}', "line 2, column 3"),
+        (b"", "empty"),
+        (b"   \n", "empty"),
+        (b"[1, 2]", "JSON object"),
+        (b'"just a string"', "JSON object"),
+        (b'{"a": NaN}', "NaN"),
+        (b'{"current_task": "\xff\xfe"}', "offset"),
+        (b"[" * 100_000, "not valid JSON"),
+    ],
+)
+def test_malformed_file_is_rejected_with_position(workspace: Path, raw: bytes, needle: str) -> None:
+    patch, problem = parse_session_file(raw, workspace)
+    assert patch is None
+    assert problem is not None and AGENT_FILE in problem and needle in problem
+
+
+def test_bad_field_types_keep_other_fields(workspace: Path) -> None:
+    raw = json.dumps({"current_task": 12, "next_steps": "not a list", "environment": "dev"}).encode()
+    patch, problem = parse_session_file(raw, workspace)
+    assert problem is None and patch is not None
+    assert patch.fields == {"environment": "dev"}
+    assert any("'current_task' must be a string" in w for w in patch.warnings)
+    assert any("'next_steps' must be a list of strings" in w for w in patch.warnings)
+
+
+def test_paths_outside_the_workspace_are_dropped(workspace: Path, tmp_path: Path) -> None:
+    (workspace / "link").symlink_to(tmp_path)
+    raw = json.dumps(
+        {"files_in_progress": ["ok.py", "../etc/passwd", "/etc/shadow", "link/x", "a\x00b", "./ok.py"]}
+    ).encode()
+    patch, _ = parse_session_file(raw, workspace)
+    assert patch is not None
+    assert patch.fields["files_in_progress"] == ["ok.py"]
+    assert len([w for w in patch.warnings if "dropped" in w]) == 4
+
+
+def test_strings_are_cleaned_and_capped(workspace: Path) -> None:
+    evil = "\x1b]0;owned\x07\x1b[31mred\x1b[0m\x07 step\r\nnext"
+    raw = json.dumps({"current_task": "t" * 10_000, "next_steps": [evil, "", "  "] + ["s"] * 500}).encode()
+    patch, _ = parse_session_file(raw, workspace)
+    assert patch is not None
+    assert patch.fields["next_steps"][0] == "red step next"
+    assert len(patch.fields["next_steps"]) == agent_state.MAX_LIST - 2
+    assert len(patch.fields["current_task"]) == agent_state.MAX_TASK
+    assert any("entries" in w for w in patch.warnings)
+
+
+def test_clean_text_removes_every_control_character() -> None:
+    assert clean_text("a\x00b\x1bc\x9bd\te") == "abcd e"
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@given(
+    doc=st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=30),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+        max_leaves=20,
+    )
+)
+def test_any_json_never_crashes_and_never_escapes(workspace: Path, doc: object) -> None:
+    if isinstance(doc, dict) and "files_in_progress" not in doc:
+        doc = {**doc, "files_in_progress": ["../x", "y"]}
+    patch, problem = parse_session_file(json.dumps(doc).encode(), workspace)
+    assert (patch is None) != (problem is None)
+    if patch is not None:
+        for f in patch.fields.get("files_in_progress", []):
+            assert not f.startswith(("/", "..")) and "\x00" not in f
+        for s in patch.fields.get("next_steps", []):
+            assert not any(ord(c) < 32 for c in s)
+
+
+# --- import -------------------------------------------------------------------------------------
+
+
+def test_import_seed_file(store: Store, workspace: Path) -> None:
+    write(workspace, {**SEED, "agent_notes": {"model": "x", "n": [1, 2]}})
+    session = AgentSession(store)
+    assert session.import_file() == (True, None)
+    st_ = session.state()
+    assert st_.task == "refactor user authentication"
+    assert st_.next_steps == ["update tests", "check error handling"]
+    assert st_.files_in_progress == ["auth.js", "user.model.js"]
+    assert st_.environment == "development"
+    assert st_.extra == {"agent_notes": {"model": "x", "n": [1, 2]}}
+    # Unchanged bytes: nothing to do.
+    assert session.import_file() == (False, None)
+
+
+def test_missing_file_is_fine(store: Store) -> None:
+    session = AgentSession(store)
+    assert session.import_file() == (False, None)
+    assert session.state().is_empty()
+    assert session.provider() is None
+
+
+def test_malformed_file_keeps_last_good_state_and_warns_once(store: Store, workspace: Path) -> None:
+    session = AgentSession(store)
+    write(workspace, SEED)
+    session.import_file()
+    write(workspace, '{"current_task": "half written", "next_st')
+    changed, warning = session.import_file()
+    assert not changed
+    assert warning is not None and AGENT_FILE in warning and "line 1, column" in warning
+    assert "keeping the last good state" in warning
+    assert session.state().task == "refactor user authentication"
+    assert session.state().warning == warning
+    # The same bad content again: no repeated warning, still shown in the state.
+    assert session.import_file() == (False, None)
+    assert session.state().warning == warning
+    # A good file clears the warning.
+    write(workspace, {**SEED, "current_task": "new task"})
+    assert session.import_file() == (True, None)
+    assert session.state().task == "new task" and session.state().warning is None
+
+
+def test_oversized_symlinked_and_special_files_are_refused(
+    store: Store, workspace: Path, tmp_path: Path
+) -> None:
+    session = AgentSession(store)
+    write(workspace, SEED)
+    session.import_file()
+    p = workspace / AGENT_FILE
+    p.write_bytes(b'{"x": "' + b"a" * (agent_state.MAX_FILE_BYTES + 10) + b'"}')
+    _, warning = session.import_file()
+    assert warning is not None and "limit" in warning
+    p.unlink()
+    secret = tmp_path / "secret.json"
+    secret.write_text(json.dumps({"current_task": "from outside"}))
+    p.symlink_to(secret)
+    _, warning = session.import_file()
+    assert warning is not None and "symlink" in warning
+    p.unlink()
+    os.mkfifo(p)  # would block a naive reader forever
+    _, warning = session.import_file()
+    assert warning is not None and "regular file" in warning
+    assert session.state().task == "refactor user authentication"
+
+
+def test_file_absent_keys_keep_values(store: Store, workspace: Path) -> None:
+    session = AgentSession(store)
+    write(workspace, SEED)
+    session.import_file()
+    write(workspace, {"current_task": "only the task"})
+    assert session.import_file() == (True, None)
+    assert session.state().next_steps == SEED["next_steps"]
+
+
+# --- steps and the file rewrite -----------------------------------------------------------------
+
+
+def test_record_step_checkpoints_edits_made_outside_any_editor(store: Store, workspace: Path) -> None:
+    (workspace / "a.py").write_text("one\n")
+    (workspace / "gone.txt").write_text("bye\n")
+    cp = Checkpointer(store)
+    base = cp.checkpoint(protocol.TRIGGER_MANUAL, "base", full=True).info
+    assert base is not None
+    # What an agent's shell would do: write, append, delete, create. No editor, no told paths.
+    (workspace / "a.py").write_text("one\ntwo\n")
+    (workspace / "gone.txt").unlink()
+    (workspace / "sub").mkdir()
+    (workspace / "sub" / "new.py").write_text("x = 1\n")
+    session = AgentSession(store)
+    info = session.record_step(cp, "wrote two", next_steps=["fix lint"], task="demo")
+    assert info.trigger == protocol.TRIGGER_STEP and info.message == "wrote two"
+    assert set(info.files) == {"a.py", "gone.txt", "sub/new.py"}
+    manifest = store.manifest(info.id)
+    assert store.read_blob(manifest["a.py"].hash) == b"one\ntwo\n"
+    assert "gone.txt" not in manifest
+    assert store.read_blob(manifest["sub/new.py"].hash) == b"x = 1\n"
+    state = session.state()
+    assert state.task == "demo" and state.next_steps == ["fix lint"]
+    assert state.steps[-1].checkpoint == info.id
+    assert state.steps[-1].files == ["a.py", "gone.txt", "sub/new.py"]
+    assert state.files_in_progress[:3] == ["a.py", "gone.txt", "sub/new.py"]
+    # The attachment of that checkpoint carries the step.
+    att = store.attachment(info.id, protocol.ATTACH_AGENT)
+    assert att is not None
+    attached, _ = parse_attachment(att, info.id)
+    assert attached.steps[-1].message == "wrote two" and attached.steps[-1].checkpoint == info.id
+    # The file is written in the seed's format.
+    doc = read(workspace)
+    assert doc["current_task"] == "demo" and doc["next_steps"] == ["fix lint"]
+    assert doc["last_checkpoint"] == state.last_checkpoint
+
+
+def test_record_step_needs_a_message_and_safe_paths(store: Store, workspace: Path) -> None:
+    session = AgentSession(store)
+    with pytest.raises(BadParamsError):
+        session.record_step(Checkpointer(store), "  \x1b[0m ")
+    with pytest.raises(OutsideWorkspaceError):
+        session.record_step(Checkpointer(store), "x", files=["../outside.py"])
+    assert store.latest() is None
+
+
+def test_rewrite_preserves_unknown_keys_and_mode(store: Store, workspace: Path) -> None:
+    write(workspace, {**SEED, "custom": {"deep": [1, {"k": None}]}, "zz": 3})
+    (workspace / AGENT_FILE).chmod(0o600)
+    session = AgentSession(store)
+    session.record_step(Checkpointer(store), "did it")
+    doc = read(workspace)
+    assert doc["custom"] == {"deep": [1, {"k": None}]} and doc["zz"] == 3
+    assert list(doc)[:5] == list(SEED)
+    assert doc["last_checkpoint"] != SEED["last_checkpoint"]
+    assert stat.S_IMODE((workspace / AGENT_FILE).stat().st_mode) == 0o600
+
+
+def test_new_file_is_0644_and_only_when_there_is_state(store: Store, workspace: Path) -> None:
+    session = AgentSession(store)
+    info = Checkpointer(store).checkpoint(protocol.TRIGGER_MANUAL, allow_empty=True).info
+    assert info is not None
+    session.after_checkpoint(info)
+    assert not (workspace / AGENT_FILE).exists()
+    session.set_fields(task="t")
+    assert stat.S_IMODE((workspace / AGENT_FILE).stat().st_mode) == 0o644
+    assert read(workspace)["current_task"] == "t"
+
+
+def test_after_checkpoint_does_not_rewrite_an_up_to_date_file(store: Store, workspace: Path) -> None:
+    session = AgentSession(store)
+    info = session.record_step(Checkpointer(store), "s1")
+    before = (workspace / AGENT_FILE).stat()
+    session.after_checkpoint(info)
+    after = (workspace / AGENT_FILE).stat()
+    assert (before.st_ino, before.st_mtime_ns) == (after.st_ino, after.st_mtime_ns)
+
+
+def test_concurrent_agent_write_during_rewrite_is_merged(
+    store: Store, workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The agent writes between Tether's read and its swap: its content must survive."""
+    session = AgentSession(store)
+    write(workspace, SEED)
+    session.import_file()
+    real_exchange = agent_state.exchange
+    calls = {"n": 0}
+
+    def racing_exchange(a: Path, b: Path) -> bool:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            write(workspace, {**SEED, "next_steps": ["agent wrote this"], "agent_key": 1})
+        return real_exchange(a, b)
+
+    monkeypatch.setattr(agent_state, "exchange", racing_exchange)
+    session.set_fields(task="tether task")
+    doc = read(workspace)
+    assert calls["n"] == 2  # swapped, saw the agent's write, merged and swapped again
+    assert doc["next_steps"] == ["agent wrote this"] and doc["agent_key"] == 1
+    assert doc["current_task"] == "tether task"
+
+
+def test_rewrite_without_renameat2(store: Store, workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(agent_state, "exchange", lambda a, b: False)
+    session = AgentSession(store)
+    write(workspace, SEED)
+    session.set_fields(task="fallback")
+    assert read(workspace)["current_task"] == "fallback"
+    assert read(workspace)["next_steps"] == SEED["next_steps"]
+    assert not [p for p in workspace.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_threads_with_their_own_store_lose_no_step(workspace: Path, state_dir: Path) -> None:
+    """Two writers (think: the agent's CLI and the language server) record steps at once."""
+    errors: list[BaseException] = []
+
+    def writer(tag: str) -> None:
+        try:
+            with Store.open(workspace, state_dir) as s:
+                session = AgentSession(s)
+                cp = Checkpointer(s)
+                for i in range(8):
+                    (workspace / f"{tag}.txt").write_text(f"{tag} {i}\n")
+                    session.record_step(cp, f"{tag}-{i}")
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(t,)) for t in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    with Store.open(workspace, state_dir) as s:
+        messages = [step.message for step in AgentSession(s).state().steps]
+    assert sorted(messages) == sorted([f"a-{i}" for i in range(8)] + [f"b-{i}" for i in range(8)])
+    assert json.loads((workspace / AGENT_FILE).read_text())
+
+
+# --- attachment, hand-off, status ---------------------------------------------------------------
+
+
+def test_provider_is_stable_when_nothing_changed(store: Store, workspace: Path) -> None:
+    session = AgentSession(store)
+    write(workspace, SEED)
+    first = session.provider()
+    assert first is not None
+    cp = Checkpointer(store)
+    cp.add_provider(protocol.ATTACH_AGENT, session.provider)
+    info = cp.checkpoint(protocol.TRIGGER_MANUAL, allow_empty=True).info
+    assert info is not None
+    session.after_checkpoint(info)  # rewrites the file and last_checkpoint
+    assert session.provider() == first
+    # So a periodic checkpoint with nothing changed writes nothing.
+    assert cp.checkpoint(protocol.TRIGGER_PERIODIC).info is None
+    doc = json.loads(first)
+    assert doc["task"] == SEED["current_task"] and "lastCheckpoint" not in doc
+
+
+def test_hand_off_payload(store: Store, workspace: Path) -> None:
+    write(workspace, SEED)
+    session = AgentSession(store)
+    session.import_file()
+    hand = session.hand_off()
+    assert hand["task"] == SEED["current_task"]
+    assert hand["nextSteps"] == SEED["next_steps"]
+    assert hand["filesInProgress"] == SEED["files_in_progress"]
+    assert hand["runs"] == []
+    assert "update tests" in hand["summary"]
+
+
+def _tmux_attachment(store: Store, doc: object) -> None:
+    data = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
+    Checkpointer(store).checkpoint(
+        protocol.TRIGGER_MANUAL, allow_empty=True, extra_attachments={protocol.ATTACH_TMUX: data}
+    )
+
+
+def test_pane_history_read_defensively(store: Store) -> None:
+    assert pane_histories(store) == []
+    _tmux_attachment(
+        store,
+        {
+            "schema": 1,
+            "windows": [
+                {
+                    "index": 0,
+                    "name": "agent",
+                    "panes": [
+                        {
+                            "index": 0,
+                            "cwd": "/w",
+                            "command": ["pytest", "-q"],
+                            "history": ["ls", "git status"],
+                        },
+                        {"index": 1, "history": "not a list"},
+                        "garbage",
+                        {"index": 2, "history": ["export API_TOKEN=abcdef123456", "\x1b[31mred"]},
+                    ],
+                },
+                {"name": 5, "panes": None},
+                7,
+            ],
+        },
+    )
+    hist = pane_histories(store)
+    assert [h.history for h in hist] == [["ls", "git status"], [], ["export API_TOKEN=[REDACTED]", "red"]]
+    assert hist[0].label() == "agent.0" and hist[0].command == "pytest -q"
+    _tmux_attachment(store, b"\x00not json")
+    assert pane_histories(store) == []
+    _tmux_attachment(store, [1, 2])
+    assert pane_histories(store) == []
+
+
+def test_status_section_and_handoff_text(store: Store, workspace: Path) -> None:
+    (workspace / "a.py").write_text("1\n2\n3\n")
+    session = AgentSession(store)
+    cp = Checkpointer(store)
+    session.record_step(cp, "wrote a", next_steps=["test a", "ship"], task="the task", files=["a.py"])
+    (workspace / "a.py").write_text("1\nTWO\n3\n4\n")
+    (workspace / "b.py").write_text("new\n")
+    _tmux_attachment(
+        store, {"windows": [{"index": 0, "name": "agent", "panes": [{"index": 0, "history": ["make"]}]}]}
+    )
+    lines, data = status_section(store)
+    text = "\n".join(lines)
+    assert "task       the task" in text and "1. test a" in text and "2. ship" in text
+    assert "step       wrote a" in text and "agent.0: make" in text
+    assert data["agent"]["nextSteps"] == ["test a", "ship"]
+    out, hdata = handoff_text(store)
+    assert "Task: the task" in out
+    assert "  a.py  +2/-1" in out
+    assert "Also changed since that step: b.py" in out
+    assert "$ make" in out
+    assert hdata["files"] == [{"path": "a.py", "change": "+2/-1"}]
+    assert hdata["nextSteps"] == ["test a", "ship"]
