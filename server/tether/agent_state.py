@@ -521,7 +521,8 @@ class AgentSession:
         self._update(fn)
         changed, warning = outcome[-1]
         if warning:
-            log.warning("%s", warning)
+            # Callers show the returned warning (CLI: stderr, LSP: a message); the log is for tracing.
+            log.info("%s", warning)
         return changed, warning
 
     def _note_bad(self, problem: str, digest: str) -> tuple[bool, str | None]:
@@ -538,7 +539,7 @@ class AgentSession:
 
         self._update(fn)
         if fresh and fresh[-1]:
-            log.warning("%s", message)
+            log.info("%s", message)
             return False, message
         return False, None
 

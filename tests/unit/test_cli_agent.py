@@ -1,0 +1,155 @@
+"""`tether step / next / task / resume --print / status` in-process through tether.cli.main.
+
+`tether run` spawns the command, so it is covered in tests/e2e/test_agent_script.py.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tether import protocol
+from tether.agent_state import AGENT_FILE
+from tether.checkpoints import Checkpointer
+from tether.cli import main
+from tether.runs import Run, save_run
+from tether.store import Store
+
+
+@pytest.fixture
+def ws(workspace: Path, state_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
+    monkeypatch.chdir(workspace)
+    (workspace / ".git").mkdir()  # the root marker `tether` looks for
+    # Nothing here may reach a real tmux server: point the link at a socket that does not exist.
+    monkeypatch.setenv("TETHER_TMUX_SOCKET", str(tmp_path / "no-tmux-here"))
+    yield workspace
+
+
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_step_next_task_roundtrip(ws: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (ws / "a.py").write_text("x = 1\n")
+    code, out, _ = cli(capsys, "step", "--done", "wrote a", "--next", "test a", "lint", "--task", "demo")
+    assert code == 0
+    assert "step recorded in checkpoint 1" in out and "1. test a" in out and "2. lint" in out
+    code, out, _ = cli(capsys, "next")
+    assert out == "1. test a\n2. lint\n"
+    code, out, _ = cli(capsys, "--json", "next")
+    assert json.loads(out) == {"task": "demo", "nextSteps": ["test a", "lint"]}
+    code, out, _ = cli(capsys, "task")
+    assert out == "demo\n"
+    code, out, _ = cli(capsys, "task", "new task")
+    assert json.loads((ws / AGENT_FILE).read_text())["current_task"] == "new task"
+    code, out, _ = cli(capsys, "task", "--clear")
+    assert out.startswith("no task recorded")
+
+
+def test_step_json_and_repeatable_flags(ws: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (ws / "sub").mkdir()
+    (ws / "sub" / "m.py").write_text("m\n")
+    code, out, _ = cli(capsys, "step", "-d", "one", "-n", "a", "-n", "b", "--file", "sub/m.py", "--json")
+    doc = json.loads(out)
+    assert code == 0
+    assert doc["checkpoint"]["trigger"] == "step" and doc["checkpoint"]["message"] == "one"
+    assert doc["nextSteps"] == ["a", "b"] and doc["filesInProgress"] == ["sub/m.py"]
+    assert doc["step"]["checkpoint"] == doc["checkpoint"]["id"]
+    code, out, _ = cli(capsys, "step", "-d", "two", "--no-next")
+    code, out, _ = cli(capsys, "next")
+    assert out.startswith("no next steps recorded")
+
+
+def test_step_file_paths_are_relative_to_cwd(
+    ws: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (ws / "pkg").mkdir()
+    (ws / "pkg" / "mod.py").write_text("1\n")
+    monkeypatch.chdir(ws / "pkg")
+    code, out, _ = cli(capsys, "--json", "step", "-d", "in a subdir", "--file", "mod.py")
+    assert code == 0 and json.loads(out)["filesInProgress"] == ["pkg/mod.py"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "needle"),
+    [
+        (["step"], 2, "--done"),
+        (["step", "--done", ""], 2, "needs a message"),
+        (["step", "--done", "x", "--file", "../../etc/passwd"], 3, "outside the workspace"),
+    ],
+)
+def test_step_bad_input(
+    ws: Path, capsys: pytest.CaptureFixture[str], argv: list[str], code: int, needle: str
+) -> None:
+    try:
+        got = main(argv)
+    except SystemExit as exc:  # argparse usage errors
+        got = int(exc.code or 0)
+    _, err = capsys.readouterr()
+    assert got == code and needle in err
+    with Store.open(ws) as s:
+        assert s.latest() is None  # nothing half-recorded
+
+
+def test_malformed_state_file_warns_and_keeps_state(ws: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (ws / AGENT_FILE).write_text(json.dumps({"current_task": "good", "next_steps": ["n1"], "mine": 1}))
+    cli(capsys, "next")
+    (ws / AGENT_FILE).write_text('{"current_task": "bad",,}')
+    code, out, err = cli(capsys, "next")
+    assert code == 0 and out == "1. n1\n"
+    assert f"warning: {AGENT_FILE}: not valid JSON" in err and "line 1, column 24" in err
+    # A step rewrites the file from the last good state (unknown keys kept).
+    cli(capsys, "step", "-d", "after garbage")
+    doc = json.loads((ws / AGENT_FILE).read_text())
+    assert doc["current_task"] == "good" and doc["mine"] == 1 and doc["next_steps"] == ["n1"]
+
+
+def test_resume_print_and_status(ws: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (ws / "a.py").write_text("1\n")
+    cli(capsys, "step", "-d", "first", "-n", "run tests", "--task", "ship it", "-f", "a.py")
+    with Store.open(ws) as s:
+        cp = s.latest()
+        assert cp is not None
+        save_run(s, Run(0, ["pytest", "-q"], ".", 1, 2.0, "t", cp.id, ["E assert 1 == 2", "1 failed"]))
+        Checkpointer(s).checkpoint(
+            protocol.TRIGGER_MANUAL,
+            allow_empty=True,
+            extra_attachments={
+                protocol.ATTACH_TMUX: json.dumps(
+                    {
+                        "windows": [
+                            {"index": 0, "name": "agent", "panes": [{"index": 0, "history": ["pytest -q"]}]}
+                        ]
+                    }
+                ).encode()
+            },
+        )
+    (ws / "a.py").write_text("1\n2\n")
+    code, out, _ = cli(capsys, "resume", "--print")
+    assert code == 0
+    assert "Task: ship it" in out and "1. run tests" in out
+    assert "a.py  +1/-0" in out
+    assert "`pytest -q` failed (exit 1) at checkpoint 1; 1 file changed since: a.py: re-run" in out
+    assert "E assert 1 == 2" in out and "$ pytest -q" in out
+    code, out, _ = cli(capsys, "resume", "--print", "--json")
+    doc = json.loads(out)
+    assert doc["runs"][0]["stale"] is True and doc["runs"][0]["changedSince"] == ["a.py"]
+    assert doc["lastFailingRun"]["outputTail"] == ["E assert 1 == 2", "1 failed"]
+    code, out, _ = cli(capsys, "status")
+    assert "task       ship it" in out and "next       1. run tests" in out
+    assert "run        `pytest -q` failed (exit 1)" in out and "agent.0: pytest -q" in out
+    code, out, _ = cli(capsys, "status", "--json")
+    doc = json.loads(out)
+    assert doc["agent"]["task"] == "ship it" and doc["runs"][0]["command"] == "pytest -q"
+
+
+def test_resume_without_tmux_degrades_clearly(ws: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cli(capsys, "task", "t")
+    code, out, _ = cli(capsys, "resume")
+    assert code == 0
+    assert out.startswith("tmux: ") and "Task: t" in out
