@@ -354,6 +354,8 @@ class Engine:
         allow_empty: bool = False,
     ) -> CheckpointInfo | None:
         await self.wait_ready()
+        # A checkpoint means "keep everything now": unsaved buffers included.
+        await self.flush_journal_now()
         self._busy += 1
         self.update_status()
         try:
@@ -490,22 +492,25 @@ class Engine:
 
     def set_cursor(self, uri: str, line: int, character: int) -> None:
         if self.docs.set_cursor(uri, line, character) is not None:
-            self._schedule_journal()
+            self._schedule_journal(restart=False)
 
     # --- journal --------------------------------------------------------------------------
 
-    def _schedule_journal(self) -> None:
+    def _schedule_journal(self, restart: bool = True) -> None:
+        """Journal ~1 s after edits settle, and at the latest 2 s after the first unjournaled
+        edit, so continuous typing cannot postpone it; cursor moves never postpone it."""
         if self._frozen or self._closed:
             return
         loop = asyncio.get_running_loop()
         now = time.monotonic()
-        if self._journal_timer is None:
-            self._journal_first = now
-        else:
+        if self._journal_timer is not None:
+            if not restart:
+                return
             self._journal_timer.cancel()
+        else:
+            self._journal_first = now
         delay = self.config.buffer_journal_debounce_ms / 1000
-        # Continuous typing still gets journaled every few debounce periods.
-        latest = self._journal_first + max(delay * 5, 1.0)
+        latest = self._journal_first + 2 * delay
         self._journal_timer = loop.call_later(max(0.0, min(now + delay, latest) - now), self._fire_journal)
 
     def _fire_journal(self) -> None:
@@ -708,6 +713,7 @@ class Engine:
         nxt = prm.opt_str_list(c, p, "next", max_items=200)
         task = prm.opt_str(c, p, "task")
         await self.wait_ready()
+        await self.flush_journal_now()
         self._busy += 1
         self.update_status()
 

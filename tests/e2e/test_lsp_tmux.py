@@ -1,0 +1,132 @@
+"""Resume with the terminal side: a real tmux server on a private socket, agent steps, and the
+session coming back alive (reattach) or dead (recreate from the last snapshot)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tether import protocol as P
+from tests.e2e.lsp_harness import CLIENTS, Session, start_session
+from tests.support.retry import aretry_until
+from tests.support.tmuxsrv import PrivateTmux
+
+
+@pytest.fixture(params=CLIENTS)
+def caps(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    return {"HOME": str(home), "SHELL": "/bin/sh"}
+
+
+async def _work_then_crash(
+    workspace: Path, state_dir: Path, caps: str, tmux: PrivateTmux, env: dict[str, str]
+) -> Session:
+    (workspace / "auth.py").write_text("def login():\n    pass\n")
+    a = await start_session(workspace, state_dir, caps, tmux_socket=tmux.socket_path, extra_env=env)
+    await a.wait_status(lambda s: s["lastCheckpoint"] is not None, "baseline")
+
+    started = await a.command(P.CMD_START_SESSION, {})
+    assert started["created"] is True
+    assert started["argv"][:3] == ["tmux", "-S", tmux.socket_path] or tmux.socket_path in started["argv"]
+    await aretry_until(lambda: a.terminals, timeout=5, what="openTerminal on startSession")
+    assert a.terminals[-1]["argv"] == started["argv"]
+    assert tmux.alive()
+    await a.wait_status(lambda s: s["tmux"] is not None and s["tmux"]["alive"], "tmux alive in status")
+
+    uri = a.open("auth.py", "def login():\n    pass\n")
+    a.edit(uri, 2, 1, 4, 1, 8, "return check()")
+    (workspace / "auth.py").write_text("def login():\n    return check()\n")
+    a.save(uri)
+    step = await a.command(
+        P.CMD_STEP,
+        {"done": "login calls check", "next": ["write tests", "fix lint"], "task": "refactor auth"},
+    )
+    assert step["trigger"] == "step" and step["message"] == "login calls check"
+    await aretry_until(lambda: a.next_steps, timeout=5, what="showNextSteps after step")
+    assert a.next_steps[-1]["nextSteps"] == ["write tests", "fix lint"]
+    assert a.next_steps[-1]["task"] == "refactor auth"
+    a.edit(uri, 3, 1, 18, 1, 18, "  # unsaved")
+    await a.wait_status(lambda s: s["dirtyBuffers"] == 1, "dirty")
+    # The journal is flushed on a timer; a manual checkpoint also persists the tmux snapshot.
+    await a.command(P.CMD_CHECKPOINT, {"message": "before disconnect"})
+    await aretry_until(lambda: _journal_written(a), timeout=10, what="journal flushed")
+    await a.kill()
+    return a
+
+
+def _journal_written(a: Session) -> bool:
+    # Observed via the public side: the next server sees it. Here: the status round trip.
+    return any(s["dirtyBuffers"] == 1 for s in a.statuses) and _db_has(a, b"# unsaved")
+
+
+def _db_has(a: Session, needle: bytes) -> bool:
+    import os
+    import sqlite3
+    import zlib
+
+    state_dir = Path(os.environ.get("TETHER_STATE_DIR", ""))
+    for db in state_dir.glob("workspaces/*/tether.db"):
+        conn = sqlite3.connect(db)
+        try:
+            row = conn.execute("SELECT codec, data FROM state WHERE name='editor'").fetchone()
+        finally:
+            conn.close()
+        if row and needle in (zlib.decompress(row[1]) if row[0] == "zlib" else bytes(row[1])):
+            return True
+    return False
+
+
+async def test_resume_reattaches_live_tmux(
+    workspace: Path, state_dir: Path, tmux_server: PrivateTmux, caps: str, tmp_path: Path
+) -> None:
+    env = _env(tmp_path)
+    await _work_then_crash(workspace, state_dir, caps, tmux_server, env)
+    b = await start_session(workspace, state_dir, caps, tmux_socket=tmux_server.socket_path, extra_env=env)
+    try:
+        await b.wait_status(lambda s: s["resumeAvailable"], "resume available")
+        result = await b.command(P.CMD_RESUME, {})
+        assert result["terminal"]["recreated"] is False
+        await aretry_until(lambda: b.terminals, timeout=5, what="openTerminal")
+        term = b.terminals[-1]
+        assert term["argv"][0].endswith("tmux") and tmux_server.socket_path in term["argv"]
+        assert "attach-session" in term["argv"]
+        assert term["cwd"] == str(workspace)
+        steps = b.next_steps[-1]
+        assert steps["task"] == "refactor auth"
+        assert steps["nextSteps"] == ["write tests", "fix lint"]
+        assert "auth.py" in steps["filesInProgress"]
+        assert result["restoredBuffers"] == ["auth.py"]
+        ((edit_uri, edits),) = b.edits[0].edit.changes.items()
+        assert edit_uri == b.uri("auth.py")
+        assert edits[0].new_text == "def login():\n    return check()  # unsaved\n"
+    finally:
+        await b.stop()
+
+
+async def test_resume_recreates_dead_tmux(
+    workspace: Path, state_dir: Path, tmux_server: PrivateTmux, tmp_path: Path
+) -> None:
+    env = _env(tmp_path)
+    await _work_then_crash(workspace, state_dir, "visual-studio-code", tmux_server, env)
+    tmux_server.kill()  # a reboot
+    assert not tmux_server.alive()
+    b = await start_session(
+        workspace, state_dir, "visual-studio-code", tmux_socket=tmux_server.socket_path, extra_env=env
+    )
+    try:
+        st = await b.wait_status(lambda s: s["resumeAvailable"], "resume available")
+        assert st["tmux"] is not None and st["tmux"]["alive"] is False
+        result = await b.command(P.CMD_RESUME, {})
+        assert result["terminal"]["recreated"] is True
+        assert tmux_server.alive()
+        await aretry_until(lambda: b.terminals, timeout=5, what="openTerminal")
+        assert result["terminal"]["session"] in b.terminals[-1]["argv"][-1]
+        await b.wait_status(lambda s: s["tmux"] is not None and s["tmux"]["alive"], "alive again")
+    finally:
+        await b.stop()
