@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from tether import protocol as P
 from tests.e2e.lsp_harness import CLIENTS, Session, start_session
 from tests.support.retry import aretry_until
 from tests.support.tmuxsrv import PrivateTmux
+from tether import protocol as P
 
 
 @pytest.fixture(params=CLIENTS)
