@@ -272,14 +272,18 @@ def test_statusline_follows_status_notifications(nvim_factory) -> None:
     assert nv.statusline() == "Tether: 2m ago · 4 files"
     status(state="error", error="disk full", lastCheckpoint=cp, text="2m ago · 4 files")
     assert nv.statusline() == "Tether: error: disk full"
-    # The first checkpoint seen is remembered, a newer one is announced once.
+    # Each new checkpoint is announced once, whichever way it arrives.
     status(lastCheckpoint={**cp, "id": 5}, text="just now · 4 files")
     status(lastCheckpoint={**cp, "id": 5}, text="just now · 4 files")
+    nv.run(lua=f"require('tether.state').note_checkpoint(1, vim.json.decode({json.dumps(json.dumps(cp))}))")
     events = nv.lua("return vim.tbl_map(function(e) return e.name end, T.events)")
     assert events.count("TetherStatus") == 6
-    assert events.count("TetherCheckpoint") == 1
     announced = nv.lua("return vim.tbl_filter(function(e) return e.name == 'TetherCheckpoint' end, T.events)")
-    assert [e["data"]["checkpoint"]["id"] for e in announced] == [5]
+    assert [e["data"]["checkpoint"]["id"] for e in announced] == [4, 5]
+    # A client connecting to a workspace with history: its first checkpoint is a baseline, not news.
+    nv.notify_handler("tether/status", {"lastCheckpoint": {**cp, "id": 9}, "state": "idle"}, client_id=2)
+    announced = nv.lua("return vim.tbl_filter(function(e) return e.name == 'TetherCheckpoint' end, T.events)")
+    assert len(announced) == 2
 
 
 def test_checkhealth_reports_server_tmux_and_state_dir(nvim_factory, tmp_path: Path) -> None:

@@ -79,8 +79,16 @@ def test_timeline_diff_and_restore(tmp_path: Path, state_dir: Path) -> None:
         comp = nv.lua("return vim.fn.getcompletion('Tether restore ', 'cmdline')")
         assert str(first) in comp and str(second) in comp
 
+        # Wiping the checkpoint buffer ends the comparison: diff mode off in the live window.
+        nv.lua(
+            "for _, b in ipairs(vim.api.nvim_list_bufs()) do"
+            " if vim.api.nvim_buf_get_name(b):match('^tether://') then"
+            " vim.api.nvim_buf_delete(b, { force = true }) end end"
+        )
+        nv.wait("#vim.api.nvim_list_wins() == 1 and not vim.wo.diff", what="diff mode off")
+        assert nv.lua("return vim.api.nvim_buf_get_name(0)") == str(ws / "a.txt")
+
         # Restore: preview the diff first, confirm, file back on disk and in the buffer.
-        nv.cmd("only")
         nv.run(f"Tether restore {first}")
         confirm = pending_select(nv)
         assert confirm["prompt"] == f"Restore from checkpoint #{first}: 1 file?"
@@ -94,7 +102,9 @@ def test_timeline_diff_and_restore(tmp_path: Path, state_dir: Path) -> None:
         retry_until(lambda: (ws / "a.txt").read_text() == V1, timeout=20, what="file restored on disk")
         retry_until(
             lambda: (
-                nv.lua("return vim.api.nvim_buf_get_lines(vim.fn.bufnr('a.txt'), 0, -1, false)")
+                nv.lua(
+                    f"return vim.api.nvim_buf_get_lines(vim.fn.bufnr({str(ws / 'a.txt')!r}), 0, -1, false)"
+                )
                 == ["alpha", "beta", "gamma"]
             ),
             timeout=20,

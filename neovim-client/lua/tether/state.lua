@@ -5,7 +5,9 @@ local M = {}
 M.status = {}
 ---@type integer|nil client that sent the most recent status
 M.last_client = nil
----@type table<integer, integer> highest checkpoint id already announced per client
+---@type table<integer, integer> newest checkpoint id known per client (announced or baseline)
+M.newest = {}
+---@type table<integer, table<integer, boolean>> checkpoint ids already announced per client
 M.announced = {}
 ---@type table<integer, integer[]> checkpoint ids seen in the last timeline, for completion
 M.timeline_ids = {}
@@ -17,23 +19,30 @@ function M.fire(name, data)
 end
 
 --- Fire `User TetherCheckpoint` once per new checkpoint, whether we learn about it from a
---- command result or from a status notification (a save or an agent step).
+--- command result or from a status notification (a save or an agent step), in either order.
 ---@param client_id integer
 ---@param info table|nil CheckpointInfo
-function M.note_checkpoint(client_id, info)
+---@param from_status boolean|nil
+function M.note_checkpoint(client_id, info, from_status)
   if type(info) ~= 'table' or type(info.id) ~= 'number' then
     return
   end
-  local seen = M.announced[client_id]
-  if seen ~= nil and info.id <= seen then
+  local announced = M.announced[client_id] or {}
+  M.announced[client_id] = announced
+  if announced[info.id] then
     return
   end
-  M.announced[client_id] = info.id
-  -- The first status after connecting reports an old checkpoint: remember it, do not announce it.
-  if seen == nil and info._from_status then
-    return
+  local newest = M.newest[client_id]
+  if from_status then
+    -- The first status after connecting reports an old checkpoint: a baseline, not news.
+    -- Older ids arriving late are not news either.
+    if newest == nil or info.id <= newest then
+      M.newest[client_id] = math.max(newest or 0, info.id)
+      return
+    end
   end
-  info._from_status = nil
+  M.newest[client_id] = math.max(newest or 0, info.id)
+  announced[info.id] = true
   M.fire('TetherCheckpoint', { client_id = client_id, checkpoint = info })
 end
 
@@ -43,15 +52,16 @@ function M.set_status(client_id, status)
   M.status[client_id] = status
   M.last_client = client_id
   if type(status.lastCheckpoint) == 'table' then
-    local info = vim.deepcopy(status.lastCheckpoint)
-    info._from_status = true
-    M.note_checkpoint(client_id, info)
+    M.note_checkpoint(client_id, vim.deepcopy(status.lastCheckpoint), true)
+  elseif M.newest[client_id] == nil then
+    M.newest[client_id] = 0 -- no checkpoint yet: the first one will be news
   end
 end
 
 function M.forget(client_id)
   M.status[client_id] = nil
   M.announced[client_id] = nil
+  M.newest[client_id] = nil
   M.timeline_ids[client_id] = nil
   if M.last_client == client_id then
     M.last_client = next(M.status)
