@@ -207,6 +207,10 @@ class _Doc:
     # The file as last imported or written: the common base of a three-way merge, so a field the
     # agent did not touch in its write does not undo what Tether changed meanwhile.
     file_base: dict[str, Any] | None = None
+    # Hashes of Tether's own recent renderings of the file. Two Tether processes (the CLI and the
+    # language server) both write it; one must not import the other's older rendering as if the
+    # agent had written it.
+    own: list[str] = field(default_factory=list)
 
     @classmethod
     def load(cls, data: bytes | None) -> _Doc:
@@ -219,12 +223,13 @@ class _Doc:
             return cls(TaskState())
         if not isinstance(d, dict):
             return cls(TaskState())
-        fh, bh, base = d.get("fileHash"), d.get("badHash"), d.get("fileBase")
+        fh, bh, base, own = d.get("fileHash"), d.get("badHash"), d.get("fileBase"), d.get("own")
         return cls(
             TaskState.from_json(d.get("state")),
             fh if isinstance(fh, str) else None,
             bh if isinstance(bh, str) else None,
             base if isinstance(base, dict) else None,
+            [h for h in own if isinstance(h, str)] if isinstance(own, list) else [],
         )
 
     def dump(self) -> bytes:
@@ -235,6 +240,7 @@ class _Doc:
                 "fileHash": self.file_hash,
                 "badHash": self.bad_hash,
                 "fileBase": self.file_base,
+                "own": self.own,
             },
             ensure_ascii=False,
             separators=(",", ":"),
@@ -509,6 +515,12 @@ class AgentSession:
             if doc.file_hash == digest:
                 outcome.append((False, None))
                 return False
+            if digest in doc.own:
+                # Tether's own rendering (maybe another process's): the file's new base, no news.
+                doc.file_hash = digest
+                doc.file_base = {**patch.extra, **patch.fields}
+                outcome.append((False, None))
+                return True
             new = _apply_patch(doc.state, patch, doc.file_base)
             changed = new.to_file() != doc.state.to_file()
             doc.state = new
@@ -698,6 +710,7 @@ class AgentSession:
             data = (json.dumps(state.to_file(), indent=2, ensure_ascii=False) + "\n").encode()
             if before == data:
                 return False
+            self._note_own(data)
             outcome = self._swap_in(data, before)
             if outcome is True:
                 self._remember_written(data)
@@ -710,6 +723,17 @@ class AgentSession:
                 continue
         log.warning("gave up rewriting %s: it keeps changing under us", self.path)
         return False
+
+    def _note_own(self, data: bytes) -> None:
+        digest = _digest(data)
+
+        def fn(doc: _Doc) -> bool:
+            if digest in doc.own:
+                return False
+            doc.own = [*doc.own, digest][-16:]
+            return True
+
+        self._update(fn)
 
     def _remember_written(self, data: bytes) -> None:
         digest = _digest(data)

@@ -8,6 +8,7 @@ of a session to get its context back.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -87,6 +88,17 @@ def register(sub: Any) -> None:
     p.add_argument("--attach", action="store_true", help="attach to the tmux session afterwards")
     add_output_flags(p)
     p.set_defaults(handler=cmd_resume)
+
+    p = sub.add_parser(
+        "hook",
+        help="entry point for agent hooks (reads the hook's JSON on stdin; never fails the agent)",
+        description="`tether hook claude-code`: for Claude Code's SessionStart, PostToolUse and Stop "
+        "hooks (see docs/agents.md). SessionStart prints the hand-off (Claude adds it to its "
+        "context); PostToolUse checkpoints what the tool changed; Stop records a step when files "
+        "changed during the turn. Always exits 0, so Tether never blocks the agent.",
+    )
+    p.add_argument("kind", choices=["claude-code"])
+    p.set_defaults(handler=cmd_hook)
 
 
 def _status_extension(store: Store, data: dict[str, Any], lines: list[str]) -> None:
@@ -276,3 +288,82 @@ def cmd_resume(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         os.execvp(attach[0], attach)
     return 0
+
+
+# --- agent hooks ---------------------------------------------------------------------------------
+
+_HOOK_INPUT_LIMIT = 1024 * 1024
+
+
+def _hook_input() -> dict[str, Any]:
+    try:
+        raw = sys.stdin.read(_HOOK_INPUT_LIMIT) if not sys.stdin.isatty() else ""
+        doc = json.loads(raw) if raw.strip() else {}
+    except (ValueError, OSError, UnicodeDecodeError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def _hook_message(event: dict[str, Any]) -> str:
+    """A short, redacted checkpoint message naming the tool and what it worked on."""
+    from tether.agent_state import clean_text
+    from tether.tmux_env import redact_text
+
+    tool = event.get("tool_name")
+    tool = tool if isinstance(tool, str) else "tool"
+    tool_input = event.get("tool_input")
+    detail = ""
+    if isinstance(tool_input, dict):
+        for key in ("command", "file_path", "notebook_path", "path"):
+            value = tool_input.get(key)
+            if isinstance(value, str) and value:
+                detail = value
+                break
+    text = f"claude {tool}: {detail}" if detail else f"claude {tool}"
+    return clean_text(redact_text(text), 120)
+
+
+def cmd_hook(args: argparse.Namespace) -> int:
+    """Never raises and always returns 0: a hook must not break or block the agent."""
+    event = _hook_input()
+    try:
+        _run_hook(args, event)
+    except Exception as exc:  # reported, never fatal for the agent
+        print(f"tether hook: {exc}", file=sys.stderr)
+    return 0
+
+
+def _run_hook(args: argparse.Namespace, event: dict[str, Any]) -> None:
+    if not args.workspace:
+        base = os.environ.get("CLAUDE_PROJECT_DIR") or (
+            event["cwd"] if isinstance(event.get("cwd"), str) else None
+        )
+        if base and os.path.isdir(base):
+            args.workspace = base
+    name = event.get("hook_event_name")
+    with open_store(args) as store:
+        session = AgentSession(store)
+        session.import_file()
+        if name == "SessionStart":
+            text, _ = handoff_text(store)
+            sys.stdout.write(text)
+            return
+        if name == "PostToolUse":
+            from tether.scan import Scanner
+
+            # A stat-cache scan finds edits the tool made through the shell too. Nothing changed
+            # (a `ls`, a read): no checkpoint, even if a tmux pane scrolled.
+            changed = Scanner(store.root).full_scan(store.head()).changed_paths
+            if not changed:
+                return
+            outcome = make_checkpointer(store, session).checkpoint(
+                protocol.TRIGGER_MANUAL, _hook_message(event), paths=changed
+            )
+            if outcome.info is not None:
+                session.after_checkpoint(outcome.info)
+            return
+        if name == "Stop" and not event.get("stop_hook_active"):
+            from tether.scan import Scanner
+
+            if Scanner(store.root).full_scan(store.head()).changes:
+                session.record_step(make_checkpointer(store, session), "claude: turn finished")
