@@ -109,6 +109,7 @@ class Checkpointer:
                 allow_empty=allow_empty,
                 skipped=scan.skipped,
                 skipped_scope=skipped_scope,
+                verify_stat=True,
             )
         except BaseException:
             # Nothing was written: keep the told paths for the next attempt.

@@ -271,7 +271,7 @@ class Store:
     def _setup(self) -> None:
         db = self._db
         db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        mode = self._enable_wal()
         if mode != "wal":
             log.warning("store %s: journal_mode is %s, not wal", self.db_path, mode)
         # FULL: each checkpoint is fsynced; a power cut keeps every acknowledged checkpoint.
@@ -291,6 +291,23 @@ class Store:
             )
         elif stored_root != str(self.root):
             raise StoreError(f"store {self.db_path} belongs to {stored_root}, not {self.root}")
+
+    def _enable_wal(self) -> str:
+        """Switch to WAL, retrying: when two processes open a new store at the same moment,
+        the switch fails with SQLITE_BUSY at once (sqlite does not call the busy handler)."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        delay = 0.005
+        while True:
+            try:
+                current = str(self._db.execute("PRAGMA journal_mode").fetchone()[0])
+                if current == "wal":
+                    return current
+                return str(self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0])
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
 
     def _migrate(self) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
@@ -378,6 +395,7 @@ class Store:
         allow_empty: bool = False,
         skipped: Iterable[Skipped] | None = None,
         skipped_scope: Iterable[str] | None = None,
+        verify_stat: bool = False,
     ) -> CheckpointInfo | None:
         """Write one checkpoint atomically; ``None`` when nothing changed and not ``allow_empty``.
 
@@ -385,6 +403,12 @@ class Store:
         saw the same edit record it once. ``stat_updates`` refresh the stat cache for files whose
         content did not change (touched files). ``skipped`` replaces the skipped-files report:
         wholly when ``skipped_scope`` is None, else only for the paths in ``skipped_scope``.
+
+        ``verify_stat``: once the write lock is held, re-stat each changed file under ``root``
+        and leave out those that changed again since they were read (their stat no longer
+        matches the change's): another writer may have recorded the newer content already,
+        and recording ours after it would make stale content the latest. The stat cache keeps
+        the old stat, so the next scan picks the file up.
         """
         changes = list(changes)
         attachments = attachments or {}
@@ -402,6 +426,8 @@ class Store:
             real: list[tuple[FileChange, str | None]] = []
             touched = list(stat_updates)
             for change, digest in prepared:
+                if verify_stat and self._moved_on(change):
+                    continue
                 row = current.get(change.path)
                 if digest is None and row is None:
                     continue  # deleting an untracked file
@@ -497,6 +523,16 @@ class Store:
             if refresh and (old is None or old.hash != entry.hash):
                 continue  # mirrors the SQL: a stat refresh applies only where the hash matches
             cache[path] = entry
+
+    def _moved_on(self, change: FileChange) -> bool:
+        """Whether the file changed on disk after ``change`` was read from it."""
+        try:
+            st = os.lstat(self.root / change.path)
+        except OSError:
+            return change.content is not None  # gone (or unreadable) since it was read
+        if change.content is None:
+            return True  # recreated since it was found deleted
+        return (st.st_mtime_ns, st.st_size, st.st_ino) != (change.mtime_ns, change.size, change.ino)
 
     def _head_rows(self, paths: list[str]) -> dict[str, tuple[str, int]]:
         out: dict[str, tuple[str, int]] = {}
