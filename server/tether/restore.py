@@ -9,6 +9,7 @@ current state of the affected paths is checkpointed so the restore can be undone
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import stat as stat_mod
@@ -61,9 +62,36 @@ def read_live(root: Path, rel: str) -> bytes | None:
         return None
 
 
+# What a running restore is about to do: the paths it will create (absent and untracked before
+# it) and the directories it writes temp files in. Recorded before the first write and cleared
+# after the closing checkpoint. If the restore is killed in between, the next restore removes
+# the temp files, and restoring the undo checkpoint also removes the created paths, so the
+# undo is exact.
+PENDING = "restore.pending"
+
+
+def _pending(store: Store) -> tuple[set[str], set[str]]:
+    """(created paths, temp dirs) of a restore that did not finish."""
+    raw = store.get_state(PENDING)
+    if not raw:
+        return set(), set()
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return set(), set()
+    if not isinstance(doc, dict):
+        return set(), set()
+    created = doc.get("created")
+    dirs = doc.get("dirs")
+    return (
+        {p for p in created if isinstance(p, str)} if isinstance(created, list) else set(),
+        {d for d in dirs if isinstance(d, str)} if isinstance(dirs, list) else set(),
+    )
+
+
 def _scope(store: Store, paths: Iterable[str] | None, *manifests: dict[str, FileEntry]) -> list[str]:
     """The paths a diff/restore covers; a directory argument covers every known path below it."""
-    known: set[str] = set(store.head())
+    known: set[str] = set(store.head()) | _pending(store)[0]
     for m in manifests:
         known.update(m)
     if paths is None:
@@ -129,10 +157,11 @@ def plan(
     """
     target = store.manifest(n)
     head = store.head()
+    created_by_killed_restore = _pending(store)[0]
     out = []
     for rel in _scope(store, paths, target):
         want = target.get(rel)
-        if want is None and rel not in head:
+        if want is None and rel not in head and rel not in created_by_killed_restore:
             continue  # untracked now: like git, a restore never deletes what is not tracked
         known = _unchanged_since_head(store.root, rel, head)
         if known is not None and want is not None and known.hash == want.hash and known.mode == want.mode:
@@ -174,7 +203,12 @@ def restore(
     path_list = list(paths) if paths is not None else None
     planned = plan(store, n, path_list, with_diff=dry_run)
     result = RestoreResult(checkpoint=n, dry_run=dry_run, files=[p.diff for p in planned])
+    killed_dirs = set() if dry_run else _pending(store)[1]
+    if killed_dirs:
+        _sweep_stale_temps(_dirs(store.root, killed_dirs))
     if dry_run or not planned:
+        if killed_dirs:
+            store.delete_state(PENDING)
         return result
     # Validate every target before touching anything: all-or-nothing on bad paths.
     targets = [(p, safe_target(store.root, p.path)) for p in planned]
@@ -184,7 +218,11 @@ def restore(
         TRIGGER_RESTORE, f"before restoring checkpoint {n}", full=True, allow_empty=True
     )
     result.undo_checkpoint = undo.info.id if undo.info else None
-    _sweep_stale_temps({t.parent for _, t in targets})
+    head = store.head()
+    created = sorted(p.path for p in planned if p.want is not None and p.path not in head)
+    dirs = sorted({str(PurePosixPath(p.path).parent) for p in planned})
+    store.put_state(PENDING, json.dumps({"created": created, "dirs": dirs}).encode())
+    _sweep_stale_temps(_dirs(store.root, dirs))
     written: list[str] = []
     try:
         for item, target in targets:
@@ -202,6 +240,7 @@ def restore(
     finally:
         _sync_dirs(store.root, written)
     after = checkpointer.checkpoint(TRIGGER_RESTORE, f"restored checkpoint {n}", paths=written)
+    store.delete_state(PENDING)
     result.after_checkpoint = after.info.id if after.info else None
     return result
 
@@ -214,6 +253,22 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _dirs(root: Path, rels: Iterable[str]) -> list[Path]:
+    """Workspace directories from stored relative names, never leaving the workspace."""
+    out = []
+    for rel in rels:
+        if rel == ".":
+            out.append(root)
+            continue
+        try:
+            d = safe_target(root, rel)
+        except OutsideWorkspaceError:
+            continue
+        if not d.is_symlink():  # scandir would follow it out of the workspace
+            out.append(d)
+    return out
 
 
 def _sweep_stale_temps(dirs: Iterable[Path]) -> None:
