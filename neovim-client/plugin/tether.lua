@@ -10,6 +10,8 @@ if vim.fn.has('nvim-0.11') == 0 then
 end
 
 require('tether.commands').create()
+-- Cursor positions go to any tether client, however it was started (setup() or vim.lsp.enable).
+require('tether.cursor').attach_autocmds()
 
 -- `vim.g.tether = {...}` alone is enough; setup() called from init.lua takes precedence.
 if vim.g.tether ~= nil and not require('tether')._did_setup then

@@ -64,7 +64,12 @@ def buffer_state(nv: Nvim, path: str) -> dict[str, Any]:
     return nv.lua(BUFFER_STATE % path)
 
 
-def test_resume_after_sigkill(tmp_path: Path, state_dir: Path, tmux_server: PrivateTmux) -> None:
+@pytest.mark.parametrize("tmux_fate", ["alive", "killed"])
+def test_resume_after_sigkill(
+    tmp_path: Path, state_dir: Path, tmux_server: PrivateTmux, tmux_fate: str
+) -> None:
+    """``alive``: the editor crashed, the agent's tmux kept running (an SSH drop).
+    ``killed``: tmux died too (a reboot); the server recreates the session for the terminal."""
     ws = make_workspace(tmp_path / "ws", {"src/app.py": APP, "notes.md": NOTES, "TODO": TODO})
 
     # --- Neovim A: work, then die -----------------------------------------------------------
@@ -137,6 +142,9 @@ def test_resume_after_sigkill(tmp_path: Path, state_dir: Path, tmux_server: Priv
         a.close()
     # The agent's tmux session outlives the editor (an SSH drop, not a reboot).
     assert tmux_server.cmd("has-session", "-t", session, check=False).returncode == 0
+    if tmux_fate == "killed":
+        tmux_server.kill()
+        assert not tmux_server.alive()
 
     # --- Neovim B: open the project, resume ---------------------------------------------------
     b = editor(tmp_path / "home-b", ws, state_dir, tmux_server)
@@ -148,6 +156,8 @@ def test_resume_after_sigkill(tmp_path: Path, state_dir: Path, tmux_server: Priv
         b.run("Tether resume")
         result = retry_until(lambda: events(b, "TetherResume"), timeout=30, what="TetherResume")[0]["result"]
         assert sorted(result["restoredBuffers"]) == ["TODO", "src/app.py"]
+        assert result["terminal"]["session"] == session
+        assert result["terminal"]["recreated"] is (tmux_fate == "killed")
         assert set(result["opened"]) >= {"src/app.py", "notes.md", "TODO"}
 
         # Next steps in a floating window.

@@ -50,8 +50,9 @@ function M.forget(client_id)
   last_sent[client_id] = nil
 end
 
----@param group integer augroup
-function M.attach_autocmds(group)
+--- Idempotent: called from plugin/tether.lua and setup().
+function M.attach_autocmds()
+  local group = api.nvim_create_augroup('tether.cursor', { clear = true })
   api.nvim_create_autocmd({ 'CursorMoved', 'CursorMovedI' }, { group = group, callback = M.schedule })
   -- Leaving a buffer sends its cursor before the window shows another one.
   api.nvim_create_autocmd('BufLeave', { group = group, callback = M.send_now })

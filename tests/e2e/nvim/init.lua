@@ -68,6 +68,9 @@ local raw = os.getenv('TETHER_TEST_OPTS')
 local opts = raw and raw ~= '' and vim.json.decode(raw, { luanil = { object = true, array = true } }) or nil
 if mode == 'setup' then
   require('tether').setup(opts)
+elseif mode == 'enable' then
+  -- Only Neovim's own API: the config comes from the plugin's lsp/tether.lua.
+  vim.lsp.enable('tether')
 elseif mode == 'g' then
   -- plugin/tether.lua runs after this file and picks vim.g.tether up without setup().
   vim.g.tether = opts

@@ -1,0 +1,48 @@
+"""`vim.lsp.enable('tether')` alone, with the plugin's lsp/tether.lua, against the real server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.nvim.driver import Nvim
+from tests.e2e.nvim.scenario import make_workspace, wait_client
+from tests.support.retry import retry_until
+from tests.support.tmuxsrv import PrivateTmux
+
+pytestmark = [pytest.mark.nvim, pytest.mark.timeout(120)]
+
+
+def test_lsp_enable_uses_the_plugin_config(tmp_path: Path, state_dir: Path, tmux_server: PrivateTmux) -> None:
+    ws = make_workspace(tmp_path / "ws", {"main.c": "int main(void) { return 0; }\n"})
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "loose.txt").write_text("no workspace here\n")
+    env = {"TETHER_STATE_DIR": str(state_dir), "TETHER_TMUX_SOCKET": tmux_server.socket_path}
+    with Nvim(tmp_path / "home", ws, mode="enable", env=env) as nv:
+        nv.start("main.c")
+        wait_client(nv, "main.c")
+        client = nv.lua(
+            "local c = vim.lsp.get_clients({ name = 'tether' })[1]"
+            " return { cmd = c.config.cmd, root = c.root_dir, ft = c.config.filetypes,"
+            " markers = c.config.root_markers }"
+        )
+        assert client["cmd"] == ["tether", "lsp"]  # found on PATH
+        assert client["root"] == str(ws)
+        assert client.get("ft") is None
+        assert client["markers"] == [".git", ".agent-session.json"]
+
+        nv.run("Tether status")
+        note = retry_until(
+            lambda: [n for n in nv.notes() if n.startswith("tether: workspace: ")], timeout=20, what="status"
+        )
+        assert note[0].splitlines()[0] == f"tether: workspace: {ws}"
+
+        # Outside any workspace no server is attached (workspace_required).
+        nv.cmd(f"edit {outside / 'loose.txt'}")
+        assert nv.lua("return #vim.lsp.get_clients({ bufnr = 0, name = 'tether' })") == 0
+
+        nv.cmd("checkhealth tether")
+        report = "\n".join(nv.lua("return vim.api.nvim_buf_get_lines(0, 0, -1, false)"))
+        assert f"running for {ws}" in report
