@@ -331,3 +331,32 @@ def test_help_file_has_tags(nvim_factory, tmp_path: Path) -> None:
     nv.lua(f"vim.opt.runtimepath:prepend({str(tmp_path)!r})")
     nv.cmd("help :Tether-restore")
     assert nv.lua("return vim.fn.expand('%:t')") == "tether.txt"
+
+
+def test_modules_load_without_leaking_globals(nvim_factory) -> None:
+    """Every module loads cleanly and none assigns a global by mistake (a missing `local`)."""
+    from tests.e2e.nvim.driver import PLUGIN
+
+    nv = nvim_factory({"autostart": False})
+    modules = sorted(p.stem for p in (PLUGIN / "lua" / "tether").glob("*.lua"))
+    assert {"init", "config", "protocol", "handlers", "ui", "commands", "health", "cursor", "state"} <= set(
+        modules
+    )
+    # Each file runs in its own environment that records global assignments (LuaJIT setfenv).
+    leaked = nv.lua(
+        "local leaked = {}\n"
+        "local files = vim.api.nvim_get_runtime_file('lua/tether/*.lua', true)\n"
+        "vim.list_extend(files, vim.api.nvim_get_runtime_file('lsp/tether.lua', true))\n"
+        "vim.list_extend(files, vim.api.nvim_get_runtime_file('plugin/tether.lua', true))\n"
+        "for _, f in ipairs(files) do\n"
+        "  local env = setmetatable({}, { __index = _G, __newindex = function(t, k, v)\n"
+        "    leaked[#leaked + 1] = vim.fs.basename(f) .. ':' .. k; rawset(t, k, v) end })\n"
+        "  local chunk = assert(loadfile(f))\n"
+        "  setfenv(chunk, env)\n"
+        "  chunk()\n"
+        "end\n"
+        "return { leaked = leaked, n = #files }"
+    )
+    assert leaked["n"] == len(modules) + 2
+    leaked = leaked["leaked"]
+    assert leaked == []
