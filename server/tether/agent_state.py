@@ -1074,7 +1074,14 @@ def handoff_text(store: Store, scan: ScanResult | None = None) -> tuple[str, dic
         out.append("")
         out.append("Runs:")
         out.extend(f"  - {r.summary}" for r in runs)
-    failing = next((r for r in reversed(load_runs(store)) if r.exit_code != 0), None)
+    # The newest failure among each command's latest run: a failure fixed by a later passing run
+    # of the same command is history, not something to act on.
+    latest_per_command: dict[str, Any] = {}
+    for r in load_runs(store):
+        latest_per_command[r.command_text] = r
+    failing = max(
+        (r for r in latest_per_command.values() if r.exit_code != 0), key=lambda r: r.id, default=None
+    )
     if failing is not None and failing.output_tail:
         out.append("")
         out.append(f"Last failing run: `{failing.command_text}` (exit {failing.exit_code}), output tail:")

@@ -199,6 +199,8 @@ class _Tail:
 
 
 def _rel_cwd(root: Path, cwd: Path) -> str:
+    if cwd == root:
+        return "."
     try:
         rel = normalize_rel(root, cwd)
     except OutsideWorkspaceError:
