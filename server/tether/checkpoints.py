@@ -75,11 +75,13 @@ class Checkpointer:
         full: bool = False,
         allow_empty: bool = False,
         extra_attachments: dict[str, bytes] | None = None,
+        scan: ScanResult | None = None,
     ) -> CheckpointOutcome:
         """Write a checkpoint of what changed.
 
         ``full=True`` (or no paths told and none pending) walks the workspace with the stat
         cache; otherwise only ``paths`` plus those noted via :meth:`note_changed` are looked at.
+        ``scan``: the result of a ``full_scan`` just made by the caller, used instead of a new walk.
         """
         with self._lock:
             told = set(self._pending)
@@ -87,9 +89,21 @@ class Checkpointer:
         if paths is not None:
             told.update(paths)
         try:
-            if full or (paths is None and not told):
-                scan = self.scanner.full_scan(self.store.head())
+            if scan is not None:
+                # A full scan the caller just made (restore plans from one): not walked twice.
                 skipped_scope: list[str] | None = None
+                if told:
+                    extra = self.scanner.scan_paths(sorted(told), self.store.head(self._rels(told)))
+                    have = scan.changed_set
+                    scan = ScanResult(
+                        [*scan.changes, *(c for c in extra.changes if c.path not in have)],
+                        [*scan.stat_updates, *extra.stat_updates],
+                        scan.skipped,
+                        scan.seen,
+                    )
+            elif full or (paths is None and not told):
+                scan = self.scanner.full_scan(self.store.head())
+                skipped_scope = None
             else:
                 rels = self._rels(told)
                 # A told directory (moved in, or deleted wholesale) covers the tracked paths below it.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import platformdirs
 
@@ -93,24 +93,33 @@ def normalize_rel(root: Path, path: str | os.PathLike[str]) -> str:
         raise OutsideWorkspaceError(f"path contains a NUL byte: {raw!r}")
     if not raw:
         raise OutsideWorkspaceError("empty path")
-    candidate = Path(os.path.normpath(raw if os.path.isabs(raw) else root / raw))
-    try:
-        rel = candidate.relative_to(root)
-    except ValueError:
+    # String operations, not pathlib: this runs for every told path and every restored file.
+    base = os.fspath(root)
+    prefix = base if base.endswith("/") else base + "/"
+    candidate = os.path.normpath(raw if os.path.isabs(raw) else os.path.join(base, raw))
+    if candidate.startswith(prefix):
+        rel = candidate[len(prefix) :]
+    else:
         # An absolute path may name the workspace through a symlinked alias of the root.
         try:
-            rel = Path(os.path.normpath(candidate.parent.resolve() / candidate.name)).relative_to(root)
-        except (ValueError, OSError, RuntimeError):
-            raise OutsideWorkspaceError(f"{raw!r} is outside the workspace {root}") from None
-    if not rel.parts or rel.parts[0] == "..":
+            head, tail = os.path.split(candidate)
+            aliased = os.path.normpath(os.path.join(os.path.realpath(head), tail))
+        except (OSError, RuntimeError, ValueError):
+            aliased = ""
+        if not aliased.startswith(prefix):
+            raise OutsideWorkspaceError(f"{raw!r} is outside the workspace {root}")
+        rel = aliased[len(prefix) :]
+    if not rel or rel == ".." or rel.startswith("../"):
         raise OutsideWorkspaceError(f"{raw!r} is outside the workspace {root}")
-    try:
-        parent = (root / rel).parent.resolve(strict=False)
-    except (OSError, RuntimeError) as exc:  # symlink loops, names too long
-        raise OutsideWorkspaceError(f"cannot resolve {raw!r}: {exc}") from exc
-    if parent != root and root not in parent.parents:
-        raise OutsideWorkspaceError(f"{raw!r} leads outside the workspace {root} through a symlink")
-    return str(PurePosixPath(*rel.parts))
+    parent_rel = os.path.dirname(rel)
+    if parent_rel:
+        try:
+            parent = os.path.realpath(os.path.join(base, parent_rel))
+        except (OSError, RuntimeError, ValueError) as exc:  # names too long
+            raise OutsideWorkspaceError(f"cannot resolve {raw!r}: {exc}") from exc
+        if not (parent + "/").startswith(prefix):
+            raise OutsideWorkspaceError(f"{raw!r} leads outside the workspace {root} through a symlink")
+    return rel
 
 
 def safe_target(root: Path, rel: str) -> Path:

@@ -23,7 +23,8 @@ from tether.diffing import FileDiff, file_diff
 from tether.errors import OutsideWorkspaceError, StoreError, TetherError
 from tether.paths import normalize_rel, restore_temp_name, restore_temp_pid, safe_target
 from tether.protocol import TRIGGER_RESTORE
-from tether.store import FileEntry, StatEntry, Store, blob_hash
+from tether.scan import Scanner, ScanResult
+from tether.store import FileEntry, Store, blob_hash
 
 log = logging.getLogger(__name__)
 
@@ -126,65 +127,65 @@ def diff(store: Store, a: int, b: int | None = None, paths: Iterable[str] | None
     return out
 
 
-def _unchanged_since_head(root: Path, rel: str, head: dict[str, StatEntry]) -> StatEntry | None:
-    """The head entry when the live file still matches it by stat (so its content is known)."""
-    entry = head.get(rel)
-    if entry is None:
-        return None
-    try:
-        st = os.lstat(root / rel)
-    except OSError:
-        return None
-    if (
-        stat_mod.S_ISREG(st.st_mode)
-        and st.st_mtime_ns == entry.mtime_ns
-        and st.st_size == entry.size
-        and st.st_ino == entry.ino
-        and stat_mod.S_IMODE(st.st_mode) == entry.mode
-    ):
-        return entry
-    return None
-
-
 def plan(
-    store: Store, n: int, paths: Iterable[str] | None = None, *, with_diff: bool = True
+    store: Store,
+    n: int,
+    paths: Iterable[str] | None = None,
+    *,
+    with_diff: bool = True,
+    scan: ScanResult | None = None,
+    scanner: Scanner | None = None,
 ) -> list[PlannedFile]:
     """What restoring checkpoint ``n`` would change in the live workspace (pure: writes nothing).
 
-    Files whose stat still matches the stat cache are compared by hash, not read, so restoring
-    a few files in a large workspace costs O(changed files) reads. ``with_diff=False`` skips the
-    diff text (a real restore only needs the status).
+    The live state comes from a stat-cache scan (``scan``, or one made here: the whole tree,
+    or only the given paths), so unchanged files are compared by hash without being read.
+    ``with_diff=False`` skips the diff text (a real restore only needs the status).
     """
     target = store.manifest(n)
     head = store.head()
     created_by_killed_restore = _pending(store)[0]
+    scope = _scope(store, paths, target)
+    if scan is None:
+        scanner = scanner or Scanner(store.root)
+        scan = scanner.full_scan(head) if paths is None else scanner.scan_paths(scope, head)
+    live: dict[str, tuple[str, int] | None] = {
+        c.path: (blob_hash(c.content), c.mode) if c.content is not None else None for c in scan.changes
+    }
+    uncertain = {s.path for s in scan.skipped}  # symlinks, over the cap: look at the disk itself
     out = []
-    for rel in _scope(store, paths, target):
+    for rel in scope:
         want = target.get(rel)
         if want is None and rel not in head and rel not in created_by_killed_restore:
             continue  # untracked now: like git, a restore never deletes what is not tracked
-        known = _unchanged_since_head(store.root, rel, head)
-        if known is not None and want is not None and known.hash == want.hash and known.mode == want.mode:
+        if rel in live:
+            known: tuple[str, int] | None = live[rel]
+        elif rel in head and rel not in uncertain:
+            known = (head[rel].hash, head[rel].mode)
+        else:
+            known = _read_state(store.root, rel)
+        wanted = (want.hash, want.mode) if want is not None else None
+        if known == wanted:
             continue
-        have = read_live(store.root, rel)
-        if want is not None and have is not None and not with_diff:
-            same = known.hash == want.hash if known is not None else blob_hash(have) == want.hash
-            if not same or _live_mode(store.root, rel) != want.mode:
-                out.append(PlannedFile(rel, want, FileDiff(rel, "modified", False, None)))
+        if not with_diff:
+            status = "added" if known is None else "deleted" if want is None else "modified"
+            out.append(PlannedFile(rel, want, FileDiff(rel, status, False, None)))
             continue
-        d = file_diff(rel, have, _content(store, want), "live", f"checkpoint-{n}")
-        if d is None and want is not None and have is not None and _live_mode(store.root, rel) != want.mode:
-            d = FileDiff(rel, "modified", False, "" if with_diff else None)
-        if d is not None:
-            out.append(PlannedFile(rel, want, d if with_diff else FileDiff(rel, d.status, d.binary, None)))
+        d = file_diff(rel, read_live(store.root, rel), _content(store, want), "live", f"checkpoint-{n}")
+        out.append(PlannedFile(rel, want, d or FileDiff(rel, "modified", False, "")))  # mode only
     return out
 
 
-def _live_mode(root: Path, rel: str) -> int | None:
+def _read_state(root: Path, rel: str) -> tuple[str, int] | None:
+    """(hash, mode) of a live regular file, None when absent or not a regular file."""
+    data = read_live(root, rel)
+    if data is None:
+        return None
     try:
-        return stat_mod.S_IMODE(os.lstat(root / rel).st_mode)
+        mode = stat_mod.S_IMODE(os.lstat(root / rel).st_mode)
     except OSError:
         return None
+    return blob_hash(data), mode
 
 
 def restore(
@@ -197,11 +198,18 @@ def restore(
     """Restore ``paths`` (default: every tracked path) to checkpoint ``n``.
 
     The undo checkpoint records the live state of the whole workspace first (not only the
-    files about to change), so restoring it brings back exactly what was there before.
+    files about to change), so restoring it brings back exactly what was there before. The
+    plan and the undo checkpoint share one stat-cache walk.
+
+    Restored files are replaced atomically (temp file + rename) but not fsynced one by one:
+    both the previous and the restored contents are durable in the store (the undo and the
+    closing checkpoint), so a power cut can lose no version, and a restore of 100 files
+    stays in the range of ``git checkout``.
     """
     store.get_checkpoint(n)
     path_list = list(paths) if paths is not None else None
-    planned = plan(store, n, path_list, with_diff=dry_run)
+    scan = None if dry_run else checkpointer.scanner.full_scan(store.head())
+    planned = plan(store, n, path_list, with_diff=dry_run, scan=scan, scanner=checkpointer.scanner)
     result = RestoreResult(checkpoint=n, dry_run=dry_run, files=[p.diff for p in planned])
     killed_dirs = set() if dry_run else _pending(store)[1]
     if killed_dirs:
@@ -215,7 +223,7 @@ def restore(
     # A whole-workspace snapshot (cheap with the stat cache), even for a few paths: restoring
     # the undo checkpoint then gives back exactly the tree as it was, not only these paths.
     undo = checkpointer.checkpoint(
-        TRIGGER_RESTORE, f"before restoring checkpoint {n}", full=True, allow_empty=True
+        TRIGGER_RESTORE, f"before restoring checkpoint {n}", full=True, allow_empty=True, scan=scan
     )
     result.undo_checkpoint = undo.info.id if undo.info else None
     head = store.head()
@@ -237,8 +245,6 @@ def restore(
             f"restore of checkpoint {n} stopped after {len(written)} of {len(targets)} files: {exc}. "
             f"Undo with `tether restore {result.undo_checkpoint}`."
         ) from exc
-    finally:
-        _sync_dirs(store.root, written)
     after = checkpointer.checkpoint(TRIGGER_RESTORE, f"restored checkpoint {n}", paths=written)
     store.delete_state(PENDING)
     result.after_checkpoint = after.info.id if after.info else None
@@ -290,22 +296,6 @@ def _sweep_stale_temps(dirs: Iterable[Path]) -> None:
                 os.unlink(p)
 
 
-def _sync_dirs(root: Path, written: list[str]) -> None:
-    """fsync the directories holding replaced files, once each, so the renames are durable."""
-    for rel in sorted({str(PurePosixPath(p).parent) for p in written}):
-        d = root if rel == "." else root / rel
-        try:
-            fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
-        except OSError:
-            continue
-        try:
-            os.fsync(fd)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
-
-
 def _write_atomic(root: Path, target: Path, data: bytes, mode: int) -> None:
     parent = target.parent
     if not parent.exists():
@@ -319,8 +309,6 @@ def _write_atomic(root: Path, target: Path, data: bytes, mode: int) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
         os.chmod(tmp, mode & 0o7777 or 0o644)
         os.replace(tmp, target)
     except BaseException:

@@ -83,6 +83,10 @@ class ScanResult:
     def changed_paths(self) -> list[str]:
         return sorted(c.path for c in self.changes)
 
+    @property
+    def changed_set(self) -> set[str]:
+        return {c.path for c in self.changes}
+
 
 class _Rules:
     """One .gitignore, compiled.

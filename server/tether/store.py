@@ -20,7 +20,7 @@ import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from tether.errors import CorruptStoreError, NoCheckpointError, StoreError, StoreFullError
 from tether.paths import ensure_private_dir, state_dir
@@ -65,9 +65,11 @@ class FileEntry:
     size: int
 
 
-@dataclass(frozen=True)
-class StatEntry:
-    """Head row: the tracked file's content hash and the stat that vouches for it."""
+class StatEntry(NamedTuple):
+    """Head row: the tracked file's content hash and the stat that vouches for it.
+
+    A NamedTuple, not a dataclass: a large workspace loads tens of thousands at once.
+    """
 
     path: str
     hash: str

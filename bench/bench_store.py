@@ -1,0 +1,299 @@
+"""Checkpoint store vs shadow git, in one run, on generated workspaces.
+
+    .venv/bin/python bench/bench_store.py            # 1k / 10k / 50k files
+    .venv/bin/python bench/bench_store.py --quick    # 1k only (CI smoke)
+
+Measures (median of --reps runs, each baseline measured in the same run on the same tree):
+(a) incremental checkpoint after a 1-file change — ``Checkpointer.checkpoint(paths=[file])``,
+    the path the editor/watcher uses — vs a shadow-git checkpoint (``git add -A && git commit``
+    with a separate GIT_DIR) and vs ``git status --porcelain``;
+(b) baseline scan with nothing changed (warm stat cache: the periodic safety net; and a fresh
+    Store in a new session: the session-start check) vs ``git status --porcelain``;
+(c) restore of 100 changed files (undo checkpoint + writes + after checkpoint) vs
+    ``git checkout C -- .``.
+Targets: (a) >= 20x faster than shadow git at 10k files and flat across sizes (50k/1k <= 3x);
+(b) <= 1.5x git status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
+
+from tether import restore as restore_mod
+from tether.checkpoints import Checkpointer
+from tether.store import Store
+
+GITIGNORE = "*.log\nbuild/\n!keep.log\n/dist\n*.tmp\n"
+WORDS = [
+    "def",
+    "class",
+    "return",
+    "import",
+    "self",
+    "value",
+    "data",
+    "result",
+    "None",
+    "True",
+    "False",
+    "for",
+    "in",
+    "if",
+    "else",
+]
+
+
+def make_workspace(root: Path, n_files: int, seed: int = 1) -> list[str]:
+    """A realistic tree: nested packages, a .gitignore, ignored build output, some big files."""
+    rng = random.Random(seed)
+    root.mkdir(parents=True)
+    (root / ".gitignore").write_text(GITIGNORE)
+    tracked = [".gitignore"]
+    per_dir = 25
+    n_dirs = max(1, n_files // per_dir)
+    dirs = []
+    for d in range(n_dirs):
+        depth = 1 + d % 4
+        parts = [f"pkg{d % 7}"] + [f"mod{(d // (7 * 4**i)) % 9}_{i}" for i in range(depth - 1)] + [f"d{d}"]
+        dirs.append("/".join(parts))
+    for i in range(n_files - 1):
+        rel = f"{dirs[i % n_dirs]}/file{i}.py"
+        if i % 100 == 0:
+            body = os.urandom(64 * 1024).hex()  # a few larger, poorly compressible files
+        else:
+            body = "\n".join(" ".join(rng.choices(WORDS, k=8)) for _ in range(rng.randint(5, 60)))
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(body + "\n")
+        tracked.append(rel)
+    # Ignored material both tools must skip.
+    for i in range(max(10, n_files // 50)):
+        p = root / "build" / f"obj{i}.o"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"\x7fELF" + bytes(200))
+    for i in range(max(5, n_files // 200)):
+        (root / dirs[i % n_dirs] / f"debug{i}.log").write_text("log line\n")
+    return tracked
+
+
+def timed(fn: Callable[[], object]) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def median(samples: list[float]) -> float:
+    return statistics.median(samples)
+
+
+class ShadowGit:
+    def __init__(self, git_dir: Path, work: Path) -> None:
+        self.env = {
+            **os.environ,
+            "GIT_DIR": str(git_dir),
+            "GIT_WORK_TREE": str(work),
+            "GIT_AUTHOR_NAME": "bench",
+            "GIT_AUTHOR_EMAIL": "bench@example.invalid",
+            "GIT_COMMITTER_NAME": "bench",
+            "GIT_COMMITTER_EMAIL": "bench@example.invalid",
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "HOME": str(git_dir.parent),
+        }
+        self.work = work
+        self.run("init", "-q")
+
+    def run(self, *args: str) -> str:
+        out = subprocess.run(
+            ["git", *args], cwd=self.work, env=self.env, check=True, capture_output=True, text=True
+        )
+        return out.stdout
+
+    def checkpoint(self, message: str) -> None:
+        self.run("add", "-A")
+        self.run("commit", "-q", "--allow-empty", "-m", message)
+
+    def status(self) -> str:
+        return self.run("status", "--porcelain")
+
+
+@dataclass
+class Row:
+    size: int
+    values: dict[str, float] = field(default_factory=dict)
+
+
+def bench_size(n: int, base: Path, reps: int) -> Row:
+    ws = base / f"ws-{n}"
+    tracked = make_workspace(ws, n)
+    py_files = [p for p in tracked if p.endswith(".py")]
+    rng = random.Random(n)
+    row = Row(n)
+
+    git = ShadowGit(base / f"shadow-{n}.git", ws)
+    git.checkpoint("baseline")
+    store = Store.open(ws, base / "state")
+    cp = Checkpointer(store)
+    t0 = time.perf_counter()
+    cp.checkpoint("manual", "baseline", full=True)
+    row.values["baseline_first"] = time.perf_counter() - t0
+
+    def touch_one() -> str:
+        rel = rng.choice(py_files)
+        with open(ws / rel, "a") as fh:
+            fh.write(f"# edit {rng.random()}\n")
+        return rel
+
+    # (a) one file changed: told checkpoint vs shadow git commit vs git status
+    ours, shadow, status = [], [], []
+    for _ in range(reps):
+        rel = touch_one()
+        ours.append(timed(lambda rel=rel: cp.checkpoint("save", paths=[rel])))
+        touch_one()
+        shadow.append(timed(lambda: git.checkpoint("save")))
+        touch_one()
+        status.append(timed(git.status))
+    cp.checkpoint("periodic")
+    git.checkpoint("sync")
+    row.values.update(incr=median(ours), shadow=median(shadow), git_status=median(status))
+
+    # (b) nothing changed: warm stat cache (long-lived server) and a fresh Store (new session)
+    warm, fresh, status = [], [], []
+    for _ in range(reps):
+        warm.append(timed(lambda: cp.checkpoint("periodic")))
+
+        def fresh_scan() -> None:
+            with Store.open(ws, base / "state") as s:
+                Checkpointer(s).checkpoint("periodic")
+
+        fresh.append(timed(fresh_scan))
+        status.append(timed(git.status))
+    row.values.update(scan_warm=median(warm), scan_fresh=median(fresh), scan_git_status=median(status))
+
+    # (c) restore 100 changed files to checkpoint C vs git checkout C -- .
+    cp.checkpoint("manual", full=True)
+    git.checkpoint("C")
+    c_ours = store.latest()
+    assert c_ours is not None
+    c_git = git.run("rev-parse", "HEAD").strip()
+    victims = rng.sample(py_files, min(100, len(py_files)))
+    ours, theirs = [], []
+    for r in range(reps):
+        for rel in victims:
+            with open(ws / rel, "a") as fh:
+                fh.write(f"# change {r}\n")
+        ours.append(timed(lambda: restore_mod.restore(store, cp, c_ours.id, dry_run=False)))
+        check = git.status()
+        assert check == "", f"restore left differences: {check[:200]}"
+        for rel in victims:
+            with open(ws / rel, "a") as fh:
+                fh.write(f"# change {r}\n")
+        theirs.append(timed(lambda: git.run("checkout", c_git, "--", ".")))
+    row.values.update(restore=median(ours), git_checkout=median(theirs))
+    store.close()
+    return row
+
+
+def ms(x: float) -> str:
+    return f"{x * 1000:.1f}"
+
+
+def report(rows: list[Row], reps: int) -> tuple[str, bool]:
+    lines = [
+        f"Median of {reps} runs; times in ms; ratio = baseline / tether (higher is better for tether)"
+        " except scan ratio = tether / git status (lower is better).",
+        "",
+        "| files | (a) tether incremental | shadow git add+commit | git status | speed-up vs shadow git |"
+        " (b) scan warm | scan fresh Store | git status | warm / git | fresh / git |"
+        " (c) tether restore 100 | git checkout C -- . | restore / git |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        v = r.values
+        lines.append(
+            f"| {r.size} | {ms(v['incr'])} | {ms(v['shadow'])} | {ms(v['git_status'])} | "
+            f"{v['shadow'] / v['incr']:.0f}x | {ms(v['scan_warm'])} | {ms(v['scan_fresh'])} | "
+            f"{ms(v['scan_git_status'])} | {v['scan_warm'] / v['scan_git_status']:.2f} | "
+            f"{v['scan_fresh'] / v['scan_git_status']:.2f} | {ms(v['restore'])} | "
+            f"{ms(v['git_checkout'])} | {v['restore'] / v['git_checkout']:.2f} |"
+        )
+    lines.append("")
+    ok = True
+    by_size = {r.size: r.values for r in rows}
+    ref = by_size.get(10_000) or rows[-1].values
+    ref_n = 10_000 if 10_000 in by_size else rows[-1].size
+    speedup = ref["shadow"] / ref["incr"]
+    verdict = speedup >= 20
+    ok &= verdict
+    lines.append(
+        f"- (a) incremental vs shadow git at {ref_n} files: {speedup:.0f}x (target >= 20x): "
+        f"{'PASS' if verdict else 'FAIL'}"
+    )
+    if len(rows) > 1:
+        flat = rows[-1].values["incr"] / rows[0].values["incr"]
+        verdict = flat <= 3
+        ok &= verdict
+        lines.append(
+            f"- (a) flat: incremental at {rows[-1].size} files / at {rows[0].size} files = {flat:.2f} "
+            f"(target <= 3; shadow git: {rows[-1].values['shadow'] / rows[0].values['shadow']:.1f}): "
+            f"{'PASS' if verdict else 'FAIL'}"
+        )
+    for r in rows:
+        v = r.values
+        for label, key in (("warm stat cache", "scan_warm"), ("fresh Store", "scan_fresh")):
+            ratio = v[key] / v["scan_git_status"]
+            verdict = ratio <= 1.5
+            ok &= verdict
+            lines.append(
+                f"- (b) baseline scan, {label}, {r.size} files: {ratio:.2f}x git status (target <= 1.5): "
+                f"{'PASS' if verdict else 'FAIL'}"
+            )
+    return "\n".join(lines), ok
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="1k files only (CI smoke)")
+    ap.add_argument("--sizes", default=None, help="comma-separated file counts (default 1000,10000,50000)")
+    ap.add_argument("--reps", type=int, default=None, help="runs per measurement (default 7, quick 5)")
+    ap.add_argument("--keep", action="store_true", help="keep the generated workspaces")
+    ap.add_argument("--markdown", type=Path, default=None, help="also write the table to this file")
+    args = ap.parse_args()
+    sizes = [1000] if args.quick else [int(s) for s in (args.sizes or "1000,10000,50000").split(",")]
+    reps = args.reps or (5 if args.quick else 7)
+    base = Path(tempfile.mkdtemp(prefix="tether-bench-", dir="/tmp"))
+    os.environ["TETHER_STATE_DIR"] = str(base / "state")
+    rows = []
+    try:
+        for n in sizes:
+            print(f"... {n} files", file=sys.stderr, flush=True)
+            rows.append(bench_size(n, base, reps))
+    finally:
+        if not args.keep:
+            shutil.rmtree(base, ignore_errors=True)
+    text, ok = report(rows, reps)
+    git_version = subprocess.run(
+        ["git", "--version"], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    header = f"{git_version}; Python {sys.version.split()[0]}; {os.cpu_count()} CPUs"
+    print(header)
+    print(text)
+    if args.markdown:
+        args.markdown.write_text(f"{header}\n\n{text}\n")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
