@@ -1,7 +1,12 @@
 -- Test init for a real headless Neovim: the repo's plugin on the runtimepath, nothing else.
 -- The Python driver (driver.py) talks to this instance over --listen with `nvim --server`.
 local plugin = assert(os.getenv('TETHER_NVIM_PLUGIN'), 'TETHER_NVIM_PLUGIN not set')
-vim.opt.runtimepath:prepend(plugin)
+local mode = os.getenv('TETHER_TEST_MODE') or 'setup'
+-- 'native' finds the plugin through a pack/*/start symlink; 'late' adds it after startup,
+-- as lazy.nvim's `config` does for a plugin in a repository subfolder.
+if mode ~= 'native' and mode ~= 'late' then
+  vim.opt.runtimepath:prepend(plugin)
+end
 vim.o.swapfile = false
 vim.o.more = false -- never block on a hit-enter prompt
 vim.o.laststatus = 2
@@ -63,7 +68,6 @@ function T.statusline()
   return vim.api.nvim_eval_statusline(vim.o.statusline, { winid = vim.api.nvim_get_current_win() }).str
 end
 
-local mode = os.getenv('TETHER_TEST_MODE') or 'setup'
 local raw = os.getenv('TETHER_TEST_OPTS')
 local opts = raw and raw ~= '' and vim.json.decode(raw, { luanil = { object = true, array = true } }) or nil
 if mode == 'setup' then
@@ -71,7 +75,15 @@ if mode == 'setup' then
 elseif mode == 'enable' then
   -- Only Neovim's own API: the config comes from the plugin's lsp/tether.lua.
   vim.lsp.enable('tether')
-elseif mode == 'g' then
+elseif mode == 'late' then
+  vim.api.nvim_create_autocmd('VimEnter', {
+    once = true,
+    callback = function()
+      vim.opt.runtimepath:append(plugin)
+      require('tether').setup(opts)
+    end,
+  })
+elseif mode == 'g' or mode == 'native' then
   -- plugin/tether.lua runs after this file and picks vim.g.tether up without setup().
   vim.g.tether = opts
 end
