@@ -86,6 +86,11 @@ def register(sub: Any) -> None:
         help="only print the hand-off for an agent's context (touch nothing)",
     )
     p.add_argument("--attach", action="store_true", help="attach to the tmux session afterwards")
+    p.add_argument(
+        "--no-run",
+        action="store_true",
+        help="when recreating, type every command but run none (not even allowlisted ones)",
+    )
     add_output_flags(p)
     p.set_defaults(handler=cmd_resume)
 
@@ -114,13 +119,13 @@ def _warn(message: str | None) -> None:
         print(f"tether: warning: {message}", file=sys.stderr)
 
 
-def _tmux_provider(root: Path) -> Any:
+def _tmux_provider(root: Path, state: str | None) -> Any:
     """The tmux snapshot at each checkpoint, when the tmux link is available; else None."""
     try:
         from tether.tmux_link import TmuxLink
     except ImportError:
         return None
-    link = TmuxLink(root)
+    link = TmuxLink(root, state_dir=Path(state) if state else None)
 
     def snapshot() -> bytes | None:
         try:
@@ -131,10 +136,10 @@ def _tmux_provider(root: Path) -> Any:
     return snapshot
 
 
-def make_checkpointer(store: Store, session: AgentSession) -> Checkpointer:
+def make_checkpointer(store: Store, session: AgentSession, state: str | None = None) -> Checkpointer:
     cp = Checkpointer(store)
     cp.add_provider(protocol.ATTACH_AGENT, session.provider)
-    tmux = _tmux_provider(store.root)
+    tmux = _tmux_provider(store.root, state)
     if tmux is not None:
         cp.add_provider(protocol.ATTACH_TMUX, tmux)
     return cp
@@ -152,7 +157,7 @@ def cmd_step(args: argparse.Namespace) -> int:
         _warn(warning)
         next_steps = [] if args.no_next else args.next_steps
         info = session.record_step(
-            make_checkpointer(store, session),
+            make_checkpointer(store, session, args.state_dir),
             args.done,
             next_steps=next_steps,
             task=args.task,
@@ -221,7 +226,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         session = AgentSession(store)
         _warn(session.import_file()[1])
         sys.stdout.flush()
-        run = record_run(store, make_checkpointer(store, session), argv, os.getcwd(), out=sys.stdout.buffer)
+        run = record_run(
+            store, make_checkpointer(store, session, args.state_dir), argv, os.getcwd(), out=sys.stdout.buffer
+        )
         if run.checkpoint is not None:
             session.after_checkpoint(store.get_checkpoint(run.checkpoint))
         verdict = "ok" if run.exit_code == 0 else f"exit {run.exit_code}"
@@ -235,13 +242,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run.exit_code
 
 
-def _restore_tmux(store: Store) -> tuple[list[str], dict[str, Any] | None, list[str] | None]:
+def _restore_tmux(
+    store: Store, state: str | None, run: bool
+) -> tuple[list[str], dict[str, Any] | None, list[str] | None]:
     """Reattach or recreate the workspace's tmux session. Returns (lines, data, attach argv)."""
     try:
         from tether.tmux_link import RunPolicy, TmuxConfig, TmuxLink
     except ImportError:
         return ["tmux: the tmux link is not available in this installation; skipped"], None, None
-    link = TmuxLink(store.root, TmuxConfig())
+    link = TmuxLink(store.root, TmuxConfig(), state_dir=Path(state) if state else None)
     try:
         if link.alive():
             argv = link.attach_argv()
@@ -257,7 +266,7 @@ def _restore_tmux(store: Store) -> tuple[list[str], dict[str, Any] | None, list[
                 None,
                 None,
             )
-        report = link.restore(found[1], RunPolicy())
+        report = link.restore(found[1], RunPolicy(mode="allowlist" if run else "never"))
     except TetherError as exc:
         return [f"tmux: could not restore the session: {exc.message}"], {"error": exc.message}, None
     argv = link.attach_argv()
@@ -282,7 +291,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         if args.print_only:
             emit(args, data, text)
             return 0
-        lines, tmux_data, attach = _restore_tmux(store)
+        lines, tmux_data, attach = _restore_tmux(store, args.state_dir, not args.no_run)
         emit(args, {**data, "tmux": tmux_data}, "\n".join(lines) + "\n\n" + text)
     if args.attach and attach and sys.stdin.isatty():
         sys.stdout.flush()
@@ -356,7 +365,7 @@ def _run_hook(args: argparse.Namespace, event: dict[str, Any]) -> None:
             changed = Scanner(store.root).full_scan(store.head()).changed_paths
             if not changed:
                 return
-            outcome = make_checkpointer(store, session).checkpoint(
+            outcome = make_checkpointer(store, session, args.state_dir).checkpoint(
                 protocol.TRIGGER_MANUAL, _hook_message(event), paths=changed
             )
             if outcome.info is not None:
@@ -366,4 +375,6 @@ def _run_hook(args: argparse.Namespace, event: dict[str, Any]) -> None:
             from tether.scan import Scanner
 
             if Scanner(store.root).full_scan(store.head()).changes:
-                session.record_step(make_checkpointer(store, session), "claude: turn finished")
+                session.record_step(
+                    make_checkpointer(store, session, args.state_dir), "claude: turn finished"
+                )
