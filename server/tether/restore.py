@@ -272,8 +272,11 @@ def _dirs(root: Path, rels: Iterable[str]) -> list[Path]:
             d = safe_target(root, rel)
         except OutsideWorkspaceError:
             continue
-        if not d.is_symlink():  # scandir would follow it out of the workspace
-            out.append(d)
+        try:
+            if stat_mod.S_ISDIR(os.lstat(d).st_mode):  # never a symlink: scandir would follow it
+                out.append(d)
+        except OSError:
+            continue
     return out
 
 
