@@ -702,9 +702,17 @@ class AgentSession:
         """
         for _ in range(8):
             self.import_file()
-            before, problem = self._read_file()
-            if problem is not None and before is None and self.path.is_symlink():
-                log.warning("not writing %s: it is a symlink", self.path)
+            before, _ = self._read_file()
+            try:
+                st = os.lstat(self.path)
+            except FileNotFoundError:
+                st = None
+            if st is not None and not stat_mod.S_ISREG(st.st_mode):
+                # A symlink, directory or FIFO planted there: never replace or follow it.
+                log.warning("not writing %s: it is not a regular file", self.path)
+                return False
+            if before is None and st is not None:
+                log.warning("not writing %s: it cannot be read back (too large?)", self.path)
                 return False
             state = self.state()
             data = (json.dumps(state.to_file(), indent=2, ensure_ascii=False) + "\n").encode()

@@ -14,6 +14,7 @@ import pty
 import re
 import select
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -406,3 +407,29 @@ def test_instruction_block_names_real_commands(ws: Path, env: dict[str, str]) ->
     for name in names:
         assert sh(f"tether {name} --help", ws, env).returncode == 0
     assert shutil.which("tether", path=env["PATH"])
+
+
+def test_ctrl_c_during_a_run_is_recorded_and_passed_through(ws: Path, env: dict[str, str]) -> None:
+    """Ctrl-C reaches the whole foreground process group: the command stops, the run is kept."""
+    code = "import time; print('ready', flush=True); time.sleep(60)"
+    proc = subprocess.Popen(
+        [str(TETHER), "run", "--", "python3", "-c", code],
+        cwd=ws,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # its own process group, like a shell job
+    )
+    try:
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], 60)
+        assert ready and proc.stdout.readline() == b"ready\n"
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=60) == 130
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+    with open_store(ws, env) as store:
+        [run] = load_runs(store)
+        assert run.exit_code == 130 and run.output_tail[0] == "ready"

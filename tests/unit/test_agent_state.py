@@ -458,3 +458,18 @@ def test_status_section_and_handoff_text(store: Store, workspace: Path) -> None:
     assert "$ make" in out
     assert hdata["files"] == [{"path": "a.py", "change": "+2/-1"}]
     assert hdata["nextSteps"] == ["test a", "ship"]
+
+
+def test_never_writes_over_a_planted_directory_or_an_unreadable_file(store: Store, workspace: Path) -> None:
+    session = AgentSession(store)
+    (workspace / AGENT_FILE).mkdir()
+    (workspace / AGENT_FILE / "keep").write_text("mine")
+    session.set_fields(task="t")  # must not swap the directory away
+    assert (workspace / AGENT_FILE / "keep").read_text() == "mine"
+    (workspace / AGENT_FILE / "keep").unlink()
+    (workspace / AGENT_FILE).rmdir()
+    big = b'{"notes": "' + b"n" * (agent_state.MAX_FILE_BYTES + 1) + b'"}'
+    (workspace / AGENT_FILE).write_bytes(big)
+    session.set_fields(task="t2")  # refused on import: the agent's oversized file is left alone
+    assert (workspace / AGENT_FILE).read_bytes() == big
+    assert session.state().task == "t2"

@@ -81,6 +81,8 @@ def test_step_file_paths_are_relative_to_cwd(
         (["step"], 2, "--done"),
         (["step", "--done", ""], 2, "needs a message"),
         (["step", "--done", "x", "--file", "../../etc/passwd"], 3, "outside the workspace"),
+        (["run"], 2, "nothing to run"),
+        (["run", "--"], 2, "nothing to run"),
     ],
 )
 def test_step_bad_input(
@@ -153,3 +155,17 @@ def test_resume_without_tmux_degrades_clearly(ws: Path, capsys: pytest.CaptureFi
     code, out, _ = cli(capsys, "resume")
     assert code == 0
     assert out.startswith("tmux: ") and "Task: t" in out
+
+
+def test_a_failure_fixed_by_a_later_pass_is_not_the_last_failing_run(
+    ws: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (ws / "a.py").write_text("1\n")
+    cli(capsys, "step", "-d", "s")
+    with Store.open(ws) as s:
+        save_run(s, Run(0, ["pytest"], ".", 1, 1.0, "t", 1, ["old failure"]))
+        save_run(s, Run(0, ["ruff", "check"], ".", 1, 1.0, "t", 1, ["lint failure"]))
+        save_run(s, Run(0, ["pytest"], ".", 0, 1.0, "t", 1, ["all passed"]))
+    _, out, _ = cli(capsys, "resume", "--print")
+    assert "Last failing run: `ruff check` (exit 1)" in out and "lint failure" in out
+    assert "old failure" not in out
