@@ -814,10 +814,12 @@ class AgentSession:
         """Payload of ``tether/showNextSteps``."""
         from tether.runs import run_summaries
 
-        return self.hand_off_from(self.state(), run_summaries(self.store))
+        return self.hand_off_from(self.state(), run_summaries(self.store), pane_histories(self.store, 3))
 
     @staticmethod
-    def hand_off_from(state: TaskState, runs: list[RunSummary]) -> dict[str, Any]:
+    def hand_off_from(
+        state: TaskState, runs: list[RunSummary], history: list[PaneHistory] | None = None
+    ) -> dict[str, Any]:
         lines = []
         if state.task:
             lines.append(f"Task: {state.task}")
@@ -825,6 +827,9 @@ class AgentSession:
             more = " …" if len(state.next_steps) > 5 else ""
             lines.append("Next: " + "; ".join(state.next_steps[:5]) + more)
         lines.extend(r.summary for r in runs[:3])
+        for h in history or []:
+            if h.history:
+                lines.append(f"Recent commands in {h.label()}: " + " · ".join(h.history[-3:]))
         return {
             "task": state.task,
             "nextSteps": state.next_steps,
@@ -1106,7 +1111,7 @@ def handoff_text(store: Store, scan: ScanResult | None = None) -> tuple[str, dic
         out.append("")
         out.append(f"Warning: {state.warning}")
     data = {
-        **session.hand_off_from(state, runs),
+        **session.hand_off_from(state, runs, hist),
         "environment": state.environment,
         "files": files_data,
         "changedSinceStep": other,

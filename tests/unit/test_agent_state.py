@@ -458,6 +458,7 @@ def test_status_section_and_handoff_text(store: Store, workspace: Path) -> None:
     assert "$ make" in out
     assert hdata["files"] == [{"path": "a.py", "change": "+2/-1"}]
     assert hdata["nextSteps"] == ["test a", "ship"]
+    assert "Recent commands in agent.0: make" in session.hand_off()["summary"]
 
 
 def test_never_writes_over_a_planted_directory_or_an_unreadable_file(store: Store, workspace: Path) -> None:

@@ -108,8 +108,14 @@ def register(sub: Any) -> None:
 
 def _status_extension(store: Store, data: dict[str, Any], lines: list[str]) -> None:
     from tether.agent_state import status_section
+    from tether.scan import Scanner
 
-    extra_lines, extra_data = status_section(store)
+    # `tether status` has just walked the workspace: look again only at what it found changed.
+    changed = data.get("changedSinceCheckpoint")
+    scan = None
+    if isinstance(changed, list):
+        scan = Scanner(store.root).scan_paths(changed, store.head(changed))
+    extra_lines, extra_data = status_section(store, scan)
     lines.extend(extra_lines)
     data.update(extra_data)
 
