@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -46,3 +48,21 @@ def test_lsp_enable_uses_the_plugin_config(tmp_path: Path, state_dir: Path, tmux
         nv.cmd("checkhealth tether")
         report = "\n".join(nv.lua("return vim.api.nvim_buf_get_lines(0, 0, -1, false)"))
         assert f"running for {ws}" in report
+
+        # The server dies: the statusline stops claiming anything, the next command starts a new one.
+        nv.cmd(f"edit {ws / 'main.c'}")
+        retry_until(lambda: nv.statusline().startswith("Tether: "), timeout=20, what="statusline")
+        old = nv.server_pids()
+        assert old
+        for pid in old:
+            os.kill(pid, signal.SIGKILL)
+        retry_until(lambda: nv.statusline() == "", timeout=20, what="statusline cleared")
+        nv.run("Tether status")
+        retry_until(
+            lambda: len([n for n in nv.notes() if n.startswith("tether: workspace: ")]) == 2,
+            timeout=30,
+            what="status from a restarted server",
+        )
+        new = nv.server_pids()
+        assert new and not set(new) & set(old)
+        assert nv.lua("return #vim.lsp.get_clients({ bufnr = 0, name = 'tether' })") == 1

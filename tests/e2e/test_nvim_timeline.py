@@ -115,13 +115,51 @@ def test_timeline_diff_and_restore(tmp_path: Path, state_dir: Path) -> None:
         )
         assert "undo with :Tether restore" in note[0]
 
+        # The restore is undoable: the checkpoint it names brings the pre-restore state back.
+        undo = int(note[0].rsplit(" ", 1)[1])
+        nv.run(f"Tether restore {undo}")
+        assert pending_select(nv)["prompt"] == f"Restore from checkpoint #{undo}: 1 file?"
+        nv.lua("T.choose(1)")
+        retry_until(
+            lambda: (ws / "a.txt").read_text() == "alpha\nBETA\ngamma\n", timeout=20, what="undo restore"
+        )
+        retry_until(
+            lambda: (
+                nv.lua(
+                    f"return vim.api.nvim_buf_get_lines(vim.fn.bufnr({str(ws / 'a.txt')!r}), 0, -1, false)"
+                )
+                == ["alpha", "BETA", "gamma"]
+            ),
+            timeout=20,
+            what="buffer reloaded after undo",
+        )
+
+        # `:Tether diff` without arguments compares the current file with the latest checkpoint.
+        nv.run("Tether diff")
+        latest = nv.wait(
+            "(function() for _, w in ipairs(vim.api.nvim_tabpage_list_wins(0)) do"
+            " local n = vim.api.nvim_buf_get_name(vim.api.nvim_win_get_buf(w))"
+            " if n:match('^tether://') then return n end end end)()",
+            timeout=20,
+            what="diff with the latest checkpoint",
+        )
+        nv.run(lua="require('tether').fetch_timeline(function(cps) T.newest = cps[1].id end)")
+        newest = nv.wait("T.newest", what="timeline")
+        assert latest == f"tether://{newest}/a.txt"
+        assert newest > undo
+        nv.lua(
+            "for _, b in ipairs(vim.api.nvim_list_bufs()) do"
+            " if vim.api.nvim_buf_get_name(b):match('^tether://') then"
+            " vim.api.nvim_buf_delete(b, { force = true }) end end"
+        )
+
         # Cancelling a restore writes nothing.
         nv.lua("vim.api.nvim_buf_set_lines(0, 0, 1, false, { 'ALPHA' })")
         nv.cmd("write")
         nv.run(f"Tether restore {first}")
         pending_select(nv)
         nv.lua("T.choose(nil)")
-        assert (ws / "a.txt").read_text() == "ALPHA\nbeta\ngamma\n"
+        assert (ws / "a.txt").read_text() == "ALPHA\nBETA\ngamma\n"
 
         # A checkpoint that does not exist: the server's error is shown, nothing opens.
         wins = nv.lua("return #vim.api.nvim_list_wins()")
