@@ -26,6 +26,8 @@ export interface TetherApi {
   readonly indicator: () => IndicatorView;
   readonly lastStatus: () => Status | undefined;
   readonly lastNextSteps: () => ShowNextStepsParams | undefined;
+  /** How many tether/openTerminal notifications were handled (opened or re-shown). */
+  readonly terminalRequests: () => number;
   readonly exec: <T>(command: string, params?: object) => Promise<T>;
   readonly ui: CheckpointUi;
   /** Resolves once a tether/status with the predicate true has arrived (or already has). */
@@ -55,6 +57,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Tether
 
   let lastStatus: Status | undefined;
   let lastNextSteps: ShowNextStepsParams | undefined;
+  let terminalRequests = 0;
   const statusWaiters = new Set<(s: Status) => void>();
 
   const manager = new ServerManager(output, {
@@ -109,6 +112,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Tether
         }
         output.info(`opening terminal ${v.name}: ${v.argv.join(" ")}`);
         openTerminal(v);
+        terminalRequests += 1;
       });
       client.onNotification(NOTIFY_SHOW_NEXT_STEPS, (p: unknown) => {
         lastNextSteps = normalizeNextSteps(p);
@@ -291,6 +295,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Tether
     indicator: () => indicator.current,
     lastStatus: () => lastStatus,
     lastNextSteps: () => lastNextSteps,
+    terminalRequests: () => terminalRequests,
     exec,
     ui,
     whenStatus,

@@ -314,6 +314,7 @@ export class ServerManager implements vscode.Disposable {
         canImportTether,
       });
     } catch (e) {
+      this.output.info(`tether.serverPath: ${JSON.stringify(cfg.inspect("serverPath"))}`);
       this.fail(e instanceof Error ? e.message : String(e));
       return;
     }

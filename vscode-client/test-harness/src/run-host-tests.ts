@@ -8,6 +8,7 @@ import { Browser } from "playwright-core";
 import { launchBrowser, newPage } from "./lib/browser";
 import { CodeServer, startCodeServer } from "./lib/codeserver";
 import { ARTIFACTS_DIR, checkTools, EXT_DIR, HARNESS_DIR, log, makeRunDirs, TETHER_BIN } from "./lib/env";
+import { copyExtensionLogs } from "./lib/logs";
 import { killPrivateTmux } from "./lib/tmux";
 
 const TIMEOUT_MS = Number(process.env.TETHER_HOST_TESTS_TIMEOUT_MS ?? 240_000);
@@ -99,6 +100,7 @@ async function main(): Promise<number> {
     if (cs) {
       await cs.kill();
       fs.copyFileSync(path.join(cs.dir, "code-server.log"), path.join(ARTIFACTS_DIR, "host-tests-code-server.log"));
+      copyExtensionLogs(cs.dir, "host-tests");
     }
     killPrivateTmux(dirs.tmuxSocket, dirs.tmuxDir);
     if (!process.env.TETHER_KEEP_RUN_DIR) {

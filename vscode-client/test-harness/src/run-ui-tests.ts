@@ -15,12 +15,14 @@ import { launchBrowser, newPage } from "./lib/browser";
 import { CodeServer, startCodeServer } from "./lib/codeserver";
 import { ARTIFACTS_DIR, checkTools, log, makeRunDirs, RunDirs, TETHER_BIN } from "./lib/env";
 import { Results } from "./lib/results";
+import { copyExtensionLogs } from "./lib/logs";
 import { killPrivateTmux } from "./lib/tmux";
 import {
   activeEditorText,
   escapeQuickInput,
   focusWorkbench,
   openFile,
+  quickInput,
   quickInputBox,
   quickRows,
   runCommand,
@@ -129,17 +131,14 @@ async function sessionA(browser: Browser, dirs: RunDirs, vsix: string): Promise<
       await page.locator(".tabs-container .tab.dirty", { hasText: "todo.txt" }).waitFor({ timeout: 15_000 });
 
       await runCommand(page, "Tether: Record step…");
-      for (const answer of ["wrote main in app.py", "add tests; fix lint", "demo task for the UI test"]) {
+      const answers = ["wrote main in app.py", "add tests; fix lint", "demo task for the UI test"];
+      for (const [i, answer] of answers.entries()) {
+        await page.locator(".quick-input-widget", { hasText: `record step (${i + 1}/3)` }).waitFor({ timeout: 10_000 });
         const box = quickInputBox(page);
-        await box.waitFor({ state: "visible", timeout: 10_000 });
         await box.fill(answer);
         await box.press("Enter");
-        await page.waitForFunction(
-          (a) => (document.querySelector(".quick-input-widget .quick-input-box input") as HTMLInputElement | null)?.value !== a,
-          answer,
-          { timeout: 10_000 },
-        );
       }
+      await quickInput(page).waitFor({ state: "hidden", timeout: 10_000 });
       await toast(page, "add tests").waitFor({ timeout: 20_000 });
 
       await runCommand(page, "Tether: Checkpoint now");
@@ -151,6 +150,7 @@ async function sessionA(browser: Browser, dirs: RunDirs, vsix: string): Promise<
     log("killing code-server A (SIGKILL to its process group: no clean shutdown)");
     await cs.kill();
     fs.copyFileSync(path.join(cs.dir, "code-server.log"), path.join(ARTIFACTS_DIR, "ui-code-server-a.log"));
+    copyExtensionLogs(cs.dir, "ui-a");
   }
   return ok;
 }
@@ -214,12 +214,14 @@ async function sessionB(browser: Browser, dirs: RunDirs, vsix: string): Promise<
       }
       await quickRows(page).filter({ hasText: "manual" }).first().click();
       await quickRows(page).filter({ hasText: "Diff with workspace" }).first().click();
-      const appRow = quickRows(page).filter({ hasText: "src/app.py" }).first();
-      // With several changed files a file picker comes first.
-      if (await appRow.waitFor({ timeout: 3_000 }).then(() => true, () => false)) {
-        await appRow.click();
+      // With several changed files a file picker comes first; with one the diff opens at once.
+      const diffEditor = page.locator(".monaco-diff-editor").first();
+      const filePicker = page.locator(".quick-input-widget", { hasText: "files differ from the workspace" });
+      await diffEditor.or(filePicker).first().waitFor({ timeout: 20_000 });
+      if (await filePicker.isVisible()) {
+        await quickRows(page).filter({ hasText: "src/app.py" }).first().click();
       }
-      await page.locator(".monaco-diff-editor").first().waitFor({ timeout: 20_000 });
+      await diffEditor.waitFor({ timeout: 20_000 });
       await page.locator(".tabs-container .tab.active", { hasText: /app\.py \(checkpoint #\d+ ↔ workspace\)/ }).waitFor({ timeout: 10_000 });
       const diffText = (await page.locator(".monaco-diff-editor .editor.original .view-lines").first().innerText()).replace(/\u00a0/g, " ");
       if (!diffText.includes(TYPED_SAVED)) {
@@ -247,6 +249,7 @@ async function sessionB(browser: Browser, dirs: RunDirs, vsix: string): Promise<
   } finally {
     await cs.kill();
     fs.copyFileSync(path.join(cs.dir, "code-server.log"), path.join(ARTIFACTS_DIR, "ui-code-server-b.log"));
+    copyExtensionLogs(cs.dir, "ui-b");
   }
 }
 

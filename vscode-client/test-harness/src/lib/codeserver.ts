@@ -90,6 +90,10 @@ export async function startCodeServer(o: CodeServerOptions): Promise<CodeServer>
   fs.mkdirSync(path.join(udd, "User"), { recursive: true });
   fs.mkdirSync(exd, { recursive: true });
   fs.writeFileSync(path.join(o.dir, "config.yaml"), "auth: none\n");
+  // Machine-scoped settings (tether.serverPath) are read from the remote "Machine" settings in
+  // code-server, not from User settings: write both.
+  fs.mkdirSync(path.join(udd, "Machine"), { recursive: true });
+  fs.writeFileSync(path.join(udd, "Machine/settings.json"), JSON.stringify(o.settings, null, 1));
   fs.writeFileSync(
     path.join(udd, "User/settings.json"),
     JSON.stringify(
@@ -104,6 +108,10 @@ export async function startCodeServer(o: CodeServerOptions): Promise<CodeServer>
         "telemetry.telemetryLevel": "off",
         "chat.disableAIFeatures": true,
         "files.hotExit": "off",
+        "files.autoSave": "off",
+        "workbench.secondarySideBar.defaultVisibility": "hidden",
+        "editor.autoClosingBrackets": "never",
+        "editor.autoClosingQuotes": "never",
         ...o.settings,
       },
       null,

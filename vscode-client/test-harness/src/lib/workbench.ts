@@ -44,6 +44,17 @@ export async function openFile(page: Page, name: string): Promise<void> {
   await quickRows(page).filter({ hasText: name }).first().waitFor({ timeout: 15_000 });
   await input.press("Enter");
   await page.locator(".tabs-container .tab.active", { hasText: name }).waitFor({ timeout: 15_000 });
+  await focusEditor(page);
+}
+
+/** Keys typed before the editor has focus go elsewhere: wait for (or give) focus first. */
+export async function focusEditor(page: Page): Promise<void> {
+  const focused = page.locator(".editor-group-container.active .monaco-editor.focused");
+  if (await focused.waitFor({ timeout: 2_000 }).then(() => true, () => false)) {
+    return;
+  }
+  await page.locator(".editor-group-container.active .monaco-editor .view-lines").first().click();
+  await focused.waitFor({ timeout: 10_000 });
 }
 
 export function tab(page: Page, name: string): Locator {

@@ -205,8 +205,9 @@ export function defineExtensionTests(): void {
       assert.ok(term.name.length > 0);
       // a second request reuses the terminal by name instead of opening another
       const before = vscode.window.terminals.length;
+      const handled = api.terminalRequests();
       await vscode.commands.executeCommand<StartSessionResult>("tether.startAgentSession");
-      await new Promise((r) => setTimeout(r, 300)); // let a (wrong) second terminal appear if it would
+      await waitFor(() => api.terminalRequests() > handled, "the second tether/openTerminal to be handled");
       assert.strictEqual(vscode.window.terminals.length, before);
       term.dispose();
     });

@@ -1,0 +1,131 @@
+"""The VS Code extension in a real VS Code (code-server 4.139.1) driven by headless Chromium.
+
+Builds the extension (npm ci, esbuild, vsce package) and runs the two harness runners in
+vscode-client/test-harness/: the mocha suite inside the real extension host, and the Playwright
+UI story (edit, kill, fresh editor, resume, timeline, diff, restore). Both use the real
+`tether lsp`, a private TETHER_STATE_DIR and a private tmux socket. Screenshots and logs go to
+artifacts/vscode/.
+
+Tools come from vscode-client/test-harness/install-tools.sh (into .tools/). Locally the tests skip
+when the tools are absent; with CI=true they fail instead.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+EXT = ROOT / "vscode-client"
+HARNESS = EXT / "test-harness"
+TOOLS = Path(os.environ.get("TETHER_TOOLS_DIR", ROOT / ".tools"))
+NODE24 = TOOLS / "node24/node_modules/node/bin/node"
+CS_ENTRY = TOOLS / "code-server/node_modules/code-server/out/node/entry.js"
+CHROMIUM = Path(os.environ.get("TETHER_CHROMIUM", "/usr/bin/chromium"))
+TETHER_BIN = Path(sys.executable).parent / "tether"
+SUMMARY = re.compile(r"^(\d+) passed, (\d+) failed$", re.M)
+
+pytestmark = [pytest.mark.vscode, pytest.mark.timeout(900)]
+
+
+def _missing_tools() -> list[str]:
+    need = {
+        "Node 24": NODE24,
+        "code-server": CS_ENTRY,
+        "chromium": CHROMIUM,
+        "harness node_modules": HARNESS / "node_modules/playwright-core",
+        "node": Path(shutil.which("node") or "/nonexistent/node"),
+        "npm": Path(shutil.which("npm") or "/nonexistent/npm"),
+    }
+    return [f"{name} ({path})" for name, path in need.items() if not path.exists()]
+
+
+def _run(cmd: list[str], cwd: Path, timeout: float, env: dict[str, str] | None = None) -> str:
+    res = subprocess.run(
+        cmd,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if res.returncode != 0:
+        pytest.fail(f"{' '.join(cmd)} (in {cwd}) exited {res.returncode}:\n{res.stdout[-6000:]}")
+    return res.stdout
+
+
+@pytest.fixture(scope="module")
+def vsix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    missing = _missing_tools()
+    if missing:
+        msg = (
+            f"VS Code test tools missing: {', '.join(missing)}. "
+            "Install them with: bash vscode-client/test-harness/install-tools.sh"
+        )
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    stamp = EXT / "node_modules/.tether-lock-stamp"
+    lock = (EXT / "package-lock.json").read_bytes()
+    if not stamp.exists() or stamp.read_bytes() != lock:
+        _run(["npm", "ci", "--no-audit", "--no-fund"], EXT, 600)
+        stamp.write_bytes(lock)
+    _run(["npx", "tsc", "--noEmit"], EXT, 300)
+    _run(["npm", "run", "build"], EXT, 300)
+    out = tmp_path_factory.mktemp("vsix") / "tether.vsix"
+    _run(["npx", "@vscode/vsce", "package", "--no-dependencies", "-o", str(out)], EXT, 300)
+    assert out.stat().st_size > 10_000
+    _run(["npx", "tsc", "--noEmit", "-p", "."], HARNESS, 300)
+    _run(["node", "build.js"], HARNESS, 300)
+    yield out
+
+
+def _run_harness(script: str, *args: str) -> tuple[int, int, str]:
+    env = {**os.environ, "TETHER_BIN": str(TETHER_BIN)}
+    env.pop("TMUX", None)
+    env.pop("TMUX_PANE", None)
+    res = subprocess.run(
+        ["node", f"out/{script}", *args],
+        cwd=HARNESS,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    found = SUMMARY.findall(res.stdout)
+    if not found:
+        tail = res.stdout[-8000:]
+        pytest.fail(f"{script} printed no 'N passed, N failed' line (exit {res.returncode}):\n{tail}")
+    passed, failed = (int(x) for x in found[-1])
+    print(res.stdout)
+    if res.returncode != 0 or failed:
+        pytest.fail(
+            f"{script}: {passed} passed, {failed} failed (exit {res.returncode}); "
+            f"screenshots and logs in artifacts/vscode/\n{res.stdout[-8000:]}"
+        )
+    return passed, failed, res.stdout
+
+
+def test_mocha_suite_in_real_extension_host(vsix: Path) -> None:
+    passed, failed, _ = _run_harness("run-host-tests.js")
+    assert failed == 0
+    assert passed >= 20, f"only {passed} mocha tests ran"
+
+
+def test_ui_in_code_server_with_chromium(vsix: Path) -> None:
+    passed, failed, _ = _run_harness("run-ui-tests.js", str(vsix))
+    assert failed == 0
+    assert passed >= 8, f"only {passed} UI checks ran"
+    shots = sorted((ROOT / "artifacts/vscode").glob("ui-*.png"))
+    assert len(shots) >= 8, f"expected the UI screenshots, found {[s.name for s in shots]}"
