@@ -99,7 +99,8 @@ def test_same_names_carry_same_strings(
     consts, lists = _load(path, const_re, list_re)
     server = server_constants()
     shared = {k for k in consts if k in server}
-    assert {k for k in server if k.startswith(("CMD_", "NOTIFY_", "STATE_"))} <= shared
+    required = ("CMD_", "NOTIFY_", "STATE_", "TRIGGER_", "ERR_")
+    assert {k for k in server if k.startswith(required)} <= shared
     for name in sorted(shared):
         assert consts[name] == server[name], (
             f"{path.name}: {name} = {consts[name]!r}, server has {server[name]!r}"

@@ -223,7 +223,9 @@ function M.exec(command, params, on_result)
     require('tether.cursor').send_now()
     client:exec_cmd({ title = command, command = command, arguments = args }, { bufnr = 0 }, function(err, result)
       if err then
-        ui.notify(('%s failed: %s'):format(command, err.message or vim.inspect(err)), vim.log.levels.ERROR)
+        local reason = type(err.data) == 'table' and err.data.reason or nil
+        local level = reason == protocol.ERR_NO_CHECKPOINT and vim.log.levels.WARN or vim.log.levels.ERROR
+        ui.notify(('%s failed: %s'):format(command, err.message or vim.inspect(err)), level)
         return
       end
       if on_result then

@@ -47,6 +47,27 @@ M.STATE_BUSY = 'busy'
 M.STATE_ERROR = 'error'
 
 -- Checkpoint triggers, as shown in the timeline
-M.TRIGGERS = { 'save', 'step', 'periodic', 'manual', 'restore', 'baseline' }
+M.TRIGGER_SAVE = 'save'
+M.TRIGGER_STEP = 'step'
+M.TRIGGER_PERIODIC = 'periodic'
+M.TRIGGER_MANUAL = 'manual'
+M.TRIGGER_RESTORE = 'restore'
+M.TRIGGER_BASELINE = 'baseline'
+
+M.TRIGGERS = {
+  M.TRIGGER_SAVE,
+  M.TRIGGER_STEP,
+  M.TRIGGER_PERIODIC,
+  M.TRIGGER_MANUAL,
+  M.TRIGGER_RESTORE,
+  M.TRIGGER_BASELINE,
+}
+
+-- JSON-RPC error data.reason of failed commands
+M.ERR_NO_CHECKPOINT = 'noCheckpoint'
+M.ERR_BAD_PARAMS = 'badParams'
+M.ERR_OUTSIDE_WORKSPACE = 'outsideWorkspace'
+M.ERR_STORE = 'storeError'
+M.ERR_TMUX = 'tmuxError'
 
 return M
