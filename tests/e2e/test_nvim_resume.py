@@ -205,3 +205,59 @@ def test_resume_after_sigkill(
         )
     finally:
         b.close()
+
+
+def journal_text(ws: Path, state_dir: Path) -> str:
+    """The server's live unsaved-buffer journal, read from its store ('' when not written yet)."""
+    from tether.resume import STATE_JOURNAL
+    from tether.store import Store
+
+    store = Store.open(ws, state_dir)
+    try:
+        data = store.get_state(STATE_JOURNAL)
+    finally:
+        store.close()
+    return data.decode("utf-8", "replace") if data else ""
+
+
+def test_unsaved_edits_survive_a_crash_without_explicit_checkpoint(tmp_path: Path, state_dir: Path) -> None:
+    """No `:Tether checkpoint`: a save and the unsaved-buffer journal are all there is."""
+    ws = make_workspace(tmp_path / "ws", {"src/app.py": APP, "notes.md": NOTES})
+    a = editor(tmp_path / "home-a", ws, state_dir, None)
+    try:
+        a.start("notes.md")
+        wait_client(a, "notes.md")
+        edit_line(a, "notes.md", 2, "saved line", cursor=2)
+        a.cmd("write")
+        edit_line(a, "src/app.py", 7, "x_7 = 'journal only'", cursor=7)
+        a.wait("(require('tether').status() or {}).dirtyBuffers == 1", timeout=20, what="dirty buffer")
+        # Like VS Code's hot exit the server journals unsaved text ~1 s after typing stops; the
+        # crash comes once that journal is on disk (read from the store, as the next server will).
+        retry_until(lambda: "journal only" in journal_text(ws, state_dir), timeout=20, what="journal written")
+        a.kill()
+    finally:
+        a.close()
+
+    b = editor(tmp_path / "home-b", ws, state_dir, None)
+    try:
+        b.start()
+        wait_client(b)
+        retry_until(lambda: b.statusline() == "Tether: resume available", timeout=20, what="resume available")
+        b.run("Tether resume")
+        result = retry_until(lambda: events(b, "TetherResume"), timeout=30, what="TetherResume")[0]["result"]
+        assert result["restoredBuffers"] == ["src/app.py"]
+        assert result.get("terminal") is None  # tmux disabled: no terminal opened
+        app = buffer_state(b, "src/app.py")
+        assert app["modified"] is True
+        assert app["lines"][6] == "x_7 = 'journal only'"
+        assert app["cursor"][0] == 7
+        assert buffer_state(b, "notes.md")["lines"][1] == "saved line"
+        assert (
+            b.lua(
+                "return #vim.tbl_filter(function(x) return vim.bo[x].buftype == 'terminal' end,"
+                " vim.api.nvim_list_bufs())"
+            )
+            == 0
+        )
+    finally:
+        b.close()
