@@ -509,12 +509,21 @@ class AgentSession:
         digest = _digest(raw)
         if patch is None:
             return self._note_bad(problem or f"{AGENT_FILE}: unusable", digest)
+        current = self._doc()
+        if current.file_hash == digest and current.bad_hash is None:
+            # The common case (called at every checkpoint): no write transaction at all.
+            return False, None
         outcome: list[tuple[bool, str | None]] = []
 
         def fn(doc: _Doc) -> bool:
             if doc.file_hash == digest:
                 outcome.append((False, None))
-                return False
+                if doc.bad_hash is None:
+                    return False
+                # Back to the last good content after a bad write: the warning no longer holds.
+                doc.bad_hash = None
+                doc.state.warning = None
+                return True
             if digest in doc.own:
                 # Tether's own rendering (maybe another process's): the file's new base, no news.
                 doc.file_hash = digest

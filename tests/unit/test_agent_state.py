@@ -474,3 +474,14 @@ def test_never_writes_over_a_planted_directory_or_an_unreadable_file(store: Stor
     session.set_fields(task="t2")  # refused on import: the agent's oversized file is left alone
     assert (workspace / AGENT_FILE).read_bytes() == big
     assert session.state().task == "t2"
+
+
+def test_warning_clears_when_the_file_returns_to_its_last_good_content(store: Store, workspace: Path) -> None:
+    session = AgentSession(store)
+    write(workspace, SEED)
+    session.import_file()
+    write(workspace, "{oops")
+    assert session.import_file()[1] is not None
+    write(workspace, SEED)
+    assert session.import_file() == (False, None)
+    assert session.state().warning is None
