@@ -707,8 +707,16 @@ class AgentSession:
     def write_file(self) -> bool:
         """Rewrite ``.agent-session.json`` from the state, merging any concurrent agent write.
 
-        Returns True when the file was written.
+        Returns True when the file was written. The file is a courtesy copy of the state (which
+        lives in the store): a workspace that cannot be written (read-only, full) only logs.
         """
+        try:
+            return self._write_file()
+        except OSError as exc:
+            log.warning("could not rewrite %s: %s", self.path, exc)
+            return False
+
+    def _write_file(self) -> bool:
         for _ in range(8):
             self.import_file()
             before, _ = self._read_file()

@@ -485,3 +485,23 @@ def test_warning_clears_when_the_file_returns_to_its_last_good_content(store: St
     write(workspace, SEED)
     assert session.import_file() == (False, None)
     assert session.state().warning is None
+
+
+def test_unwritable_file_keeps_the_step(
+    store: Store, workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk (ENOSPC, injected: a real full file system needs root-only mounts here) while
+    rewriting the file: the step and its checkpoint are kept, the file is left as it was."""
+    import errno
+
+    write(workspace, SEED)
+    (workspace / "a.py").write_text("1\n")
+
+    def full(self: AgentSession, data: bytes, before: bytes | None) -> bool:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(AgentSession, "_swap_in", full)
+    info = AgentSession(store).record_step(Checkpointer(store), "disk full")
+    assert AgentSession(store).state().steps[-1].checkpoint == info.id
+    assert "a.py" in info.files
+    assert json.loads((workspace / AGENT_FILE).read_text()) == SEED
