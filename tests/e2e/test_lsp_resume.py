@@ -120,3 +120,34 @@ async def test_stale_buffer_is_skipped(workspace: Path, state_dir: Path) -> None
         assert (workspace / "util.py").read_text() == "X = 100\n"
     finally:
         await b.stop()
+
+
+async def test_refused_edit_is_reported(workspace: Path, state_dir: Path) -> None:
+    await _crash_after_editing(workspace, state_dir, "neovim@v0.11")
+    b = await start_session(workspace, state_dir, "neovim@v0.11")
+    b.apply_result = False
+    try:
+        await b.wait_status(lambda s: s["resumeAvailable"], "resume available")
+        result = await b.command(P.CMD_RESUME, {})
+        assert len(b.edits) == 1
+        assert result["restoredBuffers"] == []
+        assert result["skippedBuffers"] == [
+            {"path": "util.py", "reason": "the editor refused the edit: test refused"}
+        ]
+    finally:
+        await b.stop()
+
+
+async def test_resume_without_previous_session(workspace: Path, state_dir: Path) -> None:
+    (workspace / "a.py").write_text("a\n")
+    s = await start_session(workspace, state_dir, "visual-studio-code")
+    try:
+        st = await s.wait_status(lambda st: st["lastCheckpoint"] is not None, "baseline")
+        assert st["resumeAvailable"] is False
+        assert st["text"] in ("just now · 0 files",)
+        result = await s.command(P.CMD_RESUME, {})
+        assert result["opened"] == [] and result["restoredBuffers"] == [] and result["terminal"] is None
+        await aretry_until(lambda: s.next_steps, timeout=5, what="showNextSteps")
+        assert s.next_steps[-1]["summary"] == "no task recorded" or s.next_steps[-1]["task"] is None
+    finally:
+        await s.stop()

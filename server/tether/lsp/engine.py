@@ -149,7 +149,9 @@ class Engine:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         try:
+            t0 = time.perf_counter()
             await self._run(self._open_backend)
+            log.info("store open in %.0f ms", (time.perf_counter() - t0) * 1000)
         except TetherError as exc:
             log.error("cannot open the store: %s", exc.message)
             self._error = exc.message
@@ -560,8 +562,6 @@ class Engine:
             text = "no checkpoint yet"
         else:
             text = f"{ago(last.time)} · {plural(in_progress, 'file')}"
-        if self._resume_available:
-            text = "resume available · " + text
         return {
             "workspace": str(self.root),
             "state": state,
@@ -788,42 +788,56 @@ class Engine:
             )
             return resume_mod.plan(inputs)
 
+        t0 = time.perf_counter()
         plan = await self._run(gather)
+        t_plan = time.perf_counter()
+        # tmux work runs in the worker while the editor messages go out.
+        terminal_task = asyncio.ensure_future(self._resume_terminal())
         opened: list[str] = []
-        if self.client.supports_show_document:
-            non_focus = [s for s in plan.show if not s.focus]
-            focus = [s for s in plan.show if s.focus]
-            results = await asyncio.gather(
-                *(self.client.show_document(s.uri, s.line, s.character, False) for s in non_focus),
-                return_exceptions=True,
-            )
-            for s, ok in zip(non_focus, results, strict=True):
-                if ok is True:
-                    opened.append(s.path)
-            for s in focus:
-                with contextlib.suppress(Exception):
-                    if await self.client.show_document(s.uri, s.line, s.character, True):
-                        opened.append(s.path)
         restored: list[str] = []
         skipped = [{"path": s.path, "reason": s.reason} for s in plan.skipped]
+        shows = [s for s in plan.show if not s.focus] if self.client.supports_show_document else []
+        focus = [s for s in plan.show if s.focus] if self.client.supports_show_document else []
+        buffers = []
         for buf in plan.buffers:
             live = self._live_doc_conflict(buf.path, buf.text)
             if live is not None:
                 skipped.append({"path": buf.path, "reason": live})
-                continue
-            try:
-                ok, why = await self.client.apply_edit(
-                    "Tether: restore unsaved changes", buf.uri, buf.end, buf.text
-                )
-            except Exception as exc:
-                ok, why = False, str(exc)
-            if ok:
-                restored.append(buf.path)
             else:
+                buffers.append(buf)
+        label = "Tether: restore unsaved changes"
+        results = await asyncio.gather(
+            *(self.client.show_document(s.uri, s.line, s.character, False) for s in shows),
+            *(self.client.apply_edit(label, b.uri, b.end, b.text) for b in buffers),
+            return_exceptions=True,
+        )
+        for s, ok in zip(shows, results[: len(shows)], strict=True):
+            if ok is True:
+                opened.append(s.path)
+        for b, res in zip(buffers, results[len(shows) :], strict=True):
+            if isinstance(res, tuple) and res[0]:
+                restored.append(b.path)
+            else:
+                why = res[1] if isinstance(res, tuple) else str(res)
                 skipped.append(
-                    {"path": buf.path, "reason": f"the editor refused the edit: {why or 'no reason'}"}
+                    {"path": b.path, "reason": f"the editor refused the edit: {why or 'no reason'}"}
                 )
-        terminal = await self._resume_terminal()
+        # The focused document last, so it ends up in front.
+        for s in focus:
+            with contextlib.suppress(Exception):
+                if await self.client.show_document(s.uri, s.line, s.character, True):
+                    opened.append(s.path)
+        t_editor = time.perf_counter()
+        terminal = await terminal_task
+        t_term = time.perf_counter()
+        log.info(
+            "resume: plan %.0f ms, %d documents + %d buffers %.0f ms, terminal %.0f ms",
+            (t_plan - t0) * 1000,
+            len(plan.show),
+            len(plan.buffers),
+            (t_editor - t_plan) * 1000,
+            (t_term - t_editor) * 1000,
+        )
         self.client.notify(P.NOTIFY_SHOW_NEXT_STEPS, plan.next_steps)
 
         if n is None and self._resume_available:
