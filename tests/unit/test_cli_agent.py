@@ -169,3 +169,17 @@ def test_a_failure_fixed_by_a_later_pass_is_not_the_last_failing_run(
     _, out, _ = cli(capsys, "resume", "--print")
     assert "Last failing run: `ruff check` (exit 1)" in out and "lint failure" in out
     assert "old failure" not in out
+
+
+def test_plain_checkpoint_carries_agent_state_and_rewrites_the_file(
+    ws: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (ws / AGENT_FILE).write_text(json.dumps({"current_task": "from the agent", "next_steps": ["n"], "k": 1}))
+    code, out, _ = cli(capsys, "--json", "checkpoint", "-m", "by hand")
+    info = json.loads(out)
+    assert code == 0
+    with Store.open(ws) as s:
+        att = s.attachment(info["id"], protocol.ATTACH_AGENT)
+        assert att is not None and json.loads(att)["task"] == "from the agent"
+    doc = json.loads((ws / AGENT_FILE).read_text())
+    assert doc["last_checkpoint"] == info["time"] and doc["k"] == 1

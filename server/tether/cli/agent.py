@@ -25,9 +25,10 @@ from tether.store import Store
 
 
 def register(sub: Any) -> None:
-    from tether.cli.files import add_status_extension
+    from tether.cli.files import add_checkpoint_extension, add_status_extension
 
     add_status_extension(_status_extension)
+    add_checkpoint_extension(_checkpoint_extension)
     p = sub.add_parser(
         "step",
         help="record an agent step (what was done, what comes next) and checkpoint the workspace",
@@ -118,6 +119,16 @@ def _status_extension(store: Store, data: dict[str, Any], lines: list[str]) -> N
     extra_lines, extra_data = status_section(store, scan)
     lines.extend(extra_lines)
     data.update(extra_data)
+
+
+def _checkpoint_extension(store: Store, cp: Checkpointer, args: argparse.Namespace) -> Any:
+    """`tether checkpoint` carries the agent (and tmux) state and rewrites .agent-session.json."""
+    session = AgentSession(store)
+    cp.add_provider(protocol.ATTACH_AGENT, session.provider)
+    tmux = _tmux_provider(store.root, args.state_dir)
+    if tmux is not None:
+        cp.add_provider(protocol.ATTACH_TMUX, tmux)
+    return session.after_checkpoint
 
 
 def _warn(message: str | None) -> None:

@@ -36,6 +36,19 @@ def add_status_extension(fn: StatusExtension) -> None:
         STATUS_EXTENSIONS.append(fn)
 
 
+# `tether checkpoint` hooks added by other command groups (e.g. the agent state): each may add
+# attachment providers to the checkpointer and returns what to call with the new checkpoint.
+CheckpointExtension = Callable[
+    [Store, Checkpointer, argparse.Namespace], Callable[[CheckpointInfo], None] | None
+]
+CHECKPOINT_EXTENSIONS: list[CheckpointExtension] = []
+
+
+def add_checkpoint_extension(fn: CheckpointExtension) -> None:
+    if fn not in CHECKPOINT_EXTENSIONS:
+        CHECKPOINT_EXTENSIONS.append(fn)
+
+
 def register(sub: Any) -> None:
     p = sub.add_parser("checkpoint", help="record the workspace now (or only PATHS)")
     p.add_argument("-m", "--message", default=None)
@@ -98,12 +111,15 @@ def _skipped_wire(items: Any) -> list[dict[str, Any]]:
 def cmd_checkpoint(args: argparse.Namespace) -> int:
     with open_store(args) as store:
         cp = Checkpointer(store)
+        after = [f for f in (ext(store, cp, args) for ext in CHECKPOINT_EXTENSIONS) if f is not None]
         if args.paths and not args.full:
             outcome = cp.checkpoint(TRIGGER_MANUAL, args.message, paths=args.paths, allow_empty=True)
         else:
             outcome = cp.checkpoint(TRIGGER_MANUAL, args.message, full=True, allow_empty=True)
         info = outcome.info
         assert info is not None  # allow_empty
+        for fn in after:
+            fn(info)
         skipped = _skipped_wire(outcome.scan.skipped)
         emit(
             args,
