@@ -18,6 +18,7 @@ import logging
 import os
 import re
 import stat as stat_mod
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,9 @@ DEFAULT_IGNORED_DIRS = frozenset(
 # every checkpoint rewrite look like a change.
 DEFAULT_IGNORED_FILES = frozenset({".agent-session.json", ".DS_Store"})
 GITIGNORE = ".gitignore"
+# Threads for a whole-tree walk, from this many tracked files on (below, one thread is faster).
+WALK_THREADS = 2
+PARALLEL_MIN_FILES = 2000
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 BAD_NAME_REASON = "file name is not valid UTF-8 (not tracked)"
 
@@ -203,8 +207,9 @@ class _Walk:
     head: Mapping[str, StatEntry]
     result: ScanResult
     seen: list[str]  # tracked paths found (each once: a tree has no duplicate paths)
-    todo: list[tuple[str, Stack]]
+    todo: list[tuple[str, Stack]]  # subdirectories found in the directory being visited
     unreadable: list[str]
+    untracked: int = 0
 
 
 class Scanner:
@@ -244,29 +249,22 @@ class Scanner:
 
         Deletions are reported only for head paths below ``start``.
         """
-        seen: list[str] = []
-        unreadable: list[str] = []
-        skipped = result.skipped
-        root = str(self.root)
-        # Iterative walk: deep trees must not hit the recursion limit.
         todo: list[tuple[str, Stack]] = [(start, start_stack)]
-        while todo:
-            rel_dir, stack = todo.pop()
-            prefix = rel_dir + "/" if rel_dir else ""
-            try:
-                # Listing through a directory fd makes each entry's stat an fstatat() relative
-                # to it (no path walk from /: about a third cheaper), and O_NOFOLLOW refuses a
-                # directory swapped for a symlink since its parent was listed.
-                fd = os.open(os.path.join(root, rel_dir) if rel_dir else root, _DIR_FLAGS)
-            except OSError as exc:
-                if rel_dir:
-                    skipped.append(Skipped(rel_dir, f"unreadable directory: {exc.strerror}"))
-                    unreadable.append(prefix)
-                continue
-            try:
-                self._walk_dir(fd, rel_dir, stack, _Walk(ignore, head, result, seen, todo, unreadable))
-            finally:
-                os.close(fd)  # the entries' stat() needs it open until here
+        workers = WALK_THREADS if len(head) >= PARALLEL_MIN_FILES else 1
+        walks = [_Walk(ignore, head, result, [], [], []) for _ in range(workers)]
+        if workers == 1:
+            # Iterative walk: deep trees must not hit the recursion limit.
+            walk = walks[0]
+            while todo:
+                self._visit(*todo.pop(), walk)
+                todo.extend(walk.todo)
+                walk.todo.clear()
+        else:
+            self._walk_parallel(todo, walks)
+        seen = [p for w in walks for p in w.seen]
+        unreadable = [u for w in walks for u in w.unreadable]
+        result.seen += sum(w.untracked for w in walks)
+        skipped = result.skipped
         result.seen += len(seen)
         # A tracked file that grew past the size cap (or became unreadable) is reported as
         # skipped and stays tracked; only files that are really gone are recorded as deleted.
@@ -281,6 +279,60 @@ class Scanner:
             if unreadable and any(path.startswith(u) for u in unreadable):
                 continue
             result.changes.append(FileChange(path, None))
+
+    def _walk_parallel(self, todo: list[tuple[str, Stack]], walks: list[_Walk]) -> None:
+        """Directories shared by several threads. A stat() releases the GIL, so one thread's
+        system calls overlap with another's Python: what git status gets from its threads."""
+        cond = threading.Condition()
+        active = [0]
+        errors: list[BaseException] = []
+
+        def work(walk: _Walk) -> None:
+            while True:
+                with cond:
+                    while not todo and active[0]:
+                        cond.wait()
+                    if not todo:
+                        return
+                    item = todo.pop()
+                    active[0] += 1
+                try:
+                    self._visit(*item, walk)
+                except BaseException as exc:  # re-raised by the caller's thread below
+                    errors.append(exc)
+                finally:
+                    with cond:
+                        todo.extend(walk.todo)
+                        walk.todo.clear()
+                        if errors:
+                            todo.clear()
+                        active[0] -= 1
+                        cond.notify_all()
+
+        threads = [threading.Thread(target=work, args=(w,), daemon=True) for w in walks[1:]]
+        for t in threads:
+            t.start()
+        work(walks[0])
+        for t in threads:
+            t.join()
+        if errors:
+            raise errors[0]
+
+    def _visit(self, rel_dir: str, stack: Stack, walk: _Walk) -> None:
+        try:
+            # Listing through a directory fd makes each entry's stat an fstatat() relative to
+            # it (no path walk from /: about a third cheaper), and O_NOFOLLOW refuses a
+            # directory swapped for a symlink since its parent was listed.
+            fd = os.open(os.path.join(self.root, rel_dir) if rel_dir else self.root, _DIR_FLAGS)
+        except OSError as exc:
+            if rel_dir:
+                walk.result.skipped.append(Skipped(rel_dir, f"unreadable directory: {exc.strerror}"))
+                walk.unreadable.append(rel_dir + "/")
+            return
+        try:
+            self._walk_dir(fd, rel_dir, stack, walk)
+        finally:
+            os.close(fd)  # the entries' stat() needs it open until here
 
     def _walk_dir(self, fd: int, rel_dir: str, stack: Stack, walk: _Walk) -> None:
         """One directory of the walk. This loop runs once per file in the workspace, so it is
@@ -344,7 +396,7 @@ class Scanner:
                 ):
                     continue  # the stat cache vouches for it: the common case
             else:
-                result.seen += 1
+                walk.untracked += 1
             consider(rel, st, cached, result)
 
     # --- told paths -----------------------------------------------------------------------

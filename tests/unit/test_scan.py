@@ -293,3 +293,28 @@ def test_scanner_full_scan_is_pure(workspace: Path, store: Store) -> None:
     write(workspace, "a.txt")
     result = Scanner(workspace).full_scan(store.head())
     assert result.changed_paths == ["a.txt"] and store.latest() is None
+
+
+def test_parallel_walk_finds_the_same_as_serial(
+    workspace: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tether.scan as scan_mod
+
+    write(workspace, ".gitignore", "*.log\n")
+    for i in range(300):
+        write(workspace, f"d{i % 17}/s{i % 5}/f{i}.txt", f"{i}\n")
+        if i % 10 == 0:
+            write(workspace, f"d{i % 17}/x{i}.log", "ignored\n")
+    Checkpointer(store).checkpoint("manual")
+    for i in range(0, 300, 7):
+        write(workspace, f"d{i % 17}/s{i % 5}/f{i}.txt", f"changed {i}\n")
+    for i in range(1, 300, 11):
+        (workspace / f"d{i % 17}/s{i % 5}/f{i}.txt").unlink()
+    write(workspace, "d3/new.txt", "new\n")
+    serial = Scanner(workspace).full_scan(store.head())
+    monkeypatch.setattr(scan_mod, "PARALLEL_MIN_FILES", 0)
+    parallel = Scanner(workspace).full_scan(store.head())
+    assert parallel.changed_paths == serial.changed_paths
+    assert parallel.seen == serial.seen
+    expected = {*range(0, 300, 7), *range(1, 300, 11)}
+    assert len(serial.changes) == len(expected) + 1
