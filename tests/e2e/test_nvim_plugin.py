@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.nvim.driver import TETHER, Nvim, descendants
+from tests.e2e.nvim.scenario import float_lines
+from tests.support.retry import retry_until
 
 pytestmark = pytest.mark.nvim
 
@@ -192,8 +194,6 @@ def test_open_terminal_runs_allowed_argv_in_a_split(nvim_factory, tmp_path: Path
         " focus_kept = vim.api.nvim_get_current_win() ~= w, wins = #vim.api.nvim_list_wins() }"
     )
     assert info == {"height": 8, "focus_kept": True, "wins": 2}
-    from tests.support.retry import retry_until
-
     retry_until(lambda: marker.exists() and marker.read_text().strip(), what="terminal job output")
     assert marker.read_text().strip() == str(tmp_path)
 
@@ -216,7 +216,20 @@ def test_next_steps_float_shows_payload(nvim_factory) -> None:
         ],
         "summary": "",
     }
+    # Unsolicited (no :Tether resume/step just run): shown without taking focus, and gone once
+    # the cursor moves on.
+    nv.lua("vim.api.nvim_buf_set_lines(0, 0, -1, false, { 'a', 'b', 'c' })")
     nv.notify_handler("tether/showNextSteps", payload)
+    assert float_lines(nv) is not None
+    assert nv.lua("return vim.api.nvim_win_get_config(0).relative") == ""
+    nv.run(lua="vim.api.nvim_win_set_cursor(0, { 3, 0 })")
+    retry_until(lambda: float_lines(nv) is None, timeout=10, what="unfocused float to close")
+    assert nv.lua("return #vim.api.nvim_list_wins()") == 1
+
+    # Answering the user's own command: focused, closed with q.
+    nv.lua("require('tether.state').user_asked()")
+    nv.notify_handler("tether/showNextSteps", payload)
+    assert nv.lua("return vim.api.nvim_win_get_config(0).relative") == "editor"
     lines = nv.lua(
         "for _, w in ipairs(vim.api.nvim_list_wins()) do"
         " if vim.api.nvim_win_get_config(w).relative ~= '' then"
@@ -227,7 +240,7 @@ def test_next_steps_float_shows_payload(nvim_factory) -> None:
     assert "2. check error handling" in lines
     assert "- auth.js" in lines
     assert "- [stale] tests passed at checkpoint 12; 1 file changed since" in lines
-    assert nv.lua("return #vim.tbl_filter(function(e) return e.name == 'TetherNextSteps' end, T.events)") == 1
+    assert nv.lua("return #vim.tbl_filter(function(e) return e.name == 'TetherNextSteps' end, T.events)") == 2
     # q closes it; malformed payloads do not raise.
     nv.lua("vim.api.nvim_feedkeys('q', 'x', false)")
     assert nv.lua("return #vim.api.nvim_list_wins()") == 1

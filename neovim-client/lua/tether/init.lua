@@ -243,6 +243,7 @@ function M.resume(opts)
   if opts and opts.checkpoint then
     params.checkpoint = opts.checkpoint
   end
+  state.user_asked()
   M.exec(protocol.CMD_RESUME, params, function(result, client)
     if type(result) ~= 'table' then
       return
@@ -292,6 +293,7 @@ function M.step(opts)
   if opts.task and opts.task ~= '' then
     params.task = opts.task
   end
+  state.user_asked()
   M.exec(protocol.CMD_STEP, params, function(info, client)
     if type(info) == 'table' and type(info.id) == 'number' then
       ui.notify(('step recorded as checkpoint #%d'):format(info.id))

@@ -12,6 +12,20 @@ M.announced = {}
 ---@type table<integer, integer[]> checkpoint ids seen in the last timeline, for completion
 M.timeline_ids = {}
 
+---@type integer|nil vim.uv.now() when the user last asked for next steps (resume, step)
+M.asked_at = nil
+
+--- The user just ran something that answers with next steps.
+function M.user_asked()
+  M.asked_at = vim.uv.now()
+end
+
+--- Whether next steps arriving now answer the user (then the float may take focus).
+---@param within_ms integer|nil
+function M.user_asked_recently(within_ms)
+  return M.asked_at ~= nil and vim.uv.now() - M.asked_at <= (within_ms or 60000)
+end
+
 ---@param name string User autocmd pattern
 ---@param data any
 function M.fire(name, data)

@@ -116,7 +116,9 @@ function M.show_next_steps(params)
   end
   width = math.min(width, cfg.max_width, math.max(20, vim.o.columns - 4))
   local height = math.min(#lines, math.max(1, vim.o.lines - 6))
-  local win = api.nvim_open_win(buf, cfg.focus, {
+  -- Take focus only when answering the user's own :Tether resume / step; never mid-typing.
+  local focus = cfg.focus and require('tether.state').user_asked_recently()
+  local win = api.nvim_open_win(buf, focus, {
     relative = 'editor',
     width = width,
     height = height,
@@ -134,6 +136,31 @@ function M.show_next_steps(params)
         api.nvim_win_close(win, true)
       end
     end, { buffer = buf, nowait = true, desc = 'Close Tether next steps' })
+  end
+  if not focus then
+    -- Unfocused, it closes once the cursor moves elsewhere, like a hover window.
+    local anchor_win = api.nvim_get_current_win()
+    local anchor_pos = api.nvim_win_get_cursor(anchor_win)
+    api.nvim_create_autocmd({ 'CursorMoved', 'CursorMovedI', 'InsertEnter', 'BufEnter' }, {
+      group = api.nvim_create_augroup('tether.next_steps', { clear = true }),
+      callback = function(ev)
+        if not api.nvim_win_is_valid(win) then
+          return true
+        end
+        local cur = api.nvim_get_current_win()
+        if cur == win then
+          return
+        end
+        if ev.event == 'CursorMoved' and cur == anchor_win then
+          local pos = api.nvim_win_get_cursor(cur)
+          if pos[1] == anchor_pos[1] and pos[2] == anchor_pos[2] then
+            return -- a stale CursorMoved from before the float opened
+          end
+        end
+        api.nvim_win_close(win, true)
+        return true
+      end,
+    })
   end
   M.next_steps_win = win
   return win
