@@ -1018,7 +1018,16 @@ def _ago_iso(stamp: str) -> str:
     return ago(t)
 
 
+# Counting diff lines of huge files costs more than a hand-off is worth.
+MAX_COUNT_BYTES = 512 * 1024
+# A hand-off is read into an agent's context: keep it short.
+HANDOFF_FILES = 20
+HANDOFF_PANES = 8
+
+
 def _line_counts(before: bytes | None, after: bytes | None) -> str:
+    if before is None and after is None:
+        return "not on disk"
     if before == after:
         return "unchanged"
     if after is None:
@@ -1027,6 +1036,8 @@ def _line_counts(before: bytes | None, after: bytes | None) -> str:
 
     if (before is not None and is_binary(before)) or is_binary(after):
         return "binary, changed"
+    if max(len(before or b""), len(after)) > MAX_COUNT_BYTES:
+        return "changed (large file)"
     a = (before or b"").decode("utf-8").splitlines()
     b = after.decode("utf-8").splitlines()
     plus = minus = 0
@@ -1073,16 +1084,23 @@ def handoff_text(store: Store, scan: ScanResult | None = None) -> tuple[str, dic
         out.append("")
         since = f" (since step at checkpoint {last_cp.checkpoint})" if last_cp else ""
         out.append(f"Files in progress{since}:")
-        for path in state.files_in_progress:
+        for i, path in enumerate(state.files_in_progress):
             if last_cp is None:
-                summary = "tracked" if path in current else "not on disk"
+                summary = "tracked" if path in current else "not tracked"
             elif base.get(path) == current.get(path):
-                summary = "unchanged"
+                summary = "unchanged" if path in base else "not tracked"
             else:
                 before = store.read_blob(base[path]) if path in base else None
-                summary = _line_counts(before, read_live(store.root, path))
+                try:
+                    live = read_live(store.root, path)
+                except OSError:
+                    live = None
+                summary = _line_counts(before, live)
             files_data.append({"path": path, "change": summary})
-            out.append(f"  {path}  {summary}")
+            if i < HANDOFF_FILES:
+                out.append(f"  {path}  {summary}")
+        if len(state.files_in_progress) > HANDOFF_FILES:
+            out.append(f"  … {len(state.files_in_progress) - HANDOFF_FILES} more")
     other: list[str] = []
     if last_cp is not None:
         other = sorted(
@@ -1120,10 +1138,9 @@ def handoff_text(store: Store, scan: ScanResult | None = None) -> tuple[str, dic
     if any(h.history for h in hist):
         out.append("")
         out.append("Recent shell history (tmux):")
-        for h in hist:
-            if h.history:
-                out.append(f"  {h.label()} in {h.cwd}:")
-                out.extend(f"    $ {c}" for c in h.history)
+        for h in [h for h in hist if h.history][:HANDOFF_PANES]:
+            out.append(f"  {h.label()} in {h.cwd}:")
+            out.extend(f"    $ {c}" for c in h.history)
     if state.warning:
         out.append("")
         out.append(f"Warning: {state.warning}")

@@ -505,3 +505,19 @@ def test_unwritable_file_keeps_the_step(
     assert AgentSession(store).state().steps[-1].checkpoint == info.id
     assert "a.py" in info.files
     assert json.loads((workspace / AGENT_FILE).read_text()) == SEED
+
+
+def test_handoff_stays_compact(store: Store, workspace: Path) -> None:
+    for i in range(30):
+        (workspace / f"f{i:02d}.py").write_text("x\n")
+    (workspace / "big.txt").write_text("line\n" * 200_000)
+    session = AgentSession(store)
+    names = [f"f{i:02d}.py" for i in range(30)]
+    session.record_step(Checkpointer(store), "many", files=["big.txt", *names])
+    (workspace / "big.txt").write_text("line\n" * 200_001)
+    (workspace / "f00.py").write_text("y\n")
+    out, data = handoff_text(store)
+    assert "  big.txt  changed (large file)" in out
+    assert "  f00.py  +1/-1" in out
+    assert "… 11 more" in out and "f29.py" not in out
+    assert len(data["files"]) == 31  # the JSON keeps everything
