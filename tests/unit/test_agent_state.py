@@ -521,3 +521,49 @@ def test_handoff_stays_compact(store: Store, workspace: Path) -> None:
     assert "  f00.py  +1/-1" in out
     assert "… 11 more" in out and "f29.py" not in out
     assert len(data["files"]) == 31  # the JSON keeps everything
+
+
+_VAL = st.sampled_from(["a", "b", "c"])
+_FIELDS = st.fixed_dictionaries(
+    {},
+    optional={
+        "current_task": _VAL,
+        "environment": _VAL,
+        "next_steps": st.lists(_VAL, max_size=2),
+        "files_in_progress": st.lists(_VAL, max_size=2),
+    },
+)
+_EXTRA = st.dictionaries(st.sampled_from(["x", "y", "z"]), st.integers(0, 2), max_size=3)
+
+
+@settings(max_examples=150, deadline=None)
+@given(base_f=_FIELDS, base_x=_EXTRA, ours_f=_FIELDS, ours_x=_EXTRA, theirs_f=_FIELDS, theirs_x=_EXTRA)
+def test_three_way_merge_takes_exactly_what_the_agent_changed(
+    base_f: dict[str, object],
+    base_x: dict[str, int],
+    ours_f: dict[str, object],
+    ours_x: dict[str, int],
+    theirs_f: dict[str, object],
+    theirs_x: dict[str, int],
+) -> None:
+    ours = agent_state.TaskState(
+        task=ours_f.get("current_task"),  # type: ignore[arg-type]
+        environment=ours_f.get("environment"),  # type: ignore[arg-type]
+        next_steps=list(ours_f.get("next_steps", [])),  # type: ignore[call-overload]
+        files_in_progress=list(ours_f.get("files_in_progress", [])),  # type: ignore[call-overload]
+        extra=dict(ours_x),
+    )
+    before = ours.to_file()
+    merged = agent_state._apply_patch(
+        ours, agent_state.FilePatch(dict(theirs_f), dict(theirs_x), []), {**base_x, **base_f}
+    ).to_file()
+    for key in ("current_task", "environment", "next_steps", "files_in_progress"):
+        if key in theirs_f and theirs_f[key] != base_f.get(key, "<missing>"):
+            assert merged[key] == theirs_f[key], key  # the agent changed it: the agent wins
+        else:
+            assert merged[key] == before[key], key  # untouched by the agent: Tether's value stays
+    for key in ("x", "y", "z"):
+        if theirs_x.get(key) != base_x.get(key):
+            assert merged.get(key) == theirs_x.get(key), key
+        else:
+            assert merged.get(key) == ours_x.get(key), key
