@@ -1,0 +1,65 @@
+"""The user's own configuration file: the only source trusted to name commands Tether may run.
+
+``$TETHER_CONFIG`` or ``<user config dir>/tether/config.toml`` (``~/.config/tether/config.toml`` on
+Linux). Workspace files and editor settings can be written by whoever wrote the repository, so the
+re-run allowlist and the windows' start commands are read from here only.
+
+```toml
+[tmux]
+scrollbackLines = 5000
+allowlist = ["npm run dev", "pytest-watch*"]
+
+[[tmux.windows]]
+name = "agent"
+command = "claude"
+
+[[tmux.windows]]
+name = "server"
+command = "npm run dev"
+```
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+log = logging.getLogger(__name__)
+
+CONFIG_ENV = "TETHER_CONFIG"
+
+
+def config_path() -> Path:
+    if os.environ.get(CONFIG_ENV):
+        return Path(os.environ[CONFIG_ENV]).expanduser()
+    return Path(platformdirs.user_config_dir("tether")) / "config.toml"
+
+
+def load_user_config(path: Path | None = None) -> tuple[dict[str, Any], list[str]]:
+    """The parsed file (empty when absent) and warnings; a broken file never stops Tether."""
+    path = path or config_path()
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        return {}, []
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        return {}, [f"{path}: cannot read the Tether config ({exc}); using defaults"]
+    return data, []
+
+
+def tmux_config(path: Path | None = None) -> tuple[Any, list[str]]:
+    """``TmuxConfig`` from the user's file (trusted: its allowlist and windows apply)."""
+    from tether.tmux_link import TmuxConfig
+
+    data, warnings = load_user_config(path)
+    section = data.get("tmux")
+    if section is None:
+        return TmuxConfig(), warnings
+    cfg, more = TmuxConfig.from_wire(section, trusted=True)
+    return cfg, warnings + [f"{path or config_path()}: {w}" for w in more]

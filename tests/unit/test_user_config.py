@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tether.tmux_link import DEFAULT_ALLOWLIST, TmuxConfig
+from tether.user_config import load_user_config, tmux_config
+
+
+def test_absent_file_gives_defaults(tmp_path: Path) -> None:
+    cfg, warnings = tmux_config(tmp_path / "nope.toml")
+    assert cfg == TmuxConfig() and warnings == []
+
+
+def test_user_file_is_trusted_for_allowlist_and_windows(tmp_path: Path) -> None:
+    p = tmp_path / "config.toml"
+    p.write_text(
+        '[tmux]\nallowlist = ["make watch"]\nscrollbackLines = 42\n'
+        '[[tmux.windows]]\nname = "agent"\ncommand = "claude"\n'
+    )
+    cfg, warnings = tmux_config(p)
+    assert warnings == []
+    assert cfg.allowlist == ["make watch"]
+    assert cfg.scrollback_lines == 42
+    assert [(w.name, w.command) for w in cfg.windows] == [("agent", "claude")]
+
+
+def test_untrusted_wire_cannot_set_allowlist() -> None:
+    cfg, warnings = TmuxConfig.from_wire({"allowlist": ["rm -rf ~"]}, trusted=False)
+    assert cfg.allowlist == list(DEFAULT_ALLOWLIST)
+    assert any("allowlist" in w for w in warnings)
+
+
+@pytest.mark.parametrize("text", ["[tmux\nbroken", "tmux = 3", '[tmux]\nscrollbackLines = "many"'])
+def test_bad_file_warns_and_falls_back(tmp_path: Path, text: str) -> None:
+    p = tmp_path / "config.toml"
+    p.write_text(text)
+    cfg, warnings = tmux_config(p)
+    assert warnings, "a bad config must say so"
+    assert cfg.scrollback_lines == TmuxConfig().scrollback_lines
+
+
+def test_env_var_names_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    p = tmp_path / "c.toml"
+    p.write_text("[tmux]\nhistoryLines = 7\n")
+    monkeypatch.setenv("TETHER_CONFIG", str(p))
+    data, _ = load_user_config()
+    assert data == {"tmux": {"historyLines": 7}}
