@@ -159,8 +159,9 @@ def bench_size(n: int, base: Path, reps: int) -> Row:
     # (a) one file changed: told checkpoint vs shadow git commit vs git status
     ours, shadow, status = [], [], []
     for _ in range(reps):
-        rel = touch_one()
-        ours.append(timed(lambda rel=rel: cp.checkpoint("save", paths=[rel])))
+        for _ in range(3):  # cheap and fsync-bound: more samples against disk noise
+            rel = touch_one()
+            ours.append(timed(lambda rel=rel: cp.checkpoint("save", paths=[rel])))
         touch_one()
         shadow.append(timed(lambda: git.checkpoint("save")))
         touch_one()
@@ -284,10 +285,14 @@ def main() -> int:
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)
     text, ok = report(rows, reps)
+    load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else []
     git_version = subprocess.run(
         ["git", "--version"], check=True, capture_output=True, text=True
     ).stdout.strip()
-    header = f"{git_version}; Python {sys.version.split()[0]}; {os.cpu_count()} CPUs"
+    header = (
+        f"{git_version}; Python {sys.version.split()[0]}; {os.cpu_count()} CPUs; "
+        f"load average at the end {' '.join(load)}"
+    )
     print(header)
     print(text)
     if args.markdown:

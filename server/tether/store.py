@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from tether.errors import CorruptStoreError, NoCheckpointError, StoreError, StoreFullError
-from tether.paths import ensure_private_dir, state_dir
+from tether.paths import STATE_DIR_ENV, ensure_private_dir, state_dir
 
 log = logging.getLogger(__name__)
 
@@ -246,13 +246,24 @@ class Store:
         root = Path(root).resolve()
         if not root.is_dir():
             raise StoreError(f"workspace {root} is not a directory")
-        ws_dir = ensure_private_dir(ensure_private_dir(state_dir(state) / "workspaces") / workspace_key(root))
-        db_path = ws_dir / DB_NAME
-        if db_path.exists() and db_path.stat().st_size > 0:
-            _check_header(db_path)
-        # Create the file 0600 ourselves: sqlite would honour the umask.
-        if not db_path.exists():
-            os.close(os.open(db_path, os.O_WRONLY | os.O_CREAT, 0o600))
+        try:
+            ws_dir = ensure_private_dir(
+                ensure_private_dir(state_dir(state) / "workspaces") / workspace_key(root)
+            )
+            db_path = ws_dir / DB_NAME
+            if db_path.exists() and db_path.stat().st_size > 0:
+                _check_header(db_path)
+            # Create the file 0600 ourselves: sqlite would honour the umask.
+            if not db_path.exists():
+                os.close(os.open(db_path, os.O_WRONLY | os.O_CREAT, 0o600))
+            elif (db_path.stat().st_mode & 0o777) != 0o600:
+                db_path.chmod(0o600)
+        except OSError as exc:
+            where = exc.filename or "the state directory"
+            raise StoreError(
+                f"cannot use the store location {where}: {exc.strerror or exc}. "
+                f"Set ${STATE_DIR_ENV} to a writable directory."
+            ) from exc
         try:
             conn = sqlite3.connect(
                 db_path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False

@@ -302,3 +302,20 @@ def test_damaged_blob_is_reported(store: Store) -> None:
     store._db.execute("UPDATE blobs SET data=?, codec='raw' WHERE hash=?", (b"other", digest))
     with pytest.raises(CorruptStoreError, match="checksum"):
         store.read_blob(digest)
+
+
+def test_unusable_state_dir_is_a_clear_store_error(workspace: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the state directory should be")
+    with pytest.raises(StoreError, match="cannot use the store location") as err:
+        Store.open(workspace, blocker / "state")
+    assert "TETHER_STATE_DIR" in err.value.message
+
+
+def test_loose_db_file_mode_is_tightened(workspace: Path, state_dir: Path) -> None:
+    s = Store.open(workspace, state_dir)
+    db = s.db_path
+    s.close()
+    db.chmod(0o644)
+    Store.open(workspace, state_dir).close()
+    assert mode_of(db) == 0o600
