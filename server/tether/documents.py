@@ -215,6 +215,7 @@ class Documents:
                     "languageId": d.language_id,
                     "version": d.version,
                     "cursor": list(d.cursor) if d.cursor else None,
+                    "visible": list(d.visible) if d.visible else None,
                     "dirty": d.dirty,
                     "edited": d.edited,
                 }

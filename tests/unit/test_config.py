@@ -49,7 +49,10 @@ def test_good_values_are_taken() -> None:
 @pytest.mark.parametrize(
     ("wire", "needle"),
     [
-        ({"checkpointIntervalSeconds": "often"}, "checkpointIntervalSeconds must be a number, got a string; using 600"),
+        (
+            {"checkpointIntervalSeconds": "often"},
+            "checkpointIntervalSeconds must be a number, got a string; using 600",
+        ),
         ({"checkpointIntervalSeconds": -1}, "must be at least 0"),
         ({"checkpointIntervalSeconds": float("nan")}, "must be a finite number"),
         ({"saveDebounceMs": 1.5}, "saveDebounceMs must be a whole number"),

@@ -16,15 +16,22 @@ def _state(files: list[dict[str, Any]], buffers: list[dict[str, Any]] | None = N
     return {"version": 1, "sessionId": "old", "files": files, "buffers": buffers or []}
 
 
-def _inputs(root: Path, editor: dict[str, Any] | None, disk: dict[str, bytes | None] | None = None,
-            hand: dict[str, Any] | None = None, max_files: int = 30) -> ResumeInputs:
+def _inputs(
+    root: Path,
+    editor: dict[str, Any] | None,
+    disk: dict[str, bytes | None] | None = None,
+    hand: dict[str, Any] | None = None,
+    max_files: int = 30,
+) -> ResumeInputs:
     return ResumeInputs(root, None, editor, disk or {}, hand, max_files)
 
 
 def test_files_at_cursors_last_one_focused(workspace: Path) -> None:
     (workspace / "a.py").write_text("a\n")
     (workspace / "b.py").write_text("b\n")
-    p = plan(_inputs(workspace, _state([{"path": "a.py", "cursor": [3, 4]}, {"path": "b.py", "cursor": None}])))
+    p = plan(
+        _inputs(workspace, _state([{"path": "a.py", "cursor": [3, 4]}, {"path": "b.py", "cursor": None}]))
+    )
     assert [(s.path, s.line, s.character, s.focus) for s in p.show] == [
         ("a.py", 3, 4, False),
         ("b.py", 0, 0, True),
@@ -100,14 +107,18 @@ def test_load_inputs_prefers_pending_journal(workspace: Path, state_dir: Path) -
     (workspace / "a.py").write_text("a\n")
     with Store.open(workspace, state_dir) as store:
         store.create_checkpoint(
-            "manual", None, [FileChange("a.py", b"a\n")],
+            "manual",
+            None,
+            [FileChange("a.py", b"a\n")],
             attachments={P.ATTACH_EDITOR: json.dumps(_state([{"path": "a.py", "cursor": [9, 9]}])).encode()},
         )
         inputs = load_inputs(store)
         assert inputs.checkpoint == 1 and inputs.editor is not None
         assert inputs.editor["files"][0]["cursor"] == [9, 9]
-        pending = _state([{"path": "a.py", "cursor": [1, 1]}],
-                         [{"path": "a.py", "text": "a2\n", "baseHash": text_hash("a\n")}])
+        pending = _state(
+            [{"path": "a.py", "cursor": [1, 1]}],
+            [{"path": "a.py", "text": "a2\n", "baseHash": text_hash("a\n")}],
+        )
         store.put_state(STATE_PENDING, json.dumps(pending).encode())
         inputs = load_inputs(store)
         assert inputs.checkpoint is None

@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from tether.watcher import Watcher
 from tests.support.retry import retry_until
+from tether.watcher import Watcher
 
 
 def _collect(root: Path, **kw: object) -> tuple[Watcher, list[list[str]]]:

@@ -465,11 +465,29 @@ class Engine:
     # --- documents (loop thread) ----------------------------------------------------------
 
     def did_open(self, uri: str, version: int, text: str, language_id: str) -> None:
-        if self.docs.open(uri, version, text, language_id) is None:
+        doc = self.docs.open(uri, version, text, language_id)
+        if doc is None:
             log.debug("not tracking %s (outside the workspace)", uri)
             return
+        self._spawn(self._check_open_base(uri, doc.path, doc.base_hash))
         self._schedule_journal()
         self.update_status()
+
+    async def _check_open_base(self, uri: str, rel: str, opened_hash: str) -> None:
+        """An editor may reopen a buffer with its own unsaved text (its hot exit): then the
+        buffer is dirty against the disk file, which becomes the journal's base."""
+
+        def disk_hash() -> str | None:
+            try:
+                return text_hash((self.root / rel).read_bytes())
+            except OSError:
+                return None
+
+        found = await asyncio.get_running_loop().run_in_executor(None, disk_hash)
+        if found is not None and found != opened_hash:
+            self.docs.mark_base(uri, found)
+            self._schedule_journal()
+            self.update_status()
 
     def did_change(self, uri: str, version: int, text: str, edit_end: tuple[int, int] | None) -> None:
         if self.docs.change(uri, version, text, edit_end) is None:
@@ -492,7 +510,9 @@ class Engine:
             self._schedule_journal()
             self.update_status()
 
-    def set_cursor(self, uri: str, line: int, character: int) -> None:
+    def set_cursor(self, uri: str, line: int, character: int, visible: tuple[int, int] | None = None) -> None:
+        if visible is not None:
+            self.docs.set_visible(uri, *visible)
         if self.docs.set_cursor(uri, line, character) is not None:
             self._schedule_journal(restart=False)
 

@@ -277,7 +277,15 @@ def create_server(config: Config | None = None) -> TetherServer:
         ):
             log.warning("%s: bad params %r", P.CLIENT_NOTIFY_CURSOR, get)
             return
-        eng.set_cursor(uri, line, char)
+        visible = None
+        rng: Any = get.get("visibleRange")
+        if hasattr(rng, "_asdict"):
+            rng = rng._asdict()
+        if isinstance(rng, Mapping):
+            first, last = rng.get("start"), rng.get("end")
+            if isinstance(first, int) and isinstance(last, int) and 0 <= first <= last:
+                visible = (first, last)
+        eng.set_cursor(uri, line, char, visible)
 
     def command(
         name: str, method: Callable[[Engine], Callable[[Mapping[str, Any]], Coroutine[Any, Any, Any]]]
