@@ -203,9 +203,24 @@ def parse_show_environment(text: str) -> tuple[dict[str, str], set[str]]:
     return env, removed
 
 
+# Cheap pre-filter: text containing none of these cannot hold a secret the patterns below find.
+# Plain substring tests (on lowercased text) run at memory speed; a case-insensitive regex
+# alternation over megabytes of scrollback took a second.
+_TRIGGER_WORDS = (
+    "token", "secret", "passw", "passphrase", "key", "private", "credential", "auth",
+    "gho_", "ghp_", "ghu_", "ghs_", "ghr_", "github_pat_", "glpat-", "sk-", "xox", "npm_", "://",
+)  # fmt: skip
+_TRIGGER_CASED = ("AKIA", "ASIA", "AIza", "eyJ", "PRIVATE KEY")
+
+
+def _triggered(text: str) -> bool:
+    low = text.lower()
+    return any(w in low for w in _TRIGGER_WORDS) or any(w in text for w in _TRIGGER_CASED)
+
+
 def redact_text(text: str) -> str:
     """Replace secret values in free text (scrollback, shell history) with ``[REDACTED]``."""
-    if not text:
+    if not text or not _triggered(text):
         return text
     text = _PEM_RE.sub(REDACTED, text)
     text = _URL_CRED_RE.sub(lambda m: f"{m['pre']}{REDACTED}{m['at']}", text)
@@ -230,4 +245,14 @@ def _looks_secret_value(value: str) -> bool:
 
 
 def redact_lines(lines: Iterable[str]) -> list[str]:
+    """Redact each line; a block without any trigger word is returned as is after one scan.
+
+    PEM blocks span lines, so they are removed from the joined text first.
+    """
+    lines = list(lines)
+    joined = "\n".join(lines)
+    if not _triggered(joined):
+        return lines
+    if "PRIVATE KEY-----" in joined:
+        lines = _PEM_RE.sub(REDACTED, joined).split("\n")
     return [redact_text(line) for line in lines]

@@ -30,7 +30,9 @@ import secrets
 import shlex
 import shutil
 import subprocess
+import time
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -57,7 +59,7 @@ MAX_WINDOW_INDEX = 9999
 _PLACEHOLDER_INDEX = 99999
 _PLACEHOLDER_NAME = "tether-init"
 # tmux's client refuses a command message over MAX_IMSGSIZE (16384) minus headers.
-_CHAIN_BUDGET = 15000
+_CHAIN_BUDGET = 16000
 _TMUX_TIMEOUT = 30.0
 _UID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _LAYOUT_RE = re.compile(r"^[0-9a-f]{4},[0-9x,\[\]{}]+$")
@@ -296,7 +298,43 @@ class TmuxSnapshot:
     schema: int = SCHEMA_VERSION
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        # Hand-written: dataclasses.asdict deep-copies every scrollback string (~5x slower).
+        return {
+            "schema": self.schema,
+            "session": self.session,
+            "root": self.root,
+            "env": [e.to_json() for e in self.env],
+            "windows": [
+                {
+                    "index": w.index,
+                    "name": w.name,
+                    "layout": w.layout,
+                    "zoomed": w.zoomed,
+                    "active": w.active,
+                    "width": w.width,
+                    "height": w.height,
+                    "panes": [
+                        {
+                            "uid": p.uid,
+                            "index": p.index,
+                            "active": p.active,
+                            "cwd": p.cwd,
+                            "width": p.width,
+                            "height": p.height,
+                            "shell": p.shell,
+                            "command": p.command,
+                            "dead": p.dead,
+                            "dead_status": p.dead_status,
+                            "scrollback": p.scrollback,
+                            "history": p.history,
+                            "env": [e.to_json() for e in p.env],
+                        }
+                        for p in w.panes
+                    ],
+                }
+                for w in self.windows
+            ],
+        }
 
     def to_bytes(self) -> bytes:
         """Canonical JSON: sorted keys, no whitespace, so unchanged sessions dedupe in the store."""
@@ -644,23 +682,33 @@ def _tail_lines(path: Path, n: int) -> list[str]:
 _CTRL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
-def _clean_line(line: str) -> str:
-    return _CTRL_RE.sub("", line).rstrip()
-
-
 # Shell hooks Tether installs into panes it creates. They only read Tether's own env variables.
 _PANE_START = """\
-# Tether pane start: replay the saved scrollback, then become the shell.
-if [ -n "$1" ] && [ -f "$1" ]; then cat -- "$1"; rm -f -- "$1"; fi
-shift
-exec "$@"
+# Tether pane start: replay this pane's saved scrollback, then become the shell (with the hook).
+# $1 = byte offset and $2 = length of this pane's slice of $TETHER_REPLAY (one file per restore).
+# Everything else comes from the session environment, which keeps each pane's part of the one
+# chained tmux command short.
+if [ "$2" -gt 0 ] 2>/dev/null && [ -f "$TETHER_REPLAY" ]; then
+  tail -c "+$(($1 + 1))" "$TETHER_REPLAY" | head -c "$2"
+fi
+case "$TETHER_SHELL_KIND" in
+  bash) exec "$TETHER_SHELL" --noprofile --rcfile "$TETHER_HOOKS/hook.bash" -i ;;
+  zsh)
+    TETHER_ORIG_ZDOTDIR="${ZDOTDIR:-$HOME}"; ZDOTDIR="$TETHER_HOOKS/zsh"
+    export TETHER_ORIG_ZDOTDIR ZDOTDIR
+    exec "$TETHER_SHELL" -i ;;
+  *) exec "${TETHER_SHELL:-/bin/sh}" ;;
+esac
 """
+
+_START_CMD = '. "$TETHER_HOOKS/pane-start.sh"'
 
 _BASH_HOOK = """\
 # Tether shell hook (bash): per-pane history file, appended at every prompt.
 # (bash itself has already read the system bashrc, e.g. /etc/bash.bashrc on Debian.)
 if [ "${TETHER_SHELL_RC:-1}" = 1 ] && [ -r "$HOME/.bashrc" ]; then . "$HOME/.bashrc"; fi
-if [ -n "$TETHER_HISTFILE" ]; then
+if [ -n "$TETHER_PANE_ID" ] && [ -n "$TETHER_HIST_DIR" ]; then
+  TETHER_HISTFILE="$TETHER_HIST_DIR/$TETHER_PANE_ID.hist"
   HISTFILE="$TETHER_HISTFILE"
   HISTSIZE="${HISTSIZE:-5000}"
   HISTFILESIZE="${HISTFILESIZE:-10000}"
@@ -681,7 +729,8 @@ _ZSHRC = """\
 # Tether shell hook (zsh): per-pane history file, appended as each command is accepted.
 ZDOTDIR="${TETHER_ORIG_ZDOTDIR:-$HOME}"
 if [ "${TETHER_SHELL_RC:-1}" = 1 ] && [ -r "$ZDOTDIR/.zshrc" ]; then . "$ZDOTDIR/.zshrc"; fi
-if [ -n "$TETHER_HISTFILE" ]; then
+if [ -n "$TETHER_PANE_ID" ] && [ -n "$TETHER_HIST_DIR" ]; then
+  TETHER_HISTFILE="$TETHER_HIST_DIR/$TETHER_PANE_ID.hist"
   HISTFILE="$TETHER_HISTFILE"
   HISTSIZE="${HISTSIZE:-5000}"
   SAVEHIST="${SAVEHIST:-10000}"
@@ -753,7 +802,8 @@ class TmuxLink:
         self.socket_path: str | None = self.config.socket_path or os.environ.get(SOCKET_ENV) or None
         self._state_dir = state_dir
         self._cache: tuple[str, TmuxSnapshot, bytes] | None = None
-        self._last_uids: dict[str, str] = {}  # tmux pane id -> uid, from the last capture
+        self._last_uids: dict[str, str] = {}
+        self._dirs: dict[str, Path] = {}  # tmux pane id -> uid, from the last capture
 
     # -- plumbing
 
@@ -769,7 +819,9 @@ class TmuxLink:
             argv += ["-S", self.socket_path]
         return argv
 
-    def _run(self, args: Sequence[str], check: bool = True) -> subprocess.CompletedProcess[str]:
+    def _run(
+        self, args: Sequence[str], check: bool = True, cwd: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         argv = [*self.base_argv(), *args]
         try:
             res = subprocess.run(
@@ -780,6 +832,7 @@ class TmuxLink:
                 timeout=_TMUX_TIMEOUT,
                 stdin=subprocess.DEVNULL,
                 check=False,
+                cwd=cwd,
             )
         except subprocess.TimeoutExpired:
             raise TmuxError(f"tmux did not answer within {_TMUX_TIMEOUT:.0f}s ({args[0]})") from None
@@ -801,7 +854,10 @@ class TmuxLink:
         return paths.ensure_private_dir(Path(base) / "tmux")
 
     def _session_dir(self, sub: str) -> Path:
-        return paths.ensure_private_dir(self._state() / self.session / sub)
+        d = self._dirs.get(sub)
+        if d is None or not d.is_dir():
+            d = self._dirs[sub] = paths.ensure_private_dir(self._state() / self.session / sub)
+        return d
 
     def history_file(self, uid: str) -> Path:
         return self._session_dir("hist") / f"{uid}.hist"
@@ -820,19 +876,12 @@ class TmuxLink:
                 paths.write_private_file(p, data)
         return d
 
-    def _shell_argv(self) -> tuple[list[str], dict[str, str]]:
+    def _shell(self) -> tuple[str, str]:
+        """(kind, path) of the shell Tether starts in its panes; only bash and zsh get the hook."""
         shell = self.config.shell or os.environ.get("SHELL") or "/bin/sh"
         resolved = shutil.which(shell) or shell
         kind = os.path.basename(resolved)
-        hooks = self._state()
-        env = {"TETHER_SHELL_RC": "1" if self.config.shell_rc else "0"}
-        if kind == "bash":
-            return [resolved, "--noprofile", "--rcfile", str(hooks / "hook.bash"), "-i"], env
-        if kind == "zsh":
-            env["TETHER_ORIG_ZDOTDIR"] = os.environ.get("ZDOTDIR") or os.path.expanduser("~")
-            env["ZDOTDIR"] = str(hooks / "zsh")
-            return [resolved, "-i"], env
-        return [resolved], env
+        return (kind if kind in ("bash", "zsh") else "other"), resolved
 
     # -- public API
 
@@ -1028,7 +1077,8 @@ class TmuxLink:
         windows: dict[int, WindowSnapshot] = {}
         for i, r in enumerate(rows):
             text = sections.get(f"p{i}", [])
-            scroll = [_clean_line(ln) for ln in text]
+            # One regex pass over the pane's text, not one per line.
+            scroll = [ln.rstrip() for ln in _CTRL_RE.sub("", "\n".join(text)).split("\n")] if text else []
             while scroll and not scroll[-1]:
                 scroll.pop()
             shell, command = (None, None) if r.dead else foreground_argv(r.pane_pid)
@@ -1078,9 +1128,15 @@ class TmuxLink:
         self, plans: list[_WindowPlan], width: int, height: int, session_env: dict[str, str] | None = None
     ) -> None:
         """Create the session with all windows and panes: one chained tmux invocation."""
+        if not self.root.is_dir():
+            raise TmuxError(f"cannot create the tmux session: workspace {self.root} does not exist")
         hooks = self._install_hooks()
-        shell_argv, shell_env = self._shell_argv()
+        kind, shell_path = self._shell()
         replay_dir = self._session_dir("replay")
+        _remove_stale(replay_dir, max_age=600.0)
+        # One replay file for all panes (one write, not one per pane); each pane reads its slice.
+        replay_path = replay_dir / f"replay-{secrets.token_hex(6)}.txt"
+        replay_buf = bytearray()
         s = f"={self.session}:"
         cmds: list[list[str]] = [
             # A placeholder window lets history-limit and the session environment be set before
@@ -1106,11 +1162,18 @@ class TmuxLink:
             ["set-option", "-t", s, "history-limit", str(max(2000, self.config.scrollback_lines))],
             ["set-option", "-t", s, ROOT_OPTION, str(self.root)],
         ]
-        for name, value in sorted((session_env or {}).items()):
+        plumbing = {
+            "TETHER_HOOKS": str(hooks),
+            "TETHER_HIST_DIR": str(self._session_dir("hist")),
+            "TETHER_REPLAY": str(replay_path),
+            "TETHER_SHELL_RC": "1" if self.config.shell_rc else "0",
+            "TETHER_SHELL_KIND": kind,
+            "TETHER_SHELL": shell_path,
+        }
+        for name, value in [*sorted((session_env or {}).items()), *plumbing.items()]:
             cmds.append(["set-environment", "-t", s, name, value])
         next_index = 0
         active_window: str | None = None
-        written: list[Path] = []
         try:
             for w in plans:
                 idx = w.index if w.index is not None else next_index
@@ -1118,26 +1181,20 @@ class TmuxLink:
                 wt = f"{s}{idx}"
                 for k, p in enumerate(w.panes):
                     hist = self.history_file(p.uid)
-                    if p.history is not None or not hist.exists():
+                    if p.history or not hist.exists():
                         data = "".join(line + "\n" for line in (p.history or []))
-                        paths.write_private_file(hist, data.encode())
-                    replay = ""
-                    if p.scrollback:
-                        rp = replay_dir / f"{p.uid}.txt"
-                        paths.write_private_file(rp, "".join(ln + "\n" for ln in p.scrollback).encode())
-                        written.append(rp)
-                        replay = str(rp)
+                        _write_private(hist, data.encode())
+                    chunk = "".join(ln + "\n" for ln in p.scrollback).encode()
+                    offset = len(replay_buf)
+                    replay_buf += chunk
                     env_args: list[str] = []
-                    for name, value in {
-                        **p.env,
-                        **shell_env,
-                        "TETHER_HISTFILE": str(hist),
-                        "TETHER_PANE_ID": p.uid,
-                    }.items():
+                    for name, value in {**p.env, "TETHER_PANE_ID": p.uid}.items():
                         env_args += ["-e", f"{name}={value}"]
-                    argv = ["/bin/sh", str(hooks / "pane-start.sh"), replay, *shell_argv]
-                    cwd = _fmt_escape(p.cwd)
+                    argv = ["/bin/sh", "-c", _START_CMD, "tether", str(offset), str(len(chunk))]
+                    # Panes default to the tmux client's cwd, the root here: most need no -c at all.
+                    cwd = [] if p.cwd == str(self.root) else ["-c", _fmt_escape(p.cwd)]
                     if k == 0:
+                        # -n also turns automatic-rename off for the window.
                         cmds.append(
                             [
                                 "new-window",
@@ -1146,8 +1203,7 @@ class TmuxLink:
                                 wt,
                                 "-n",
                                 _fmt_escape(w.name),
-                                "-c",
-                                cwd,
+                                *cwd,
                                 *env_args,
                                 "--",
                                 *argv,
@@ -1155,13 +1211,13 @@ class TmuxLink:
                         )
                         # Pane indexes are addressed from 0 whatever the user's pane-base-index.
                         cmds.append(["set-option", "-w", "-t", wt, "pane-base-index", "0"])
-                        cmds.append(["set-option", "-w", "-t", wt, "automatic-rename", "off"])
                     else:
                         # Without -d the new pane becomes active, so the next split follows it and
                         # panes keep their order.
-                        cmds.append(["split-window", "-t", wt, "-c", cwd, *env_args, "--", *argv])
-                        if len(w.panes) > 2:
-                            # Rebalance so dozens of splits never run out of room before the layout.
+                        cmds.append(["split-window", "-t", wt, *cwd, *env_args, "--", *argv])
+                        if k % 4 == 0:
+                            # Each split halves the newest pane: rebalance now and then so dozens
+                            # of panes never run out of room before the final layout is applied.
                             cmds.append(["select-layout", "-t", wt, "tiled"])
                     cmds.append(["set-option", "-p", "-t", f"{wt}.{k}", PANE_OPTION, p.uid])
                     if p.keys:
@@ -1179,9 +1235,11 @@ class TmuxLink:
             cmds.append(["kill-window", "-t", f"{s}{_PLACEHOLDER_INDEX}"])
             if active_window:
                 cmds.append(["select-window", "-t", active_window])
+            if replay_buf:
+                _write_private(replay_path, bytes(replay_buf))
             chains = _pack(cmds)
             for i, chain in enumerate(chains):
-                res = self._run(chain, check=False)
+                res = self._run(chain, check=False, cwd=str(self.root))
                 if res.returncode != 0:
                     msg = self._explain(res.stderr, "new-session" if i == 0 else "new-window")
                     if i > 0 or self.alive():
@@ -1189,11 +1247,28 @@ class TmuxLink:
                         self._run(["kill-session", "-t", f"={self.session}"], check=False)
                     raise TmuxError(msg)
         except BaseException:
-            for rp in written:
-                rp.unlink(missing_ok=True)
+            replay_path.unlink(missing_ok=True)
             raise
         self._cache = None
         log.info("tmux session %s created (%d windows)", self.session, len(plans))
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """0600 file in a 0700 dir, without fsync: replay and seeded history files are consumed within
+    seconds and rebuilt from the snapshot if lost, so durability would only cost ~3 ms per pane."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        os.fchmod(fd, 0o600)  # an older file may have been created with other bits
+        fh.write(data)
+
+
+def _remove_stale(d: Path, max_age: float) -> None:
+    """Replay files of earlier restores (their panes have long read them)."""
+    now = time.time()
+    for f in d.glob("replay-*.txt"):
+        with suppress(OSError):
+            if now - f.stat().st_mtime > max_age:
+                f.unlink()
 
 
 def _new_uid() -> str:

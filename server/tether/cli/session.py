@@ -12,7 +12,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from tether import paths
 from tether.cli.common import find_workspace
@@ -50,11 +50,10 @@ def _link(args: argparse.Namespace) -> TmuxLink:
     return TmuxLink(root, TmuxConfig(), state_dir=state)
 
 
-def _exec_attach(argv: list[str]) -> int:
+def _exec_attach(argv: list[str]) -> NoReturn:
     sys.stdout.flush()
     sys.stderr.flush()
     os.execvp(argv[0], argv)
-    return 0  # pragma: no cover - exec does not return
 
 
 def cmd_start(args: argparse.Namespace) -> int:
