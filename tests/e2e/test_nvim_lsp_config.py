@@ -41,6 +41,15 @@ def test_lsp_enable_uses_the_plugin_config(tmp_path: Path, state_dir: Path, tmux
         )
         assert note[0].splitlines()[0] == f"tether: workspace: {ws}"
 
+        # A fresh workspace has nothing to resume, and says so.
+        nv.run("Tether resume")
+        retry_until(
+            lambda: [n for n in nv.notes() if n.startswith("tether: nothing to resume")],
+            timeout=20,
+            what="note",
+        )
+        assert nv.lua("return #vim.api.nvim_list_wins()") == 1
+
         # Outside any workspace no server is attached (workspace_required).
         nv.cmd(f"edit {outside / 'loose.txt'}")
         assert nv.lua("return #vim.lsp.get_clients({ bufnr = 0, name = 'tether' })") == 0

@@ -259,7 +259,16 @@ function M.resume(opts)
       parts[#parts + 1] = ('kept %s as on disk (%s)'):format(tostring(s.path), tostring(s.reason))
     end
     local cp = (type(result.checkpoint) == 'number') and (' checkpoint #' .. result.checkpoint) or ''
-    ui.notify(('resumed%s: %s'):format(cp, table.concat(parts, '; ')))
+    local nothing = #(result.opened or {}) == 0
+      and #(result.restoredBuffers or {}) == 0
+      and type(result.terminal) ~= 'table'
+    if nothing then
+      ui.notify(('nothing to resume%s: no files in progress, no unsaved buffers, no terminal'):format(
+        cp ~= '' and (' at' .. cp) or ''
+      ))
+    else
+      ui.notify(('resumed%s: %s'):format(cp, table.concat(parts, '; ')))
+    end
     state.fire('TetherResume', { client_id = client.id, result = result })
   end)
 end

@@ -40,7 +40,7 @@ end
 function M.format_checkpoint(cp)
   local files = type(cp.files) == 'table' and #cp.files or 0
   local msg = (type(cp.message) == 'string' and cp.message ~= '') and ('  ' .. cp.message) or ''
-  return ('#%-4d %-9s %-8s %2d file%s%s'):format(
+  local line = ('#%-4d %-9s %-8s %2d file%s%s'):format(
     cp.id,
     M.relative_time(cp.time),
     tostring(cp.trigger),
@@ -48,6 +48,7 @@ function M.format_checkpoint(cp)
     files == 1 and ' ' or 's',
     msg
   )
+  return (line:gsub('%s+$', ''))
 end
 
 -- Next steps ---------------------------------------------------------------------------------
