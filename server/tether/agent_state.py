@@ -83,6 +83,13 @@ def clean_text(value: str, limit: int = MAX_TEXT, *, multiline: bool = False) ->
     return text
 
 
+def safe_text(value: str, limit: int = MAX_TEXT) -> str:
+    """Text Tether stores and shows (task, steps, next steps): cleaned, capped, secrets redacted."""
+    from tether.tmux_env import redact_text
+
+    return clean_text(redact_text(value), limit)
+
+
 def iso_now() -> str:
     return iso_time(time.time())
 
@@ -294,7 +301,7 @@ def parse_session_file(raw: bytes, root: Path) -> tuple[FilePatch | None, str | 
         if v is None:
             fields[key] = None
         elif isinstance(v, str):
-            fields[key] = clean_text(v, limit) or None
+            fields[key] = safe_text(v, limit) or None
         else:
             warnings.append(
                 f"{where}: {key!r} must be a string, not {type(v).__name__}; kept the previous value"
@@ -313,7 +320,7 @@ def parse_session_file(raw: bytes, root: Path) -> tuple[FilePatch | None, str | 
             warnings.append(f"{where}: {key!r} has {len(v)} entries; kept the first {MAX_LIST}")
         if not clean:
             return list(v[:MAX_LIST])
-        return [c for c in (clean_text(x) for x in v[:MAX_LIST]) if c]
+        return [c for c in (safe_text(x) for x in v[:MAX_LIST]) if c]
 
     text_field("current_task", MAX_TASK)
     text_field("environment", 200)
@@ -595,11 +602,11 @@ class AgentSession:
     ) -> dict[str, Any]:
         patch: dict[str, Any] = {}
         if task is not None:
-            patch["task"] = clean_text(task, MAX_TASK) or None
+            patch["task"] = safe_text(task, MAX_TASK) or None
         if environment is not None:
-            patch["environment"] = clean_text(environment, 200) or None
+            patch["environment"] = safe_text(environment, 200) or None
         if next_steps is not None:
-            patch["next_steps"] = [c for c in (clean_text(s) for s in next_steps[:MAX_LIST]) if c]
+            patch["next_steps"] = [c for c in (safe_text(s) for s in next_steps[:MAX_LIST]) if c]
         if files is not None:
             rels: list[str] = []
             for f in files[:MAX_FILES]:
@@ -622,7 +629,7 @@ class AgentSession:
         Edits made through the shell are found by a stat-cache scan of the workspace; paths told
         in ``files`` are looked at too (and become the files in progress).
         """
-        message = clean_text(done, MAX_TEXT)
+        message = safe_text(done, MAX_TEXT)
         if not message:
             raise BadParamsError("a step needs a message saying what was done (--done MSG)")
         patch = self._cli_patch(task, next_steps, files)
@@ -952,7 +959,7 @@ def pane_histories(store: Store, limit: int = 5) -> list[PaneHistory]:
             lines = [ln for ln in lines if ln][-limit:] if limit else []
             cmd = p.get("command")
             cmd_text = (
-                clean_text(" ".join(x for x in cmd if isinstance(x, str)), 200)
+                safe_text(" ".join(x for x in cmd if isinstance(x, str)), 200)
                 if isinstance(cmd, list)
                 else None
             )

@@ -183,3 +183,29 @@ def test_plain_checkpoint_carries_agent_state_and_rewrites_the_file(
         assert att is not None and json.loads(att)["task"] == "from the agent"
     doc = json.loads((ws / AGENT_FILE).read_text())
     assert doc["last_checkpoint"] == info["time"] and doc["k"] == 1
+
+
+def test_secrets_in_steps_next_steps_and_task_are_not_stored(
+    ws: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret = "ghp_abcdefghijklmnopqrstuvwxyz0123456789"
+    (ws / AGENT_FILE).write_text(json.dumps({"next_steps": [f"export GH_TOKEN={secret}"]}))
+    code, _, _ = cli(capsys, "step", "-d", f"pushed with token={secret}", "--task", f"use password: {secret}")
+    assert code == 0
+    with Store.open(ws) as s:
+        latest = s.latest()
+        assert latest is not None
+        blobs = [
+            s.get_state("agent") or b"",
+            s.attachment(latest.id, protocol.ATTACH_AGENT) or b"",
+            (latest.message or "").encode(),
+        ]
+    assert all(secret.encode() not in b for b in blobs)
+    assert b"[REDACTED]" in blobs[0]
+    assert secret not in (ws / AGENT_FILE).read_text()
+
+
+def test_task_environment(ws: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = cli(capsys, "task", "t", "--environment", "staging")
+    assert code == 0 and out == "t\nenvironment: staging\n"
+    assert json.loads((ws / AGENT_FILE).read_text())["environment"] == "staging"

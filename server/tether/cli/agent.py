@@ -63,9 +63,10 @@ def register(sub: Any) -> None:
     add_output_flags(p)
     p.set_defaults(handler=cmd_next)
 
-    p = sub.add_parser("task", help="print or set the current task")
+    p = sub.add_parser("task", help="print or set the current task (and environment name)")
     p.add_argument("text", nargs="?", default=None)
     p.add_argument("--clear", action="store_true", help="clear the task")
+    p.add_argument("--environment", "-e", default=None, metavar="NAME", help="e.g. development, staging")
     add_output_flags(p)
     p.set_defaults(handler=cmd_task)
 
@@ -225,11 +226,15 @@ def cmd_task(args: argparse.Namespace) -> int:
         session = AgentSession(store)
         _, warning = session.import_file()
         _warn(warning)
-        if args.clear or args.text is not None:
-            state = session.set_fields(task="" if args.clear else args.text)
+        if args.clear or args.text is not None or args.environment is not None:
+            task = "" if args.clear else args.text
+            state = session.set_fields(task=task, environment=args.environment)
         else:
             state = session.state()
-        emit(args, {"task": state.task}, state.task or "no task recorded (`tether task TEXT`)")
+        text = state.task or "no task recorded (`tether task TEXT`)"
+        if state.environment:
+            text += f"\nenvironment: {state.environment}"
+        emit(args, {"task": state.task, "environment": state.environment}, text)
     return 0
 
 
