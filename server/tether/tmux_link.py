@@ -158,6 +158,9 @@ class WindowSpec:
     name: str
     command: str | None = None
     cwd: str | None = None
+    # False when the spec came from an untrusted source (editor/workspace settings): the command
+    # is typed into the new window and waits for the user's Enter.
+    run: bool = True
 
 
 @dataclass
@@ -235,7 +238,7 @@ class TmuxConfig:
                     and isinstance(w.get("command"), str | None)
                     and isinstance(w.get("cwd"), str | None)
                 ):
-                    parsed.append(WindowSpec(w["name"], w.get("command"), w.get("cwd")))
+                    parsed.append(WindowSpec(w["name"], w.get("command"), w.get("cwd"), run=trusted))
                 else:
                     ok = False
             if ok:
@@ -736,9 +739,7 @@ if [ -n "$TETHER_PANE_ID" ] && [ -n "$TETHER_HIST_DIR" ]; then
   SAVEHIST="${SAVEHIST:-10000}"
   fc -R "$HISTFILE" 2>/dev/null
   __tether_addhistory() { print -r -- "${1%%$'\\n'}" >> "$TETHER_HISTFILE"; return 0; }
-  __tether_precmd() { : ; }
   autoload -Uz add-zsh-hook 2>/dev/null && add-zsh-hook zshaddhistory __tether_addhistory
-  add-zsh-hook precmd __tether_precmd 2>/dev/null
   unsetopt SHARE_HISTORY INC_APPEND_HISTORY 2>/dev/null
 fi
 """
@@ -917,9 +918,9 @@ class TmuxLink:
                 env={},
                 scrollback=[],
                 history=None,
-                # The user's own config: its commands run.
+                # The user's own config file: its commands run; others are typed and wait.
                 keys=spec.command or None,
-                enter=bool(spec.command),
+                enter=bool(spec.command) and spec.run,
             )
             plans.append(_WindowPlan(None, spec.name, None, False, i == 0, 0, [pane]))
         self._create(plans, 200, 50)

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import urllib.request
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from tether.errors import TmuxError
 from tether.tmux_link import (
     RunPolicy,
     SnapshotFormatError,
+    TmuxConfig,
     TmuxLink,
     TmuxSnapshot,
     WindowSpec,
@@ -510,3 +512,55 @@ def test_many_panes_in_one_window_keep_order_and_layout(
     assert sorted(rows, key=lambda u: int(rows[u]["pane_index"])) == order
     assert rows[order[3]]["pane_active"] == "1"
     assert _layouts(tmux_server, s) == layouts  # same geometry; only checksum/pane ids differ
+
+
+def test_untrusted_window_commands_are_typed_not_run(tmux_server: PrivateTmux, make_link: MakeLink) -> None:
+    marker = Path(os.environ["HOME"]) / "ran"
+    cfg, _ = TmuxConfig.from_wire({"windows": [{"name": "dev", "command": f"touch {marker}"}]}, trusted=False)
+    link = make_link(windows=cfg.windows)
+    link.ensure_session()
+    target = f"={link.session}:dev"
+    wait_prompt(tmux_server, target)
+    retry_until(
+        lambda: capture(tmux_server, target, False).rstrip().endswith(f"{PROMPT}touch {marker}"),
+        what="command typed at the prompt",
+    )
+    assert not marker.exists()
+
+
+def test_snapshot_json_matches_dataclass_fields(tmux_server: PrivateTmux, make_link: MakeLink) -> None:
+    # to_json is hand-written for speed; it must carry every field the dataclasses define.
+    from dataclasses import asdict
+
+    link = make_link()
+    link.ensure_session()
+    wait_prompt(tmux_server, f"={link.session}:")
+    snap = link.snapshot()
+    assert snap is not None
+    assert snap.to_json() == asdict(snap)
+    assert TmuxSnapshot.from_bytes(snap.to_bytes()) == snap
+
+
+@pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh not installed")
+def test_zsh_history_hook_and_restore(tmux_server: PrivateTmux, make_link: MakeLink) -> None:
+    home = Path(os.environ["HOME"])
+    (home / ".zshrc").write_text(f"PROMPT='{PROMPT}'\n")
+    link = make_link(shell="zsh")
+    link.ensure_session()
+    s = link.session
+    run_in(tmux_server, f"={s}:", "echo zsh-marker-one")
+    (uid,) = panes_by_uid(tmux_server, s)
+    retry_until(
+        lambda: (
+            link.history_file(uid).exists() and "echo zsh-marker-one" in link.history_file(uid).read_text()
+        ),
+        what="zsh hook to append the command",
+    )
+    snap = link.snapshot()
+    assert snap is not None and snap.windows[0].panes[0].history == ["echo zsh-marker-one"]
+    tmux_server.kill()
+    link.restore(snap)
+    out = link.root / "zhist.out"
+    run_in(tmux_server, f"={s}:", f"fc -ln 1 > {out}")
+    assert "echo zsh-marker-one" in retry_until(lambda: out.exists() and out.read_text(), what="fc output")
+    assert "zsh-marker-one" in capture(tmux_server, f"={s}:")  # scrollback replayed

@@ -167,6 +167,9 @@ def test_config_from_wire_bad_values_fall_back() -> None:
     assert len(warnings) == 5
     cfg, warnings = TmuxConfig.from_wire({"windows": [{"name": "a", "command": "npm run dev", "cwd": "web"}]})
     assert cfg.windows[0].command == "npm run dev" and not warnings
+    assert cfg.windows[0].run is False  # from editor/workspace settings: typed, never run
+    cfg, _ = TmuxConfig.from_wire({"windows": [{"name": "a", "command": "npm run dev"}]}, trusted=True)
+    assert cfg.windows[0].run is True
     assert TmuxConfig.from_wire([1])[1]
 
 

@@ -47,7 +47,14 @@ def register(sub: Any) -> None:
 def _link(args: argparse.Namespace) -> TmuxLink:
     root = find_workspace(args)
     state = Path(args.state_dir) if args.state_dir else None
-    return TmuxLink(root, TmuxConfig(), state_dir=state)
+    try:
+        from tether.user_config import tmux_config
+    except ImportError:  # the user config module is optional
+        return TmuxLink(root, TmuxConfig(), state_dir=state)
+    cfg, warnings = tmux_config()
+    for w in warnings:
+        print(f"tether: warning: {w}", file=sys.stderr)
+    return TmuxLink(root, cfg, state_dir=state)
 
 
 def _exec_attach(argv: list[str]) -> NoReturn:
