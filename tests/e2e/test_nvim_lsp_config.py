@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.nvim.driver import Nvim
-from tests.e2e.nvim.scenario import make_workspace, wait_client
+from tests.e2e.nvim.scenario import editor, make_workspace, wait_client
 from tests.support.retry import retry_until
 from tests.support.tmuxsrv import PrivateTmux
 
@@ -41,15 +41,6 @@ def test_lsp_enable_uses_the_plugin_config(tmp_path: Path, state_dir: Path, tmux
         )
         assert note[0].splitlines()[0] == f"tether: workspace: {ws}"
 
-        # A fresh workspace has nothing to resume, and says so.
-        nv.run("Tether resume")
-        retry_until(
-            lambda: [n for n in nv.notes() if n.startswith("tether: nothing to resume")],
-            timeout=20,
-            what="note",
-        )
-        assert nv.lua("return #vim.api.nvim_list_wins()") == 1
-
         # Outside any workspace no server is attached (workspace_required).
         nv.cmd(f"edit {outside / 'loose.txt'}")
         assert nv.lua("return #vim.lsp.get_clients({ bufnr = 0, name = 'tether' })") == 0
@@ -75,3 +66,17 @@ def test_lsp_enable_uses_the_plugin_config(tmp_path: Path, state_dir: Path, tmux
         new = nv.server_pids()
         assert new and not set(new) & set(old)
         assert nv.lua("return #vim.lsp.get_clients({ bufnr = 0, name = 'tether' })") == 1
+
+
+def test_fresh_workspace_has_nothing_to_resume(tmp_path: Path, state_dir: Path) -> None:
+    ws = make_workspace(tmp_path / "ws", {"main.c": "int main(void) { return 0; }\n"})
+    with editor(tmp_path / "home", ws, state_dir, None) as nv:
+        nv.start()  # no file: the server starts for the cwd's workspace
+        wait_client(nv)
+        nv.run("Tether resume")
+        retry_until(
+            lambda: [n for n in nv.notes() if n.startswith("tether: nothing to resume")],
+            timeout=20,
+            what="note",
+        )
+        assert nv.lua("return vim.fn.bufnr('main.c')") == -1  # nothing was opened
