@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.nvim.driver import Nvim
-from tests.e2e.nvim.scenario import editor, events, make_workspace, wait_client
+from tests.e2e.nvim.scenario import editor, events, float_lines, make_workspace, wait_client
 from tests.support.retry import retry_until
 
 pytestmark = [pytest.mark.nvim, pytest.mark.timeout(180)]
@@ -168,3 +168,28 @@ def test_timeline_diff_and_restore(tmp_path: Path, state_dir: Path) -> None:
             lambda: [n for n in nv.notes() if "tether.fileAt failed" in n], timeout=20, what="error note"
         )
         assert nv.lua("return #vim.api.nvim_list_wins()") == wins
+
+
+def test_step_prompts_when_given_no_arguments(tmp_path: Path, state_dir: Path) -> None:
+    ws = make_workspace(tmp_path / "ws", {"a.txt": V1})
+    with editor(tmp_path / "home", ws, state_dir, None) as nv:
+        nv.start("a.txt")
+        wait_client(nv, "a.txt")
+        nv.run("Tether step")
+
+        def prompt() -> str | None:
+            return nv.lua("return T.inputs[1] and T.inputs[1].prompt")
+
+        assert retry_until(prompt, timeout=10, what="first prompt") == "Done: "
+        nv.run(lua="T.answer('split the parser')")
+        assert retry_until(prompt, timeout=10, what="second prompt") == "Next steps (separated by ;): "
+        nv.run(lua="T.answer('add tests; ; update docs ')")
+        found = retry_until(
+            lambda: [e for e in events(nv, "TetherCheckpoint") if e["checkpoint"].get("trigger") == "step"],
+            timeout=20,
+            what="step checkpoint",
+        )
+        assert found[0]["checkpoint"]["message"] == "split the parser"
+        steps = retry_until(lambda: float_lines(nv), timeout=15, what="next steps float")
+        assert "1. add tests" in steps and "2. update docs" in steps
+        assert "3." not in " ".join(steps)  # the empty item was dropped

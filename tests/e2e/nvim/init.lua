@@ -32,6 +32,16 @@ vim.ui.select = function(items, opts, on_choice)
   table.insert(T.selects, { prompt = opts and opts.prompt, kind = opts and opts.kind, items = shown, raw = items, cb = on_choice })
 end
 
+vim.ui.input = function(opts, on_confirm)
+  table.insert(T.inputs, { prompt = opts and opts.prompt, cb = on_confirm })
+end
+
+--- Answer the oldest pending vim.ui.input with `text` (nil cancels).
+function T.answer(text)
+  local i = assert(table.remove(T.inputs, 1), 'no pending vim.ui.input')
+  i.cb(text)
+end
+
 --- Answer the oldest pending vim.ui.select with item `i` (nil cancels).
 function T.choose(i)
   local s = assert(table.remove(T.selects, 1), 'no pending vim.ui.select')
