@@ -691,6 +691,9 @@ _PANE_START = """\
 # $1 = byte offset and $2 = length of this pane's slice of $TETHER_REPLAY (one file per restore).
 # Everything else comes from the session environment, which keeps each pane's part of the one
 # chained tmux command short.
+# Keys typed into the pane by the restore may already have been echoed by the terminal: wipe the
+# screen without pushing it into history (erase line 1, clear from line 2 down, cursor home).
+printf '\033[H\033[2K\033[2;1H\033[J\033[H'
 if [ "$2" -gt 0 ] 2>/dev/null && [ -f "$TETHER_REPLAY" ]; then
   tail -c "+$(($1 + 1))" "$TETHER_REPLAY" | head -c "$2"
 fi
