@@ -71,6 +71,26 @@ class Doc:
     visible: tuple[int, int] | None = None  # first/last visible line, when the client says
     opened: float = field(default_factory=time.time)
     edited: float | None = None
+    # Unsaved text is journaled only once the path is known not to be ignored or secret-looking
+    # (checked off the event loop right after didOpen).
+    journal_text: bool = False
+
+
+# Files whose unsaved text is never written to the store, whatever .gitignore says.
+SECRET_SUFFIXES = (".pem", ".key", ".p12", ".pfx", ".jks", ".keystore", ".age", ".gpg")
+SECRET_NAMES = frozenset({".netrc", ".pgpass", ".npmrc", ".pypirc", "credentials", ".htpasswd"})
+
+
+def looks_secret(rel: str) -> bool:
+    name = rel.rsplit("/", 1)[-1].lower()
+    return (
+        name == ".env"
+        or name.startswith(".env.")
+        or name.endswith(".env")
+        or name in SECRET_NAMES
+        or name.startswith(("id_rsa", "id_ed25519", "id_ecdsa", "id_dsa"))
+        or name.endswith(SECRET_SUFFIXES)
+    )
 
 
 @dataclass(frozen=True)
@@ -171,6 +191,13 @@ class Documents:
             doc.visible = (first, last)
             return doc
 
+    def set_journal_text(self, uri: str, allowed: bool) -> None:
+        with self._lock:
+            doc = self._docs.get(uri)
+            if doc is not None and doc.journal_text != allowed:
+                doc.journal_text = allowed
+                self._generation += 1
+
     def mark_base(self, uri: str, disk_hash: str) -> None:
         """Record the on-disk hash a reopened buffer differs from (editor-side hot exit)."""
         with self._lock:
@@ -225,7 +252,7 @@ class Documents:
                 [
                     {"path": d.path, "uri": d.uri, "text": d.text, "baseHash": d.base_hash}
                     for d in docs
-                    if d.dirty
+                    if d.dirty and d.journal_text
                 ]
                 if with_text
                 else []

@@ -151,3 +151,30 @@ async def test_resume_without_previous_session(workspace: Path, state_dir: Path)
         assert s.next_steps[-1]["summary"] == "no task recorded" or s.next_steps[-1]["task"] is None
     finally:
         await s.stop()
+
+
+async def test_secret_and_ignored_buffers_are_not_journaled(workspace: Path, state_dir: Path) -> None:
+    (workspace / ".gitignore").write_text("local/\n")
+    (workspace / "local").mkdir()
+    (workspace / "local" / "scratch.py").write_text("x = 1\n")
+    (workspace / ".env").write_text("TOKEN=old\n")
+    (workspace / "app.py").write_text("a = 1\n")
+    a = await start_session(workspace, state_dir, "visual-studio-code")
+    await a.wait_status(lambda s: s["lastCheckpoint"] is not None, "baseline")
+    for rel, text in [(".env", "TOKEN=old\n"), ("local/scratch.py", "x = 1\n"), ("app.py", "a = 1\n")]:
+        uri = a.open(rel, text)
+        a.edit(uri, 2, 0, 0, 0, 0, "SECRET_UNSAVED ")
+    await a.wait_status(lambda s: s["dirtyBuffers"] == 3, "three dirty buffers")
+    await a.command(P.CMD_CHECKPOINT, {})  # flushes the journal
+    await aretry_until(lambda: _journal_has(state_dir, "SECRET_UNSAVED a = 1"), timeout=10, what="journal")
+    assert not _journal_has(state_dir, "SECRET_UNSAVED TOKEN")
+    assert not _journal_has(state_dir, "SECRET_UNSAVED x = 1")
+    await a.kill()
+    b = await start_session(workspace, state_dir, "visual-studio-code")
+    try:
+        await b.wait_status(lambda s: s["resumeAvailable"], "resume available")
+        result = await b.command(P.CMD_RESUME, {})
+        assert result["restoredBuffers"] == ["app.py"]
+        assert sorted(result["opened"]) == [".env", "app.py", "local/scratch.py"]
+    finally:
+        await b.stop()

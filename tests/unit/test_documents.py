@@ -12,6 +12,7 @@ from tether.documents import (
     Documents,
     end_position,
     has_content,
+    looks_secret,
     parse_editor_state,
     text_hash,
     uri_to_path,
@@ -86,6 +87,9 @@ def test_journal_has_text_and_base_hash_attachment_does_not(docs: Documents, wor
     docs.open(a, 1, "a\n")
     docs.open(b, 1, "b\n")
     docs.change(b, 2, "b changed\n", (0, 9))
+    # Until the path is vetted (not ignored, not secret), no text goes to the journal.
+    assert docs.snapshot("sess", with_text=True)["buffers"] == []
+    docs.set_journal_text(b, True)
     journal = docs.snapshot("sess", with_text=True)
     assert journal["sessionId"] == "sess"
     assert [f["path"] for f in journal["files"]] == ["a.py", "b.py"]  # most recently touched last
@@ -152,3 +156,18 @@ def test_concurrent_snapshots_while_editing(docs: Documents, workspace: Path) ->
             docs.open((workspace / f"f{v}.py").as_uri(), 1, "")
     t.join(10)
     assert errors == []
+
+
+def test_secret_looking_paths() -> None:
+    for rel in [
+        ".env",
+        "config/.env.local",
+        "prod.env",
+        "certs/server.pem",
+        "keys/deploy.key",
+        ".netrc",
+        "id_rsa",
+    ]:
+        assert looks_secret(rel), rel
+    for rel in ["app.py", "environment.md", "src/keyboard.ts", "README"]:
+        assert not looks_secret(rel), rel

@@ -27,7 +27,7 @@ from tether import resume as resume_mod
 from tether.checkpoints import Checkpointer
 from tether.config import Config
 from tether.diffing import is_binary
-from tether.documents import Documents, has_content, parse_editor_state, text_hash
+from tether.documents import Documents, has_content, looks_secret, parse_editor_state, text_hash
 from tether.errors import OutsideWorkspaceError, StoreError, TetherError, TmuxError
 from tether.humanize import ago, plural
 from tether.lsp import params as prm
@@ -474,20 +474,36 @@ class Engine:
         self.update_status()
 
     async def _check_open_base(self, uri: str, rel: str, opened_hash: str) -> None:
-        """An editor may reopen a buffer with its own unsaved text (its hot exit): then the
-        buffer is dirty against the disk file, which becomes the journal's base."""
+        """Off-loop checks of a newly opened document.
 
-        def disk_hash() -> str | None:
+        Its unsaved text may be journaled only when the path is neither ignored (.gitignore,
+        ``node_modules``…: never stored by checkpoints either) nor secret-looking (``.env``,
+        keys). And an editor may reopen a buffer with its own unsaved text (its hot exit):
+        then the buffer is dirty against the disk file, which becomes the journal's base.
+        """
+
+        def check() -> tuple[bool, str | None]:
+            allowed = not looks_secret(rel) and not self._path_ignored(rel)
             try:
-                return text_hash((self.root / rel).read_bytes())
+                return allowed, text_hash((self.root / rel).read_bytes())
             except OSError:
-                return None
+                return allowed, None
 
-        found = await asyncio.get_running_loop().run_in_executor(None, disk_hash)
+        allowed, found = await asyncio.get_running_loop().run_in_executor(None, check)
+        self.docs.set_journal_text(uri, allowed)
         if found is not None and found != opened_hash:
             self.docs.mark_base(uri, found)
-            self._schedule_journal()
-            self.update_status()
+        self._schedule_journal()
+        self.update_status()
+
+    def _path_ignored(self, rel: str) -> bool:
+        from tether.scan import Scanner
+
+        try:
+            return bool(Scanner(self.root)._ignore().path_ignored(rel))
+        except Exception as exc:  # the rule engine is scan.py's; fail closed (no text stored)
+            log.debug("ignore check failed for %s: %s", rel, exc)
+            return True
 
     def did_change(self, uri: str, version: int, text: str, edit_end: tuple[int, int] | None) -> None:
         if self.docs.change(uri, version, text, edit_end) is None:
