@@ -76,12 +76,15 @@ class Checkpointer:
         allow_empty: bool = False,
         extra_attachments: dict[str, bytes] | None = None,
         scan: ScanResult | None = None,
+        files_only: bool = False,
     ) -> CheckpointOutcome:
         """Write a checkpoint of what changed.
 
         ``full=True`` (or no paths told and none pending) walks the workspace with the stat
         cache; otherwise only ``paths`` plus those noted via :meth:`note_changed` are looked at.
         ``scan``: the result of a ``full_scan`` just made by the caller, used instead of a new walk.
+        ``files_only``: no checkpoint unless a file changed (a moved cursor or a new tmux pane
+        alone does not make a periodic or save checkpoint; they ride along with the next one).
         """
         with self._lock:
             told = set(self._pending)
@@ -111,7 +114,7 @@ class Checkpointer:
                 dirs += [r for r in rels if not os.path.lexists(os.path.join(self.store.root, r))]
                 scan = self.scanner.scan_paths(sorted(told), self.store.head(rels, under=dirs))
                 skipped_scope = rels
-            attachments = self._attachments()
+            attachments = {} if files_only and not scan.changes else self._attachments()
             if extra_attachments:
                 attachments.update(extra_attachments)
             info = self.store.create_checkpoint(

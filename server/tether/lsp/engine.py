@@ -297,7 +297,7 @@ class Engine:
         )
         info = None
         try:
-            info = await self._checkpoint(P.TRIGGER_BASELINE, None, full=True)
+            info = await self._checkpoint(P.TRIGGER_BASELINE, None, full=True, files_only=True)
         finally:
             msg = f"{plural(len(info.files), 'file')} recorded" if info else "up to date"
             self.client.progress_end(token, msg)
@@ -332,7 +332,7 @@ class Engine:
         while True:
             await asyncio.sleep(interval)
             with contextlib.suppress(TetherError):
-                await self._checkpoint(P.TRIGGER_PERIODIC, None, full=True)
+                await self._checkpoint(P.TRIGGER_PERIODIC, None, full=True, files_only=True)
 
     async def _poll_tmux(self) -> None:
         ticks = 0
@@ -354,6 +354,7 @@ class Engine:
         paths: list[str] | None = None,
         full: bool = False,
         allow_empty: bool = False,
+        files_only: bool = False,
     ) -> CheckpointInfo | None:
         await self.wait_ready()
         # A checkpoint means "keep everything now": unsaved buffers included.
@@ -361,7 +362,9 @@ class Engine:
         self._busy += 1
         self.update_status()
         try:
-            info = await self._run(self._checkpoint_sync, trigger, message, paths, full, allow_empty)
+            info = await self._run(
+                self._checkpoint_sync, trigger, message, paths, full, allow_empty, files_only
+            )
         except TetherError as exc:
             self._error = exc.message
             log.error("checkpoint (%s) failed: %s", trigger, exc.message)
@@ -378,10 +381,18 @@ class Engine:
             self.update_status()
 
     def _checkpoint_sync(
-        self, trigger: str, message: str | None, paths: list[str] | None, full: bool, allow_empty: bool
+        self,
+        trigger: str,
+        message: str | None,
+        paths: list[str] | None,
+        full: bool,
+        allow_empty: bool,
+        files_only: bool = False,
     ) -> CheckpointInfo | None:
         b = self.backend
-        outcome = b.checkpointer.checkpoint(trigger, message, paths=paths, full=full, allow_empty=allow_empty)
+        outcome = b.checkpointer.checkpoint(
+            trigger, message, paths=paths, full=full, allow_empty=allow_empty, files_only=files_only
+        )
         if outcome.info is not None:
             self._after_checkpoint(outcome.info)
         return outcome.info
@@ -436,7 +447,7 @@ class Engine:
 
     async def _save_checkpoint(self, paths: list[str], message: str | None) -> None:
         with contextlib.suppress(TetherError):
-            await self._checkpoint(P.TRIGGER_SAVE, message, paths=paths)
+            await self._checkpoint(P.TRIGGER_SAVE, message, paths=paths, files_only=True)
 
     async def _import_agent_file(self) -> None:
         await self.wait_ready()
