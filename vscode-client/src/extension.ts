@@ -98,6 +98,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<Tether
           output.warn(`ignoring malformed ${NOTIFY_STATUS}: ${JSON.stringify(p)}`);
           return;
         }
+        if (p.state === "error" && (lastStatus?.state !== "error" || lastStatus.error !== p.error)) {
+          output.warn(`the server reports an error: ${p.error ?? "(no message)"}`);
+        }
         lastStatus = p;
         indicator.update(p);
         for (const w of [...statusWaiters]) {
