@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.tmuxsrv import PrivateTmux
-from tests.tmux.conftest import panes_by_uid, run_in
+from tests.support.retry import retry_until
+from tests.tmux.conftest import foreground_cmdline, panes_by_uid, run_in
 from tether.cli import main
 from tether.protocol import ATTACH_TMUX
 from tether.store import Store
@@ -53,6 +54,8 @@ def test_attach_recreates_dead_session_from_latest_snapshot(
     link.ensure_session()
     tmux_server.cmd("split-window", "-t", f"={link.session}:0", "-c", str(workspace))
     run_in(tmux_server, f"={link.session}:0.0", "sleep 777")
+    pid = int(tmux_server.cmd("display-message", "-p", "-t", f"={link.session}:0.0", "#{pane_pid}").stdout)
+    retry_until(lambda: foreground_cmdline(pid) == ["sleep", "777"], what="sleep in front")
     snap = link.snapshot_bytes()
     assert snap is not None
     uids = set(panes_by_uid(tmux_server, link.session))
