@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.tmuxsrv import PrivateTmux
 from tests.support.retry import retry_until
+from tests.support.tmuxsrv import PrivateTmux
 from tests.tmux.conftest import foreground_cmdline, panes_by_uid, run_in
 from tether.cli import main
 from tether.protocol import ATTACH_TMUX
