@@ -8,6 +8,9 @@ if mode ~= 'native' and mode ~= 'late' then
   vim.opt.runtimepath:prepend(plugin)
 end
 vim.o.swapfile = false
+-- has('python3') in Neovim's python ftplugin probes for pynvim (~3 s on this machine) the first
+-- time a Python file loads; most configs disable the provider, as here.
+vim.g.loaded_python3_provider = 0
 vim.o.more = false -- never block on a hit-enter prompt
 vim.o.laststatus = 2
 vim.o.statusline = "%{v:lua.require'tether'.statusline()}"
