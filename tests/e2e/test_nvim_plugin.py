@@ -197,6 +197,21 @@ def test_open_terminal_runs_allowed_argv_in_a_split(nvim_factory, tmp_path: Path
     retry_until(lambda: marker.exists() and marker.read_text().strip(), what="terminal job output")
     assert marker.read_text().strip() == str(tmp_path)
 
+    # The same session again (a second resume or :Tether start) reuses the live terminal, and
+    # brings its window back if it was closed, instead of stacking a second client.
+    count_terms = (
+        "return #vim.tbl_filter(function(b) return vim.bo[b].buftype == 'terminal' end,"
+        " vim.api.nvim_list_bufs())"
+    )
+    again = {"name": "demo", "cwd": str(tmp_path), "argv": ["sh", "-c", f"pwd > {marker}; exec sleep 60"]}
+    nv.notify_handler("tether/openTerminal", again)
+    assert nv.lua(count_terms) == 1
+    nv.lua(f"vim.api.nvim_win_close(vim.fn.win_findbuf({term})[1], true)")
+    assert nv.lua("return #vim.api.nvim_list_wins()") == 1
+    nv.notify_handler("tether/openTerminal", again)
+    assert nv.lua(count_terms) == 1
+    assert nv.lua(f"return #vim.fn.win_findbuf({term})") == 1
+
 
 def test_next_steps_float_shows_payload(nvim_factory) -> None:
     nv = nvim_factory({"autostart": False})
