@@ -220,8 +220,13 @@ def journal_text(ws: Path, state_dir: Path) -> str:
     return data.decode("utf-8", "replace") if data else ""
 
 
-def test_unsaved_edits_survive_a_crash_without_explicit_checkpoint(tmp_path: Path, state_dir: Path) -> None:
-    """No `:Tether checkpoint`: a save and the unsaved-buffer journal are all there is."""
+@pytest.mark.parametrize("unfocused", ["buffer", "split"])
+def test_unsaved_edits_survive_a_crash_without_explicit_checkpoint(
+    tmp_path: Path, state_dir: Path, unfocused: str
+) -> None:
+    """No `:Tether checkpoint`: a save and the unsaved-buffer journal are all there is.
+
+    ``unfocused``: files reopened without focus become listed buffers, or splits."""
     ws = make_workspace(tmp_path / "ws", {"src/app.py": APP, "notes.md": NOTES})
     a = editor(tmp_path / "home-a", ws, state_dir, None)
     try:
@@ -238,7 +243,7 @@ def test_unsaved_edits_survive_a_crash_without_explicit_checkpoint(tmp_path: Pat
     finally:
         a.close()
 
-    b = editor(tmp_path / "home-b", ws, state_dir, None)
+    b = editor(tmp_path / "home-b", ws, state_dir, None, unfocused_documents=unfocused)
     try:
         b.start()
         wait_client(b)
@@ -246,6 +251,17 @@ def test_unsaved_edits_survive_a_crash_without_explicit_checkpoint(tmp_path: Pat
         b.run("Tether resume")
         result = retry_until(lambda: events(b, "TetherResume"), timeout=30, what="TetherResume")[0]["result"]
         assert result["restoredBuffers"] == ["src/app.py"]
+        shown = b.lua(
+            "local names = {} for _, w in ipairs(vim.api.nvim_tabpage_list_wins(0)) do"
+            " local buf = vim.api.nvim_win_get_buf(w)"
+            " if vim.api.nvim_win_get_config(w).relative == '' and vim.bo[buf].buftype == '' then"
+            " names[#names + 1] = vim.fs.basename(vim.api.nvim_buf_get_name(buf)) end end return names"
+        )
+        # One window for the focused file; with 'split' one more per file shown without focus.
+        if unfocused == "split":
+            assert sorted(shown) == ["app.py", "notes.md"]
+        else:
+            assert len(shown) == 1
         assert result.get("terminal") is None  # tmux disabled: no terminal opened
         app = buffer_state(b, "src/app.py")
         assert app["modified"] is True
