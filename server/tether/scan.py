@@ -200,6 +200,18 @@ class _Ignore:
 
 
 @dataclass(slots=True)
+class _Listing:
+    """A directory's entries as the last walk saw them, valid while the directory's own
+    (mtime, ctime, inode) is unchanged: no entry was added, removed or renamed since."""
+
+    key: tuple[int, int, int]
+    files: list[tuple[str, str]]  # (name, rel) of every entry to stat: not ignored, not a dir
+    subdirs: list[str]
+    skips: list[Skipped]
+    has_gitignore: bool
+
+
+@dataclass(slots=True)
 class _Walk:
     """What one walk's directories share."""
 
@@ -207,7 +219,7 @@ class _Walk:
     head: Mapping[str, StatEntry]
     result: ScanResult
     seen: list[str]  # tracked paths found (each once: a tree has no duplicate paths)
-    todo: list[tuple[str, Stack]]  # subdirectories found in the directory being visited
+    todo: list[tuple[str, Stack | None]]  # subdirectories found in the directory being visited
     unreadable: list[str]
     untracked: int = 0
 
@@ -224,6 +236,12 @@ class Scanner:
         self.max_file_bytes = max_file_bytes
         self._ignored_dirs = frozenset(ignored_dirs)
         self._ignored_files = frozenset(ignored_files)
+        # Directory listings from the last walk (a long-lived scanner, e.g. the LSP server's,
+        # then stats each tracked file without listing unchanged directories again), and the
+        # .gitignore files they were filtered with: one changed, and every listing is dropped.
+        self._listings: dict[str, _Listing] = {}
+        self._gitignores: dict[str, tuple[int, int, int]] = {}
+        self._cache_lock = threading.Lock()
 
     def _ignore(self) -> _Ignore:
         # Fresh per scan: .gitignore files may have changed since the last one.
@@ -233,9 +251,23 @@ class Scanner:
 
     def full_scan(self, head: Mapping[str, StatEntry]) -> ScanResult:
         result = ScanResult()
+        self._check_gitignores()
         ignore = self._ignore()
         self._walk("", ignore.extend((), ""), ignore, head, result)
         return result
+
+    def _check_gitignores(self) -> None:
+        with self._cache_lock:
+            for rel, key in self._gitignores.items():
+                try:
+                    st = os.lstat(os.path.join(self.root, rel))
+                    now = (st.st_mtime_ns, st.st_size, st.st_ino)
+                except OSError:
+                    now = (0, 0, 0)
+                if now != key:
+                    self._listings.clear()
+                    self._gitignores.clear()
+                    return
 
     def _walk(
         self,
@@ -249,7 +281,7 @@ class Scanner:
 
         Deletions are reported only for head paths below ``start``.
         """
-        todo: list[tuple[str, Stack]] = [(start, start_stack)]
+        todo: list[tuple[str, Stack | None]] = [(start, start_stack)]
         workers = WALK_THREADS if len(head) >= PARALLEL_MIN_FILES else 1
         walks = [_Walk(ignore, head, result, [], [], []) for _ in range(workers)]
         if workers == 1:
@@ -280,7 +312,7 @@ class Scanner:
                 continue
             result.changes.append(FileChange(path, None))
 
-    def _walk_parallel(self, todo: list[tuple[str, Stack]], walks: list[_Walk]) -> None:
+    def _walk_parallel(self, todo: list[tuple[str, Stack | None]], walks: list[_Walk]) -> None:
         """Directories shared by several threads. A stat() releases the GIL, so one thread's
         system calls overlap with another's Python: what git status gets from its threads."""
         cond = threading.Condition()
@@ -318,7 +350,7 @@ class Scanner:
         if errors:
             raise errors[0]
 
-    def _visit(self, rel_dir: str, stack: Stack, walk: _Walk) -> None:
+    def _visit(self, rel_dir: str, stack: Stack | None, walk: _Walk) -> None:
         try:
             # Listing through a directory fd makes each entry's stat an fstatat() relative to
             # it (no path walk from /: about a third cheaper), and O_NOFOLLOW refuses a
@@ -330,11 +362,73 @@ class Scanner:
                 walk.unreadable.append(rel_dir + "/")
             return
         try:
-            self._walk_dir(fd, rel_dir, stack, walk)
+            dst = os.fstat(fd)
+            key = (dst.st_mtime_ns, dst.st_ctime_ns, dst.st_ino)
+            listing = self._listings.get(rel_dir)
+            if listing is not None and listing.key == key:
+                self._walk_listing(fd, listing, walk)
+                return
+            if stack is None:  # below a directory taken from its listing: rules not read yet
+                stack = walk.ignore.stack_for(rel_dir)
+                if stack is None:
+                    return
+            self._walk_dir(fd, rel_dir, stack, walk, key)
         finally:
             os.close(fd)  # the entries' stat() needs it open until here
 
-    def _walk_dir(self, fd: int, rel_dir: str, stack: Stack, walk: _Walk) -> None:
+    def _walk_listing(self, fd: int, listing: _Listing, walk: _Walk) -> None:
+        """An unchanged directory: stat the files it had, without listing it again."""
+        head_get = walk.head.get
+        seen = walk.seen
+        result = walk.result
+        max_bytes = self.max_file_bytes
+        s_ifreg = stat_mod.S_IFREG
+        stat = os.stat
+        for name, rel in listing.files:
+            try:
+                st = stat(name, dir_fd=fd, follow_symlinks=False)
+            except FileNotFoundError:
+                continue  # removed this instant: the next walk lists the directory again
+            except OSError as exc:
+                result.skipped.append(Skipped(rel, f"unreadable: {exc.strerror}"))
+                continue
+            cached = head_get(rel)
+            if cached is not None:
+                seen.append(rel)
+                if (
+                    cached[4] == st.st_mtime_ns
+                    and cached[3] == st.st_size
+                    and cached[5] == st.st_ino
+                    and st.st_mode == s_ifreg | cached[2]
+                    and st.st_size <= max_bytes
+                ):
+                    continue
+            else:
+                walk.untracked += 1
+            self._consider(rel, st, cached, result)
+        walk.todo.extend((d, None) for d in listing.subdirs)
+        result.skipped.extend(listing.skips)
+
+    def _remember(self, rel_dir: str, fd: int, listing: _Listing) -> None:
+        with self._cache_lock:
+            old = self._listings.get(rel_dir)
+            if old is not None and old.has_gitignore != listing.has_gitignore:
+                # A .gitignore appeared or went: listings below were filtered with other rules.
+                below = rel_dir + "/" if rel_dir else ""
+                for k in [k for k in self._listings if k.startswith(below)]:
+                    del self._listings[k]
+            gi = f"{rel_dir}/{GITIGNORE}" if rel_dir else GITIGNORE
+            if listing.has_gitignore:
+                try:
+                    st = os.stat(GITIGNORE, dir_fd=fd, follow_symlinks=False)
+                    self._gitignores[gi] = (st.st_mtime_ns, st.st_size, st.st_ino)
+                except OSError:
+                    return  # not cached: listed again next time
+            else:
+                self._gitignores.pop(gi, None)
+            self._listings[rel_dir] = listing
+
+    def _walk_dir(self, fd: int, rel_dir: str, stack: Stack, walk: _Walk, key: tuple[int, int, int]) -> None:
         """One directory of the walk. This loop runs once per file in the workspace, so it is
         kept flat: it is what the baseline scan costs."""
         ignore, head, result, seen, todo, unreadable = (
@@ -362,10 +456,14 @@ class Scanner:
                 unreadable.append(prefix)
             return
         checks = stack[::-1]  # deepest .gitignore first: it has the last word
+        files: list[tuple[str, str]] = []
+        subdirs: list[str] = []
+        skips: list[Skipped] = []
+        has_gitignore = False
         for entry in entries:
             name = entry.name
             if not name.isascii() and not valid_name(name):
-                skipped.append(Skipped(printable_name(prefix + name), BAD_NAME_REASON))
+                skips.append(Skipped(printable_name(prefix + name), BAD_NAME_REASON))
                 continue
             rel = prefix + name
             try:
@@ -375,10 +473,14 @@ class Scanner:
             if is_dir:
                 if name in ignored_dirs or (checks and _ignored(checks, rel + "/")):
                     continue
+                subdirs.append(rel)
                 todo.append((rel, ignore.extend(stack, rel)))
                 continue
+            if name == GITIGNORE:
+                has_gitignore = True
             if name in ignored_files or (checks and _ignored(checks, rel)):
                 continue
+            files.append((name, rel))
             try:
                 st = entry.stat(follow_symlinks=False)
             except OSError as exc:
@@ -398,6 +500,8 @@ class Scanner:
             else:
                 walk.untracked += 1
             consider(rel, st, cached, result)
+        skipped.extend(skips)
+        self._remember(rel_dir, fd, _Listing(key, files, subdirs, skips, has_gitignore))
 
     # --- told paths -----------------------------------------------------------------------
 

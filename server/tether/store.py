@@ -539,12 +539,14 @@ class Store:
 
     def _moved_on(self, change: FileChange) -> bool:
         """Whether the file changed on disk after ``change`` was read from it."""
+        if change.content is None:
+            # Not checked: a path also stops being tracked when a .gitignore starts to cover
+            # it (it still exists), and a file recreated meanwhile is found as new next scan.
+            return False
         try:
             st = os.lstat(self.root / change.path)
         except OSError:
-            return change.content is not None  # gone (or unreadable) since it was read
-        if change.content is None:
-            return True  # recreated since it was found deleted
+            return True  # gone (or unreadable) since it was read
         return (st.st_mtime_ns, st.st_size, st.st_ino) != (change.mtime_ns, change.size, change.ino)
 
     def _head_rows(self, paths: list[str]) -> dict[str, tuple[str, int]]:

@@ -318,3 +318,42 @@ def test_parallel_walk_finds_the_same_as_serial(
     assert parallel.seen == serial.seen
     expected = {*range(0, 300, 7), *range(1, 300, 11)}
     assert len(serial.changes) == len(expected) + 1
+
+
+def test_warm_scanner_sees_gitignore_edits_and_new_nested_gitignore(workspace: Path, store: Store) -> None:
+    """One long-lived Checkpointer (as in the server) reuses directory listings between walks."""
+    write(workspace, ".gitignore", "*.log\n")
+    write(workspace, "src/a.py", "a\n")
+    write(workspace, "src/deep/b.py", "b\n")
+    write(workspace, "src/deep/c.tmp", "c\n")
+    cp = Checkpointer(store)
+    cp.checkpoint("manual")
+    assert tracked(store) == {".gitignore", "src/a.py", "src/deep/b.py", "src/deep/c.tmp"}
+    # Editing the root .gitignore (no directory changes) re-filters everything.
+    write(workspace, ".gitignore", "*.log\n*.tmp\n")
+    info = cp.checkpoint("periodic").info
+    assert info is not None and "src/deep/c.tmp" in info.files
+    assert "src/deep/c.tmp" not in tracked(store)
+    # A new nested .gitignore applies below it, even to directories listed before.
+    write(workspace, "src/.gitignore", "deep/\n")
+    cp.checkpoint("periodic")
+    assert tracked(store) == {".gitignore", "src/.gitignore", "src/a.py"}
+    # ... and removing it brings them back.
+    (workspace / "src/.gitignore").unlink()
+    cp.checkpoint("periodic")
+    assert tracked(store) == {".gitignore", "src/a.py", "src/deep/b.py"}
+
+
+def test_warm_scanner_sees_in_place_edits_additions_and_removals(workspace: Path, store: Store) -> None:
+    write(workspace, "d/a.txt", "1\n")
+    write(workspace, "d/b.txt", "1\n")
+    cp = Checkpointer(store)
+    cp.checkpoint("manual")
+    cp.checkpoint("periodic")  # listings cached
+    with open(workspace / "d/a.txt", "a") as fh:  # in place: the directory does not change
+        fh.write("more\n")
+    write(workspace, "d/sub/new.txt", "n\n")
+    (workspace / "d/b.txt").unlink()
+    info = cp.checkpoint("periodic").info
+    assert info is not None and set(info.files) == {"d/a.txt", "d/b.txt", "d/sub/new.txt"}
+    assert tracked(store) == {"d/a.txt", "d/sub/new.txt"}
