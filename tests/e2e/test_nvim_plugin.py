@@ -388,3 +388,27 @@ def test_modules_load_without_leaking_globals(nvim_factory) -> None:
     assert leaked["n"] == len(modules) + 2
     leaked = leaked["leaked"]
     assert leaked == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "allowed"),
+    [
+        (["tmux", "-S", "/tmp/x/s", "attach-session", "-t", "=proj"], True),
+        (["/usr/bin/tmux", "attach", "-t", "proj"], True),
+        (["tmux", "-S", "/tmp/x/s", "new-session", "touch /tmp/pwned"], False),
+        (["tmux", "attach-session", "-t", "proj", ";", "run-shell", "touch /tmp/pwned"], False),
+        (["tmux", "attach-session", "-t", "proj\\;", "run-shell", "x"], False),
+        (["tmux", "-S"], False),
+        (["tmux"], False),
+    ],
+)
+def test_tmux_argv_must_only_attach(nvim_factory, argv: list[str], allowed: bool) -> None:
+    nv = nvim_factory({"autostart": False})
+    assert (
+        nv.lua(f"return require('tether.ui').is_tmux_attach(vim.json.decode({json.dumps(json.dumps(argv))}))")
+        is allowed
+    )
+    if not allowed:
+        nv.notify_handler("tether/openTerminal", {"name": "x", "cwd": "/", "argv": argv})
+        assert any("refusing to run a tmux command other than attach-session" in n for n in nv.notes())
+        assert descendants(nv.pid) == []

@@ -169,6 +169,28 @@ end
 
 -- Terminal -----------------------------------------------------------------------------------
 
+-- tmux options that take a value, before the command name
+local TMUX_VALUE_OPTS = { ['-S'] = true, ['-L'] = true, ['-f'] = true, ['-c'] = true, ['-T'] = true }
+
+--- Whether a tmux argv only attaches a client: `tmux [-S sock] attach-session -t NAME`, no other
+--- command (new-session or run-shell would run shell text) and no `;` chaining a second one.
+---@param argv string[]
+function M.is_tmux_attach(argv)
+  local i = 2
+  while argv[i] and argv[i]:sub(1, 1) == '-' do
+    i = i + (TMUX_VALUE_OPTS[argv[i]] and 2 or 1)
+  end
+  if not vim.list_contains({ 'attach-session', 'attach', 'a' }, argv[i]) then
+    return false
+  end
+  for j = i + 1, #argv do
+    if argv[j]:find(';%s*$') then
+      return false
+    end
+  end
+  return true
+end
+
 ---@param params table tether/openTerminal payload {name, argv, cwd}
 ---@return integer|nil bufnr
 function M.open_terminal(params)
@@ -192,6 +214,13 @@ function M.open_terminal(params)
         exe,
         table.concat(cfg.allowed_commands, ', ')
       ),
+      vim.log.levels.ERROR
+    )
+    return nil
+  end
+  if exe == 'tmux' and not M.is_tmux_attach(argv) then
+    M.notify(
+      ('refusing to run a tmux command other than attach-session: %s'):format(table.concat(argv, ' ')),
       vim.log.levels.ERROR
     )
     return nil
