@@ -207,15 +207,29 @@ def parse_show_environment(text: str) -> tuple[dict[str, str], set[str]]:
 # Plain substring tests (on lowercased text) run at memory speed; a case-insensitive regex
 # alternation over megabytes of scrollback took a second.
 _TRIGGER_WORDS = (
-    "token", "secret", "passw", "passphrase", "key", "private", "credential", "auth",
-    "gho_", "ghp_", "ghu_", "ghs_", "ghr_", "github_pat_", "glpat-", "sk-", "xox", "npm_", "://",
-)  # fmt: skip
-_TRIGGER_CASED = ("AKIA", "ASIA", "AIza", "eyJ", "PRIVATE KEY")
+    "token",
+    "secret",
+    "pass",
+    "key",
+    "private",
+    "credential",
+    "auth",
+    "://",
+    "sk-",
+    "xox",
+    "npm_",
+)
+_TRIGGER_CASED = ("AKIA", "ASIA", "AIza", "eyJ", "_pat_", "glpat-")
+_TRIGGER_GH = re.compile(r"gh[pousr]_")  # literal prefix: the regex engine scans for "gh" quickly
 
 
 def _triggered(text: str) -> bool:
     low = text.lower()
-    return any(w in low for w in _TRIGGER_WORDS) or any(w in text for w in _TRIGGER_CASED)
+    return (
+        any(w in low for w in _TRIGGER_WORDS)
+        or any(w in text for w in _TRIGGER_CASED)
+        or _TRIGGER_GH.search(text) is not None
+    )
 
 
 def redact_text(text: str) -> str:

@@ -1327,18 +1327,16 @@ def _parse_rows(text: str) -> list[_PaneRow]:
 
 
 def _split_sections(out: str, nonce: str) -> dict[str, list[str]]:
-    marker = re.compile(rf"^@@tether-{nonce}-(\w+)@@$")
+    """Cut the chained output at the marker lines (plain string splits: 50k lines in a few ms)."""
     sections: dict[str, list[str]] = {}
-    cur: list[str] | None = None
-    for line in out.split("\n"):
-        m = marker.match(line)
-        if m:
-            cur = sections.setdefault(m.group(1), [])
-        elif cur is not None:
-            cur.append(line)
-    for lines in sections.values():
+    for part in ("\n" + out).split(f"\n@@tether-{nonce}-")[1:]:
+        name, sep, body = part.partition("@@\n")
+        if not sep:  # marker on the last line, nothing after it
+            name, body = part.rstrip("\n").removesuffix("@@"), ""
+        lines = body.split("\n")
         if lines and lines[-1] == "":
             lines.pop()
+        sections[name] = lines
     return sections
 
 
