@@ -96,46 +96,67 @@ class ScanResult:
 class _Rules:
     """One .gitignore, compiled.
 
-    Per path, a single combined regex answers "does any pattern match?" (almost always no);
-    only then are the patterns tried newest first, because the last matching one decides.
+    A pattern without an inner ``/`` (``*.log``, ``build/``) can only match the last path
+    component (every parent directory was checked on the way down and not ignored), so it is
+    matched against the short name, not the whole path. Per entry, one combined regex per
+    kind answers "does any pattern match?" (almost always no); only then are the patterns tried
+    newest first, because the last matching one decides.
     """
 
-    __slots__ = ("any", "negations", "ordered", "prefix")
+    __slots__ = ("any_name", "any_path", "negations", "ordered", "prefix")
 
     def __init__(self, base: str, spec: pathspec.GitIgnoreSpec) -> None:
-        pats = [(p.regex, bool(p.include)) for p in spec.patterns if p.include is not None and p.regex]
+        pats = [
+            (p.regex, bool(p.include), _basename_only(getattr(p, "pattern", None)))
+            for p in spec.patterns
+            if p.include is not None and p.regex
+        ]
         self.prefix = len(base) + 1 if base else 0
-        self.ordered: list[tuple[re.Pattern[str], bool]] = list(reversed(pats))
-        self.negations = any(not inc for _, inc in pats)
-        self.any = re.compile("|".join(f"(?:{_NAMED_GROUP.sub('(?:', rx.pattern)})" for rx, _ in pats))
+        self.ordered: list[tuple[re.Pattern[str], bool, bool]] = list(reversed(pats))
+        self.negations = any(not inc for _, inc, _ in pats)
+        self.any_name = _combine([rx for rx, _, short in pats if short])
+        self.any_path = _combine([rx for rx, _, short in pats if not short])
 
-    def verdict(self, rel: str, is_dir: bool) -> bool | None:
+    def verdict(self, rel: str, name: str) -> bool | None:
+        """``rel`` and ``name`` with a trailing ``/`` for a directory."""
         sub = rel[self.prefix :]
-        if is_dir:
-            sub += "/"
-        if self.any.match(sub) is None:
+        if (self.any_name is None or self.any_name.match(name) is None) and (
+            self.any_path is None or self.any_path.match(sub) is None
+        ):
             return None
         if not self.negations:
             return True
-        for rx, include in self.ordered:
-            if rx.match(sub) is not None:
+        for rx, include, short in self.ordered:
+            if rx.match(name if short else sub) is not None:
                 return include
         return None
+
+
+def _basename_only(pattern: object) -> bool:
+    if not isinstance(pattern, str):
+        return False
+    body = pattern.strip().removeprefix("!").rstrip("/")
+    return bool(body) and "/" not in body and "**" not in body and not body.startswith("\\")
+
+
+def _combine(regexes: list[re.Pattern[str]]) -> re.Pattern[str] | None:
+    if not regexes:
+        return None
+    return re.compile("|".join(f"(?:{_NAMED_GROUP.sub('(?:', rx.pattern)})" for rx in regexes))
 
 
 Stack = tuple[_Rules, ...]
 
 
-def _ignored(checks: Stack, path: str) -> bool:
-    """Whether ``path`` (with a trailing ``/`` for a directory) is ignored; ``checks`` deepest first."""
+def _ignored(checks: Stack, rel: str, name: str) -> bool:
+    """Whether ``rel`` (named ``name``; both with a trailing ``/`` for a directory) is ignored.
+
+    ``checks`` holds the applicable .gitignore files, deepest first: it has the last word.
+    """
     for rules in checks:
-        sub = path[rules.prefix :]
-        if rules.any.match(sub) is not None:
-            if not rules.negations:
-                return True
-            for rx, include in rules.ordered:
-                if rx.match(sub) is not None:
-                    return include
+        verdict = rules.verdict(rel, name)
+        if verdict is not None:
+            return verdict
     return False
 
 
@@ -173,11 +194,8 @@ class _Ignore:
     def ignored(self, rel: str, name: str, is_dir: bool, stack: Stack) -> bool:
         if name in (self.ignored_dirs if is_dir else self.ignored_files):
             return True
-        for rules in reversed(stack):
-            verdict = rules.verdict(rel, is_dir)
-            if verdict is not None:
-                return verdict
-        return False
+        suffix = "/" if is_dir else ""
+        return _ignored(stack[::-1], rel + suffix, name + suffix)
 
     def stack_for(self, rel_dir: str) -> Stack | None:
         """Rules that apply inside ``rel_dir``, or None when ``rel_dir`` itself is ignored."""
@@ -471,14 +489,14 @@ class Scanner:
             except OSError:
                 continue
             if is_dir:
-                if name in ignored_dirs or (checks and _ignored(checks, rel + "/")):
+                if name in ignored_dirs or (checks and _ignored(checks, rel + "/", name + "/")):
                     continue
                 subdirs.append(rel)
                 todo.append((rel, ignore.extend(stack, rel)))
                 continue
             if name == GITIGNORE:
                 has_gitignore = True
-            if name in ignored_files or (checks and _ignored(checks, rel)):
+            if name in ignored_files or (checks and _ignored(checks, rel, name)):
                 continue
             files.append((name, rel))
             try:

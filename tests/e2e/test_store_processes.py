@@ -143,3 +143,47 @@ def test_concurrent_cli_checkpoints_all_succeed(workspace: Path, state_dir: Path
     with Store.open(workspace, state_dir) as store:
         final = store.manifest(n_proc)
         assert set(final) == {"a.txt", *(f"w{i}.txt" for i in range(n_proc))}
+
+
+GITIGNORE_CASES = {
+    ".gitignore": "*.log\nbuild/\n!keep.log\n/root_only.txt\ndocs/*.md\n!docs/README.md\n**/gen/*.c\n"
+    "tmp*\n!tmpl.txt\nspace\\ name.txt\n*.py[co]\n",
+    "pkg/.gitignore": "!*.log\nlocal.txt\nsub/\n/anchored.txt\n",
+    "pkg/deep/.gitignore": "*.txt\n!wanted.txt\n",
+}
+FILES = [
+    "a.log", "keep.log", "root_only.txt", "pkg/root_only.txt", "docs/x.md", "docs/README.md",
+    "docs/sub/y.md", "src/gen/a.c", "gen/b.c", "src/gen/deeper/c.c", "tmpfile", "tmpl.txt",
+    "space name.txt", "m.pyc", "m.py", "build/out.o", "src/build/x", "pkg/a.log", "pkg/local.txt",
+    "pkg/x/local.txt", "pkg/sub/f", "pkg/anchored.txt", "pkg/x/anchored.txt", "pkg/deep/t.txt",
+    "pkg/deep/wanted.txt", "pkg/deep/other.md", "pkg/deep/more/u.txt", "ok/plain.txt",
+]  # fmt: skip
+
+
+def test_gitignore_semantics_match_git(workspace: Path, state_dir: Path) -> None:
+    """Our .gitignore handling tracks exactly what git itself would (asked via git ls-files)."""
+    for rel, text in GITIGNORE_CASES.items():
+        (workspace / rel).parent.mkdir(parents=True, exist_ok=True)
+        (workspace / rel).write_text(text)
+    for rel in FILES:
+        (workspace / rel).parent.mkdir(parents=True, exist_ok=True)
+        (workspace / rel).write_text(rel + "\n")
+    subprocess.run(["git", "init", "-q"], cwd=workspace, check=True)
+    out = subprocess.run(
+        ["git", "ls-files", "--others", "--exclude-standard", "-z"],
+        cwd=workspace,
+        check=True,
+        capture_output=True,
+    ).stdout
+    want = {p for p in out.decode().split("\0") if p}
+    from tether.checkpoints import Checkpointer
+
+    with Store.open(workspace, state_dir) as store:
+        Checkpointer(store).checkpoint("manual")
+        assert set(store.head()) == want
+        # The told-path route gives the same verdicts.
+        for rel in FILES:
+            (workspace / rel).write_text("changed\n")
+        told = Checkpointer(store).checkpoint("save", paths=FILES)
+        assert told.info is not None
+        assert set(told.info.files) == want & set(FILES)
