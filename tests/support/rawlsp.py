@@ -24,7 +24,13 @@ TIMEOUT = 30.0
 
 
 class RawLsp:
-    def __init__(self, root: Path, state_dir: Path, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        state_dir: Path,
+        extra_env: dict[str, str] | None = None,
+        argv: list[str] | None = None,
+    ) -> None:
         env = dict(os.environ)
         env["TETHER_STATE_DIR"] = str(state_dir)
         env["TETHER_TMUX_SOCKET"] = str(state_dir / "no-tmux-here")
@@ -33,7 +39,7 @@ class RawLsp:
         self.root = root
         self._stderr = (state_dir.parent / f"lsp-{id(self)}.stderr").open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tether", "lsp"],
+            argv or [sys.executable, "-m", "tether", "lsp"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,

@@ -30,6 +30,22 @@ WATCH_REGISTRATION_ID = "tether-watch-files"
 
 
 class TetherProtocol(LanguageServerProtocol):
+    def _execute_handler(self, msg_id: Any, handler: Any, callback: Any, *a: Any, **kw: Any) -> Any:
+        # pygls 2.1 files the future of every async/generator/threaded *notification* handler
+        # (didOpen, didChange, didSave...) in _request_futures under a fresh uuid and never
+        # removes it (only request results are popped): ~2 KiB per keystroke, forever. Drop
+        # each notification's entry once its handler is done (tests/e2e/test_load.py).
+        result = super()._execute_handler(msg_id, handler, callback, *a, **kw)
+        if callback == self._check_handler_result:
+            future = self._request_futures.get(msg_id)
+            if future is not None:
+
+                def forget(_done: Any, key: Any = msg_id) -> None:
+                    self._request_futures.pop(key, None)
+
+                future.add_done_callback(forget)
+        return result
+
     @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
     def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams) -> Any:
         # pygls raises KeyError on a change to a document it never saw opened; a confused
