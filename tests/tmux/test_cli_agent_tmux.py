@@ -35,11 +35,13 @@ def test_history_in_status_and_resume_then_resume_recreates(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("TETHER_TMUX_SOCKET", tmux_server.socket_path)
+    # Anything that would inherit the client's cwd lands in the throwaway workspace, never the repo.
+    monkeypatch.chdir(workspace)
     link = make_link()
     link.ensure_session()
     target = f"={link.session}:0.0"
     run_in(tmux_server, target, "echo first-command")
-    run_in(tmux_server, target, "printf 'x\\n' > edited-in-tmux.txt")
+    run_in(tmux_server, target, f"printf 'x\\n' > {workspace}/edited-in-tmux.txt")
     [uid] = panes_by_uid(tmux_server, link.session)
     retry_until(
         lambda: (
