@@ -22,7 +22,7 @@ from tether import protocol as P
 async def session(request: pytest.FixtureRequest, workspace: Path, state_dir: Path) -> Any:
     (workspace / "a.py").write_text("a = 1\n")
     s = await start_session(workspace, state_dir, str(request.param))
-    await s.wait_status(lambda st: st["lastCheckpoint"] is not None, "baseline")
+    await s.wait_status(lambda st: st["state"] == "idle", "baseline done")
     yield s
     await s.stop()
 
@@ -127,7 +127,7 @@ async def test_bad_initialization_options(workspace: Path, state_dir: Path) -> N
     opts = {"checkpointIntervalSeconds": "often", "saveDebounceMs": -5, "tmux": 3, "unknownKey": 1}
     s = await start_session(workspace, state_dir, "visual-studio-code", init_options=opts)
     try:
-        await s.wait_status(lambda st: st["lastCheckpoint"] is not None, "baseline")
+        await s.wait_status(lambda st: st["state"] == "idle", "baseline done")
         texts = [m.message for m in s.client.messages if m.type == types.MessageType.Warning]
         assert any("checkpointIntervalSeconds must be a number" in t and "600" in t for t in texts), texts
         assert any("saveDebounceMs must be at least 0" in t for t in texts), texts
@@ -141,7 +141,7 @@ async def test_bad_initialization_options(workspace: Path, state_dir: Path) -> N
 async def test_initialization_options_not_an_object(workspace: Path, state_dir: Path) -> None:
     s = await start_session(workspace, state_dir, "neovim@v0.11", init_options="fast please")
     try:
-        await s.wait_status(lambda st: st["lastCheckpoint"] is not None, "baseline")
+        await s.wait_status(lambda st: st["state"] == "idle", "baseline done")
         texts = [m.message for m in s.client.messages]
         assert any("initializationOptions must be an object" in t for t in texts), texts
     finally:
@@ -156,7 +156,7 @@ async def test_workspace_configuration_is_read(workspace: Path, state_dir: Path)
         configuration={"tether": {"saveDebounceMs": "soon"}},
     )
     try:
-        await s.wait_status(lambda st: st["lastCheckpoint"] is not None, "baseline")
+        await s.wait_status(lambda st: st["state"] == "idle", "baseline done")
         texts = [m.message for m in s.client.messages]
         assert any("settings tether.saveDebounceMs must be a number" in t for t in texts), texts
     finally:

@@ -132,7 +132,7 @@ async def test_periodic_checkpoint(workspace: Path, state_dir: Path) -> None:
         workspace, state_dir, "neovim@v0.11", init_options={"checkpointIntervalSeconds": 1, "watcher": False}
     )
     try:
-        await s.wait_status(lambda st: st["lastCheckpoint"] is not None, "baseline")
+        await s.wait_status(lambda st: st["state"] == "idle", "baseline done")
         (workspace / "late.txt").write_text("written without telling anyone\n")
         st = await s.wait_status(
             lambda st: st["lastCheckpoint"] and st["lastCheckpoint"]["trigger"] == "periodic", "periodic"
@@ -146,7 +146,7 @@ async def test_editor_reopening_its_own_unsaved_buffer(workspace: Path, state_di
     (workspace / "doc.md").write_text("on disk\n")
     s = await start_session(workspace, state_dir, "visual-studio-code")
     try:
-        await s.wait_status(lambda st: st["lastCheckpoint"] is not None, "baseline")
+        await s.wait_status(lambda st: st["state"] == "idle", "baseline done")
         # VS Code's hot exit reopens the buffer with text that was never saved.
         s.open("doc.md", "on disk\nplus unsaved\n")
         await s.wait_status(lambda st: st["dirtyBuffers"] == 1, "reopened buffer counted dirty")
@@ -167,7 +167,7 @@ async def test_editor_reopening_its_own_unsaved_buffer(workspace: Path, state_di
 async def test_configuration_change_applies(workspace: Path, state_dir: Path) -> None:
     s = await start_session(workspace, state_dir, "neovim@v0.11")
     try:
-        await s.wait_status(lambda st: st["lastCheckpoint"] is not None, "baseline")
+        await s.wait_status(lambda st: st["state"] == "idle", "baseline done")
         s.client.workspace_did_change_configuration(
             types.DidChangeConfigurationParams(settings={"tether": {"resumeMaxFiles": "lots"}})
         )
@@ -184,7 +184,7 @@ async def test_configuration_change_applies(workspace: Path, state_dir: Path) ->
 async def test_clean_shutdown_keeps_the_session_resumable(workspace: Path, state_dir: Path) -> None:
     (workspace / "a.py").write_text("a = 1\n")
     s = await start_session(workspace, state_dir, "neovim@v0.11")
-    await s.wait_status(lambda st: st["lastCheckpoint"] is not None, "baseline")
+    await s.wait_status(lambda st: st["state"] == "idle", "baseline done")
     uri = s.open("a.py", "a = 1\n")
     s.cursor(uri, 0, 3)
     await s.stop()  # shutdown + exit: the journal is written on shutdown

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import logging.handlers
 import os
 import sys
 from pathlib import Path
@@ -35,6 +36,17 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=cmd_lsp)
 
 
+class _PrivateRotatingHandler(logging.handlers.RotatingFileHandler):
+    """A few MB of logs at most, in 0600 files (paths and messages may name the user's files)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, maxBytes=2 * 1024 * 1024, backupCount=2, encoding="utf-8", delay=True)
+
+    def _open(self) -> Any:
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        return os.fdopen(fd, "a", encoding="utf-8")
+
+
 def _setup_logging(args: argparse.Namespace) -> None:
     from tether.paths import ensure_private_dir, state_dir
 
@@ -45,9 +57,7 @@ def _setup_logging(args: argparse.Namespace) -> None:
     else:
         path = Path(args.log_file) if args.log_file else state_dir(args.state_dir) / LOG_NAME
         ensure_private_dir(path.parent)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        os.close(fd)
-        handler = logging.FileHandler(path, encoding="utf-8")
+        handler = _PrivateRotatingHandler(path)
     handler.setFormatter(logging.Formatter(f"%(asctime)s {os.getpid()} %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     for h in list(root.handlers):

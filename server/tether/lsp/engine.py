@@ -166,6 +166,9 @@ class Engine:
             self._ready.set()
             self.update_status()
             return
+        # Busy from the start: a client sees "idle" only once the baseline is recorded.
+        if self.config.baseline_scan:
+            self._busy += 1
         self._ready.set()
         for w in self._startup_warnings:
             self.client.show_message("warning", w)
@@ -298,7 +301,11 @@ class Engine:
         info = None
         try:
             info = await self._checkpoint(P.TRIGGER_BASELINE, None, full=True, files_only=True)
+        except TetherError:
+            pass  # reported through the status (state "error")
         finally:
+            self._busy -= 1
+            self.update_status()
             msg = f"{plural(len(info.files), 'file')} recorded" if info else "up to date"
             self.client.progress_end(token, msg)
 
