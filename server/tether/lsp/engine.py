@@ -370,7 +370,9 @@ class Engine:
         self.update_status()
         try:
             info = await self._run(
-                self._checkpoint_sync, trigger, message, paths, full, allow_empty, files_only
+                lambda: self._checkpoint_sync(
+                    trigger, message, paths=paths, full=full, allow_empty=allow_empty, files_only=files_only
+                )
             )
         except TetherError as exc:
             self._error = exc.message
@@ -391,6 +393,7 @@ class Engine:
         self,
         trigger: str,
         message: str | None,
+        *,
         paths: list[str] | None,
         full: bool,
         allow_empty: bool,
