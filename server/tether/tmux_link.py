@@ -687,15 +687,22 @@ _CTRL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 # Shell hooks Tether installs into panes it creates. They only read Tether's own env variables.
 _PANE_START = """\
-# Tether pane start: replay this pane's saved scrollback, then become the shell (with the hook).
-# $1 = byte offset and $2 = length of this pane's slice of $TETHER_REPLAY (one file per restore).
-# Everything else comes from the session environment, which keeps each pane's part of the one
-# chained tmux command short.
-# Keys typed into the pane by the restore may already have been echoed by the terminal: wipe the
-# screen without pushing it into history (erase line 1, clear from line 2 down, cursor home).
-printf '\033[H\033[2K\033[2;1H\033[J\033[H'
+# Tether pane start: replay this pane's saved scrollback, type its command, become the shell.
+# $1/$2 = byte offset/length of this pane's scrollback in $TETHER_REPLAY (one file per restore),
+# $3/$4 = offset/length of the command to type, $5 = 1 to press Enter. Everything else comes from
+# the session environment, which keeps each pane's part of the one chained tmux command short.
 if [ "$2" -gt 0 ] 2>/dev/null && [ -f "$TETHER_REPLAY" ]; then
   tail -c "+$(($1 + 1))" "$TETHER_REPLAY" | head -c "$2"
+fi
+if [ "$4" -gt 0 ] 2>/dev/null && [ -f "$TETHER_REPLAY" ]; then
+  # Typed-ahead keys would be echoed by the terminal before the shell's line editor shows them;
+  # the hook of a bash/zsh pane turns echo back on first thing.
+  case "$TETHER_SHELL_KIND" in
+    bash|zsh) stty -echo 2>/dev/null && TETHER_ECHO_OFF=1 && export TETHER_ECHO_OFF ;;
+  esac
+  keys="$(tail -c "+$(($3 + 1))" "$TETHER_REPLAY" | head -c "$4")"
+  "$TETHER_TMUX" send-keys -t "$TMUX_PANE" -l -- "$keys"
+  if [ "$5" = 1 ]; then "$TETHER_TMUX" send-keys -t "$TMUX_PANE" Enter; fi
 fi
 case "$TETHER_SHELL_KIND" in
   bash) exec "$TETHER_SHELL" --noprofile --rcfile "$TETHER_HOOKS/hook.bash" -i ;;
@@ -712,6 +719,7 @@ _START_CMD = '. "$TETHER_HOOKS/pane-start.sh"'
 _BASH_HOOK = """\
 # Tether shell hook (bash): per-pane history file, appended at every prompt.
 # (bash itself has already read the system bashrc, e.g. /etc/bash.bashrc on Debian.)
+if [ -n "$TETHER_ECHO_OFF" ]; then stty echo 2>/dev/null; unset TETHER_ECHO_OFF; fi
 if [ "${TETHER_SHELL_RC:-1}" = 1 ] && [ -r "$HOME/.bashrc" ]; then . "$HOME/.bashrc"; fi
 if [ -n "$TETHER_PANE_ID" ] && [ -n "$TETHER_HIST_DIR" ]; then
   TETHER_HISTFILE="$TETHER_HIST_DIR/$TETHER_PANE_ID.hist"
@@ -728,6 +736,7 @@ fi
 
 _ZSHENV = """\
 # Tether shell hook (zsh): load the user's .zshenv from the real ZDOTDIR.
+if [ -n "$TETHER_ECHO_OFF" ]; then stty echo 2>/dev/null; unset TETHER_ECHO_OFF; fi
 [ -r "${TETHER_ORIG_ZDOTDIR:-$HOME}/.zshenv" ] && . "${TETHER_ORIG_ZDOTDIR:-$HOME}/.zshenv"
 """
 
@@ -1173,6 +1182,7 @@ class TmuxLink:
             "TETHER_SHELL_RC": "1" if self.config.shell_rc else "0",
             "TETHER_SHELL_KIND": kind,
             "TETHER_SHELL": shell_path,
+            "TETHER_TMUX": self._tmux_bin(),
         }
         for name, value in [*sorted((session_env or {}).items()), *plumbing.items()]:
             cmds.append(["set-environment", "-t", s, name, value])
@@ -1191,10 +1201,18 @@ class TmuxLink:
                     chunk = "".join(ln + "\n" for ln in p.scrollback).encode()
                     offset = len(replay_buf)
                     replay_buf += chunk
+                    # The command is typed by the pane itself (send-keys -l), once its terminal
+                    # has echo off, so it shows once, at the prompt.
+                    keys = (p.keys or "").encode()
+                    keys_at = len(replay_buf)
+                    replay_buf += keys
                     env_args: list[str] = []
                     for name, value in {**p.env, "TETHER_PANE_ID": p.uid}.items():
                         env_args += ["-e", f"{name}={value}"]
-                    argv = ["/bin/sh", "-c", _START_CMD, "tether", str(offset), str(len(chunk))]
+                    argv = [
+                        "/bin/sh", "-c", _START_CMD, "tether",
+                        str(offset), str(len(chunk)), str(keys_at), str(len(keys)), "1" if p.enter else "0",
+                    ]  # fmt: skip
                     # Panes default to the tmux client's cwd, the root here: most need no -c at all.
                     cwd = [] if p.cwd == str(self.root) else ["-c", _fmt_escape(p.cwd)]
                     if k == 0:
@@ -1224,10 +1242,6 @@ class TmuxLink:
                             # of panes never run out of room before the final layout is applied.
                             cmds.append(["select-layout", "-t", wt, "tiled"])
                     cmds.append(["set-option", "-p", "-t", f"{wt}.{k}", PANE_OPTION, p.uid])
-                    if p.keys:
-                        cmds.append(["send-keys", "-t", f"{wt}.{k}", "-l", "--", p.keys])
-                        if p.enter:
-                            cmds.append(["send-keys", "-t", f"{wt}.{k}", "Enter"])
                 if w.layout:
                     cmds.append(["select-layout", "-t", wt, w.layout])
                 cmds.append(["select-pane", "-t", f"{wt}.{w.active_pane}"])

@@ -217,6 +217,8 @@ def test_kill_server_then_restore_everything(tmux_server: PrivateTmux, make_link
         what="spaced command typed at the prompt",
     )
     assert foreground_cmdline(int(after[spaced_uid]["pane_pid"])) is None
+    # shown once at the prompt (plus once in the replayed scrollback), not echoed a second time
+    assert capture(srv, f"={s}:spaced").count(shlex.join(SPACED)) == 2
     # ... and runs unchanged once the user presses Enter: quoting survived the round trip
     srv.cmd("send-keys", "-t", f"={s}:spaced", "Enter")
     assert _same_argv(_wait_fg(srv, link, spaced_uid, "python3"), SPACED)
