@@ -209,3 +209,9 @@ def test_task_environment(ws: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = cli(capsys, "task", "t", "--environment", "staging")
     assert code == 0 and out == "t\nenvironment: staging\n"
     assert json.loads((ws / AGENT_FILE).read_text())["environment"] == "staging"
+
+
+def test_status_imports_a_fresh_agent_file(ws: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (ws / AGENT_FILE).write_text(json.dumps({"current_task": "just written", "next_steps": ["go"]}))
+    code, out, _ = cli(capsys, "status")
+    assert code == 0 and "task       just written" in out and "next       1. go" in out

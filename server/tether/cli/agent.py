@@ -112,6 +112,7 @@ def _status_extension(store: Store, data: dict[str, Any], lines: list[str]) -> N
     from tether.agent_state import status_section
     from tether.scan import Scanner
 
+    _warn(AgentSession(store).import_file()[1])  # an agent may have just written the file
     # `tether status` has just walked the workspace: look again only at what it found changed.
     changed = data.get("changedSinceCheckpoint")
     scan = None
