@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from tether.errors import OutsideWorkspaceError
+from tether.errors import OutsideWorkspaceError, StoreError
 from tether.paths import normalize_rel
 from tether.scan import DEFAULT_MAX_FILE_BYTES, Scanner, ScanResult, printable_name
 from tether.store import CheckpointInfo, Skipped, Store
@@ -22,6 +22,8 @@ from tether.store import CheckpointInfo, Skipped, Store
 log = logging.getLogger(__name__)
 
 Provider = Callable[[], bytes | None]
+# Live state (not part of any checkpoint): the scanner's directory listings.
+LISTINGS_STATE = "scan.listings"
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class Checkpointer:
         self._providers: dict[str, Provider] = {}
         self._pending: set[str] = set()
         self._lock = threading.Lock()
+        self._listings_loaded = False
 
     def add_provider(self, name: str, fn: Provider) -> None:
         self._providers[name] = fn
@@ -105,7 +108,7 @@ class Checkpointer:
                         scan.seen,
                     )
             elif full or (paths is None and not told):
-                scan = self.scanner.full_scan(self.store.head())
+                scan = self.scan_workspace()
                 skipped_scope = None
             else:
                 rels = self._rels(told)
@@ -135,7 +138,26 @@ class Checkpointer:
             raise
         if info is not None:
             log.info("checkpoint %s (%s): %d files", info.id, trigger, len(info.files))
+        self._save_listings()
         return CheckpointOutcome(info, scan)
+
+    def scan_workspace(self) -> ScanResult:
+        """A stat-cache walk of the whole workspace, writing nothing (``tether status``)."""
+        if not self._listings_loaded:
+            self._listings_loaded = True
+            data = self.store.get_state(LISTINGS_STATE)
+            if data and not self.scanner.has_listings:
+                self.scanner.import_listings(data)
+        return self.scanner.full_scan(self.store.head())
+
+    def _save_listings(self) -> None:
+        # After the checkpoint, in its own small transaction: the next process's first walk
+        # (a session start) then lists only directories that changed in between.
+        if self.scanner.listings_dirty:
+            try:
+                self.store.put_state(LISTINGS_STATE, self.scanner.export_listings())
+            except StoreError as exc:
+                log.warning("could not keep directory listings: %s", exc.message)
 
     def _rel_or_none(self, p: str) -> str | None:
         try:

@@ -14,11 +14,13 @@ over LSP), so they are reported as skipped rather than tracked under a lossy nam
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
 import stat as stat_mod
 import threading
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +55,7 @@ DEFAULT_IGNORED_DIRS = frozenset(
 # every checkpoint rewrite look like a change.
 DEFAULT_IGNORED_FILES = frozenset({".agent-session.json", ".DS_Store"})
 GITIGNORE = ".gitignore"
+LISTINGS_FORMAT = 1
 # Threads for a whole-tree walk, from this many tracked files on (below, one thread is faster).
 WALK_THREADS = 2
 PARALLEL_MIN_FILES = 2000
@@ -260,10 +263,64 @@ class Scanner:
         self._listings: dict[str, _Listing] = {}
         self._gitignores: dict[str, tuple[int, int, int]] = {}
         self._cache_lock = threading.Lock()
+        self.listings_dirty = False
 
     def _ignore(self) -> _Ignore:
         # Fresh per scan: .gitignore files may have changed since the last one.
         return _Ignore(self.root, self._ignored_dirs, self._ignored_files)
+
+    # --- listings kept across processes -----------------------------------------------------
+
+    def _fingerprint(self) -> list[object]:
+        return [LISTINGS_FORMAT, self.max_file_bytes, sorted(self._ignored_dirs), sorted(self._ignored_files)]
+
+    def export_listings(self) -> bytes:
+        """The directory listings, for a later process's first walk (the session-start scan)."""
+        with self._cache_lock:
+            dirs = {
+                rel: [
+                    *lst.key,
+                    lst.has_gitignore,
+                    [name for name, _ in lst.files],
+                    [d.rpartition("/")[2] for d in lst.subdirs],
+                    [[k.path, k.reason, k.size] for k in lst.skips],
+                ]
+                for rel, lst in self._listings.items()
+            }
+            doc = {"fp": self._fingerprint(), "dirs": dirs, "gi": self._gitignores}
+            self.listings_dirty = False
+        return zlib.compress(json.dumps(doc, separators=(",", ":")).encode(), 1)
+
+    def import_listings(self, data: bytes) -> bool:
+        """Adopt exported listings; False (and nothing adopted) when unusable. Each listing is
+        still checked against its directory's stat before use, so stale ones are harmless."""
+        try:
+            doc = json.loads(zlib.decompress(data))
+            if doc["fp"] != json.loads(json.dumps(self._fingerprint())):
+                return False
+            listings = {}
+            for rel, (m, c, i, g, files, subdirs, skips) in doc["dirs"].items():
+                prefix = rel + "/" if rel else ""
+                listings[rel] = _Listing(
+                    (int(m), int(c), int(i)),
+                    [(n, prefix + n) for n in files],
+                    [prefix + d for d in subdirs],
+                    [Skipped(str(p), str(r), int(z)) for p, r, z in skips],
+                    bool(g),
+                )
+            gitignores = {str(k): (int(v[0]), int(v[1]), int(v[2])) for k, v in doc["gi"].items()}
+        except (ValueError, TypeError, KeyError, zlib.error) as exc:
+            log.warning("ignoring stored directory listings: %s", exc)
+            return False
+        with self._cache_lock:
+            self._listings = listings
+            self._gitignores = gitignores
+            self.listings_dirty = False
+        return True
+
+    @property
+    def has_listings(self) -> bool:
+        return bool(self._listings)
 
     # --- whole tree -----------------------------------------------------------------------
 
@@ -445,6 +502,7 @@ class Scanner:
             else:
                 self._gitignores.pop(gi, None)
             self._listings[rel_dir] = listing
+            self.listings_dirty = True
 
     def _walk_dir(self, fd: int, rel_dir: str, stack: Stack, walk: _Walk, key: tuple[int, int, int]) -> None:
         """One directory of the walk. This loop runs once per file in the workspace, so it is

@@ -357,3 +357,44 @@ def test_warm_scanner_sees_in_place_edits_additions_and_removals(workspace: Path
     info = cp.checkpoint("periodic").info
     assert info is not None and set(info.files) == {"d/a.txt", "d/b.txt", "d/sub/new.txt"}
     assert tracked(store) == {"d/a.txt", "d/sub/new.txt"}
+
+
+def test_listings_kept_for_the_next_process_stay_correct(
+    workspace: Path, state_dir: Path, store: Store
+) -> None:
+    write(workspace, ".gitignore", "*.log\n")
+    write(workspace, "d/a.txt", "1\n")
+    write(workspace, "d/e/b.txt", "1\n")
+    write(workspace, "only-ignored/x.log", "noise\n")
+    Checkpointer(store).checkpoint("manual")
+    assert store.get_state("scan.listings")  # kept for the next session
+    # A "new session": another store handle and checkpointer, after changes of every kind.
+    with open(workspace / "d/a.txt", "a") as fh:
+        fh.write("in place\n")
+    write(workspace, "d/e/new.txt", "n\n")
+    write(workspace, "only-ignored/found.txt", "not ignored\n")
+    write(workspace, ".gitignore", "*.log\nb.txt\n")
+    with Store.open(workspace, state_dir) as other:
+        cp = Checkpointer(other)
+        info = cp.checkpoint("periodic").info
+        assert cp.scanner.has_listings
+        assert info is not None
+        assert set(info.files) == {
+            ".gitignore",
+            "d/a.txt",
+            "d/e/new.txt",
+            "d/e/b.txt",  # now ignored: no longer tracked
+            "only-ignored/found.txt",
+        }
+        assert set(other.head()) == {".gitignore", "d/a.txt", "d/e/new.txt", "only-ignored/found.txt"}
+
+
+def test_damaged_or_foreign_listings_are_ignored(workspace: Path, state_dir: Path, store: Store) -> None:
+    write(workspace, "a.txt", "1\n")
+    store.put_state("scan.listings", b"not zlib at all")
+    cp = Checkpointer(store)
+    assert cp.checkpoint("manual").info is not None
+    assert Scanner(workspace).import_listings(b"garbage") is False
+    exported = cp.scanner.export_listings()
+    assert Scanner(workspace, max_file_bytes=10).import_listings(exported) is False  # other config
+    assert Scanner(workspace).import_listings(exported) is True

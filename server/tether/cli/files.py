@@ -216,7 +216,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     with open_store(args) as store:
         latest = store.latest()
-        scan = Checkpointer(store).scanner.full_scan(store.head())
+        scan = Checkpointer(store).scan_workspace()
         # Stored skips (from the last checkpoints) plus what this scan found now.
         skipped = {s.path: s for s in store.skipped()}
         skipped.update({s.path: s for s in scan.skipped})
