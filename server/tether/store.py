@@ -19,6 +19,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -688,7 +689,8 @@ class Store:
         if self._head is None or not self._head_fresh():
             version = self._data_version()
             rows = self._query("SELECT path, hash, mode, size, mtime_ns, ino FROM head")
-            self._head = {r[0]: StatEntry(*r) for r in rows}
+            # zip/map instead of a comprehension: this builds one entry per tracked file.
+            self._head = dict(zip(map(itemgetter(0), rows), map(StatEntry._make, rows), strict=True))
             self._head_version = version
         return self._head
 
