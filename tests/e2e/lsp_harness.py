@@ -100,9 +100,13 @@ class Session:
             P.CLIENT_NOTIFY_CURSOR, {"uri": uri, "line": line, "character": character}
         )
 
-    async def wait_status(self, pred: Any, what: str = "status", timeout: float = 15) -> dict[str, Any]:
+    async def wait_status(
+        self, pred: Any, what: str = "status", timeout: float = 15, since: int = 0
+    ) -> dict[str, Any]:
+        """The newest status matching ``pred`` among those received after the first ``since``."""
+
         def check() -> dict[str, Any] | None:
-            for s in reversed(self.statuses):
+            for s in reversed(self.statuses[since:]):
                 if pred(s):
                     return s
             return None

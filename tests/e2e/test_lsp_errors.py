@@ -170,7 +170,9 @@ async def test_sigkill_mid_checkpoint_keeps_the_store_whole(workspace: Path, sta
     a = await start_session(workspace, state_dir, "visual-studio-code")
     await a.wait_status(lambda st: st["lastCheckpoint"] is not None, "baseline", timeout=60)
     baseline = (await a.timeline())[0]
+    await a.wait_status(lambda st: st["state"] == "idle", "idle after the baseline")
     # A burst the agent wrote on disk, reported by the editor's watcher: one big checkpoint.
+    seen = len(a.statuses)
     for i in range(n_files):
         (workspace / f"big{i:02}.bin").write_bytes(os.urandom(size))
     a.client.workspace_did_change_watched_files(
@@ -181,7 +183,7 @@ async def test_sigkill_mid_checkpoint_keeps_the_store_whole(workspace: Path, sta
             ]
         )
     )
-    await a.wait_status(lambda st: st["state"] == "busy", "checkpoint under way", timeout=20)
+    await a.wait_status(lambda st: st["state"] == "busy", "checkpoint under way", timeout=20, since=seen)
     os.kill(a.pid, signal.SIGKILL)
     await a.kill()
 
@@ -189,6 +191,10 @@ async def test_sigkill_mid_checkpoint_keeps_the_store_whole(workspace: Path, sta
     conn = sqlite3.connect(db)
     try:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        orphans = conn.execute(
+            "SELECT COUNT(*) FROM changes WHERE checkpoint NOT IN (SELECT id FROM checkpoints)"
+        ).fetchone()[0]
+        assert orphans == 0
     finally:
         conn.close()
     b = await start_session(workspace, state_dir, "visual-studio-code")

@@ -171,3 +171,11 @@ def test_secret_looking_paths() -> None:
         assert looks_secret(rel), rel
     for rel in ["app.py", "environment.md", "src/keyboard.ts", "README"]:
         assert not looks_secret(rel), rel
+
+
+def test_encoded_uris_map_to_workspace_paths(docs: Documents, workspace: Path) -> None:
+    (workspace / "my dir").mkdir()
+    uri = (workspace / "my dir" / "naïve file.py").as_uri()
+    assert "%20" in uri
+    doc = docs.open(uri, 1, "")
+    assert doc is not None and doc.path == "my dir/naïve file.py"
