@@ -640,7 +640,11 @@ class AgentSession:
         # only those paths (O(changed)).
         scanner: Scanner = checkpointer.scanner
         scan = scanner.full_scan(self.store.head())
-        touched = sorted(set(scan.changed_paths) | set(patch.get("files", [])))
+        told = list(patch.get("files", []))
+        changed_now = sorted(set(scan.changed_paths) | set(told))
+        # A step's files are what changed since the previous step, even when another checkpoint
+        # (a save, `tether run`'s) already recorded some of them in between.
+        touched = sorted(set(changed_now) | set(self._changed_since_last_step(scan)))
         now = iso_now()
         preview = _apply_cli_patch(self.state(), patch)
         if "files" not in patch and touched:
@@ -649,7 +653,7 @@ class AgentSession:
         outcome = checkpointer.checkpoint(
             protocol.TRIGGER_STEP,
             message,
-            paths=touched,
+            paths=changed_now,
             allow_empty=True,
             extra_attachments={protocol.ATTACH_AGENT: self._attachment(preview)},
         )
@@ -668,6 +672,17 @@ class AgentSession:
         self._update(fn)
         self.write_file()
         return info
+
+    def _changed_since_last_step(self, scan: ScanResult) -> list[str]:
+        from tether.runs import changed_since, current_hashes
+
+        last = next((st for st in reversed(self.state().steps) if st.checkpoint), None)
+        if last is None or last.checkpoint is None:
+            return []
+        try:
+            return changed_since(self.store, last.checkpoint, current_hashes(self.store, scan))
+        except NoCheckpointError:  # collected by gc
+            return []
 
     # -- attachment, checkpoint hook, hand-off
 

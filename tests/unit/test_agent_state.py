@@ -567,3 +567,18 @@ def test_three_way_merge_takes_exactly_what_the_agent_changed(
             assert merged.get(key) == theirs_x.get(key), key
         else:
             assert merged.get(key) == ours_x.get(key), key
+
+
+def test_step_files_are_changes_since_the_previous_step(store: Store, workspace: Path) -> None:
+    session = AgentSession(store)
+    cp = Checkpointer(store)
+    (workspace / "a.py").write_text("1\n")
+    session.record_step(cp, "first")
+    (workspace / "a.py").write_text("2\n")
+    # Another checkpoint (a save, or `tether run`'s) records the edit before the step does.
+    assert cp.checkpoint(protocol.TRIGGER_SAVE, full=True).info is not None
+    info = session.record_step(cp, "second")
+    assert info.files == ()
+    assert session.state().steps[-1].files == ["a.py"]
+    att = store.attachment(info.id, protocol.ATTACH_AGENT)
+    assert att is not None and parse_attachment(att, info.id)[0].steps[-1].files == ["a.py"]

@@ -184,10 +184,11 @@ def cmd_step(args: argparse.Namespace) -> int:
         )
         state = session.state()
         step = state.steps[-1] if state.steps else None
-        files = plural(len(info.files), "file")
+        touched = step.files if step is not None and step.checkpoint == info.id else list(info.files)
+        files = plural(len(touched), "file")
         lines = [
-            f"step recorded in checkpoint {info.id}: {files} changed"
-            + (f" ({', '.join(info.files[:6])}{' …' if len(info.files) > 6 else ''})" if info.files else "")
+            f"step recorded in checkpoint {info.id}: {files} changed since the last step"
+            + (f" ({', '.join(touched[:6])}{' …' if len(touched) > 6 else ''})" if touched else "")
         ]
         if state.next_steps:
             lines.append("next:")
