@@ -780,7 +780,9 @@ class _WindowPlan:
 
 
 @dataclass
-class _PaneRow:
+class PaneInfo:
+    """One row of the ``list-panes -a -F`` call: live pane metadata."""
+
     session: str
     window_index: int
     layout: str
@@ -938,7 +940,7 @@ class TmuxLink:
         self._create(plans, 200, 50)
         return self.session, True
 
-    def panes(self) -> list[_PaneRow]:
+    def panes(self) -> list[PaneInfo]:
         """Live metadata of this session's panes (one list-panes call). Raises TmuxError when the
         server is not running."""
         res = self._run(["list-panes", "-a", "-F", _LIST_FORMAT])
@@ -1056,7 +1058,7 @@ class TmuxLink:
         h.update(repr((self.config.scrollback_lines, self.config.history_lines)).encode())
         return h.hexdigest()
 
-    def _capture(self, rows: list[_PaneRow]) -> TmuxSnapshot | None:
+    def _capture(self, rows: list[PaneInfo]) -> TmuxSnapshot | None:
         nonce = secrets.token_hex(8)
         n = self.config.scrollback_lines
         cmds: list[list[str]] = []
@@ -1303,8 +1305,8 @@ def _policy(p: RunPolicy | str | None) -> RunPolicy:
     raise TmuxError(f"unknown run policy {p!r} (expected 'allowlist' or 'never')")
 
 
-def _parse_rows(text: str) -> list[_PaneRow]:
-    rows: list[_PaneRow] = []
+def _parse_rows(text: str) -> list[PaneInfo]:
+    rows: list[PaneInfo] = []
     for line in text.splitlines():
         parts = line.split(_SEP)
         if len(parts) != len(_FIELDS):
@@ -1313,7 +1315,7 @@ def _parse_rows(text: str) -> list[_PaneRow]:
         f = dict(zip(_FIELDS, parts, strict=True))
         try:
             rows.append(
-                _PaneRow(
+                PaneInfo(
                     session=f["session_name"],
                     window_index=int(f["window_index"]),
                     layout=f["window_layout"],
@@ -1357,6 +1359,7 @@ def _split_sections(out: str, nonce: str) -> dict[str, list[str]]:
 __all__ = [
     "DEFAULT_ALLOWLIST",
     "SCHEMA_VERSION",
+    "PaneInfo",
     "PaneRestore",
     "PaneSnapshot",
     "RestoreReport",
