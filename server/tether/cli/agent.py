@@ -126,10 +126,7 @@ def _status_extension(store: Store, data: dict[str, Any], lines: list[str]) -> N
 def _checkpoint_extension(store: Store, cp: Checkpointer, args: argparse.Namespace) -> Any:
     """`tether checkpoint` carries the agent (and tmux) state and rewrites .agent-session.json."""
     session = AgentSession(store)
-    cp.add_provider(protocol.ATTACH_AGENT, session.provider)
-    tmux = _tmux_provider(store.root, args.state_dir)
-    if tmux is not None:
-        cp.add_provider(protocol.ATTACH_TMUX, tmux)
+    _add_providers(cp, session, args.state_dir)
     return session.after_checkpoint
 
 
@@ -155,12 +152,17 @@ def _tmux_provider(root: Path, state: str | None) -> Any:
     return snapshot
 
 
-def make_checkpointer(store: Store, session: AgentSession, state: str | None = None) -> Checkpointer:
-    cp = Checkpointer(store)
+def _add_providers(cp: Checkpointer, session: AgentSession, state: str | None) -> None:
     cp.add_provider(protocol.ATTACH_AGENT, session.provider)
-    tmux = _tmux_provider(store.root, state)
+    tmux = _tmux_provider(session.root, state)
     if tmux is not None:
         cp.add_provider(protocol.ATTACH_TMUX, tmux)
+
+
+def make_checkpointer(store: Store, session: AgentSession, state: str | None = None) -> Checkpointer:
+    """A checkpointer whose checkpoints carry the agent state and, when tmux runs, its snapshot."""
+    cp = Checkpointer(store)
+    _add_providers(cp, session, state)
     return cp
 
 
@@ -183,8 +185,9 @@ def cmd_step(args: argparse.Namespace) -> int:
             files=_abs(args.files),
         )
         state = session.state()
-        step = state.steps[-1] if state.steps else None
-        touched = step.files if step is not None and step.checkpoint == info.id else list(info.files)
+        # Another process may have recorded a step meanwhile: ours is the one with our checkpoint.
+        step = next((st for st in reversed(state.steps) if st.checkpoint == info.id), None)
+        touched = step.files if step is not None else list(info.files)
         files = plural(len(touched), "file")
         lines = [
             f"step recorded in checkpoint {info.id}: {files} changed since the last step"
