@@ -63,6 +63,11 @@ MAX_FILES = 500
 MAX_LIVE_STEPS = 200
 # Steps carried in each checkpoint's attachment (the timeline needs the recent ones).
 MAX_ATTACHED_STEPS = 50
+# Runs (and lines of their output) carried in each attachment: the live state keeps more.
+MAX_ATTACHED_RUNS = 10
+ATTACHED_TAIL_LINES = 20
+# Paths kept per step; the step's checkpoint lists every changed file anyway.
+MAX_STEP_FILES = 200
 
 KNOWN_KEYS = ("current_task", "files_in_progress", "next_steps", "environment", "last_checkpoint")
 
@@ -644,7 +649,7 @@ class AgentSession:
         changed_now = sorted(set(scan.changed_paths) | set(told))
         # A step's files are what changed since the previous step, even when another checkpoint
         # (a save, `tether run`'s) already recorded some of them in between.
-        touched = sorted(set(changed_now) | set(self._changed_since_last_step(scan)))
+        touched = sorted(set(changed_now) | set(self._changed_since_last_step(scan)))[:MAX_STEP_FILES]
         now = iso_now()
         preview = _apply_cli_patch(self.state(), patch)
         if "files" not in patch and touched:
@@ -659,7 +664,7 @@ class AgentSession:
         )
         info = outcome.info
         assert info is not None  # allow_empty
-        step = Step(now, message, sorted(set(touched) | set(info.files)), info.id)
+        step = Step(now, message, sorted(set(touched) | set(info.files))[:MAX_STEP_FILES], info.id)
 
         def fn(doc: _Doc) -> bool:
             doc.state = _apply_cli_patch(doc.state, patch)
@@ -694,7 +699,12 @@ class AgentSession:
         doc.pop("lastCheckpoint", None)
         doc.pop("warning", None)
         doc["steps"] = doc["steps"][-MAX_ATTACHED_STEPS:]
-        doc["runs"] = [r.to_json() for r in load_runs(self.store)[-20:]]
+        runs = []
+        for r in load_runs(self.store)[-MAX_ATTACHED_RUNS:]:
+            rj = r.to_json()
+            rj["outputTail"] = rj["outputTail"][-ATTACHED_TAIL_LINES:]
+            runs.append(rj)
+        doc["runs"] = runs
         doc["schema"] = SCHEMA
         return json.dumps(doc, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
 
