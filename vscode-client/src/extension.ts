@@ -2,6 +2,7 @@
 import * as vscode from "vscode";
 import { ExecuteCommandRequest, LanguageClient, ResponseError } from "vscode-languageclient/node";
 import { CHECKPOINT_SCHEME, CheckpointContentProvider, CheckpointUi } from "./checkpoints";
+import { CursorReporter } from "./cursor";
 import { normalizeNextSteps, openTerminal, showNextSteps, validateOpenTerminal } from "./notifications";
 import {
   CheckpointInfo,
@@ -58,6 +59,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<Tether
   let lastStatus: Status | undefined;
   let lastNextSteps: ShowNextStepsParams | undefined;
   let terminalRequests = 0;
+  // eslint-disable-next-line prefer-const -- created after the manager, which it sends through
+  let cursors: CursorReporter | undefined;
   const statusWaiters = new Set<(s: Status) => void>();
 
   const manager = new ServerManager(output, {
@@ -65,6 +68,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Tether
     onRunning: () => (lastStatus ? indicator.update(lastStatus) : indicator.setRunning()),
     onFailed: (m) => indicator.setFailed(m),
     onNoFolder: () => indicator.setNoFolder(),
+    beforeStop: () => cursors?.flush(),
     clientOptions: () => ({
       middleware: {
         window: {
@@ -76,6 +80,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Tether
             try {
               const uri = vscode.Uri.parse(params.uri);
               const sel = params.selection;
+              output.trace(`showDocument ${params.uri} ${JSON.stringify(sel)}`);
               await vscode.window.showTextDocument(uri, {
                 preview: false,
                 preserveFocus: params.takeFocus !== true,
@@ -125,7 +130,18 @@ export async function activate(context: vscode.ExtensionContext): Promise<Tether
   });
   context.subscriptions.push(manager);
 
+  cursors = new CursorReporter((method, params) => {
+    const client = manager.current;
+    if (client && manager.running) {
+      client.sendNotification(method, params).catch((e: unknown) => output.warn(`${method}: ${errText(e)}`));
+    }
+  });
+  context.subscriptions.push(cursors);
+  const flushCursors = (): void => cursors?.flush();
+
   const exec = async <T>(command: string, params: object = {}): Promise<T> => {
+    // Commands that checkpoint must see the latest cursor, not one still in the throttle.
+    flushCursors();
     const client = manager.current;
     if (!client || !manager.running) {
       throw new CommandError(
@@ -265,6 +281,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<Tether
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (e.affectsConfiguration("tether.serverPath") || e.affectsConfiguration("tether.pythonPath")) {
         void manager.restart();
+      } else if (e.affectsConfiguration("tether")) {
+        void manager.notifyConfigurationChanged();
       }
     }),
     vscode.workspace.onDidChangeWorkspaceFolders(() => void manager.restart()),

@@ -56,6 +56,10 @@ export function normalizeNextSteps(p: unknown): ShowNextStepsParams {
 }
 
 export function nextStepsMessage(p: ShowNextStepsParams): string {
+  // The server's summary already says task and next steps; built here only when it is absent.
+  if (p.summary.trim()) {
+    return `Tether: ${p.summary.trim()}`;
+  }
   const parts: string[] = [];
   if (p.task) {
     parts.push(`Task: ${p.task}.`);
@@ -65,9 +69,6 @@ export function nextStepsMessage(p: ShowNextStepsParams): string {
     parts.push(`Next: ${p.nextSteps[0]}${more}.`);
   } else {
     parts.push("No next steps recorded.");
-  }
-  if (p.summary) {
-    parts.push(p.summary);
   }
   return `Tether: ${parts.join(" ")}`;
 }

@@ -35,6 +35,11 @@ export const NOTIFY_SHOW_NEXT_STEPS = "tether/showNextSteps";
 
 export const NOTIFICATIONS = [NOTIFY_STATUS, NOTIFY_OPEN_TERMINAL, NOTIFY_SHOW_NEXT_STEPS] as const;
 
+// client -> server notifications (LSP has no standard one for cursors)
+export const CLIENT_NOTIFY_CURSOR = "tether/cursor";
+
+export const CLIENT_NOTIFICATIONS = [CLIENT_NOTIFY_CURSOR] as const;
+
 // Checkpoint triggers, stored verbatim and shown in timelines.
 export const TRIGGER_SAVE = "save";
 export const TRIGGER_STEP = "step";
@@ -153,6 +158,13 @@ export interface ShowNextStepsParams {
   filesInProgress: string[];
   runs: RunSummary[];
   summary: string;
+}
+
+export interface CursorParams {
+  uri: string;
+  line: number;
+  character: number;
+  visibleRange?: { start: number; end: number };
 }
 
 export interface InitializationOptions {

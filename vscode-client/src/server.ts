@@ -7,6 +7,7 @@ import * as vscode from "vscode";
 import {
   CloseAction,
   CloseHandlerResult,
+  DidChangeConfigurationNotification,
   ErrorAction,
   ErrorHandler,
   ErrorHandlerResult,
@@ -197,6 +198,8 @@ export interface ManagerHooks {
   onRunning(): void;
   onFailed(message: string): void;
   onNoFolder(): void;
+  /** Last chance to notify a running server before an orderly stop. */
+  beforeStop(): void;
   clientOptions(): Partial<LanguageClientOptions>;
 }
 
@@ -253,16 +256,36 @@ export class ServerManager implements vscode.Disposable {
     return p;
   }
 
+  /**
+   * Tells a running server that settings changed; it pulls them with workspace/configuration.
+   * Not left to the client's own configuration sync, which races with a restart for
+   * tether.serverPath/pythonPath changes and reports a failed notification.
+   */
+  async notifyConfigurationChanged(): Promise<void> {
+    const c = this.client;
+    if (!c || c.state !== State.Running || this.queuedRestart) {
+      return;
+    }
+    try {
+      await c.sendNotification(DidChangeConfigurationNotification.type, { settings: { tether: initializationOptions() } });
+    } catch (e) {
+      this.output.warn(`workspace/didChangeConfiguration: ${errText(e)}`);
+    }
+  }
+
   stop(): Promise<void> {
     return this.enqueue(() => this.doStop());
   }
 
   private async doStop(): Promise<void> {
     const c = this.client;
-    this.client = undefined;
     if (!c) {
       return;
     }
+    if (c.state === State.Running) {
+      this.hooks.beforeStop();
+    }
+    this.client = undefined;
     try {
       if (c.state !== State.Stopped) {
         await c.stop(5_000);
@@ -329,7 +352,6 @@ export class ServerManager implements vscode.Disposable {
       documentSelector: [{ scheme: "file" }],
       outputChannel: this.output,
       initializationOptions: initializationOptions(),
-      synchronize: { configurationSection: "tether" },
       errorHandler: this.errorHandler(),
       initializationFailedHandler: () => false,
       ...this.hooks.clientOptions(),
@@ -341,6 +363,7 @@ export class ServerManager implements vscode.Disposable {
         return;
       }
       if (ev.newState === State.Running) {
+        this.lastErrorMessage = undefined;
         this.hooks.onRunning();
       } else if (ev.newState === State.Starting) {
         this.hooks.onStarting();

@@ -146,6 +146,15 @@ async function sessionA(browser: Browser, dirs: RunDirs, vsix: string): Promise<
       await waitStatus(page, /just now|\ds ago/);
       await screenshot(page, "a-after-checkpoint");
     });
+    ok &&= await check(page, "A: Tether: Start agent session opens a terminal attached to the tmux session", async () => {
+      await focusWorkbench(page);
+      await runCommand(page, "Tether: Start agent session");
+      await page.locator(".part.panel", { hasText: /tether-/ }).first().waitFor({ timeout: 20_000 });
+      await page.locator(".part.panel .xterm").first().waitFor({ timeout: 20_000 });
+      // the terminal is a real tmux client: the status line of tmux shows up in it
+      await page.locator(".part.panel .xterm-rows", { hasText: /\[tether-/ }).first().waitFor({ timeout: 20_000 });
+      await screenshot(page, "a-agent-terminal");
+    });
   } finally {
     log("killing code-server A (SIGKILL to its process group: no clean shutdown)");
     await cs.kill();
@@ -184,6 +193,9 @@ async function sessionB(browser: Browser, dirs: RunDirs, vsix: string): Promise<
         throw new Error("the unsaved text was written to disk");
       }
       await screenshot(page, "b-resumed");
+    });
+    await check(page, "B: resume reattaches the agent's tmux session in a terminal", async () => {
+      await page.locator(".part.panel .xterm-rows", { hasText: /\[tether-/ }).first().waitFor({ timeout: 20_000 });
     });
     await check(page, "B: the next steps are shown after resume", async () => {
       await toast(page, "add tests").waitFor({ timeout: 20_000 });
@@ -255,6 +267,29 @@ async function sessionB(browser: Browser, dirs: RunDirs, vsix: string): Promise<
       await waitUntil(() => fs.readFileSync(appPath, "utf8") === savedInA, "src/app.py restored to the checkpoint");
       await toast(page, /restored \d+ files? from checkpoint #\d+/).waitFor({ timeout: 15_000 });
       await screenshot(page, "b-restored");
+    });
+    await check(page, "B: a server that cannot start shows an error with Show logs", async () => {
+      // As a user would: point tether.serverPath (a machine setting) at nothing.
+      const machineSettings = path.join(cs.dir, "user-data/Machine/settings.json");
+      const saved = fs.readFileSync(machineSettings, "utf8");
+      const bad = { ...JSON.parse(saved), "tether.serverPath": "/nonexistent/tether" };
+      fs.writeFileSync(machineSettings, JSON.stringify(bad, null, 1));
+      try {
+        const err = toast(page, /tether\.serverPath is set to "\/nonexistent\/tether"/);
+        await err.waitFor({ timeout: 30_000 });
+        await waitStatus(page, /^Tether$/, 10_000);
+        if ((await tetherStatusItem(page).locator(".codicon-error").count()) < 1) {
+          throw new Error("no $(error) icon in the status bar");
+        }
+        await screenshot(page, "b-server-error");
+        await err.locator(".monaco-button", { hasText: "Show logs" }).click();
+        await page.locator(".part.panel .monaco-editor .view-lines", { hasText: "not an executable file" }).first().waitFor({ timeout: 15_000 });
+        await screenshot(page, "b-server-error-logs");
+      } finally {
+        fs.writeFileSync(machineSettings, saved);
+      }
+      // back to a running server (which may offer to resume the session it was cut off from)
+      await waitStatus(page, /ago|no checkpoint yet|Resume agent session/, 60_000);
     });
   } finally {
     await cs.kill();

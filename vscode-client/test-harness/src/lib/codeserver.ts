@@ -109,6 +109,8 @@ export async function startCodeServer(o: CodeServerOptions): Promise<CodeServer>
         "chat.disableAIFeatures": true,
         "files.hotExit": "off",
         "files.autoSave": "off",
+        // DOM renderer: the terminal's text is then readable by the UI tests
+        "terminal.integrated.gpuAcceleration": "off",
         "workbench.secondarySideBar.defaultVisibility": "hidden",
         "editor.autoClosingBrackets": "never",
         "editor.autoClosingQuotes": "never",

@@ -219,6 +219,20 @@ export function defineExtensionTests(): void {
       const editor = await vscode.window.showTextDocument(doc, { preview: false });
       await editor.edit((eb) => eb.insert(new vscode.Position(doc.lineCount, 0), "# unsaved edit from host test\n"));
       assert.ok(doc.isDirty);
+      // the cursor goes to the server as tether/cursor (throttled; flushed before a command)
+      let sub: vscode.Disposable | undefined;
+      const moved = new Promise<void>((resolve) => {
+        sub = vscode.window.onDidChangeTextEditorSelection((e) => {
+          if (e.textEditor.document === doc && e.selections[0]?.active.line === 1) {
+            resolve();
+          }
+        });
+      });
+      editor.selection = new vscode.Selection(1, 3, 1, 3);
+      // the selection event comes back from the workbench asynchronously; the extension's
+      // listener (registered at activation) has seen it once this one has
+      await waitFor(() => Promise.race([moved.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 200))]), "the selection event");
+      sub?.dispose();
       const cp = await vscode.commands.executeCommand<CheckpointInfo>("tether.checkpointNow", "with unsaved edit");
       assert.ok(cp);
       await api.whenStatus((s) => s.dirtyBuffers >= 1 && s.lastCheckpoint?.id === cp.id, 15_000);
@@ -244,6 +258,12 @@ export function defineExtensionTests(): void {
       assert.strictEqual(fs.readFileSync(doc.uri.fsPath, "utf8"), 'print("hello")\n', "the file on disk is untouched");
       assert.ok(allTabs().some((t) => t.input instanceof vscode.TabInputText && t.input.uri.fsPath === doc.uri.fsPath));
       await api.whenStatus((s) => !s.resumeAvailable, 15_000);
+      const reopened = await vscode.window.showTextDocument(restored, { preview: false });
+      assert.deepStrictEqual(
+        [reopened.selection.active.line, reopened.selection.active.character],
+        [1, 3],
+        "the cursor is back where it was",
+      );
     });
 
     it("serialises restarts: concurrent requests share one queued restart", async function () {

@@ -118,6 +118,11 @@ export function definePureTests(): void {
       assert.deepStrictEqual(p.filesInProgress, []);
       assert.strictEqual(nextStepsMessage(p), "Tether: Task: auth. Next: tests (+1 more).");
       assert.strictEqual(nextStepsMessage(normalizeNextSteps(undefined)), "Tether: No next steps recorded.");
+      // the server's own summary wins, so nothing is said twice
+      assert.strictEqual(
+        nextStepsMessage(normalizeNextSteps({ task: "auth", nextSteps: ["tests"], summary: "Task: auth. Next: tests." })),
+        "Tether: Task: auth. Next: tests.",
+      );
     });
   });
 
