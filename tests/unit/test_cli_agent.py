@@ -23,8 +23,12 @@ from tether.store import Store
 def ws(workspace: Path, state_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
     monkeypatch.chdir(workspace)
     (workspace / ".git").mkdir()  # the root marker `tether` looks for
-    # Nothing here may reach a real tmux server: point the link at a socket that does not exist.
+    # Nothing here may reach a real tmux server: point the link at a socket that does not exist,
+    # and keep tmux off PATH so the unit tier starts no process (the tmux tier covers it).
     monkeypatch.setenv("TETHER_TMUX_SOCKET", str(tmp_path / "no-tmux-here"))
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
     yield workspace
 
 
