@@ -8,6 +8,7 @@ the one the edits were made on) and which to skip, with a reason a user can act 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,10 +20,31 @@ from tether.paths import normalize_rel
 from tether.protocol import ATTACH_EDITOR
 from tether.store import Store
 
-# Live state keys (Store.put_state): this server's journal, and the previous server's, kept
-# aside until it is resumed.
+# Live state keys (Store.put_state). STATE_JOURNAL holds one journal per running (or
+# crashed) server: {"version": 2, "sessions": [journal, ...]}, updated read-modify-write so two
+# editors on one workspace never erase each other. STATE_PENDING is a dead session's journal,
+# set aside at startup until it is resumed.
 STATE_JOURNAL = "editor"
 STATE_PENDING = "editor.pending"
+JOURNALS_VERSION = 2
+
+
+def journal_sessions(data: bytes | None) -> list[dict[str, Any]]:
+    """The journals in STATE_JOURNAL (also reads a bare single journal); never raises."""
+    if not data:
+        return []
+    try:
+        doc = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return []
+    if isinstance(doc, dict) and isinstance(doc.get("sessions"), list):
+        return [j for j in doc["sessions"] if isinstance(j, dict)]
+    single = parse_editor_state(data)
+    return [single] if single is not None else []
+
+
+def dump_sessions(sessions: list[dict[str, Any]]) -> bytes:
+    return json.dumps({"version": JOURNALS_VERSION, "sessions": sessions}).encode("utf-8")
 
 
 @dataclass(frozen=True)

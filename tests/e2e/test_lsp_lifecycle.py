@@ -197,3 +197,26 @@ async def test_clean_shutdown_keeps_the_session_resumable(workspace: Path, state
         assert doc.selection is not None and doc.selection.start.character == 3
     finally:
         await b.stop()
+
+
+async def test_a_second_live_editor_is_not_a_session_to_resume(workspace: Path, state_dir: Path) -> None:
+    (workspace / "a.py").write_text("a = 1\n")
+    a = await start_session(workspace, state_dir, "visual-studio-code")
+    try:
+        await a.wait_status(lambda st: st["state"] == "idle", "A ready")
+        a.open("a.py", "a = 1\n")
+        await a.command(P.CMD_CHECKPOINT, {})  # journal flushed: A's open file is on record
+        b = await start_session(workspace, state_dir, "neovim@v0.11")
+        try:
+            st = await b.wait_status(lambda st: st["state"] == "idle", "B ready")
+            assert st["resumeAvailable"] is False
+        finally:
+            await b.stop()
+    finally:
+        await a.kill()
+    # A crashed: now its journal is a session to resume.
+    c = await start_session(workspace, state_dir, "neovim@v0.11")
+    try:
+        await c.wait_status(lambda st: st["resumeAvailable"], "resume available once A is gone")
+    finally:
+        await c.stop()

@@ -127,3 +127,15 @@ def test_load_inputs_prefers_pending_journal(workspace: Path, state_dir: Path) -
         assert [b.path for b in p.buffers] == ["a.py"]
         # An explicit checkpoint ignores the journal.
         assert load_inputs(store, 1).editor["files"][0]["cursor"] == [9, 9]  # type: ignore[index]
+
+
+def test_journal_sessions_layouts() -> None:
+    from tether.resume import dump_sessions, journal_sessions
+
+    one = _state([{"path": "a.py"}])
+    assert journal_sessions(None) == []
+    assert journal_sessions(b"garbage") == []
+    assert journal_sessions(json.dumps(one).encode()) == [one]  # a bare journal (first layout)
+    two = [one, {**one, "sessionId": "new"}]
+    assert journal_sessions(dump_sessions(two)) == two
+    assert journal_sessions(b'{"sessions": [1, {"files": []}]}') == [{"files": []}]

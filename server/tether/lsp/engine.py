@@ -186,12 +186,7 @@ class Engine:
         cp = Checkpointer(store, self.config.max_file_bytes)
         backend = _Backend(store, cp)
         cp.add_provider(P.ATTACH_EDITOR, lambda: self.docs.attachment_bytes(self.session_id))
-        # The previous server's journal: set aside until resumed, before ours overwrites it.
-        prev = parse_editor_state(store.get_state(resume_mod.STATE_JOURNAL))
-        if prev is not None and prev.get("sessionId") != self.session_id:
-            if has_content(prev):
-                store.put_state(resume_mod.STATE_PENDING, json.dumps(prev).encode("utf-8"))
-            store.delete_state(resume_mod.STATE_JOURNAL)
+        self._claim_dead_sessions(store)
         self._resume_available = has_content(parse_editor_state(store.get_state(resume_mod.STATE_PENDING)))
         self._last_checkpoint = store.latest()
         backend.tmux = self._make_tmux(store.root)
@@ -206,6 +201,28 @@ class Engine:
                 cp.add_provider(P.ATTACH_AGENT, provider)
         self._backend = backend
         self._refresh_side_state()
+
+    def _claim_dead_sessions(self, store: Store) -> None:
+        """Journals of servers that are gone (crashed or exited) leave the live list; the newest
+        one with something in it becomes the session to resume. Live servers' journals (another
+        editor on this workspace) are left alone."""
+        dead: list[dict[str, Any]] = []
+
+        def fn(data: bytes | None) -> bytes | None:
+            dead.clear()
+            keep: list[dict[str, Any]] = []
+            for j in resume_mod.journal_sessions(data):
+                (keep if _server_alive(j) else dead).append(j)
+            return resume_mod.dump_sessions(keep) if dead else None
+
+        store.update_state(resume_mod.STATE_JOURNAL, fn)
+        candidates = [j for j in dead if has_content(j)]
+        if not candidates:
+            return
+        newest = max(candidates, key=_updated)
+        pending = parse_editor_state(store.get_state(resume_mod.STATE_PENDING))
+        if pending is None or _updated(newest) >= _updated(pending):
+            store.put_state(resume_mod.STATE_PENDING, json.dumps(newest).encode("utf-8"))
 
     def _make_tmux(self, root: Path) -> Any | None:
         if not self.config.tmux.enabled:
@@ -584,9 +601,16 @@ class Engine:
             return
         await self.wait_ready()
         snap = self.docs.snapshot(self.session_id, with_text=True)
+        snap["pid"] = os.getpid()
 
         def write() -> None:
-            self.backend.store.put_state(resume_mod.STATE_JOURNAL, json.dumps(snap).encode("utf-8"))
+            def fn(data: bytes | None) -> bytes:
+                others = [
+                    j for j in resume_mod.journal_sessions(data) if j.get("sessionId") != self.session_id
+                ]
+                return resume_mod.dump_sessions([*others, snap])
+
+            self.backend.store.update_state(resume_mod.STATE_JOURNAL, fn)
 
         try:
             await self._run(write)
@@ -953,6 +977,25 @@ class Engine:
         self.client.notify(P.NOTIFY_OPEN_TERMINAL, {"name": name, "argv": argv, "cwd": str(self.root)})
         self.update_status()
         return {"session": name, "recreated": recreated}
+
+
+def _updated(journal: Mapping[str, Any]) -> float:
+    value = journal.get("updated")
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+
+
+def _server_alive(journal: Mapping[str, Any]) -> bool:
+    """Whether the journal's writer is a live ``tether`` process (a second editor on the same
+    workspace): its journal is not a previous session to resume."""
+    pid = journal.get("pid")
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0 or pid == os.getpid():
+        return False
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            argv = fh.read().split(b"\0")
+    except OSError:
+        return False
+    return any(b"tether" in a for a in argv) and b"lsp" in argv
 
 
 def root_from(root_uri: str | None, root_path: str | None, folders: Sequence[str]) -> Path:
