@@ -18,9 +18,12 @@ import json
 import logging
 import os
 import re
+import select
 import shlex
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -217,13 +220,23 @@ def _copy_winsize(src_fd: int, dst_fd: int) -> None:
         fcntl.ioctl(dst_fd, termios.TIOCSWINSZ, size)
 
 
-def _pump(fd: int, out: IO[bytes] | None, tail: _Tail) -> None:
+# After the command exits, output still arriving (from what it left running in the background
+# holding the terminal) is read for this long, then the run is over.
+DRAIN_SECONDS = 0.5
+
+
+def _pump(fd: int, out: IO[bytes] | None, tail: _Tail, proc: subprocess.Popen[bytes]) -> None:
+    exited_at: float | None = None
     while True:
+        if exited_at is None and proc.poll() is not None:
+            exited_at = time.monotonic()
+        if exited_at is not None and time.monotonic() - exited_at > DRAIN_SECONDS:
+            break
         try:
+            ready, _, _ = select.select([fd], [], [], 0.1)
+            if not ready:
+                continue
             chunk = os.read(fd, 65536)
-        except KeyboardInterrupt:
-            # Ctrl-C reached the command too (same process group): keep its last words.
-            continue
         except OSError:  # EIO: the pty's other side closed
             break
         if not chunk:
@@ -244,6 +257,22 @@ def execute(
 
     Exit codes follow the shell: 127 not found, 126 not executable, 128+N killed by signal N.
     """
+    # Ctrl-C goes to the whole foreground process group: the command decides what it means, and
+    # we must survive it to record the run. A Python-level handler (not SIG_IGN) is reset to
+    # the default in the child at exec, so the command still gets a normal SIGINT.
+    old_handler: Any = None
+    if threading.current_thread() is threading.main_thread():
+        old_handler = signal.signal(signal.SIGINT, lambda signum, frame: None)
+    try:
+        return _execute(argv, cwd, out, use_pty)
+    finally:
+        if old_handler is not None:
+            signal.signal(signal.SIGINT, old_handler)
+
+
+def _execute(
+    argv: Sequence[str], cwd: Path, out: IO[bytes] | None, use_pty: bool | None
+) -> tuple[int, bytes, float]:
     if use_pty is None:
         use_pty = out is not None and _isatty(out)
     tail = _Tail()
@@ -260,11 +289,11 @@ def execute(
             proc = subprocess.Popen(list(argv), cwd=cwd, stdout=slave, stderr=slave, close_fds=True)
             os.close(slave)
             slave = -1
-            _pump(master, out, tail)
+            _pump(master, out, tail, proc)
         else:
             proc = subprocess.Popen(list(argv), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
             assert proc.stdout is not None
-            _pump(proc.stdout.fileno(), out, tail)
+            _pump(proc.stdout.fileno(), out, tail, proc)
             proc.stdout.close()
     except FileNotFoundError:
         return 127, f"tether: command not found: {argv[0]}\n".encode(), time.monotonic() - start
@@ -274,12 +303,7 @@ def execute(
         for fd in (master, slave):
             if fd >= 0:
                 os.close(fd)
-    code: int | None = None
-    while code is None:
-        try:
-            code = proc.wait()
-        except KeyboardInterrupt:
-            continue
+    code = proc.wait()
     if code < 0:
         code = 128 - code
     return code, tail.value(), time.monotonic() - start

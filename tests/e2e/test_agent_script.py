@@ -433,3 +433,30 @@ def test_ctrl_c_during_a_run_is_recorded_and_passed_through(ws: Path, env: dict[
     with open_store(ws, env) as store:
         [run] = load_runs(store)
         assert run.exit_code == 130 and run.output_tail[0] == "ready"
+
+
+def test_a_run_that_leaves_a_background_process_still_ends(
+    ws: Path, env: dict[str, str], tmp_path: Path
+) -> None:
+    """`cmd &` keeps the output pipe open after the command exits: the run must not wait for it."""
+    out_file = tmp_path / "out.txt"
+    with out_file.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(TETHER), "run", "--", "sh", "-c", "sleep 120 & echo bg=$!; echo started"],
+            cwd=ws,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            assert proc.wait(timeout=30) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    text = out_file.read_text()
+    [pid] = re.findall(r"bg=(\d+)", text)
+    os.kill(int(pid), signal.SIGKILL)  # the background sleep this test started
+    assert "started" in text
+    with open_store(ws, env) as store:
+        [run] = load_runs(store)
+        assert run.exit_code == 0 and run.output_tail[-1] == "started"
