@@ -98,6 +98,19 @@ async def test_unknown_uris_are_ignored(session: Session) -> None:
     session.client.text_document_did_close(
         types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=ghost))
     )
+    # Malformed standard notifications and out-of-range edits: logged, never fatal.
+    session.send_raw({"method": "textDocument/didOpen", "params": {"textDocument": {"uri": 5}}})
+    session.send_raw({"method": "textDocument/didSave", "params": {"nope": True}})
+    session.send_raw({"method": "textDocument/didChange", "params": []})
+    real = session.open("a.py", "a = 1\n")
+    session.edit(real, 2, 999, 0, 1000, 4, "far away")
+    session.edit(real, 3, 0, 50, 0, 2, "backwards")
+    status = await session.command(P.CMD_STATUS, {})
+    assert status["filesInProgress"] == 1
+    assert status["state"] != "error"
+    session.client.text_document_did_close(
+        types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=real))
+    )
     status = await session.command(P.CMD_STATUS, {})
     assert status["filesInProgress"] == 0 and status["dirtyBuffers"] == 0
     assert status["state"] != "error"
