@@ -116,3 +116,21 @@ async def test_malformed_agent_file_warns(session: Session, workspace: Path) -> 
     )
     assert msgs[0].type == types.MessageType.Warning
     assert (await session.command(P.CMD_STATUS, {}))["state"] != "error"
+
+
+async def test_status_is_rate_limited_and_the_last_state_arrives(session: Session, workspace: Path) -> None:
+    await session.wait_status(lambda s: s["state"] == "idle", "idle")
+    uri = session.open("m1.py", "v = 1\n")
+    seen = len(session.statuses)
+    # 300 edits flipping the buffer dirty/clean: without a rate limit, 300 status changes.
+    for v in range(300):
+        session.edit(uri, v + 2, 0, 4, 0, 5, "2" if v % 2 == 0 else "1")
+    session.edit(uri, 400, 0, 4, 0, 5, "9")  # ends dirty
+    session.open("m2.py", "v = 2\n")  # a state no intermediate status had: 2 files
+    # The trailing send delivers the final state even though it came inside the rate window.
+    await session.wait_status(
+        lambda s: s["dirtyBuffers"] == 1 and s["filesInProgress"] == 2, "final state", since=seen
+    )
+    burst = session.statuses[seen:]
+    assert len(burst) < 50, len(burst)
+    assert burst[-1]["filesInProgress"] == 2
