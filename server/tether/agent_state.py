@@ -638,6 +638,7 @@ class AgentSession:
         if not message:
             raise BadParamsError("a step needs a message saying what was done (--done MSG)")
         patch = self._cli_patch(task, next_steps, files)
+        patch["done"] = message
         self.import_file()
         from tether.scan import Scanner
 
@@ -903,6 +904,10 @@ def _apply_cli_patch(state: TaskState, patch: dict[str, Any]) -> TaskState:
         new.environment = patch["environment"]
     if "next_steps" in patch:
         new.next_steps = list(patch["next_steps"])
+    elif "done" in patch:
+        # `tether step --done "update tests"` ticks off the next step it names.
+        done = patch["done"].casefold()
+        new.next_steps = [s for s in new.next_steps if s.casefold() != done]
     if "files" in patch:
         new.files_in_progress = list(patch["files"])
     return new

@@ -582,3 +582,15 @@ def test_step_files_are_changes_since_the_previous_step(store: Store, workspace:
     assert session.state().steps[-1].files == ["a.py"]
     att = store.attachment(info.id, protocol.ATTACH_AGENT)
     assert att is not None and parse_attachment(att, info.id)[0].steps[-1].files == ["a.py"]
+
+
+def test_a_step_ticks_off_the_next_step_it_names(store: Store, workspace: Path) -> None:
+    session = AgentSession(store)
+    cp = Checkpointer(store)
+    session.record_step(cp, "start", next_steps=["Update tests", "check error handling"])
+    session.record_step(cp, "update tests")
+    assert session.state().next_steps == ["check error handling"]
+    session.record_step(cp, "something else")
+    assert session.state().next_steps == ["check error handling"]
+    session.record_step(cp, "check error handling", next_steps=["ship"])  # explicit list wins
+    assert session.state().next_steps == ["ship"]
