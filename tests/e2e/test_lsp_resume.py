@@ -3,6 +3,7 @@ with its server; client B connects to the same workspace and resumes."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -176,5 +177,32 @@ async def test_secret_and_ignored_buffers_are_not_journaled(workspace: Path, sta
         result = await b.command(P.CMD_RESUME, {})
         assert result["restoredBuffers"] == ["app.py"]
         assert sorted(result["opened"]) == [".env", "app.py", "local/scratch.py"]
+    finally:
+        await b.stop()
+
+
+async def test_double_resume_applies_buffers_once(workspace: Path, state_dir: Path) -> None:
+    await _crash_after_editing(workspace, state_dir, "visual-studio-code")
+    b = await start_session(workspace, state_dir, "visual-studio-code")
+    try:
+        await b.wait_status(lambda s: s["resumeAvailable"], "resume available")
+        first, second = await asyncio.gather(b.command(P.CMD_RESUME, {}), b.command(P.CMD_RESUME, {}))
+        assert len(b.edits) == 1
+        assert sorted([first["restoredBuffers"], second["restoredBuffers"]]) == [[], ["util.py"]]
+    finally:
+        await b.stop()
+
+
+async def test_buffer_already_restored_by_the_editor(workspace: Path, state_dir: Path) -> None:
+    await _crash_after_editing(workspace, state_dir, "visual-studio-code")
+    b = await start_session(workspace, state_dir, "visual-studio-code")
+    try:
+        await b.wait_status(lambda s: s["resumeAvailable"], "resume available")
+        # The editor's own hot exit already brought the unsaved text back.
+        b.open("util.py", "X = 2\nY = 3\n")
+        await b.wait_status(lambda s: s["dirtyBuffers"] == 1, "reopened dirty")
+        result = await b.command(P.CMD_RESUME, {})
+        assert b.edits == []
+        assert result["restoredBuffers"] == ["util.py"]
     finally:
         await b.stop()

@@ -27,7 +27,14 @@ from tether import resume as resume_mod
 from tether.checkpoints import Checkpointer
 from tether.config import Config
 from tether.diffing import is_binary
-from tether.documents import Documents, has_content, looks_secret, parse_editor_state, text_hash
+from tether.documents import (
+    Documents,
+    end_position,
+    has_content,
+    looks_secret,
+    parse_editor_state,
+    text_hash,
+)
 from tether.errors import OutsideWorkspaceError, StoreError, TetherError, TmuxError
 from tether.humanize import ago, plural
 from tether.lsp import params as prm
@@ -111,6 +118,7 @@ class Engine:
         self._watcher: Any | None = None
         self.checkpoints_written = 0
         self._startup_warnings: list[str] = []
+        self._resume_lock = asyncio.Lock()
 
     # --- plumbing -------------------------------------------------------------------------
 
@@ -862,6 +870,11 @@ class Engine:
     async def cmd_resume(self, p: Mapping[str, Any]) -> dict[str, Any]:
         n = prm.checkpoint_id(P.CMD_RESUME, p, "checkpoint", required=False)
         await self.wait_ready()
+        # One resume at a time: a double-clicked command must not apply the buffers twice.
+        async with self._resume_lock:
+            return await self._resume(n)
+
+    async def _resume(self, n: int | None) -> dict[str, Any]:
 
         def gather() -> resume_mod.ResumePlan:
             inputs = resume_mod.load_inputs(
@@ -881,11 +894,13 @@ class Engine:
         focus = [s for s in plan.show if s.focus] if self.client.supports_show_document else []
         buffers = []
         for buf in plan.buffers:
-            live = self._live_doc_conflict(buf.path, buf.text)
-            if live is not None:
-                skipped.append({"path": buf.path, "reason": live})
+            verdict, end = self._against_live_doc(buf.path, buf.text)
+            if verdict == "same":
+                restored.append(buf.path)  # already there (e.g. a second resume): no edit
+            elif verdict is not None:
+                skipped.append({"path": buf.path, "reason": verdict})
             else:
-                buffers.append(buf)
+                buffers.append(resume_mod.BufferEdit(buf.path, buf.uri, buf.text, end or buf.end))
         label = "Tether: restore unsaved changes"
         results = await asyncio.gather(
             *(self.client.show_document(s.uri, s.line, s.character, False) for s in shows),
@@ -935,12 +950,19 @@ class Engine:
             "nextSteps": plan.next_steps.get("nextSteps", []),
         }
 
-    def _live_doc_conflict(self, path: str, text: str) -> str | None:
-        """A buffer the new editor already edited is not overwritten."""
+    def _against_live_doc(self, path: str, text: str) -> tuple[str | None, tuple[int, int] | None]:
+        """How a journaled buffer meets the document this editor already has open, if any:
+        ("same", None) when it already holds the text, (reason, None) when it has other
+        unsaved edits (never overwritten), else (None, end of its current text)."""
         for doc in self.docs.all():
-            if doc.path == path and doc.dirty and text_hash(doc.text) != text_hash(text):
-                return "the file already has different unsaved edits in this editor"
-        return None
+            if doc.path != path:
+                continue
+            if text_hash(doc.text) == text_hash(text):
+                return "same", None
+            if doc.dirty:
+                return "the file already has different unsaved edits in this editor", None
+            return None, end_position(doc.text)
+        return None, None
 
     async def _resume_terminal(self) -> dict[str, Any] | None:
         b = self._backend
