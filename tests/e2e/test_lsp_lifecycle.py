@@ -220,3 +220,26 @@ async def test_a_second_live_editor_is_not_a_session_to_resume(workspace: Path, 
         await c.wait_status(lambda st: st["resumeAvailable"], "resume available once A is gone")
     finally:
         await c.stop()
+
+
+async def test_state_dir_inside_the_workspace_is_not_tracked(workspace: Path) -> None:
+    state = workspace / ".tether-state"
+    (workspace / "a.py").write_text("a = 1\n")
+    s = await start_session(workspace, state, "visual-studio-code")
+    try:
+        await s.wait_status(lambda st: st["state"] == "idle", "baseline done")
+        uri = s.open("a.py", "a = 1\n")
+        s.edit(uri, 2, 0, 4, 0, 5, "2")
+        (workspace / "a.py").write_text("a = 2\n")
+        s.save(uri)
+        await s.wait_status(
+            lambda st: st["lastCheckpoint"] and st["lastCheckpoint"]["trigger"] == "save", "save checkpoint"
+        )
+        manual = await s.command(P.CMD_CHECKPOINT, {"message": "after"})
+        timeline = await s.timeline()
+        assert all(not f.startswith(".tether-state") for c in timeline for f in c["files"])
+        # No feedback loop: the store's own writes never cause checkpoints.
+        assert [c["trigger"] for c in timeline] == ["manual", "save", "baseline"]
+        assert timeline[0]["id"] == manual["id"]
+    finally:
+        await s.stop()

@@ -39,6 +39,7 @@ from tether.errors import OutsideWorkspaceError, StoreError, TetherError, TmuxEr
 from tether.humanize import ago, plural
 from tether.lsp import params as prm
 from tether.paths import normalize_rel
+from tether.scan import DEFAULT_IGNORED_DIRS, Scanner
 from tether.store import CheckpointInfo, Store
 
 log = logging.getLogger(__name__)
@@ -191,7 +192,7 @@ class Engine:
 
     def _open_backend(self) -> None:
         store = Store.open(self.root, self.config.state_dir)
-        cp = Checkpointer(store, self.config.max_file_bytes)
+        cp = Checkpointer(store, self.config.max_file_bytes, self._scanner_for(store))
         backend = _Backend(store, cp)
         cp.add_provider(P.ATTACH_EDITOR, lambda: self.docs.attachment_bytes(self.session_id))
         self._claim_dead_sessions(store)
@@ -209,6 +210,20 @@ class Engine:
                 cp.add_provider(P.ATTACH_AGENT, provider)
         self._backend = backend
         self._refresh_side_state()
+
+    def _scanner_for(self, store: Store) -> Scanner:
+        """The store must not checkpoint itself when its directory is inside the workspace."""
+        state_root = store.db_path.parents[2]
+        try:
+            rel = state_root.relative_to(store.root)
+        except ValueError:
+            return Scanner(store.root, self.config.max_file_bytes)
+        if not rel.parts:
+            return Scanner(store.root, self.config.max_file_bytes)
+        log.warning("the state dir %s is inside the workspace: not tracking %s/", state_root, rel.parts[0])
+        return Scanner(
+            store.root, self.config.max_file_bytes, ignored_dirs=DEFAULT_IGNORED_DIRS | {rel.parts[0]}
+        )
 
     def _claim_dead_sessions(self, store: Store) -> None:
         """Journals of servers that are gone (crashed or exited) leave the live list; the newest
@@ -337,7 +352,8 @@ class Engine:
     async def _start_watcher(self) -> None:
         from tether.watcher import Watcher
 
-        state = Path(self.config.state_dir) if self.config.state_dir else None
+        # The store (and the log) may live inside the workspace: its writes are not changes.
+        state = self._backend.store.db_path.parents[2] if self._backend is not None else None
         loop = asyncio.get_running_loop()
 
         def on_paths(paths: list[str]) -> None:
@@ -367,10 +383,8 @@ class Engine:
                 await self._checkpoint(P.TRIGGER_PERIODIC, None, full=True, files_only=True)
 
     async def _poll_tmux(self) -> None:
-        ticks = 0
         while True:
             await asyncio.sleep(TMUX_POLL_SECONDS)
-            ticks += 1
             if self._backend is not None and self._backend.tmux is not None:
                 with contextlib.suppress(Exception):
                     await self._run(self._refresh_side_state)
