@@ -566,3 +566,10 @@ def test_zsh_history_hook_and_restore(tmux_server: PrivateTmux, make_link: MakeL
     run_in(tmux_server, f"={s}:", f"fc -ln 1 > {out}")
     assert "echo zsh-marker-one" in retry_until(lambda: out.exists() and out.read_text(), what="fc output")
     assert "zsh-marker-one" in capture(tmux_server, f"={s}:")  # scrollback replayed
+
+
+def test_history_limit_is_set_before_panes_exist(tmux_server: PrivateTmux, make_link: MakeLink) -> None:
+    link = make_link(scrollback_lines=5000, windows=[WindowSpec("a"), WindowSpec("b")])
+    link.ensure_session()
+    limits = tmux_server.cmd("list-panes", "-s", "-t", f"={link.session}:", "-F", "#{history_limit}").stdout
+    assert limits.split() == ["5000", "5000"]  # every pane, including the first window's
