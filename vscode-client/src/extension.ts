@@ -129,6 +129,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Tether
     },
   });
   context.subscriptions.push(manager);
+  activeManager = manager;
 
   cursors = new CursorReporter((method, params) => {
     const client = manager.current;
@@ -323,6 +324,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<Tether
   };
 }
 
-export function deactivate(): void {
-  // The ServerManager is in context.subscriptions and stops the client on dispose.
+let activeManager: ServerManager | undefined;
+
+/** Awaited by VS Code: the server gets an orderly shutdown (it journals the editor on shutdown). */
+export function deactivate(): Promise<void> | undefined {
+  return activeManager?.stop();
 }
