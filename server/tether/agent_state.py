@@ -680,13 +680,13 @@ class AgentSession:
         return info
 
     def _changed_since_last_step(self, scan: ScanResult) -> list[str]:
-        from tether.runs import changed_since, current_hashes
+        from tether.runs import LiveTree
 
         last = next((st for st in reversed(self.state().steps) if st.checkpoint), None)
         if last is None or last.checkpoint is None:
             return []
         try:
-            return changed_since(self.store, last.checkpoint, current_hashes(self.store, scan))
+            return LiveTree(self.store, scan).changed_since(last.checkpoint)
         except NoCheckpointError:  # collected by gc
             return []
 
@@ -1089,7 +1089,7 @@ def _line_counts(before: bytes | None, after: bytes | None) -> str:
 def handoff_text(store: Store, scan: ScanResult | None = None) -> tuple[str, dict[str, Any]]:
     """The compact hand-off ``tether resume --print`` gives an agent at the start of a session."""
     from tether.restore import read_live
-    from tether.runs import current_hashes, load_runs, run_summaries
+    from tether.runs import LiveTree, load_runs, run_summaries
 
     session = AgentSession(store)
     state = session.state()
@@ -1097,7 +1097,7 @@ def handoff_text(store: Store, scan: ScanResult | None = None) -> tuple[str, dic
         from tether.scan import Scanner
 
         scan = Scanner(store.root).full_scan(store.head())
-    current = current_hashes(store, scan)
+    live_tree = LiveTree(store, scan)
     runs = run_summaries(store, scan)
     out: list[str] = ["# Tether hand-off", ""]
     out.append(f"Task: {state.task or '(none recorded: set one with `tether task TEXT`)'}")
@@ -1111,23 +1111,25 @@ def handoff_text(store: Store, scan: ScanResult | None = None) -> tuple[str, dic
 
     last_cp = next((s for s in reversed(state.steps) if s.checkpoint), None)
     files_data: list[dict[str, Any]] = []
-    base: dict[str, Any] = {}
+    changed: list[str] = []
     if last_cp is not None and last_cp.checkpoint is not None:
         try:
-            base = {p: e.hash for p, e in store.manifest(last_cp.checkpoint).items()}
-        except NoCheckpointError:
+            changed = live_tree.changed_since(last_cp.checkpoint)
+        except NoCheckpointError:  # collected by gc
             last_cp = None
     if state.files_in_progress:
         out.append("")
         since = f" (since step at checkpoint {last_cp.checkpoint})" if last_cp else ""
         out.append(f"Files in progress{since}:")
         for i, path in enumerate(state.files_in_progress):
-            if last_cp is None:
-                summary = "tracked" if path in current else "not tracked"
-            elif base.get(path) == current.get(path):
-                summary = "unchanged" if path in base else "not tracked"
+            now = live_tree.hash(path)
+            if last_cp is None or last_cp.checkpoint is None:
+                summary = "tracked" if now is not None else "not tracked"
+            elif path not in changed:
+                summary = "unchanged" if now is not None else "not tracked"
             else:
-                before = store.read_blob(base[path]) if path in base else None
+                entry = store.entry_at(last_cp.checkpoint, path)
+                before = store.read_blob(entry.hash) if entry else None
                 try:
                     live = read_live(store.root, path)
                 except OSError:
@@ -1140,11 +1142,7 @@ def handoff_text(store: Store, scan: ScanResult | None = None) -> tuple[str, dic
             out.append(f"  … {len(state.files_in_progress) - HANDOFF_FILES} more")
     other: list[str] = []
     if last_cp is not None:
-        other = sorted(
-            p
-            for p in set(base) | set(current)
-            if base.get(p) != current.get(p) and p not in state.files_in_progress
-        )
+        other = [p for p in changed if p not in state.files_in_progress]
         if other:
             out.append(
                 f"Also changed since that step: {', '.join(other[:10])}" + (" …" if len(other) > 10 else "")

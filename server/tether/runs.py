@@ -376,6 +376,57 @@ def changed_since(store: Store, checkpoint: int, current: dict[str, str]) -> lis
     return sorted(p for p in set(base) | set(current) if base.get(p) != current.get(p))
 
 
+# Beyond these, comparing two whole manifests is cheaper than walking deltas path by path.
+MAX_DELTA_CHECKPOINTS = 200
+MAX_DELTA_PATHS = 2000
+
+
+class LiveTree:
+    """Tracked files as they are on disk now: the store's head overlaid with a stat-cache scan.
+
+    ``changed_since(n)`` costs O(paths changed since n), not O(workspace): only paths in the
+    deltas of the checkpoints after ``n`` or changed on disk can differ from checkpoint ``n``.
+    """
+
+    def __init__(self, store: Store, scan: ScanResult | None = None) -> None:
+        self.store = store
+        if scan is None:
+            from tether.scan import Scanner
+
+            scan = Scanner(store.root).full_scan(store.head())
+        self.scan = scan
+        self._disk = {c.path: blob_hash(c.content) if c.content is not None else None for c in scan.changes}
+
+    def hash(self, path: str) -> str | None:
+        if path in self._disk:
+            return self._disk[path]
+        entry = self.store.head([path]).get(path)
+        return entry.hash if entry else None
+
+    def changed_since(self, checkpoint: int) -> list[str]:
+        """Tracked paths whose content differs now from checkpoint ``checkpoint`` (NoCheckpointError
+        when it was collected)."""
+        self.store.get_checkpoint(checkpoint)
+        latest = self.store.latest()
+        last = latest.id if latest else checkpoint
+        candidates = set(self._disk)
+        if last - checkpoint > MAX_DELTA_CHECKPOINTS:
+            return changed_since(self.store, checkpoint, current_hashes(self.store, self.scan))
+        for n in range(checkpoint + 1, last + 1):
+            try:
+                candidates.update(self.store.get_checkpoint(n).files)
+            except NoCheckpointError:
+                continue
+            if len(candidates) > MAX_DELTA_PATHS:
+                return changed_since(self.store, checkpoint, current_hashes(self.store, self.scan))
+        out = []
+        for path in candidates:
+            entry = self.store.entry_at(checkpoint, path)
+            if (entry.hash if entry else None) != self.hash(path):
+                out.append(path)
+        return sorted(out)
+
+
 def _names(paths: list[str], n: int = 5) -> str:
     return ", ".join(paths[:n]) + (f" and {len(paths) - n} more" if len(paths) > n else "")
 
@@ -418,14 +469,14 @@ def run_summaries(
             break
     if not latest:
         return []
-    current = current_hashes(store, scan)
+    live = LiveTree(store, scan)
     cache: dict[int, list[str] | None] = {}
     out = []
     for r in latest.values():
         assert r.checkpoint is not None
         if r.checkpoint not in cache:
             try:
-                cache[r.checkpoint] = changed_since(store, r.checkpoint, current)
+                cache[r.checkpoint] = live.changed_since(r.checkpoint)
             except NoCheckpointError:
                 cache[r.checkpoint] = None
         out.append(summarize(r, cache[r.checkpoint]))

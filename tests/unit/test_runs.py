@@ -11,10 +11,23 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tether import protocol
+from tether import runs as runs_mod
 from tether.checkpoints import Checkpointer
-from tether.runs import Run, clean_tail, load_runs, run_summaries, save_run, summarize
+from tether.runs import (
+    LiveTree,
+    Run,
+    changed_since,
+    clean_tail,
+    current_hashes,
+    load_runs,
+    run_summaries,
+    save_run,
+    summarize,
+)
 from tether.store import Store
 
 
@@ -151,3 +164,42 @@ def test_clean_tail_strips_escapes_applies_carriage_returns_and_redacts() -> Non
     assert clean_tail(b"\n".join(b"l%d" % i for i in range(500)), lines=5) == [
         f"l{i}" for i in range(495, 500)
     ]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    ops=st.lists(
+        st.tuples(
+            st.sampled_from(["write", "delete", "checkpoint"]), st.sampled_from(["a", "b", "c", "d/e"])
+        ),
+        max_size=14,
+    ),
+    small=st.booleans(),
+)
+def test_live_tree_delta_walk_matches_a_full_manifest_compare(
+    tmp_path_factory: pytest.TempPathFactory, ops: list[tuple[str, str]], small: bool
+) -> None:
+    root = tmp_path_factory.mktemp("ws")
+    state = tmp_path_factory.mktemp("state")
+    with Store.open(root, state) as store:
+        (root / "a").write_text("0")
+        checkpoint(store)
+        for i, (op, name) in enumerate(ops):
+            path = root / name
+            if op == "write":
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(str(i))
+            elif op == "delete":
+                path.unlink(missing_ok=True)
+            else:
+                checkpoint(store)
+        latest = store.latest()
+        assert latest is not None
+        with pytest.MonkeyPatch.context() as mp:
+            if small:  # force the fallback paths too
+                mp.setattr(runs_mod, "MAX_DELTA_CHECKPOINTS", 1)
+                mp.setattr(runs_mod, "MAX_DELTA_PATHS", 1)
+            live = LiveTree(store)
+            current = current_hashes(store, live.scan)
+            for n in range(1, latest.id + 1):
+                assert live.changed_since(n) == changed_since(store, n, current), n
