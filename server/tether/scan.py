@@ -20,6 +20,7 @@ import os
 import re
 import stat as stat_mod
 import threading
+import time
 import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ import pathspec
 
 from tether.errors import OutsideWorkspaceError
 from tether.paths import normalize_rel, restore_temp_pid
-from tether.store import FileChange, Skipped, StatEntry, blob_hash
+from tether.store import RACY_NS, FileChange, Skipped, StatEntry, blob_hash
 
 log = logging.getLogger(__name__)
 
@@ -447,7 +448,10 @@ class Scanner:
                 stack = walk.ignore.stack_for(rel_dir)
                 if stack is None:
                     return
-            self._walk_dir(fd, rel_dir, stack, walk, key)
+            # A directory changed within the coarse file-time tick could change again without
+            # a new mtime: its listing is not kept (the stat cache has the same rule).
+            racy = time.time_ns() - max(dst.st_mtime_ns, dst.st_ctime_ns) < RACY_NS
+            self._walk_dir(fd, rel_dir, stack, walk, None if racy else key)
         finally:
             os.close(fd)  # the entries' stat() needs it open until here
 
@@ -504,7 +508,9 @@ class Scanner:
             self._listings[rel_dir] = listing
             self.listings_dirty = True
 
-    def _walk_dir(self, fd: int, rel_dir: str, stack: Stack, walk: _Walk, key: tuple[int, int, int]) -> None:
+    def _walk_dir(
+        self, fd: int, rel_dir: str, stack: Stack, walk: _Walk, key: tuple[int, int, int] | None
+    ) -> None:
         """One directory of the walk. This loop runs once per file in the workspace, so it is
         kept flat: it is what the baseline scan costs."""
         ignore, head, result, seen, todo, unreadable = (
@@ -577,7 +583,8 @@ class Scanner:
                 walk.untracked += 1
             consider(rel, st, cached, result)
         skipped.extend(skips)
-        self._remember(rel_dir, fd, _Listing(key, files, subdirs, skips, has_gitignore))
+        if key is not None:
+            self._remember(rel_dir, fd, _Listing(key, files, subdirs, skips, has_gitignore))
 
     # --- told paths -----------------------------------------------------------------------
 

@@ -32,6 +32,8 @@ DB_NAME = "tether.db"
 BUSY_TIMEOUT_MS = 15_000
 # Compressing tiny or incompressible data costs more than it saves.
 COMPRESS_MIN = 64
+# Stat-cache entries younger than this are not trusted (see _stat_voucher).
+RACY_NS = 2_000_000_000
 # Bound on host parameters per statement (SQLite's default limit is 32766 since 3.32).
 _CHUNK = 500
 
@@ -439,6 +441,7 @@ class Store:
             current = self._head_rows([c.path for c, _ in prepared])
             real: list[tuple[FileChange, str | None]] = []
             touched = list(stat_updates)
+            vouch = _stat_voucher(time.time_ns())
             for change, digest in prepared:
                 if verify_stat and self._moved_on(change):
                     continue
@@ -465,6 +468,7 @@ class Store:
                 if prev is None or prev[0] != digest:
                     new_attach[name] = digest
             if touched:
+                touched = [e._replace(mtime_ns=vouch(e.mtime_ns)) for e in touched]
                 db.executemany(
                     "UPDATE head SET mtime_ns=?, ino=?, size=? WHERE path=? AND hash=?",
                     [(e.mtime_ns, e.ino, e.size, e.path, e.hash) for e in touched],
@@ -494,11 +498,11 @@ class Store:
             )
             db.executemany(
                 "INSERT OR REPLACE INTO head(path, hash, mode, size, mtime_ns, ino) VALUES (?,?,?,?,?,?)",
-                [(c.path, d, c.mode, c.size, c.mtime_ns, c.ino) for c, d in written],
+                [(c.path, d, c.mode, c.size, vouch(c.mtime_ns), c.ino) for c, d in written],
             )
             head_applied.extend((p, None, False) for p in deleted)
             head_applied.extend(
-                (c.path, StatEntry(c.path, d, c.mode, c.size, c.mtime_ns, c.ino), False)
+                (c.path, StatEntry(c.path, d, c.mode, c.size, vouch(c.mtime_ns), c.ino), False)
                 for c, d in written
                 if d is not None
             )
@@ -859,6 +863,21 @@ class Store:
             report.removed_blobs += max(cur.rowcount, 0)
 
         self._tx(fold)
+
+
+def _stat_voucher(now_ns: int) -> Callable[[int], int]:
+    """Which mtimes may vouch for content in the stat cache.
+
+    File times are coarse (a kernel tick on ext4, 1-2 s elsewhere): a file rewritten within
+    the same tick after it was read keeps its mtime and, with the same size, would look
+    unchanged forever ("racy git"). An mtime that recent is stored as 0, so the next scan
+    reads the file once more and records its stat when it is old enough to be trusted.
+    """
+
+    def vouch(mtime_ns: int) -> int:
+        return 0 if now_ns - mtime_ns < RACY_NS else mtime_ns
+
+    return vouch
 
 
 def _check_header(db_path: Path) -> None:

@@ -19,6 +19,17 @@ def store(workspace: Path, state_dir: Path) -> Store:
     s.close()
 
 
+@pytest.fixture
+def trust_fresh_stats(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trust stats and directory listings at once (no racy-timestamp window), so that tests
+    that just created their files exercise the cached paths instead of waiting 2 s."""
+    import tether.scan
+    import tether.store
+
+    monkeypatch.setattr(tether.scan, "RACY_NS", 0)
+    monkeypatch.setattr(tether.store, "RACY_NS", 0)
+
+
 def write(root: Path, rel: str, data: bytes | str = "x\n") -> Path:
     p = root / rel
     p.parent.mkdir(parents=True, exist_ok=True)
@@ -35,7 +46,7 @@ def test_touch_without_content_change_makes_no_checkpoint(workspace: Path, store
     cp = Checkpointer(store)
     assert cp.checkpoint("manual").info is not None
     st = p.stat()
-    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns - 50_000_000_000))
     out = cp.checkpoint("manual")
     assert out.info is None
     assert [s.path for s in out.scan.stat_updates] == ["a.txt"]
@@ -320,7 +331,9 @@ def test_parallel_walk_finds_the_same_as_serial(
     assert len(serial.changes) == len(expected) + 1
 
 
-def test_warm_scanner_sees_gitignore_edits_and_new_nested_gitignore(workspace: Path, store: Store) -> None:
+def test_warm_scanner_sees_gitignore_edits_and_new_nested_gitignore(
+    workspace: Path, store: Store, trust_fresh_stats: None
+) -> None:
     """One long-lived Checkpointer (as in the server) reuses directory listings between walks."""
     write(workspace, ".gitignore", "*.log\n")
     write(workspace, "src/a.py", "a\n")
@@ -344,7 +357,9 @@ def test_warm_scanner_sees_gitignore_edits_and_new_nested_gitignore(workspace: P
     assert tracked(store) == {".gitignore", "src/a.py", "src/deep/b.py"}
 
 
-def test_warm_scanner_sees_in_place_edits_additions_and_removals(workspace: Path, store: Store) -> None:
+def test_warm_scanner_sees_in_place_edits_additions_and_removals(
+    workspace: Path, store: Store, trust_fresh_stats: None
+) -> None:
     write(workspace, "d/a.txt", "1\n")
     write(workspace, "d/b.txt", "1\n")
     cp = Checkpointer(store)
@@ -360,7 +375,7 @@ def test_warm_scanner_sees_in_place_edits_additions_and_removals(workspace: Path
 
 
 def test_listings_kept_for_the_next_process_stay_correct(
-    workspace: Path, state_dir: Path, store: Store
+    workspace: Path, state_dir: Path, store: Store, trust_fresh_stats: None
 ) -> None:
     write(workspace, ".gitignore", "*.log\n")
     write(workspace, "d/a.txt", "1\n")
@@ -398,3 +413,21 @@ def test_damaged_or_foreign_listings_are_ignored(workspace: Path, state_dir: Pat
     exported = cp.scanner.export_listings()
     assert Scanner(workspace, max_file_bytes=10).import_listings(exported) is False  # other config
     assert Scanner(workspace).import_listings(exported) is True
+
+
+def test_racy_same_size_rewrite_in_the_same_tick_is_detected(workspace: Path, store: Store) -> None:
+    """Read just after a write, a file could be rewritten within the same coarse mtime tick:
+    a fresh stat must not vouch for its content ("racy git")."""
+    p = write(workspace, "a.txt", "aaaa\n")
+    cp = Checkpointer(store)
+    cp.checkpoint("save", paths=["a.txt"])
+    assert store.head()["a.txt"].mtime_ns == 0  # too fresh to vouch for anything
+    st = p.stat()
+    p.write_bytes(b"bbbb\n")
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))  # same tick: same mtime, size, inode
+    info = cp.checkpoint("periodic").info
+    assert info is not None and info.files == ("a.txt",)
+    # Once old enough, the stat is recorded and vouches again (nothing is re-read).
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns - 60_000_000_000))
+    assert cp.checkpoint("periodic").scan.stat_updates != []
+    assert cp.checkpoint("periodic").scan.stat_updates == []
