@@ -193,3 +193,31 @@ def test_step_prompts_when_given_no_arguments(tmp_path: Path, state_dir: Path) -
         steps = retry_until(lambda: float_lines(nv), timeout=15, what="next steps float")
         assert "1. add tests" in steps and "2. update docs" in steps
         assert "3." not in " ".join(steps)  # the empty item was dropped
+
+
+def test_saving_checkpoints_and_updates_the_statusline(tmp_path: Path, state_dir: Path) -> None:
+    ws = make_workspace(tmp_path / "ws", {"a.txt": V1})
+    with editor(tmp_path / "home", ws, state_dir, None) as nv:
+        nv.start("a.txt")
+        wait_client(nv, "a.txt")
+        before = retry_until(
+            lambda: nv.lua("return require('tether').status()"), timeout=20, what="first status"
+        )
+        nv.lua("vim.api.nvim_buf_set_lines(0, 2, 3, false, { 'GAMMA' })")
+        nv.cmd("write")
+        saved = retry_until(
+            lambda: [e for e in events(nv, "TetherCheckpoint") if e["checkpoint"]["trigger"] == "save"],
+            timeout=20,
+            what="save checkpoint announced",
+        )[0]["checkpoint"]
+        assert saved["files"] == ["a.txt"]
+        if before.get("lastCheckpoint"):
+            assert saved["id"] > before["lastCheckpoint"]["id"]
+        status = nv.wait(
+            f"(function() local s = require('tether').status()"
+            f" return s and s.lastCheckpoint and s.lastCheckpoint.id == {saved['id']} and s end)()",
+            timeout=15,
+            what="status with the save checkpoint",
+        )
+        assert nv.statusline() == f"Tether: {status['text']}"
+        assert status["text"]
