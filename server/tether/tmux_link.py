@@ -662,6 +662,32 @@ def foreground_argv(pane_pid: int) -> tuple[list[str] | None, list[str] | None]:
     return shell, fg
 
 
+def _redact_file(path: Path) -> Path:
+    """Redact a pane's history file in place: the shell appends commands in clear, and a token
+    typed on a command line must not stay on disk past the next snapshot."""
+    try:
+        st = os.stat(path)
+        if st.st_size == 0 or st.st_size > 16 << 20:
+            return path
+        data = path.read_bytes()
+    except OSError:
+        return path
+    text = data.decode("utf-8", "surrogateescape")
+    lines = text.split("\n")
+    redacted = redact_lines(lines)
+    if redacted == lines:
+        return path
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with suppress(OSError):
+        _write_private(tmp, "\n".join(redacted).encode("utf-8", "surrogateescape"))
+        # A command appended by the shell meanwhile would be lost by the rename: retry next time.
+        if os.stat(path).st_size == st.st_size:
+            os.replace(tmp, path)
+        else:
+            tmp.unlink()
+    return path
+
+
 def _tail_lines(path: Path, n: int) -> list[str]:
     if n <= 0:
         return []
@@ -726,6 +752,8 @@ if [ -n "$TETHER_PANE_ID" ] && [ -n "$TETHER_HIST_DIR" ]; then
   HISTFILE="$TETHER_HISTFILE"
   HISTSIZE="${HISTSIZE:-5000}"
   HISTFILESIZE="${HISTFILESIZE:-10000}"
+  # Append on exit instead of rewriting the file from memory: Tether redacts the file in place.
+  shopt -s histappend
   __tether_history() { builtin history -a; }
   case ";${PROMPT_COMMAND[*]:-};" in
     *";__tether_history;"*) ;;
@@ -748,7 +776,8 @@ if [ -n "$TETHER_PANE_ID" ] && [ -n "$TETHER_HIST_DIR" ]; then
   TETHER_HISTFILE="$TETHER_HIST_DIR/$TETHER_PANE_ID.hist"
   HISTFILE="$TETHER_HISTFILE"
   HISTSIZE="${HISTSIZE:-5000}"
-  SAVEHIST="${SAVEHIST:-10000}"
+  # Tether's own appender writes the file; zsh must not rewrite it from memory (in clear) on exit.
+  SAVEHIST=0
   fc -R "$HISTFILE" 2>/dev/null
   __tether_addhistory() { print -r -- "${1%%$'\\n'}" >> "$TETHER_HISTFILE"; return 0; }
   autoload -Uz add-zsh-hook 2>/dev/null && add-zsh-hook zshaddhistory __tether_addhistory
@@ -1116,7 +1145,7 @@ class TmuxLink:
                 dead=r.dead,
                 dead_status=r.dead_status,
                 scrollback=redact_lines(scroll),
-                history=redact_lines(_tail_lines(self.history_file(uid), self.config.history_lines)),
+                history=_tail_lines(_redact_file(self.history_file(uid)), self.config.history_lines),
                 env=pane_env,
             )
             w = windows.get(r.window_index)

@@ -432,10 +432,17 @@ def test_secret_env_values_never_in_snapshot(tmux_server: PrivateTmux, make_link
     run_in(tmux_server, f"={s}:0", f"echo password=hunter2-very-secret token {token}")
     run_in(tmux_server, f"={s}:0", "export AWS_SECRET_ACCESS_KEY=AKIAABCDEFGHIJKLMNOP")
     retry_until(lambda: capture(tmux_server, f"={s}:0").count("hunter2") >= 2, what="echo output")
+    pane0 = next(u for u, r in panes_by_uid(tmux_server, s).items() if r["window_index"] == "0")
+    hist = link.history_file(pane0)
+    retry_until(lambda: hist.exists() and "AKIAABCDEFGHIJKLMNOP" in hist.read_text(), what="bash history -a")
     data = link.snapshot_bytes()
     assert data is not None
     for secret in (token, "hunter2-very-secret", "s3cr3tpw", "AKIAABCDEFGHIJKLMNOP"):
         assert secret.encode() not in data, secret
+        # the shell's own history file is redacted in place by the snapshot
+        assert secret not in hist.read_text(), secret
+    assert "export AWS_SECRET_ACCESS_KEY=[REDACTED]" in hist.read_text()
+    assert (hist.stat().st_mode & 0o777) == 0o600
     snap = TmuxSnapshot.from_bytes(data)
     session_env = {e.name: e for e in snap.env}
     assert session_env["GITHUB_TOKEN"].kind == "secret" and session_env["GITHUB_TOKEN"].value is None
