@@ -89,7 +89,7 @@ def test_attach_without_snapshot_starts_fresh_and_creates_no_store(
 
 
 def test_doctor_reports_ok(workspace: Path, state_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = _cli(capsys, "-C", str(workspace), "--json", "doctor")
+    code, out, _ = _cli(capsys, "-C", str(workspace), "doctor", "--json")
     doc = json.loads(out)
     assert code == 0 and doc["ok"] is True
     checks = {c["check"]: c for c in doc["checks"]}

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from tether import paths
-from tether.cli.common import find_workspace
+from tether.cli.common import add_output_flags, find_workspace
 from tether.cli.output import emit
 from tether.errors import TetherError, TmuxError
 from tether.protocol import ATTACH_TMUX
@@ -27,6 +27,7 @@ MIN_TMUX = (3, 0)
 def register(sub: Any) -> None:
     p = sub.add_parser("start", help="create (or find) the workspace's tmux session and print its name")
     p.add_argument("--attach", action="store_true", help="attach to it when run from a terminal")
+    add_output_flags(p)
     p.set_defaults(handler=cmd_start)
 
     p = sub.add_parser(
@@ -38,9 +39,11 @@ def register(sub: Any) -> None:
         action="store_true",
         help="when recreating, type every recorded command without running any (even allowlisted ones)",
     )
+    add_output_flags(p)
     p.set_defaults(handler=cmd_attach)
 
     p = sub.add_parser("doctor", help="check tmux, the state dir and the store; non-zero exit on problems")
+    add_output_flags(p)
     p.set_defaults(handler=cmd_doctor)
 
 
