@@ -749,7 +749,22 @@ class AgentSession:
             log.warning("could not rewrite %s: %s", self.path, exc)
             return False
 
+    def _remove_stale_temps(self) -> None:
+        """Temp files left by a writer killed mid-write would show up as workspace files."""
+        prefix = f".{AGENT_FILE}."
+        try:
+            names = [n for n in os.listdir(self.root) if n.startswith(prefix) and n.endswith(".tmp")]
+        except OSError:
+            return
+        for name in names:
+            pid_text = name[len(prefix) :].split(".", 1)[0]
+            if not pid_text.isdigit() or int(pid_text) == os.getpid() or _pid_alive(int(pid_text)):
+                continue
+            with contextlib.suppress(OSError):
+                os.unlink(self.root / name)
+
     def _write_file(self) -> bool:
+        self._remove_stale_temps()
         for _ in range(8):
             self.import_file()
             before, _ = self._read_file()
@@ -887,6 +902,16 @@ class AgentSession:
             "runs": [r.to_wire() for r in runs],
             "summary": "\n".join(lines) if lines else "no task recorded",
         }
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _merge_files(current: list[str], touched: list[str], limit: int = 20) -> list[str]:

@@ -594,3 +594,13 @@ def test_a_step_ticks_off_the_next_step_it_names(store: Store, workspace: Path) 
     assert session.state().next_steps == ["check error handling"]
     session.record_step(cp, "check error handling", next_steps=["ship"])  # explicit list wins
     assert session.state().next_steps == ["ship"]
+
+
+def test_temp_files_of_a_killed_writer_are_cleaned_up(store: Store, workspace: Path) -> None:
+    pid_max = int(Path("/proc/sys/kernel/pid_max").read_text())
+    dead = workspace / f".{AGENT_FILE}.{pid_max + 1}.123.tmp"  # no process can have this pid
+    alive = workspace / f".{AGENT_FILE}.1.456.tmp"  # pid 1 always exists: another writer's
+    dead.write_text("{}")
+    alive.write_text("{}")
+    AgentSession(store).set_fields(task="t")
+    assert not dead.exists() and alive.exists()
