@@ -282,6 +282,9 @@ def test_claude_code_hooks_from_the_docs(ws: Path, env: dict[str, str]) -> None:
     assert matcher and re.fullmatch(matcher, "Bash") and re.fullmatch(matcher, "Edit")
     assert not re.fullmatch(matcher, "Read")
 
+    # A first session in a workspace Tether knows nothing about: nothing is added to the context.
+    [empty] = fire("SessionStart", {"source": "startup"}, ws, env)
+    assert empty.stdout == ""
     sh(
         "printf 'v1\\n' > main.py && tether step --done 'first' --next 'wire the CLI' --task 'hooks demo'",
         ws,

@@ -381,6 +381,10 @@ def _run_hook(args: argparse.Namespace, event: dict[str, Any]) -> None:
         session = AgentSession(store)
         session.import_file()
         if name == "SessionStart":
+            from tether.runs import load_runs
+
+            if session.state().is_empty() and not load_runs(store):
+                return  # nothing to hand off: add nothing to the agent's context
             text, _ = handoff_text(store)
             sys.stdout.write(text)
             return
