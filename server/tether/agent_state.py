@@ -1048,7 +1048,7 @@ def status_section(store: Store, scan: ScanResult | None = None) -> tuple[list[s
     if state.steps:
         last = state.steps[-1]
         where = f"checkpoint {last.checkpoint}" if last.checkpoint else "no checkpoint"
-        lines.append(f"step       {last.message} ({where}, {_ago_iso(last.time)})")
+        lines.append(f"step       {last.message} ({where}, {ago_iso(last.time)})")
     for r in runs:
         lines.append(f"{'run':<10} {r.summary}")
     for h in hist:
@@ -1072,7 +1072,7 @@ def status_section(store: Store, scan: ScanResult | None = None) -> tuple[list[s
     return lines, data
 
 
-def _ago_iso(stamp: str) -> str:
+def ago_iso(stamp: str) -> str:
     try:
         t = time.mktime(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
     except (ValueError, OverflowError):
@@ -1177,7 +1177,7 @@ def handoff_text(store: Store, scan: ScanResult | None = None) -> tuple[str, dic
         out.append("Recent steps:")
         for s in state.steps[-5:]:
             cp = f"checkpoint {s.checkpoint}" if s.checkpoint else "no checkpoint"
-            out.append(f"  - {s.message} ({cp}, {_ago_iso(s.time)})")
+            out.append(f"  - {s.message} ({cp}, {ago_iso(s.time)})")
     if runs:
         out.append("")
         out.append("Runs:")

@@ -219,3 +219,19 @@ def test_status_imports_a_fresh_agent_file(ws: Path, capsys: pytest.CaptureFixtu
     (ws / AGENT_FILE).write_text(json.dumps({"current_task": "just written", "next_steps": ["go"]}))
     code, out, _ = cli(capsys, "status")
     assert code == 0 and "task       just written" in out and "next       1. go" in out
+
+
+def test_steps_lists_the_step_log(ws: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = cli(capsys, "steps")
+    assert out.startswith("no steps recorded")
+    (ws / "a.py").write_text("1\n")
+    cli(capsys, "step", "-d", "one")
+    (ws / "b.py").write_text("2\n")
+    cli(capsys, "step", "-d", "two")
+    code, out, _ = cli(capsys, "steps")
+    lines = out.splitlines()
+    assert code == 0 and len(lines) == 2
+    assert "checkpoint 1" in lines[0] and "one  (a.py)" in lines[0]
+    assert "checkpoint 2" in lines[1] and "two  (b.py)" in lines[1]
+    code, out, _ = cli(capsys, "steps", "-n", "1", "--json")
+    assert [s["message"] for s in json.loads(out)["steps"]] == ["two"]

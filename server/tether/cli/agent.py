@@ -63,6 +63,11 @@ def register(sub: Any) -> None:
     add_output_flags(p)
     p.set_defaults(handler=cmd_next)
 
+    p = sub.add_parser("steps", help="the step log, newest last: message, checkpoint, files")
+    p.add_argument("-n", "--limit", type=int, default=20, help="how many (default 20; 0: all)")
+    add_output_flags(p)
+    p.set_defaults(handler=cmd_steps)
+
     p = sub.add_parser("task", help="print or set the current task (and environment name)")
     p.add_argument("text", nargs="?", default=None)
     p.add_argument("--clear", action="store_true", help="clear the task")
@@ -223,6 +228,28 @@ def cmd_next(args: argparse.Namespace) -> int:
             else "no next steps recorded (`tether step --done MSG --next STEP`)"
         )
         emit(args, {"task": state.task, "nextSteps": state.next_steps}, text)
+    return 0
+
+
+def cmd_steps(args: argparse.Namespace) -> int:
+    from tether.agent_state import ago_iso
+
+    with open_store(args) as store:
+        session = AgentSession(store)
+        _warn(session.import_file()[1])
+        steps = session.state().steps
+        if args.limit > 0:
+            steps = steps[-args.limit :]
+        lines = []
+        for st in steps:
+            cp = f"checkpoint {st.checkpoint}" if st.checkpoint else "no checkpoint"
+            files = f"  ({', '.join(st.files[:5])}{' …' if len(st.files) > 5 else ''})" if st.files else ""
+            lines.append(f"{ago_iso(st.time):>9}  {cp:<15} {st.message}{files}")
+        emit(
+            args,
+            {"steps": [st.to_json() for st in steps]},
+            "\n".join(lines) if lines else "no steps recorded (`tether step --done MSG`)",
+        )
     return 0
 
 
