@@ -243,3 +243,66 @@ def test_sigkill_during_restore_is_undoable(workspace: Path, tmp_path: Path) -> 
             assert tree_digest(workspace) == states[current], ctx
     print(f"restore kills: {ITERATIONS}, outcomes {outcomes}, restore run time {run_time * 1000:.0f} ms")
     assert outcomes["partial"] + outcomes["untouched"] > 0
+
+
+class _Killed(BaseException):
+    """Stands in for SIGKILL in-process: unwinds without running the rest of the restore."""
+
+
+def test_restore_interrupted_after_creating_files_is_undone_exactly(
+    workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deterministic twin of the kill loop: a restore that dies after creating a file the
+    current tree does not have; restoring its undo checkpoint removes that file again."""
+    state = tmp_path / "state"
+    (workspace / "keep.txt").write_text("v1\n")
+    # Sorted first, so it is the file the dying restore creates before it dies.
+    (workspace / "a_created.txt").write_text("only in checkpoint 1\n")
+    with Store.open(workspace, state) as store:
+        cp = Checkpointer(store)
+        first = cp.checkpoint("manual", full=True).info
+        assert first is not None
+        (workspace / "a_created.txt").unlink()
+        (workspace / "keep.txt").write_text("v2\n")
+        cp.checkpoint("manual", full=True)
+        before = tree_files(workspace)
+        real_write = restore_mod._write_atomic
+        calls = []
+
+        def dying_write(root: Path, target: Path, data: bytes, mode: int) -> None:
+            calls.append(target.name)
+            real_write(root, target, data, mode)
+            if len(calls) == 1:
+                raise _Killed
+
+        monkeypatch.setattr(restore_mod, "_write_atomic", dying_write)
+        with pytest.raises(_Killed):
+            restore_mod.restore(store, cp, first.id, dry_run=False)
+        monkeypatch.setattr(restore_mod, "_write_atomic", real_write)
+        assert calls == ["a_created.txt"] and (workspace / "a_created.txt").exists()  # half-restored
+        undo = [
+            c.id for c in store.list_checkpoints() if c.message == f"before restoring checkpoint {first.id}"
+        ]
+        assert undo
+        restore_mod.restore(store, cp, undo[0], dry_run=False)
+        assert tree_files(workspace) == before
+
+
+def test_leftover_restore_temp_files_are_ignored_and_swept(workspace: Path, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    (workspace / "src").mkdir()
+    (workspace / "src" / "a.py").write_text("a = 1\n")
+    with Store.open(workspace, state) as store:
+        cp = Checkpointer(store)
+        first = cp.checkpoint("manual", full=True).info
+        assert first is not None
+        # What a restore killed between write and rename leaves (pid 2**22+1: not a live process).
+        litter = workspace / "src" / f".a.py.tether-{2**22 + 1}.tmp"
+        litter.write_text("half-written\n")
+        (workspace / "src" / "a.py").write_text("a = 2\n")
+        second = cp.checkpoint("manual", full=True).info
+        assert second is not None and second.files == ("src/a.py",)
+        assert "src/" + litter.name not in store.head()
+        restore_mod.restore(store, cp, first.id, dry_run=False)
+    assert not litter.exists()
+    assert (workspace / "src" / "a.py").read_text() == "a = 1\n"
