@@ -152,6 +152,16 @@ export function defineExtensionTests(): void {
       assert.match(diffTab.label, new RegExp(`checkpoint #${cp.id}`));
     });
 
+    it("shows a placeholder, not bytes, for a binary file in a checkpoint", async () => {
+      fs.writeFileSync(rel("logo.bin").fsPath, Buffer.from([0, 1, 2, 255, 0, 137, 80, 78, 71]));
+      const cp = await vscode.commands.executeCommand<CheckpointInfo>("tether.checkpointNow", "with a binary file");
+      assert.ok(cp);
+      const doc = await vscode.workspace.openTextDocument(checkpointUri("logo.bin", cp.id));
+      assert.strictEqual(doc.getText(), `(binary file logo.bin at checkpoint #${cp.id}: not shown)`);
+      const missing = await vscode.workspace.openTextDocument(checkpointUri("never-existed.txt", cp.id));
+      assert.strictEqual(missing.getText(), "", "a file absent from the checkpoint shows as empty");
+    });
+
     it("restores a checkpoint (after a checkpoint of its own) and can undo it", async () => {
       const tl = await api.ui.timeline();
       const target = tl.find((c) => c.message === "before v2");

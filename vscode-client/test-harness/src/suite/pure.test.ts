@@ -6,7 +6,8 @@ import * as path from "path";
 import { checkpointUri, parseCheckpointUri, timelineItem } from "../../../src/checkpoints";
 import { nextStepsMessage, normalizeNextSteps, validateOpenTerminal } from "../../../src/notifications";
 import { Status } from "../../../src/protocol";
-import { resolveServerLaunch, ResolveInputs, ServerNotFoundError } from "../../../src/server";
+import { isStatus } from "../../../src/extension";
+import { initializationOptions, resolveServerLaunch, ResolveInputs, ServerNotFoundError } from "../../../src/server";
 import { relativeTime, renderIndicator } from "../../../src/status";
 
 const NOW = Date.parse("2026-11-22T06:10:00Z");
@@ -123,6 +124,31 @@ export function definePureTests(): void {
         nextStepsMessage(normalizeNextSteps({ task: "auth", nextSteps: ["tests"], summary: "Task: auth. Next: tests." })),
         "Tether: Task: auth. Next: tests.",
       );
+    });
+  });
+
+  describe("payload and settings validation", () => {
+    it("accepts a real Status and ignores malformed tether/status payloads", () => {
+      assert.ok(isStatus(status()));
+      assert.ok(!isStatus(null));
+      assert.ok(!isStatus("idle"));
+      assert.ok(!isStatus({ ...status(), resumeAvailable: "yes" }));
+      assert.ok(!isStatus({ ...status(), filesInProgress: "4" }));
+      assert.ok(!isStatus({ ...status(), lastCheckpoint: 7 }));
+    });
+
+    it("passes only valid settings as initializationOptions", async () => {
+      const vscode = require("vscode") as typeof import("vscode");
+      const cfg = vscode.workspace.getConfiguration("tether");
+      const before = cfg.inspect<number>("checkpointIntervalSeconds")?.globalValue;
+      try {
+        await cfg.update("checkpointIntervalSeconds", 120, vscode.ConfigurationTarget.Global);
+        assert.deepStrictEqual(initializationOptions(), { checkpointIntervalSeconds: 120 });
+        await cfg.update("checkpointIntervalSeconds", -5, vscode.ConfigurationTarget.Global);
+        assert.deepStrictEqual(initializationOptions(), {}, "a negative interval falls back to the server's default");
+      } finally {
+        await cfg.update("checkpointIntervalSeconds", before, vscode.ConfigurationTarget.Global);
+      }
     });
   });
 
