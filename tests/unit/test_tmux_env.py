@@ -205,8 +205,7 @@ def test_split_sections_handles_empty_and_last_sections() -> None:
     from tether.tmux_link import _split_sections
 
     out = (
-        "@@tether-n1-p0@@\nline a\n\nline b\n@@tether-n1-p1@@\n"
-        "@@tether-n1-genv@@\nA=1\n@@tether-n1-senv@@\n"
+        "@@tether-n1-p0@@\nline a\n\nline b\n@@tether-n1-p1@@\n@@tether-n1-genv@@\nA=1\n@@tether-n1-senv@@\n"
     )
     got = _split_sections(out, "n1")
     assert got == {"p0": ["line a", "", "line b"], "p1": [], "genv": ["A=1"], "senv": []}
