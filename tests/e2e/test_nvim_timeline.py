@@ -221,3 +221,21 @@ def test_saving_checkpoints_and_updates_the_statusline(tmp_path: Path, state_dir
         )
         assert nv.statusline() == f"Tether: {status['text']}"
         assert status["text"]
+
+
+def test_restore_only_the_named_paths(tmp_path: Path, state_dir: Path) -> None:
+    ws = make_workspace(tmp_path / "ws", {"a.txt": V1, "b.txt": "one\ntwo\n"})
+    with editor(tmp_path / "home", ws, state_dir, None) as nv:
+        nv.start("a.txt")
+        wait_client(nv, "a.txt")
+        first = checkpoint(nv, "both original")
+        (ws / "a.txt").write_text("changed a\n")  # an agent writing from the shell
+        (ws / "b.txt").write_text("changed b\n")
+        nv.run(f"Tether restore {first} b.txt")
+        confirm = pending_select(nv)
+        assert confirm["prompt"] == f"Restore from checkpoint #{first}: 1 file?"
+        preview = nv.lua("return vim.api.nvim_buf_get_lines(0, 0, -1, false)")
+        assert "+one" in preview and not any("alpha" in line for line in preview)
+        nv.lua("T.choose(1)")
+        retry_until(lambda: (ws / "b.txt").read_text() == "one\ntwo\n", timeout=20, what="b.txt restored")
+        assert (ws / "a.txt").read_text() == "changed a\n"
