@@ -184,18 +184,13 @@ async def test_sigkill_mid_checkpoint_keeps_the_store_whole(workspace: Path, sta
     await a.wait_status(lambda st: st["lastCheckpoint"] is not None, "baseline", timeout=60)
     baseline = (await a.timeline())[0]
     await a.wait_status(lambda st: st["state"] == "idle", "idle after the baseline")
-    # A burst the agent wrote on disk, reported by the editor's watcher: one big checkpoint.
+    # A burst of saves of big files: one big checkpoint, SIGKILLed while it is being written.
+    uris = [a.open(f"big{i:02}.bin", "(binary)") for i in range(n_files)]
     seen = len(a.statuses)
     for i in range(n_files):
         (workspace / f"big{i:02}.bin").write_bytes(os.urandom(size))
-    a.client.workspace_did_change_watched_files(
-        types.DidChangeWatchedFilesParams(
-            changes=[
-                types.FileEvent(uri=a.uri(f"big{i:02}.bin"), type=types.FileChangeType.Changed)
-                for i in range(n_files)
-            ]
-        )
-    )
+    for uri in uris:
+        a.save(uri)
     await a.wait_status(lambda st: st["state"] == "busy", "checkpoint under way", timeout=20, since=seen)
     os.kill(a.pid, signal.SIGKILL)
     await a.kill()
