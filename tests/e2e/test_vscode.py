@@ -17,7 +17,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -31,6 +31,8 @@ CS_ENTRY = TOOLS / "code-server/node_modules/code-server/out/node/entry.js"
 CHROMIUM = Path(os.environ.get("TETHER_CHROMIUM", "/usr/bin/chromium"))
 TETHER_BIN = Path(sys.executable).parent / "tether"
 SUMMARY = re.compile(r"^(\d+) passed, (\d+) failed$", re.M)
+
+RecordProperty = Callable[[str, object], None]
 
 pytestmark = [pytest.mark.vscode, pytest.mark.timeout(900)]
 
@@ -84,6 +86,9 @@ def vsix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     out = tmp_path_factory.mktemp("vsix") / "tether.vsix"
     _run(["npx", "@vscode/vsce", "package", "--no-dependencies", "-o", str(out)], EXT, 300)
     assert out.stat().st_size > 10_000
+    artifacts = ROOT / "artifacts/vscode"
+    artifacts.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(out, artifacts / "tether.vsix")
     _run(["npx", "tsc", "--noEmit", "-p", "."], HARNESS, 300)
     _run(["node", "build.js"], HARNESS, 300)
     yield out
@@ -117,14 +122,16 @@ def _run_harness(script: str, *args: str) -> tuple[int, int, str]:
     return passed, failed, res.stdout
 
 
-def test_mocha_suite_in_real_extension_host(vsix: Path) -> None:
+def test_mocha_suite_in_real_extension_host(vsix: Path, record_property: RecordProperty) -> None:
     passed, failed, _ = _run_harness("run-host-tests.js")
+    record_property("mocha_passed", passed)
     assert failed == 0
     assert passed >= 25, f"only {passed} mocha tests ran"
 
 
-def test_ui_in_code_server_with_chromium(vsix: Path) -> None:
+def test_ui_in_code_server_with_chromium(vsix: Path, record_property: RecordProperty) -> None:
     passed, failed, _ = _run_harness("run-ui-tests.js", str(vsix))
+    record_property("ui_passed", passed)
     assert failed == 0
     assert passed >= 9, f"only {passed} UI checks ran"
     shots = sorted((ROOT / "artifacts/vscode").glob("ui-*.png"))
