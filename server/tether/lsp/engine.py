@@ -941,7 +941,7 @@ class Engine:
         terminal = await terminal_task
         t_term = time.perf_counter()
         log.info(
-            "resume: plan %.0f ms, %d documents + %d buffers %.0f ms, terminal %.0f ms",
+            "resume: plan %.0f ms, %d documents + %d buffers %.0f ms, terminal wait after them %.0f ms",
             (t_plan - t0) * 1000,
             len(plan.show),
             len(plan.buffers),
