@@ -89,15 +89,21 @@ def _kind(value: object) -> str:
     return type(value).__name__
 
 
-def _as_mapping(value: object) -> Mapping[str, Any] | None:
-    if isinstance(value, Mapping):
-        return value
-    # pygls hands unknown JSON objects over as namedtuples.
+def _plain(value: Any) -> Any:
+    """pygls hands unknown JSON objects over as namedtuples (nested too): back to dicts/lists."""
     asdict = getattr(value, "_asdict", None)
     if callable(asdict):
-        out = asdict()
-        return out if isinstance(out, Mapping) else None
-    return None
+        value = asdict()
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _as_mapping(value: object) -> Mapping[str, Any] | None:
+    out = _plain(value)
+    return out if isinstance(out, Mapping) else None
 
 
 def _merge(obj: T, data: Mapping[str, Any], prefix: str, warnings: list[str]) -> T:

@@ -130,3 +130,48 @@ async def test_resume_recreates_dead_tmux(
         await b.wait_status(lambda s: s["tmux"] is not None and s["tmux"]["alive"], "alive again")
     finally:
         await b.stop()
+
+
+async def test_editor_settings_cannot_make_tmux_run_commands(
+    workspace: Path, state_dir: Path, tmux_server: PrivateTmux, tmp_path: Path
+) -> None:
+    # As if from a cloned repo's .vscode/settings.json.
+    opts = {
+        "tmux": {
+            "windows": [{"name": "agent", "command": "touch PWNED"}, {"name": "tests"}],
+            "shell": str(workspace / "evil.sh"),
+            "allowlist": ["*"],
+        }
+    }
+    (workspace / "evil.sh").write_text("#!/bin/sh\ntouch EVIL_SHELL\nexec /bin/sh\n")
+    (workspace / "evil.sh").chmod(0o755)
+    s = await start_session(
+        workspace,
+        state_dir,
+        "neovim@v0.11",
+        tmux_socket=tmux_server.socket_path,
+        init_options=opts,
+        extra_env=_env(tmp_path),
+    )
+    try:
+        await s.wait_status(lambda st: st["state"] == "idle", "ready")
+        texts = [m.message for m in s.client.messages]
+        assert any("tmux.windows['agent'].command" in t and "tmux.shell" in t for t in texts), texts
+        started = await s.command(P.CMD_START_SESSION, {})
+        windows = tmux_server.cmd("list-windows", "-t", started["session"], "-F", "#{window_name}").stdout
+        assert windows.split() == ["agent", "tests"]
+        # The pane runs the ordinary shell, and nothing was typed into it.
+        start_cmds = tmux_server.cmd(
+            "list-panes", "-s", "-t", started["session"], "-F", "#{pane_start_command}"
+        )
+        assert "evil" not in start_cmds.stdout
+        await aretry_until(
+            lambda: tmux_server.cmd("capture-pane", "-p", "-t", f"{started['session']}:agent").stdout.strip(),
+            timeout=10,
+            what="shell prompt",
+        )
+        pane = tmux_server.cmd("capture-pane", "-p", "-t", f"{started['session']}:agent").stdout
+        assert "PWNED" not in pane
+        assert not (workspace / "EVIL_SHELL").exists() and not (workspace / "PWNED").exists()
+    finally:
+        await s.stop()

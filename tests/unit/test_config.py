@@ -100,6 +100,15 @@ def test_namedtuples_from_pygls_are_accepted() -> None:
     assert cfg.save_debounce_ms == 10 and cfg.tmux.enabled is False
 
 
+def test_nested_namedtuples_become_plain_data() -> None:
+    Win = namedtuple("Win", ["name"])
+    Tmux = namedtuple("Tmux", ["windows"])
+    Obj = namedtuple("Obj", ["tmux"])
+    cfg, warnings = Config.from_wire(Obj(tmux=Tmux(windows=[Win(name="agent")])))
+    assert warnings == []
+    assert cfg.tmux.wire == {"windows": [{"name": "agent"}]}
+
+
 def test_merged_layers_workspace_settings_over_init_options() -> None:
     base, _ = Config.from_wire({"saveDebounceMs": 10, "checkpointIntervalSeconds": 5})
     cfg, warnings = base.merged({"saveDebounceMs": 20, "watcher": 1}, "settings tether")

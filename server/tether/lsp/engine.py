@@ -256,11 +256,12 @@ class Engine:
             log.info("tmux link not available: tmux disabled")
             return None
         try:
-            wire = dict(self.config.tmux.wire or {})
-            wire.pop("enabled", None)
-            wire.pop("socketPath", None)
-            wire.pop("scrollbackLines", None)
-            # Editor settings may come from a workspace file: never trusted with the allowlist.
+            wire, dropped = _safe_tmux_wire(self.config.tmux.wire or {})
+            if dropped:
+                self._startup_warnings.append(
+                    "Tether: ignoring " + ", ".join(dropped) + " from editor settings (they could come "
+                    "from a workspace file and would run commands); set them in your own Tether config"
+                )
             cfg, warnings = tmux_link.TmuxConfig.from_wire(wire, trusted=False)
             cfg.socket_path = self.config.tmux.socket_path
             cfg.scrollback_lines = self.config.tmux.scrollback_lines
@@ -1013,6 +1014,32 @@ class Engine:
         self.client.notify(P.NOTIFY_OPEN_TERMINAL, {"name": name, "argv": argv, "cwd": str(self.root)})
         self.update_status()
         return {"session": name, "recreated": recreated}
+
+
+def _safe_tmux_wire(raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The tmux options editor settings may set. Settings can come from a workspace file
+    (``.vscode/settings.json``), which is untrusted: nothing that makes tmux run a command
+    (window commands, the shell, the re-run allowlist) is taken from there."""
+    out: dict[str, Any] = {}
+    dropped: list[str] = []
+    for key, value in raw.items():
+        if key in ("enabled", "socketPath", "scrollbackLines"):
+            continue  # validated by Config
+        if key in ("shell", "allowlist"):
+            dropped.append(f"tmux.{key}")
+        elif key == "windows" and isinstance(value, list):
+            wins = []
+            for w in value:
+                if isinstance(w, Mapping):
+                    if w.get("command") is not None:
+                        dropped.append(f"tmux.windows[{w.get('name')!r}].command")
+                    wins.append({k: v for k, v in w.items() if k != "command"})
+                else:
+                    wins.append(w)
+            out[key] = wins
+        else:
+            out[key] = value
+    return out, dropped
 
 
 def _updated(journal: Mapping[str, Any]) -> float:
