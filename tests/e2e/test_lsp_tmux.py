@@ -165,11 +165,12 @@ async def test_editor_settings_cannot_make_tmux_run_commands(
             "list-panes", "-s", "-t", started["session"], "-F", "#{pane_start_command}"
         )
         assert "evil" not in start_cmds.stdout
-        await aretry_until(
-            lambda: tmux_server.cmd("capture-pane", "-p", "-t", f"{started['session']}:agent").stdout.strip(),
-            timeout=10,
-            what="shell prompt",
-        )
+        target = f"{started['session']}:agent"
+
+        def pane_text() -> str:
+            return tmux_server.cmd("capture-pane", "-p", "-t", target).stdout.strip()
+
+        await aretry_until(pane_text, timeout=10, what="shell prompt")
         pane = tmux_server.cmd("capture-pane", "-p", "-t", f"{started['session']}:agent").stdout
         assert "PWNED" not in pane
         assert not (workspace / "EVIL_SHELL").exists() and not (workspace / "PWNED").exists()
