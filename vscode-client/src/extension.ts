@@ -59,7 +59,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Tether
   let lastStatus: Status | undefined;
   let lastNextSteps: ShowNextStepsParams | undefined;
   let terminalRequests = 0;
-  // eslint-disable-next-line prefer-const -- created after the manager, which it sends through
+  // Created after the manager, which it sends through.
   let cursors: CursorReporter | undefined;
   const statusWaiters = new Set<(s: Status) => void>();
 
@@ -98,6 +98,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<Tether
       },
     }),
     onClientCreated: (client: LanguageClient) => {
+      // A new server: the old one's status no longer says anything.
+      lastStatus = undefined;
       client.onNotification(NOTIFY_STATUS, (p: unknown) => {
         if (!isStatus(p)) {
           output.warn(`ignoring malformed ${NOTIFY_STATUS}: ${JSON.stringify(p)}`);

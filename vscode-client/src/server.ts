@@ -155,7 +155,6 @@ export async function pythonExtensionInterpreter(folder: vscode.Uri | undefined)
     return undefined;
   }
   // The API is used loosely (no typings, no dependency): shapes differ between its versions.
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   const api: any = ext.isActive ? ext.exports : await withTimeout(ext.activate(), 10_000);
   if (!api) {
     return undefined;
@@ -164,7 +163,6 @@ export async function pythonExtensionInterpreter(folder: vscode.Uri | undefined)
   if (envs?.getActiveEnvironmentPath) {
     const envPath = envs.getActiveEnvironmentPath(folder);
     const resolved = envs.resolveEnvironment ? await withTimeout(envs.resolveEnvironment(envPath), 10_000) : undefined;
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any
     const exe = (resolved as any)?.executable?.uri?.fsPath ?? envPath?.path;
     if (typeof exe === "string" && exe) {
       return exe;
