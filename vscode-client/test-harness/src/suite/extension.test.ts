@@ -30,6 +30,19 @@ async function waitFor<T>(fn: () => T | undefined | false | Promise<T | undefine
   }
 }
 
+/** Awaits a promise, failing after timeoutMs instead of hanging. */
+async function within<T>(p: Promise<T>, timeoutMs: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([p, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 function ws(): vscode.Uri {
   const f = vscode.workspace.workspaceFolders?.[0];
   assert.ok(f, "the runner opens a workspace folder");
@@ -241,7 +254,7 @@ export function defineExtensionTests(): void {
       editor.selection = new vscode.Selection(1, 3, 1, 3);
       // the selection event comes back from the workbench asynchronously; the extension's
       // listener (registered at activation) has seen it once this one has
-      await waitFor(() => Promise.race([moved.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 200))]), "the selection event");
+      await within(moved, 10_000, "the selection event");
       sub?.dispose();
       const cp = await vscode.commands.executeCommand<CheckpointInfo>("tether.checkpointNow", "with unsaved edit");
       assert.ok(cp);
