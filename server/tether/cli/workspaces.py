@@ -35,8 +35,11 @@ def _describe(db_path: Any) -> dict[str, Any]:
 
 def cmd_list(args: argparse.Namespace) -> int:
     base = state_dir(args.state_dir) / "workspaces"
-    rows = [_describe(p / DB_NAME) for p in sorted(base.iterdir()) if (p / DB_NAME).is_file()] \
-        if base.is_dir() else []
+    rows = (
+        [_describe(p / DB_NAME) for p in sorted(base.iterdir()) if (p / DB_NAME).is_file()]
+        if base.is_dir()
+        else []
+    )
     rows.sort(key=lambda r: r.get("lastTime") or 0, reverse=True)
     lines = []
     for r in rows:
@@ -44,8 +47,9 @@ def cmd_list(args: argparse.Namespace) -> int:
             lines.append(f"{r['store']}: unreadable ({r['error']})")
             continue
         when = ago(r["lastTime"]) if r["lastTime"] else "never"
-        lines.append(f"{r['workspace']}  {plural(r['checkpoints'], 'checkpoint')}, last {when}, "
-                     f"{size(r['bytes'])}")
+        lines.append(
+            f"{r['workspace']}  {plural(r['checkpoints'], 'checkpoint')}, last {when}, {size(r['bytes'])}"
+        )
     for r in rows:
         if r.get("lastTime"):
             r["lastTime"] = iso_time(r["lastTime"])
