@@ -25,9 +25,12 @@ import logging
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import platformdirs
+
+if TYPE_CHECKING:
+    from tether.tmux_link import TmuxConfig, TmuxLink
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +56,7 @@ def load_user_config(path: Path | None = None) -> tuple[dict[str, Any], list[str
     return data, []
 
 
-def tmux_config(path: Path | None = None) -> tuple[Any, list[str]]:
+def tmux_config(path: Path | None = None) -> tuple[TmuxConfig, list[str]]:
     """``TmuxConfig`` from the user's file (trusted: its allowlist and windows apply)."""
     from tether.tmux_link import TmuxConfig
 
@@ -63,3 +66,11 @@ def tmux_config(path: Path | None = None) -> tuple[Any, list[str]]:
         return TmuxConfig(), warnings
     cfg, more = TmuxConfig.from_wire(section, trusted=True)
     return cfg, warnings + [f"{path or config_path()}: {w}" for w in more]
+
+
+def user_link(root: Path, state_dir: Path | str | None = None) -> tuple[TmuxLink, list[str]]:
+    """The workspace's ``TmuxLink`` configured from the user's file, and its warnings."""
+    from tether.tmux_link import TmuxLink
+
+    cfg, warnings = tmux_config()
+    return TmuxLink(root, cfg, state_dir=Path(state_dir) if state_dir else None), warnings

@@ -116,3 +116,35 @@ def test_doctor_reports_a_corrupt_store(
     doc = json.loads(out)
     assert code == 1
     assert not {c["check"]: c for c in doc["checks"]}["store"]["ok"]
+
+
+def test_start_takes_windows_from_the_users_config_file(
+    tmux_server: PrivateTmux,
+    workspace: Path,
+    state_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(
+        '[tmux]\nshell = "/bin/bash"\n'
+        '[[tmux.windows]]\nname = "agent"\n'
+        '[[tmux.windows]]\nname = "tests"\ncommand = "echo from-user-config"\n'
+    )
+    monkeypatch.setenv("TETHER_CONFIG", str(cfg))
+    code, out, _ = _cli(capsys, "-C", str(workspace), "start")
+    name = out.strip()
+    assert code == 0
+    windows = tmux_server.cmd("list-windows", "-t", f"={name}", "-F", "#{window_name}").stdout.split()
+    assert windows == ["agent", "tests"]
+    # The user's own window command runs (the config file is trusted).
+    retry_until(
+        lambda: (
+            "from-user-config"
+            in tmux_server.cmd("capture-pane", "-p", "-t", f"={name}:tests").stdout.replace(
+                "echo from-user-config", ""
+            )
+        ),
+        what="the configured command's output",
+    )

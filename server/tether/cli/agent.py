@@ -142,11 +142,9 @@ def _warn(message: str | None) -> None:
 
 def _tmux_provider(root: Path, state: str | None) -> Any:
     """The tmux snapshot at each checkpoint, when the tmux link is available; else None."""
-    try:
-        from tether.tmux_link import TmuxLink
-    except ImportError:
-        return None
-    link = TmuxLink(root, state_dir=Path(state) if state else None)
+    from tether.user_config import user_link
+
+    link, _ = user_link(root, state)  # warnings are printed by the tmux commands, not every step
 
     def snapshot() -> bytes | None:
         try:
@@ -300,11 +298,12 @@ def _restore_tmux(
     store: Store, state: str | None, run: bool
 ) -> tuple[list[str], dict[str, Any] | None, list[str] | None]:
     """Reattach or recreate the workspace's tmux session. Returns (lines, data, attach argv)."""
-    try:
-        from tether.tmux_link import RunPolicy, TmuxConfig, TmuxLink
-    except ImportError:
-        return ["tmux: the tmux link is not available in this installation; skipped"], None, None
-    link = TmuxLink(store.root, TmuxConfig(), state_dir=Path(state) if state else None)
+    from tether.tmux_link import RunPolicy
+    from tether.user_config import user_link
+
+    link, warnings = user_link(store.root, state)
+    for w in warnings:
+        _warn(w)
     try:
         if link.alive():
             argv = link.attach_argv()

@@ -19,7 +19,8 @@ from tether.cli.common import add_output_flags, find_workspace
 from tether.cli.output import emit
 from tether.errors import TetherError, TmuxError
 from tether.protocol import ATTACH_TMUX
-from tether.tmux_link import RunPolicy, TmuxConfig, TmuxLink
+from tether.tmux_link import RunPolicy, TmuxLink
+from tether.user_config import user_link
 
 MIN_TMUX = (3, 0)
 
@@ -50,14 +51,10 @@ def register(sub: Any) -> None:
 def _link(args: argparse.Namespace) -> TmuxLink:
     root = find_workspace(args)
     state = Path(args.state_dir) if args.state_dir else None
-    try:
-        from tether.user_config import tmux_config
-    except ImportError:  # the user config module is optional
-        return TmuxLink(root, TmuxConfig(), state_dir=state)
-    cfg, warnings = tmux_config()
+    link, warnings = user_link(root, state)
     for w in warnings:
         print(f"tether: warning: {w}", file=sys.stderr)
-    return TmuxLink(root, cfg, state_dir=state)
+    return link
 
 
 def _exec_attach(argv: list[str]) -> NoReturn:
