@@ -36,6 +36,7 @@ import {
 const SAVED_APP = 'def main():\n    return 1\n';
 const TYPED_SAVED = "# saved in session A";
 const UNSAVED = "UNSAVED MARKER 42";
+const AGENT_EDIT = "def main():\n    return 2  # AGENT EDIT\n";
 
 const results = new Results();
 let shot = 0;
@@ -211,7 +212,7 @@ async function sessionB(browser: Browser, dirs: RunDirs, vsix: string): Promise<
     // An agent changes app.py on disk (not through the editor).
     const appPath = path.join(dirs.workspace, "src/app.py");
     const savedInA = fs.readFileSync(appPath, "utf8");
-    fs.writeFileSync(appPath, "def main():\n    return 2  # AGENT EDIT\n");
+    fs.writeFileSync(appPath, AGENT_EDIT);
 
     await check(page, "B: Tether: Show timeline lists the checkpoints", async () => {
       await runCommand(page, "Tether: Show timeline");
@@ -266,8 +267,14 @@ async function sessionB(browser: Browser, dirs: RunDirs, vsix: string): Promise<
       await screenshot(page, "b-restore-confirm");
       await dialog.locator(".monaco-button", { hasText: /^Restore$/ }).click();
       await waitUntil(() => fs.readFileSync(appPath, "utf8") === savedInA, "src/app.py restored to the checkpoint");
-      await toast(page, /restored \d+ files? from checkpoint #\d+/).waitFor({ timeout: 15_000 });
+      const restoredToast = toast(page, /restored \d+ files? from checkpoint #\d+/);
+      await restoredToast.waitFor({ timeout: 15_000 });
       await screenshot(page, "b-restored");
+    });
+    await check(page, "B: Undo in the restore notification brings the agent's edit back", async () => {
+      await toast(page, /restored \d+ files? from checkpoint #\d+/).locator(".monaco-button", { hasText: "Undo" }).click();
+      await waitUntil(() => fs.readFileSync(appPath, "utf8") === AGENT_EDIT, "src/app.py back to the agent's edit");
+      await toast(page, /restore undone/).waitFor({ timeout: 15_000 });
     });
     await check(page, "B: a server that cannot start shows an error with Show logs", async () => {
       // As a user would: point tether.serverPath (a machine setting) at nothing.
