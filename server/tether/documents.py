@@ -231,7 +231,7 @@ class Documents:
 
     # --- persisted forms ------------------------------------------------------------------
 
-    def snapshot(self, session_id: str, with_text: bool) -> dict[str, Any]:
+    def snapshot(self, session_id: str, with_text: bool, max_text: int | None = None) -> dict[str, Any]:
         """Editor state as a JSON-able dict: the journal (with text) or the checkpoint attachment."""
         with self._lock:
             docs = sorted(self._docs.values(), key=lambda d: d.edited or d.opened)
@@ -252,7 +252,7 @@ class Documents:
                 [
                     {"path": d.path, "uri": d.uri, "text": d.text, "baseHash": d.base_hash}
                     for d in docs
-                    if d.dirty and d.journal_text
+                    if d.dirty and d.journal_text and (max_text is None or len(d.text) <= max_text)
                 ]
                 if with_text
                 else []

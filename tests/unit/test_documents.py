@@ -179,3 +179,16 @@ def test_encoded_uris_map_to_workspace_paths(docs: Documents, workspace: Path) -
     assert "%20" in uri
     doc = docs.open(uri, 1, "")
     assert doc is not None and doc.path == "my dir/naïve file.py"
+
+
+def test_huge_buffers_are_not_journaled(docs: Documents, workspace: Path) -> None:
+    small = (workspace / "small.py").as_uri()
+    big = (workspace / "big.py").as_uri()
+    for uri in (small, big):
+        docs.open(uri, 1, "")
+        docs.set_journal_text(uri, True)
+    docs.change(small, 2, "x" * 10, None)
+    docs.change(big, 2, "x" * 1000, None)
+    snap = docs.snapshot("s", with_text=True, max_text=100)
+    assert [b["path"] for b in snap["buffers"]] == ["small.py"]
+    assert {f["path"]: f["dirty"] for f in snap["files"]} == {"small.py": True, "big.py": True}

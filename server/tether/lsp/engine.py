@@ -623,7 +623,8 @@ class Engine:
         if gen == self._journal_written_gen:
             return
         await self.wait_ready()
-        snap = self.docs.snapshot(self.session_id, with_text=True)
+        # Like checkpoints, huge buffers are not stored (the journal is rewritten every second).
+        snap = self.docs.snapshot(self.session_id, with_text=True, max_text=self.config.max_file_bytes)
         snap["pid"] = os.getpid()
 
         def write() -> None:
