@@ -71,9 +71,10 @@ class Doc:
     visible: tuple[int, int] | None = None  # first/last visible line, when the client says
     opened: float = field(default_factory=time.time)
     edited: float | None = None
-    # Unsaved text is journaled only once the path is known not to be ignored or secret-looking
-    # (checked off the event loop right after didOpen).
-    journal_text: bool = False
+    # Whether unsaved text may be journaled: the path is not ignored or secret-looking. None:
+    # not vetted yet (checked off the event loop right after didOpen; the journal writer vets
+    # such buffers itself before storing them).
+    journal_text: bool | None = None
 
 
 # Files whose unsaved text is never written to the store, whatever .gitignore says.
@@ -250,9 +251,17 @@ class Documents:
             ]
             buffers = (
                 [
-                    {"path": d.path, "uri": d.uri, "text": d.text, "baseHash": d.base_hash}
+                    {
+                        "path": d.path,
+                        "uri": d.uri,
+                        "text": d.text,
+                        "baseHash": d.base_hash,
+                        "vetted": d.journal_text is True,
+                    }
                     for d in docs
-                    if d.dirty and d.journal_text and (max_text is None or len(d.text) <= max_text)
+                    if d.dirty
+                    and d.journal_text is not False
+                    and (max_text is None or len(d.text) <= max_text)
                 ]
                 if with_text
                 else []

@@ -3,8 +3,10 @@ checkpoints, an editor reopening its own unsaved buffers, configuration changes,
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -243,3 +245,29 @@ async def test_state_dir_inside_the_workspace_is_not_tracked(workspace: Path) ->
         assert timeline[0]["id"] == manual["id"]
     finally:
         await s.stop()
+
+
+async def test_sigterm_flushes_the_last_edits(workspace: Path, state_dir: Path) -> None:
+    (workspace / "a.py").write_text("a = 1\n")
+    # A journal timer far away: only the SIGTERM handler can have written the edit.
+    s = await start_session(
+        workspace, state_dir, "visual-studio-code", init_options={"bufferJournalDebounceMs": 60000}
+    )
+    await s.wait_status(lambda st: st["state"] == "idle", "ready")
+    uri = s.open("a.py", "a = 1\n")
+    s.edit(uri, 2, 0, 4, 0, 5, "42")
+    await s.wait_status(lambda st: st["dirtyBuffers"] == 1, "edit processed")
+    os.kill(s.pid, signal.SIGTERM)
+    server = s.client._server
+    assert server is not None
+    assert await asyncio.wait_for(server.wait(), 10) == 0
+    await s.kill()
+    b = await start_session(workspace, state_dir, "visual-studio-code")
+    try:
+        await b.wait_status(lambda st: st["resumeAvailable"], "resume available")
+        result = await b.command(P.CMD_RESUME, {})
+        assert result["restoredBuffers"] == ["a.py"]
+        ((_, edits),) = b.edits[0].edit.changes.items()
+        assert edits[0].new_text == "a = 42\n"
+    finally:
+        await b.stop()

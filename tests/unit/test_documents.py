@@ -87,14 +87,16 @@ def test_journal_has_text_and_base_hash_attachment_does_not(docs: Documents, wor
     docs.open(a, 1, "a\n")
     docs.open(b, 1, "b\n")
     docs.change(b, 2, "b changed\n", (0, 9))
-    # Until the path is vetted (not ignored, not secret), no text goes to the journal.
+    # Not vetted yet (not ignored, not secret): flagged, so the journal writer vets it itself.
+    assert [x["vetted"] for x in docs.snapshot("sess", with_text=True)["buffers"]] == [False]
+    docs.set_journal_text(b, False)
     assert docs.snapshot("sess", with_text=True)["buffers"] == []
     docs.set_journal_text(b, True)
     journal = docs.snapshot("sess", with_text=True)
     assert journal["sessionId"] == "sess"
     assert [f["path"] for f in journal["files"]] == ["a.py", "b.py"]  # most recently touched last
     assert journal["buffers"] == [
-        {"path": "b.py", "uri": b, "text": "b changed\n", "baseHash": text_hash("b\n")}
+        {"path": "b.py", "uri": b, "text": "b changed\n", "baseHash": text_hash("b\n"), "vetted": True}
     ]
     att = json.loads(docs.attachment_bytes("sess"))
     assert att["buffers"] == []

@@ -628,6 +628,13 @@ class Engine:
         snap["pid"] = os.getpid()
 
         def write() -> None:
+            # Buffers opened a moment ago may not be vetted yet: do it here, off the loop.
+            kept = []
+            for buf in snap["buffers"]:
+                if buf.pop("vetted") or not (looks_secret(buf["path"]) or self._path_ignored(buf["path"])):
+                    kept.append(buf)
+            snap["buffers"] = kept
+
             def fn(data: bytes | None) -> bytes:
                 others = [
                     j for j in resume_mod.journal_sessions(data) if j.get("sessionId") != self.session_id
