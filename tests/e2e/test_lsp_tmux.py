@@ -176,3 +176,39 @@ async def test_editor_settings_cannot_make_tmux_run_commands(
         assert not (workspace / "EVIL_SHELL").exists() and not (workspace / "PWNED").exists()
     finally:
         await s.stop()
+
+
+async def test_users_config_file_names_windows_and_their_commands(
+    workspace: Path, state_dir: Path, tmux_server: PrivateTmux, tmp_path: Path
+) -> None:
+    # The user's own file is trusted (unlike editor settings): its window commands run.
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(
+        '[tmux]\nshell = "/bin/sh"\n'
+        '[[tmux.windows]]\nname = "agent"\n'
+        '[[tmux.windows]]\nname = "server"\ncommand = "echo user-window-ran"\n'
+    )
+    env = {**_env(tmp_path), "TETHER_CONFIG": str(cfg)}
+    # Editor settings that try to rename the windows do not override the user's file.
+    opts = {"tmux": {"windows": [{"name": "other"}]}}
+    s = await start_session(
+        workspace,
+        state_dir,
+        "visual-studio-code",
+        tmux_socket=tmux_server.socket_path,
+        init_options=opts,
+        extra_env=env,
+    )
+    try:
+        await s.wait_status(lambda st: st["state"] == "idle", "ready")
+        started = await s.command(P.CMD_START_SESSION, {})
+        windows = tmux_server.cmd("list-windows", "-t", started["session"], "-F", "#{window_name}").stdout
+        assert windows.split() == ["agent", "server"]
+
+        def ran() -> bool:
+            text = tmux_server.cmd("capture-pane", "-p", "-t", f"{started['session']}:server").stdout
+            return "user-window-ran" in text.replace("echo user-window-ran", "")
+
+        await aretry_until(ran, timeout=10, what="the user's window command output")
+    finally:
+        await s.stop()

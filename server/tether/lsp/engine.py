@@ -41,6 +41,7 @@ from tether.lsp import params as prm
 from tether.paths import normalize_rel
 from tether.scan import DEFAULT_IGNORED_DIRS, Scanner
 from tether.store import CheckpointInfo, Store
+from tether.user_config import config_path, load_user_config
 
 log = logging.getLogger(__name__)
 
@@ -262,10 +263,25 @@ class Engine:
                     "Tether: ignoring " + ", ".join(dropped) + " from editor settings (they could come "
                     "from a workspace file and would run commands); set them in your own Tether config"
                 )
-            cfg, warnings = tmux_link.TmuxConfig.from_wire(wire, trusted=False)
-            cfg.socket_path = self.config.tmux.socket_path
-            cfg.scrollback_lines = self.config.tmux.scrollback_lines
-            self._startup_warnings.extend(f"Tether: {w}" for w in warnings)
+            raw = self.config.tmux.wire or {}
+            # The user's own config file is the trusted base (it may name window commands and the
+            # re-run allowlist); editor settings, stripped of anything that runs, go on top.
+            user, file_warnings = load_user_config()
+            section = user.get("tmux", {})
+            if not isinstance(section, dict):
+                file_warnings.append(f"{config_path()}: [tmux] must be a table; ignored")
+                section = {}
+            merged = dict(section)
+            for key, value in wire.items():
+                if key == "windows" and "windows" in section:
+                    continue  # the user's file names the windows together with their commands
+                merged[key] = value
+            cfg, warnings = tmux_link.TmuxConfig.from_wire(merged, trusted=True)
+            if "socketPath" in raw or cfg.socket_path is None:
+                cfg.socket_path = self.config.tmux.socket_path
+            if "scrollbackLines" in raw:
+                cfg.scrollback_lines = self.config.tmux.scrollback_lines
+            self._startup_warnings.extend(f"Tether: {w}" for w in [*file_warnings, *warnings])
             state = Path(self.config.state_dir) if self.config.state_dir else None
             return tmux_link.TmuxLink(root, cfg, state_dir=state)
         except Exception:
