@@ -86,6 +86,13 @@ def make_workspace(root: Path, n_files: int, seed: int = 1) -> list[str]:
         p.write_bytes(b"\x7fELF" + bytes(200))
     for i in range(max(5, n_files // 200)):
         (root / dirs[i % n_dirs] / f"debug{i}.log").write_text("log line\n")
+    # A checkout made a while ago, as at a real session start: file times an hour old, and
+    # no directory changed within the last seconds (fresh stats are not trusted, see
+    # store.RACY_NS: without this every scan in the first 2 s would re-read every file).
+    old = time.time_ns() - 3600 * 10**9
+    for rel in tracked:
+        os.utime(root / rel, ns=(old, old))
+    time.sleep(2.1)
     return tracked
 
 
