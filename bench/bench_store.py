@@ -240,15 +240,21 @@ def report(rows: list[Row], reps: int) -> tuple[str, bool]:
     lines.append("")
     ok = True
     by_size = {r.size: r.values for r in rows}
-    ref = by_size.get(10_000) or rows[-1].values
-    ref_n = 10_000 if 10_000 in by_size else rows[-1].size
-    speedup = ref["shadow"] / ref["incr"]
-    verdict = speedup >= 20
-    ok &= verdict
-    lines.append(
-        f"- (a) incremental vs shadow git at {ref_n} files: {speedup:.0f}x (target >= 20x): "
-        f"{'PASS' if verdict else 'FAIL'}"
-    )
+    if 10_000 in by_size:
+        ref = by_size[10_000]
+        speedup = ref["shadow"] / ref["incr"]
+        verdict = speedup >= 20
+        ok &= verdict
+        lines.append(
+            f"- (a) incremental vs shadow git at 10000 files: {speedup:.0f}x (target >= 20x): "
+            f"{'PASS' if verdict else 'FAIL'}"
+        )
+    else:  # --quick: the target is set at 10k files; smaller trees favour git
+        for r in rows:
+            lines.append(
+                f"- (a) incremental vs shadow git at {r.size} files: "
+                f"{r.values['shadow'] / r.values['incr']:.0f}x (the 20x target applies at 10000 files)"
+            )
     if len(rows) > 1:
         flat = rows[-1].values["incr"] / rows[0].values["incr"]
         verdict = flat <= 3
