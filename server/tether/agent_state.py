@@ -40,6 +40,7 @@ from tether import protocol
 from tether.errors import BadParamsError, NoCheckpointError, OutsideWorkspaceError
 from tether.humanize import ago
 from tether.paths import normalize_rel
+from tether.procs import pid_alive
 from tether.store import CheckpointInfo, Store, iso_time
 
 if TYPE_CHECKING:
@@ -758,7 +759,7 @@ class AgentSession:
             return
         for name in names:
             pid_text = name[len(prefix) :].split(".", 1)[0]
-            if not pid_text.isdigit() or int(pid_text) == os.getpid() or _pid_alive(int(pid_text)):
+            if not pid_text.isdigit() or int(pid_text) == os.getpid() or pid_alive(int(pid_text)):
                 continue
             with contextlib.suppress(OSError):
                 os.unlink(self.root / name)
@@ -902,16 +903,6 @@ class AgentSession:
             "runs": [r.to_wire() for r in runs],
             "summary": "\n".join(lines) if lines else "no task recorded",
         }
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _merge_files(current: list[str], touched: list[str], limit: int = 20) -> list[str]:

@@ -22,6 +22,7 @@ from tether.checkpoints import Checkpointer
 from tether.diffing import FileDiff, file_diff
 from tether.errors import OutsideWorkspaceError, StoreError, TetherError
 from tether.paths import normalize_rel, restore_temp_name, restore_temp_pid, safe_target
+from tether.procs import pid_alive
 from tether.protocol import TRIGGER_RESTORE
 from tether.scan import Scanner, ScanResult
 from tether.store import FileEntry, Store, blob_hash
@@ -251,16 +252,6 @@ def restore(
     return result
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _dirs(root: Path, rels: Iterable[str]) -> list[Path]:
     """Workspace directories from stored relative names, never leaving the workspace."""
     out = []
@@ -289,7 +280,7 @@ def _sweep_stale_temps(dirs: Iterable[Path]) -> None:
                     e.path
                     for e in it
                     if (pid := restore_temp_pid(e.name)) is not None
-                    and (pid == os.getpid() or not _pid_alive(pid))
+                    and (pid == os.getpid() or not pid_alive(pid))
                     and e.is_file(follow_symlinks=False)
                 ]
         except OSError:
