@@ -50,6 +50,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+STALE_WINDOW_NS = 10 * 1_000_000_000
+
 AGENT_FILE = ".agent-session.json"
 STATE_NAME = "agent"
 SCHEMA = 1
@@ -224,6 +226,10 @@ class _Doc:
     # language server) both write it; one must not import the other's older rendering as if the
     # agent had written it.
     own: list[str] = field(default_factory=list)
+    # mtime of the newest agent-written file imported. Two Tether processes can each hold a copy
+    # of the agent's bytes from different moments; importing the older one after the newer would
+    # move the state backwards. mtime, not ctime: a rename (ours or the agent's) resets ctime.
+    agent_mtime_ns: int = 0
 
     @classmethod
     def load(cls, data: bytes | None) -> _Doc:
@@ -243,6 +249,7 @@ class _Doc:
             bh if isinstance(bh, str) else None,
             base if isinstance(base, dict) else None,
             [h for h in own if isinstance(h, str)] if isinstance(own, list) else [],
+            mt if isinstance(mt := d.get("agentMtimeNs"), int) and not isinstance(mt, bool) else 0,
         )
 
     def dump(self) -> bytes:
@@ -254,6 +261,7 @@ class _Doc:
                 "badHash": self.bad_hash,
                 "fileBase": self.file_base,
                 "own": self.own,
+                "agentMtimeNs": self.agent_mtime_ns,
             },
             ensure_ascii=False,
             separators=(",", ":"),
@@ -461,20 +469,27 @@ class AgentSession:
 
     def _read_file(self) -> tuple[bytes | None, str | None]:
         """The file's bytes, ``(None, None)`` when absent, ``(None, reason)`` when unreadable."""
+        raw, problem, _ = self._read_file_ct()
+        return raw, problem
+
+    def _read_file_ct(self) -> tuple[bytes | None, str | None, int]:
+        """:meth:`_read_file` plus the mtime of the inode read (0 when nothing was read)."""
+        mtime = 0
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
-            return None, None
+            return None, None, 0
         except OSError as exc:
             if exc.errno == errno.ELOOP:
-                return None, f"{AGENT_FILE}: is a symlink; not followed"
-            return None, f"{AGENT_FILE}: cannot read it ({exc.strerror})"
+                return None, f"{AGENT_FILE}: is a symlink; not followed", 0
+            return None, f"{AGENT_FILE}: cannot read it ({exc.strerror})", 0
         try:
             st = os.fstat(fd)
+            mtime = st.st_mtime_ns
             if not stat_mod.S_ISREG(st.st_mode):
-                return None, f"{AGENT_FILE}: not a regular file"
+                return None, f"{AGENT_FILE}: not a regular file", 0
             if st.st_size > MAX_FILE_BYTES:
-                return None, f"{AGENT_FILE}: {st.st_size} bytes, more than the {MAX_FILE_BYTES}-byte limit"
+                return None, f"{AGENT_FILE}: {st.st_size} bytes, more than the {MAX_FILE_BYTES}-byte limit", 0
             chunks = []
             total = 0
             while True:
@@ -484,10 +499,10 @@ class AgentSession:
                 chunks.append(chunk)
                 total += len(chunk)
                 if total > MAX_FILE_BYTES:
-                    return None, f"{AGENT_FILE}: more than the {MAX_FILE_BYTES}-byte limit"
-            return b"".join(chunks), None
+                    return None, f"{AGENT_FILE}: more than the {MAX_FILE_BYTES}-byte limit", 0
+            return b"".join(chunks), None, mtime
         except OSError as exc:
-            return None, f"{AGENT_FILE}: cannot read it ({exc.strerror})"
+            return None, f"{AGENT_FILE}: cannot read it ({exc.strerror})", 0
         finally:
             os.close(fd)
 
@@ -499,7 +514,7 @@ class AgentSession:
         Returns ``(changed, warning)``; a warning is returned once per distinct bad content (the
         state's ``warning`` keeps it for status lines).
         """
-        raw, problem = self._read_file()
+        raw, problem, mtime = self._read_file_ct()
         if raw is None and problem is None:
             return False, None
         if raw is not None:
@@ -507,15 +522,19 @@ class AgentSession:
             if patch is None and problem is not None:
                 # An agent writing in place may be caught half-way: one bounded second look.
                 time.sleep(0.02)
-                again, _ = self._read_file()
+                again, _, again_mt = self._read_file_ct()
                 if again is not None and again != raw:
-                    raw = again
+                    raw, mtime = again, again_mt
                     patch, problem = parse_session_file(raw, self.root)
-            return self.import_bytes(raw, patch, problem)
+            return self.import_bytes(raw, patch, problem, mtime_ns=mtime)
         return self._note_bad(problem or "", _digest(problem.encode() if problem else b""))
 
     def import_bytes(
-        self, raw: bytes, patch: FilePatch | None = None, problem: str | None = None
+        self,
+        raw: bytes,
+        patch: FilePatch | None = None,
+        problem: str | None = None,
+        mtime_ns: int = 0,
     ) -> tuple[bool, str | None]:
         if patch is None and problem is None:
             patch, problem = parse_session_file(raw, self.root)
@@ -543,6 +562,13 @@ class AgentSession:
                 doc.file_base = {**patch.extra, **patch.fields}
                 outcome.append((False, None))
                 return True
+            if mtime_ns and 0 < doc.agent_mtime_ns - mtime_ns < STALE_WINDOW_NS:
+                # Older than an agent write already taken in: another process got there first.
+                # Only within a short window: a backup put back with `cp -p` is much older and
+                # is a deliberate change.
+                outcome.append((False, None))
+                return False
+            doc.agent_mtime_ns = max(doc.agent_mtime_ns, mtime_ns)
             new = _apply_patch(doc.state, patch, doc.file_base)
             changed = new.to_file() != doc.state.to_file()
             doc.state = new
@@ -768,7 +794,7 @@ class AgentSession:
         self._remove_stale_temps()
         for _ in range(8):
             self.import_file()
-            before, _ = self._read_file()
+            before, _, before_mt = self._read_file_ct()
             try:
                 st = os.lstat(self.path)
             except FileNotFoundError:
@@ -780,6 +806,10 @@ class AgentSession:
             if before is None and st is not None:
                 log.warning("not writing %s: it cannot be read back (too large?)", self.path)
                 return False
+            if before is not None:
+                # The agent may have written between the import above and this read: the bytes
+                # the swap will be checked against must be the bytes the state has taken in.
+                self.import_bytes(before, mtime_ns=before_mt)
             state = self.state()
             data = (json.dumps(state.to_file(), indent=2, ensure_ascii=False) + "\n").encode()
             if before == data:
@@ -789,10 +819,10 @@ class AgentSession:
             if outcome is True:
                 self._remember_written(data)
                 return True
-            if isinstance(outcome, bytes):
+            if isinstance(outcome, tuple):
                 # An agent wrote between our read and our swap: its content is in hand, merge it
                 # and write again.
-                self.import_bytes(outcome)
+                self.import_bytes(outcome[0], mtime_ns=outcome[1])
                 self._remember_written(data)
                 continue
         log.warning("gave up rewriting %s: it keeps changing under us", self.path)
@@ -820,9 +850,9 @@ class AgentSession:
 
         self._update(fn)
 
-    def _swap_in(self, data: bytes, before: bytes | None) -> bool | bytes | None:
-        """Put ``data`` in place. True: done; bytes: done, but what we replaced was not
-        ``before`` (returned for merging); None: the file appeared meanwhile, try again."""
+    def _swap_in(self, data: bytes, before: bytes | None) -> bool | tuple[bytes, int] | None:
+        """Put ``data`` in place. True: done; (bytes, mtime_ns): done, but what we replaced was
+        not ``before`` (returned for merging); None: the file appeared meanwhile, try again."""
         try:
             mode = stat_mod.S_IMODE(os.lstat(self.path).st_mode)
         except FileNotFoundError:
@@ -844,8 +874,8 @@ class AgentSession:
                 return True
             if exchange(tmp, self.path):
                 self._fsync_dir()
-                old, _ = self._read_tmp(tmp)
-                return True if old == before else (old if old is not None else True)
+                old, old_mtime = self._read_tmp(tmp)
+                return True if old == before or old is None else (old, old_mtime)
             current, _ = self._read_file()
             if current != before:
                 return None
@@ -857,12 +887,12 @@ class AgentSession:
                 tmp.unlink()
 
     @staticmethod
-    def _read_tmp(path: Path) -> tuple[bytes | None, str | None]:
+    def _read_tmp(path: Path) -> tuple[bytes | None, int]:
         try:
             with open(path, "rb") as fh:
-                return fh.read(MAX_FILE_BYTES + 1), None
-        except OSError as exc:
-            return None, str(exc)
+                return fh.read(MAX_FILE_BYTES + 1), os.fstat(fh.fileno()).st_mtime_ns
+        except OSError:
+            return None, 0
 
     def _fsync_dir(self) -> None:
         try:

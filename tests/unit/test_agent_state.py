@@ -604,3 +604,23 @@ def test_temp_files_of_a_killed_writer_are_cleaned_up(store: Store, workspace: P
     alive.write_text("{}")
     AgentSession(store).set_fields(task="t")
     assert not dead.exists() and alive.exists()
+
+
+def _agent_doc(counter: int) -> bytes:
+    return json.dumps(
+        {"current_task": "t", "next_steps": [f"step-{counter}"], "agent_counter": counter}
+    ).encode()
+
+
+def test_an_older_copy_of_the_agents_file_never_moves_state_back(store: Store) -> None:
+    # Two Tether processes may each hold the agent's bytes from different moments; the one that
+    # imports last must not win when its copy is the older one.
+    session = AgentSession(store)
+    now = 1_800_000_000 * 10**9
+    session.import_bytes(_agent_doc(2), mtime_ns=now)
+    changed, _ = session.import_bytes(_agent_doc(1), mtime_ns=now - 5_000_000)
+    assert changed is False
+    assert session.state().extra["agent_counter"] == 2 and session.state().next_steps == ["step-2"]
+    # A much older file put back on purpose (a backup restored with `cp -p`) is a real change.
+    changed, _ = session.import_bytes(_agent_doc(0), mtime_ns=now - 3600 * 10**9)
+    assert changed is True and session.state().extra["agent_counter"] == 0
