@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from tether.errors import OutsideWorkspaceError, StoreError
 from tether.paths import normalize_rel
 from tether.scan import DEFAULT_MAX_FILE_BYTES, Scanner, ScanResult, printable_name
-from tether.store import CheckpointInfo, Skipped, Store
+from tether.store import CheckpointInfo, HeadRow, Skipped, Store
 
 log = logging.getLogger(__name__)
 
@@ -143,12 +143,33 @@ class Checkpointer:
 
     def scan_workspace(self) -> ScanResult:
         """A stat-cache walk of the whole workspace, writing nothing (``tether status``)."""
+        data = None
         if not self._listings_loaded:
             self._listings_loaded = True
             data = self.store.get_state(LISTINGS_STATE)
-            if data and not self.scanner.has_listings:
-                self.scanner.import_listings(data)
-        return self.scanner.full_scan(self.store.head())
+        if not data or self.scanner.has_listings:
+            return self.scanner.full_scan(self.store.head_rows())
+        # A new process (session start): the stat cache is read from SQLite on a thread while
+        # this one decodes the listings. sqlite3 releases the GIL while it steps, and this
+        # thread does not touch the store's connection until the join.
+        loaded: list[Mapping[str, HeadRow]] = []
+        failed: list[BaseException] = []
+
+        def load_head() -> None:
+            try:
+                loaded.append(self.store.head_rows())
+            except BaseException as exc:  # re-raised below, in the caller's thread
+                failed.append(exc)
+
+        loader = threading.Thread(target=load_head, name="tether-head", daemon=True)
+        loader.start()
+        try:
+            self.scanner.import_listings(data)
+        finally:
+            loader.join()
+        if failed:
+            raise failed[0]
+        return self.scanner.full_scan(loaded[0])
 
     def _save_listings(self) -> None:
         # After the checkpoint, in its own small transaction: the next process's first walk

@@ -30,7 +30,7 @@ import pathspec
 
 from tether.errors import OutsideWorkspaceError
 from tether.paths import normalize_rel, restore_temp_pid
-from tether.store import RACY_NS, FileChange, Skipped, StatEntry, blob_hash
+from tether.store import RACY_NS, FileChange, HeadRow, Skipped, StatEntry, blob_hash
 
 log = logging.getLogger(__name__)
 
@@ -238,7 +238,7 @@ class _Walk:
     """What one walk's directories share."""
 
     ignore: _Ignore
-    head: Mapping[str, StatEntry]
+    head: Mapping[str, HeadRow]
     result: ScanResult
     seen: list[str]  # tracked paths found (each once: a tree has no duplicate paths)
     todo: list[tuple[str, Stack | None]]  # subdirectories found in the directory being visited
@@ -325,7 +325,7 @@ class Scanner:
 
     # --- whole tree -----------------------------------------------------------------------
 
-    def full_scan(self, head: Mapping[str, StatEntry]) -> ScanResult:
+    def full_scan(self, head: Mapping[str, HeadRow]) -> ScanResult:
         result = ScanResult()
         self._check_gitignores()
         ignore = self._ignore()
@@ -350,7 +350,7 @@ class Scanner:
         start: str,
         start_stack: Stack,
         ignore: _Ignore,
-        head: Mapping[str, StatEntry],
+        head: Mapping[str, HeadRow],
         result: ScanResult,
     ) -> None:
         """Walk below ``start`` and record, in ``result``, what differs from ``head``.
@@ -588,7 +588,7 @@ class Scanner:
 
     # --- told paths -----------------------------------------------------------------------
 
-    def scan_paths(self, paths: Iterable[str], head: Mapping[str, StatEntry]) -> ScanResult:
+    def scan_paths(self, paths: Iterable[str], head: Mapping[str, HeadRow]) -> ScanResult:
         """Check only ``paths`` (absolute or workspace-relative). Ignored paths are dropped.
 
         ``head`` needs to hold only the entries for ``paths`` (and, for a directory, below it).
@@ -646,7 +646,7 @@ class Scanner:
 
     # --- one file -------------------------------------------------------------------------
 
-    def _consider(self, rel: str, st: os.stat_result, cached: StatEntry | None, result: ScanResult) -> None:
+    def _consider(self, rel: str, st: os.stat_result, cached: HeadRow | None, result: ScanResult) -> None:
         if cached is None and restore_temp_pid(rel.rpartition("/")[2]) is not None:
             return  # a killed restore's temp file: litter, not work (off the stat-cache fast path)
         if stat_mod.S_ISLNK(st.st_mode):
@@ -658,12 +658,13 @@ class Scanner:
             result.skipped.append(Skipped(rel, f"larger than {self.max_file_bytes} bytes", st.st_size))
             return
         mode = stat_mod.S_IMODE(st.st_mode)
+        # cached: (path, hash, mode, size, mtime_ns, ino)
         if (
             cached is not None
-            and cached.mtime_ns == st.st_mtime_ns
-            and cached.size == st.st_size
-            and cached.ino == st.st_ino
-            and cached.mode == mode
+            and cached[4] == st.st_mtime_ns
+            and cached[3] == st.st_size
+            and cached[5] == st.st_ino
+            and cached[2] == mode
         ):
             return
         try:
@@ -682,9 +683,9 @@ class Scanner:
         if len(content) > self.max_file_bytes:
             result.skipped.append(Skipped(rel, f"larger than {self.max_file_bytes} bytes", len(content)))
             return
-        if cached is not None and cached.mode == mode and cached.hash == blob_hash(content):
+        if cached is not None and cached[2] == mode and cached[1] == blob_hash(content):
             result.stat_updates.append(
-                StatEntry(rel, cached.hash, mode, len(content), st.st_mtime_ns, st.st_ino)
+                StatEntry(rel, cached[1], mode, len(content), st.st_mtime_ns, st.st_ino)
             )
             return
         result.changes.append(FileChange(rel, content, mode, st.st_mtime_ns, st.st_ino))

@@ -404,6 +404,28 @@ def test_listings_kept_for_the_next_process_stay_correct(
         assert set(other.head()) == {".gitignore", "d/a.txt", "d/e/new.txt", "only-ignored/found.txt"}
 
 
+def test_new_process_touched_files_refresh_the_stat_cache_without_a_checkpoint(
+    workspace: Path, state_dir: Path, store: Store, trust_fresh_stats: None
+) -> None:
+    """A new process scans against head rows loaded beside the listings (on another thread):
+    a touched file is read once, found unchanged, and only its stat is refreshed."""
+    a = write(workspace, "d/a.txt", "same\n")
+    write(workspace, "d/b.txt", "b\n")
+    Checkpointer(store).checkpoint("manual")
+    assert store.get_state("scan.listings")
+    st = a.stat()
+    os.utime(a, ns=(st.st_atime_ns, st.st_mtime_ns - 50_000_000_000))
+    with Store.open(workspace, state_dir) as other:
+        cp = Checkpointer(other)
+        out = cp.checkpoint("periodic")
+        assert cp.scanner.has_listings
+        assert out.info is None
+        assert [u.path for u in out.scan.stat_updates] == ["d/a.txt"]
+        assert other.head_rows()["d/a.txt"][4] == a.stat().st_mtime_ns
+        assert cp.checkpoint("periodic").scan.stat_updates == []
+    assert store.head()["d/a.txt"].mtime_ns == a.stat().st_mtime_ns  # the first handle sees it too
+
+
 def test_damaged_or_foreign_listings_are_ignored(workspace: Path, state_dir: Path, store: Store) -> None:
     write(workspace, "a.txt", "1\n")
     store.put_state("scan.listings", b"not zlib at all")

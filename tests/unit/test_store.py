@@ -167,6 +167,25 @@ def test_two_store_handles_on_one_workspace_dedupe_the_same_edit(workspace: Path
         b.close()
 
 
+def test_head_rows_follow_own_and_other_commits(workspace: Path, state_dir: Path) -> None:
+    a = Store.open(workspace, state_dir)
+    b = Store.open(workspace, state_dir)
+    try:
+        a.create_checkpoint("save", None, [change("x", b"1"), change("y", b"1")])
+        rows = a.head_rows()
+        assert set(rows) == {"x", "y"}
+        assert a.head()["x"] == rows["x"] and a.head()["x"].hash == rows["x"][1]
+        a.create_checkpoint("save", None, [change("x", b"2"), change("y", None)])
+        rows = a.head_rows()  # kept in step with a's own commit
+        assert set(rows) == {"x"} and rows["x"][1] == a.head()["x"].hash
+        b.create_checkpoint("save", None, [change("z", b"3")])
+        assert set(a.head_rows()) == {"x", "z"}  # b's commit is noticed
+        assert a.head(["z"])["z"].hash == b.head()["z"].hash
+    finally:
+        a.close()
+        b.close()
+
+
 # --- files on disk: permissions --------------------------------------------------------------
 
 
