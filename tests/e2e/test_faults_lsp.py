@@ -3,7 +3,8 @@
 After each kill: the store passes the audit (integrity, no half-visible checkpoint), every file
 content in every checkpoint is one the editor actually wrote (no torn or foreign content), the
 newest checkpoint restores byte-identical files, and the next server starts on the same store.
-A server start costs about a second, so this runs fewer iterations than the CLI kill loop.
+Issue 8 asks for at least 200 kills; a server start costs ~0.5 s, so the loop takes a few
+minutes (TETHER_LSP_KILLS lowers it for a quick local run).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from tether.store import Store
 pytestmark = pytest.mark.slow
 
 SEED = int(os.environ.get("TETHER_FAULT_SEED", "20261122"))
-ITERATIONS = 12
+ITERATIONS = int(os.environ.get("TETHER_LSP_KILLS", "200"))
 FILES = [f"src/m{i}.py" for i in range(4)]
 
 
@@ -62,6 +63,7 @@ def _burst(
         errors.append(repr(exc))
 
 
+@pytest.mark.timeout(1200)
 def test_server_killed_during_save_bursts(workspace: Path, tmp_path: Path) -> None:
     state = tmp_path / "state"
     rng = random.Random(SEED + 3)
@@ -94,7 +96,7 @@ def test_server_killed_during_save_bursts(workspace: Path, tmp_path: Path) -> No
                 target=_burst, args=(lsp, workspace, uris, written, stop, errors, it), daemon=True
             )
             t.start()
-            time.sleep(rng.uniform(0.2, 1.5))  # not polling: the injected fault's timing
+            time.sleep(rng.uniform(0.1, 0.9))  # not polling: the injected fault's timing
             lsp.kill()
         finally:
             stop.set()
