@@ -57,7 +57,9 @@ DEFAULT_IGNORED_DIRS = frozenset(
 DEFAULT_IGNORED_FILES = frozenset({".agent-session.json", ".DS_Store"})
 GITIGNORE = ".gitignore"
 LISTINGS_FORMAT = 1
-# Threads for a whole-tree walk, from this many tracked files on (below, one thread is faster).
+# Threads for a whole-tree walk that lists directories, from this many tracked files on (below,
+# one thread is faster). A walk from kept listings only stats files: Python work under the GIL,
+# faster on one thread (measured: 30 vs 39 ms at 10k files, 167 vs 202 ms at 50k).
 WALK_THREADS = 2
 PARALLEL_MIN_FILES = 2000
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
@@ -358,7 +360,7 @@ class Scanner:
         Deletions are reported only for head paths below ``start``.
         """
         todo: list[tuple[str, Stack | None]] = [(start, start_stack)]
-        workers = WALK_THREADS if len(head) >= PARALLEL_MIN_FILES else 1
+        workers = WALK_THREADS if len(head) >= PARALLEL_MIN_FILES and not self._listings else 1
         walks = [_Walk(ignore, head, result, [], [], []) for _ in range(workers)]
         if workers == 1:
             # Iterative walk: deep trees must not hit the recursion limit.
