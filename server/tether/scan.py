@@ -229,7 +229,7 @@ class _Listing:
     (mtime, ctime, inode) is unchanged: no entry was added, removed or renamed since."""
 
     key: tuple[int, int, int]
-    files: list[tuple[str, str]]  # (name, rel) of every entry to stat: not ignored, not a dir
+    files: list[str]  # names of the entries to stat: not ignored, not a directory
     subdirs: list[str]
     skips: list[Skipped]
     has_gitignore: bool
@@ -284,7 +284,7 @@ class Scanner:
                 rel: [
                     *lst.key,
                     lst.has_gitignore,
-                    [name for name, _ in lst.files],
+                    lst.files,
                     [d.rpartition("/")[2] for d in lst.subdirs],
                     [[k.path, k.reason, k.size] for k in lst.skips],
                 ]
@@ -304,9 +304,11 @@ class Scanner:
             listings = {}
             for rel, (m, c, i, g, files, subdirs, skips) in doc["dirs"].items():
                 prefix = rel + "/" if rel else ""
+                if type(files) is not list or not isinstance("".join(files), str):
+                    raise TypeError("file names are not a list of strings")  # join checks at C speed
                 listings[rel] = _Listing(
                     (int(m), int(c), int(i)),
-                    [(n, prefix + n) for n in files],
+                    files,  # taken as decoded: no object per file (the walk joins the paths)
                     [prefix + d for d in subdirs],
                     [Skipped(str(p), str(r), int(z)) for p, r, z in skips],
                     bool(g),
@@ -444,7 +446,7 @@ class Scanner:
             key = (dst.st_mtime_ns, dst.st_ctime_ns, dst.st_ino)
             listing = self._listings.get(rel_dir)
             if listing is not None and listing.key == key:
-                self._walk_listing(fd, listing, walk)
+                self._walk_listing(fd, rel_dir, listing, walk)
                 return
             if stack is None:  # below a directory taken from its listing: rules not read yet
                 stack = walk.ignore.stack_for(rel_dir)
@@ -457,7 +459,7 @@ class Scanner:
         finally:
             os.close(fd)  # the entries' stat() needs it open until here
 
-    def _walk_listing(self, fd: int, listing: _Listing, walk: _Walk) -> None:
+    def _walk_listing(self, fd: int, rel_dir: str, listing: _Listing, walk: _Walk) -> None:
         """An unchanged directory: stat the files it had, without listing it again."""
         head_get = walk.head.get
         seen = walk.seen
@@ -465,7 +467,9 @@ class Scanner:
         max_bytes = self.max_file_bytes
         s_ifreg = stat_mod.S_IFREG
         stat = os.stat
-        for name, rel in listing.files:
+        prefix = rel_dir + "/" if rel_dir else ""
+        for name in listing.files:
+            rel = prefix + name
             try:
                 st = stat(name, dir_fd=fd, follow_symlinks=False)
             except FileNotFoundError:
@@ -540,7 +544,7 @@ class Scanner:
                 unreadable.append(prefix)
             return
         checks = stack[::-1]  # deepest .gitignore first: it has the last word
-        files: list[tuple[str, str]] = []
+        files: list[str] = []
         subdirs: list[str] = []
         skips: list[Skipped] = []
         has_gitignore = False
@@ -564,7 +568,7 @@ class Scanner:
                 has_gitignore = True
             if name in ignored_files or (checks and _ignored(checks, rel, name)):
                 continue
-            files.append((name, rel))
+            files.append(name)
             try:
                 st = entry.stat(follow_symlinks=False)
             except OSError as exc:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import zlib
 from pathlib import Path
 
 import pytest
@@ -426,7 +428,9 @@ def test_new_process_touched_files_refresh_the_stat_cache_without_a_checkpoint(
     assert store.head()["d/a.txt"].mtime_ns == a.stat().st_mtime_ns  # the first handle sees it too
 
 
-def test_damaged_or_foreign_listings_are_ignored(workspace: Path, state_dir: Path, store: Store) -> None:
+def test_damaged_or_foreign_listings_are_ignored(
+    workspace: Path, state_dir: Path, store: Store, trust_fresh_stats: None
+) -> None:
     write(workspace, "a.txt", "1\n")
     store.put_state("scan.listings", b"not zlib at all")
     cp = Checkpointer(store)
@@ -435,6 +439,10 @@ def test_damaged_or_foreign_listings_are_ignored(workspace: Path, state_dir: Pat
     exported = cp.scanner.export_listings()
     assert Scanner(workspace, max_file_bytes=10).import_listings(exported) is False  # other config
     assert Scanner(workspace).import_listings(exported) is True
+    doc = json.loads(zlib.decompress(exported))
+    for bad in ("a.txt", ["a.txt", 7]):  # names not a list of strings: refused whole, not walked
+        doc["dirs"][""][4] = bad
+        assert Scanner(workspace).import_listings(zlib.compress(json.dumps(doc).encode())) is False
 
 
 def test_racy_same_size_rewrite_in_the_same_tick_is_detected(workspace: Path, store: Store) -> None:
