@@ -8,9 +8,11 @@ of a session to get its context back.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +142,17 @@ def _warn(message: str | None) -> None:
         print(f"tether: warning: {message}", file=sys.stderr)
 
 
+@contextlib.contextmanager
+def _agent(args: argparse.Namespace) -> Iterator[tuple[Store, AgentSession, str | None]]:
+    """The workspace's store and agent session, the agent's latest file taken in first (an agent
+    may have just written it); a warning about that file is printed once, here."""
+    with open_store(args) as store:
+        session = AgentSession(store)
+        _, warning = session.import_file()
+        _warn(warning)
+        yield store, session, warning
+
+
 def _tmux_provider(root: Path, state: str | None) -> Any:
     """The tmux snapshot at each checkpoint, when the tmux link is available; else None."""
     from tether.user_config import user_link
@@ -175,10 +188,7 @@ def _abs(paths: list[str] | None) -> list[str] | None:
 
 
 def cmd_step(args: argparse.Namespace) -> int:
-    with open_store(args) as store:
-        session = AgentSession(store)
-        _, warning = session.import_file()
-        _warn(warning)
+    with _agent(args) as (store, session, warning):
         next_steps = [] if args.no_next else args.next_steps
         info = session.record_step(
             make_checkpointer(store, session, args.state_dir),
@@ -215,10 +225,7 @@ def cmd_step(args: argparse.Namespace) -> int:
 
 
 def cmd_next(args: argparse.Namespace) -> int:
-    with open_store(args) as store:
-        session = AgentSession(store)
-        _, warning = session.import_file()
-        _warn(warning)
+    with _agent(args) as (_store, session, _warning):
         state = session.state()
         text = (
             "\n".join(f"{i + 1}. {s}" for i, s in enumerate(state.next_steps))
@@ -232,9 +239,7 @@ def cmd_next(args: argparse.Namespace) -> int:
 def cmd_steps(args: argparse.Namespace) -> int:
     from tether.agent_state import ago_iso
 
-    with open_store(args) as store:
-        session = AgentSession(store)
-        _warn(session.import_file()[1])
+    with _agent(args) as (_store, session, _):
         steps = session.state().steps
         if args.limit > 0:
             steps = steps[-args.limit :]
@@ -252,10 +257,7 @@ def cmd_steps(args: argparse.Namespace) -> int:
 
 
 def cmd_task(args: argparse.Namespace) -> int:
-    with open_store(args) as store:
-        session = AgentSession(store)
-        _, warning = session.import_file()
-        _warn(warning)
+    with _agent(args) as (_store, session, _warning):
         if args.clear or args.text is not None or args.environment is not None:
             task = "" if args.clear else args.text
             state = session.set_fields(task=task, environment=args.environment)
@@ -274,9 +276,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     argv = list(args.cmd)
     if argv and argv[0] == "--":
         argv = argv[1:]
-    with open_store(args) as store:
-        session = AgentSession(store)
-        _warn(session.import_file()[1])
+    with _agent(args) as (store, session, _):
         sys.stdout.flush()
         run = record_run(
             store, make_checkpointer(store, session, args.state_dir), argv, os.getcwd(), out=sys.stdout.buffer
@@ -337,9 +337,7 @@ def _restore_tmux(
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    with open_store(args) as store:
-        session = AgentSession(store)
-        _warn(session.import_file()[1])
+    with _agent(args) as (store, _session, _):
         text, data = handoff_text(store)
         if args.print_only:
             emit(args, data, text)
