@@ -11,19 +11,20 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from tether.errors import OutsideWorkspaceError, StoreError
 from tether.paths import normalize_rel
 from tether.scan import DEFAULT_MAX_FILE_BYTES, Scanner, ScanResult, printable_name
-from tether.store import CheckpointInfo, HeadRow, Skipped, Store
+from tether.store import CheckpointInfo, LazyHead, Skipped, Store
 
 log = logging.getLogger(__name__)
 
 Provider = Callable[[], bytes | None]
-# Live state (not part of any checkpoint): the scanner's directory listings.
-LISTINGS_STATE = "scan.listings"
+# A new process reads head rows one by one for the directories its stored stats do not vouch
+# for while they are fewer than 1/LAZY_HEAD_SHARE of the listed files; past that, all at once.
+LAZY_HEAD_SHARE = 4
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,6 @@ class Checkpointer:
         self._providers: dict[str, Provider] = {}
         self._pending: set[str] = set()
         self._lock = threading.Lock()
-        self._listings_loaded = False
 
     def add_provider(self, name: str, fn: Provider) -> None:
         self._providers[name] = fn
@@ -142,43 +142,41 @@ class Checkpointer:
         return CheckpointOutcome(info, scan)
 
     def scan_workspace(self) -> ScanResult:
-        """A stat-cache walk of the whole workspace, writing nothing (``tether status``)."""
-        data = None
-        if not self._listings_loaded:
-            self._listings_loaded = True
-            data = self.store.get_state(LISTINGS_STATE)
-        if not data or self.scanner.has_listings:
+        """A stat-cache walk of the whole workspace, writing nothing (``tether status``).
+
+        Walks from the listings the store keeps, each with its directory's stat cache:
+        directories found exactly as stored need no head rows; only the others' are read,
+        unless they are many (then all at once is cheaper). Listings not yet stored (their
+        export failed) are newer than the store's: then the walk uses them and all head rows.
+        """
+        if self.scanner.has_listings and self.scanner.listings_dirty:
             return self.scanner.full_scan(self.store.head_rows())
-        # A new process (session start): the stat cache is read from SQLite on a thread while
-        # this one decodes the listings. sqlite3 releases the GIL while it steps, and this
-        # thread does not touch the store's connection until the join.
-        loaded: list[Mapping[str, HeadRow]] = []
-        failed: list[BaseException] = []
-
-        def load_head() -> None:
-            try:
-                loaded.append(self.store.head_rows())
-            except BaseException as exc:  # re-raised below, in the caller's thread
-                failed.append(exc)
-
-        loader = threading.Thread(target=load_head, name="tether-head", daemon=True)
-        loader.start()
-        try:
-            self.scanner.import_listings(data)
-        finally:
-            loader.join()
-        if failed:
-            raise failed[0]
-        return self.scanner.full_scan(loaded[0])
+        with self.store.snapshot():
+            meta, rows = self.store.scan_dirs()
+            if not self.scanner.import_dirs(meta, rows):
+                return self.scanner.full_scan(self.store.head_rows())
+            verified = self.scanner.verify_imported()
+            others = self.scanner.listed_paths(exclude=verified)
+            if len(others) * LAZY_HEAD_SHARE > self.scanner.listed_count():
+                return self.scanner.full_scan(self.store.head_rows(), verified)
+            return self.scanner.full_scan(LazyHead(self.store, others), verified)
 
     def _save_listings(self) -> None:
         # After the checkpoint, in its own small transaction: the next process's first walk
         # (a session start) then lists only directories that changed in between.
-        if self.scanner.listings_dirty:
-            try:
-                self.store.put_state(LISTINGS_STATE, self.scanner.export_listings())
-            except StoreError as exc:
-                log.warning("could not keep directory listings: %s", exc.message)
+        export = self.scanner.export_dirs()
+        if export is None:
+            return
+        try:
+            if not self.store.put_scan_dirs(export):
+                # Stored ones were filtered with other .gitignore files: replace them all.
+                export = self.scanner.export_dirs(everything=True)
+                if export is not None:
+                    self.store.put_scan_dirs(export)
+        except StoreError as exc:
+            if export is not None:
+                self.scanner.export_failed(export)
+            log.warning("could not keep directory listings: %s", exc.message)
 
     def _rel_or_none(self, p: str) -> str | None:
         try:

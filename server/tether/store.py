@@ -18,14 +18,16 @@ import os
 import sqlite3
 import time
 import zlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from tether import scan_cache
 from tether.errors import CorruptStoreError, NoCheckpointError, StoreError, StoreFullError
 from tether.paths import STATE_DIR_ENV, ensure_private_dir, state_dir
+from tether.scan_cache import DirRow, DirsExport
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,8 @@ COMPRESS_MIN = 64
 RACY_NS = 2_000_000_000
 # Bound on host parameters per statement (SQLite's default limit is 32766 since 3.32).
 _CHUNK = 500
+# Live state: the rules the stored directory listings were filtered with (scan_cache.py).
+SCAN_META = "scan.meta"
 
 
 @dataclass(frozen=True)
@@ -197,7 +201,14 @@ def _run_script(db: sqlite3.Connection, script: str) -> None:
             db.execute(statement)
 
 
-MIGRATIONS: Sequence[Callable[[sqlite3.Connection], object]] = (lambda db: _run_script(db, _SCHEMA_V1),)
+# v2: per-directory listings with their packed stat cache (scan_cache.py) replace the one
+# listings blob that lived in ``state`` (it carried no stats and was rewritten whole).
+_SCHEMA_V2 = scan_cache.SCHEMA + ";\nDELETE FROM state WHERE name='scan.listings'"
+
+MIGRATIONS: Sequence[Callable[[sqlite3.Connection], object]] = (
+    lambda db: _run_script(db, _SCHEMA_V1),
+    lambda db: _run_script(db, _SCHEMA_V2),
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -480,6 +491,7 @@ class Store:
                     [(e.mtime_ns, e.ino, e.size, e.path, e.hash) for e in touched],
                 )
                 head_applied.extend((e.path, e, True) for e in touched)
+                scan_cache.refresh_stats(db, [e.path for e in touched])
             if skipped_list is not None:
                 self._replace_skipped(skipped_list, scope)
             if not real and not new_attach and not allow_empty:
@@ -506,6 +518,7 @@ class Store:
                 "INSERT OR REPLACE INTO head(path, hash, mode, size, mtime_ns, ino) VALUES (?,?,?,?,?,?)",
                 [(c.path, d, c.mode, c.size, vouch(c.mtime_ns), c.ino) for c, d in written],
             )
+            scan_cache.refresh_stats(db, [c.path for c, _ in real])
             head_applied.extend((p, None, False) for p in deleted)
             head_applied.extend(
                 (c.path, StatEntry(c.path, d, c.mode, c.size, vouch(c.mtime_ns), c.ino), False)
@@ -691,6 +704,59 @@ class Store:
                 )
             )
         return {r[0]: StatEntry(*r) for r in rows}
+
+    def head_count(self) -> int:
+        return int(self._query("SELECT count(*) FROM head")[0][0])
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads inside see one state of the store (other writers commit meanwhile, unseen)."""
+        try:
+            self._db.execute("BEGIN")
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.db_path) from exc
+        try:
+            yield
+        finally:
+            self._rollback()  # nothing was written: ending the read transaction is all
+
+    def scan_dirs(self) -> tuple[bytes | None, list[DirRow]]:
+        """The stored directory listings and the rules they were filtered with (None: unknown,
+        e.g. when a listing is damaged; such listings must not be used)."""
+        try:
+            rows = scan_cache.read_rows(self._db)
+            return (self.get_state(SCAN_META), rows) if rows is not None else (None, [])
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.db_path) from exc
+
+    def put_scan_dirs(self, export: DirsExport) -> bool:
+        """Store changed listings, their stats taken from head in the same transaction.
+
+        False (nothing written) when the stored listings were filtered with other rules than
+        ``export.meta`` and ``export`` does not replace them all: rows filtered with different
+        .gitignore files must never be mixed.
+        """
+
+        def write() -> bool:
+            db = self._db
+            row = db.execute("SELECT codec, data FROM state WHERE name=?", (SCAN_META,)).fetchone()
+            stored = _decompress(row[0], row[1]) if row else None
+            if stored != export.meta and not export.everything:
+                return False
+            scan_cache.write_rows(db, export.rows, export.removed, export.everything)
+            if stored != export.meta:
+                codec, packed = _compress(export.meta)
+                db.execute(
+                    "INSERT OR REPLACE INTO state(name, updated, codec, data) VALUES (?,?,?,?)",
+                    (SCAN_META, time.time(), codec, packed),
+                )
+            return True
+
+        return bool(self._tx(write))
+
+    def scan_dirs_consistent(self) -> list[str]:
+        """Directories whose stored stats disagree with head (none, unless there is a bug)."""
+        return scan_cache.check_consistent(self._db)
 
     def head_rows(self) -> Mapping[str, HeadRow]:
         """Every tracked file's head row, for a whole-tree scan: read-only, and the cache itself
@@ -886,6 +952,58 @@ class Store:
             report.removed_blobs += max(cur.rowcount, 0)
 
         self._tx(fold)
+
+
+class LazyHead(Mapping[str, HeadRow]):
+    """Head rows read when asked for: for a walk that expects to need few of them (a new
+    process whose stored directory stats vouch for most directories). Iterating reads them all.
+
+    Use inside :meth:`Store.snapshot`, so the rows read one by one and the count agree.
+    """
+
+    def __init__(self, store: Store, preload: Sequence[str] = ()) -> None:
+        self._store = store
+        self._rows: dict[str, HeadRow | None] = {}
+        self._all: Mapping[str, HeadRow] | None = None
+        self._len: int | None = None
+        if preload:
+            self._fetch(preload)
+
+    def _fetch(self, paths: Sequence[str]) -> None:
+        found = self._store.head(paths)
+        for p in paths:
+            self._rows[p] = found.get(p)
+
+    def get(self, path: str, default: Any = None) -> Any:
+        if self._all is not None:
+            return self._all.get(path, default)
+        try:
+            row = self._rows[path]
+        except KeyError:
+            self._fetch([path])
+            row = self._rows[path]
+        return default if row is None else row
+
+    def __getitem__(self, path: str) -> HeadRow:
+        row: HeadRow | None = self.get(path)
+        if row is None:
+            raise KeyError(path)
+        return row
+
+    def __contains__(self, path: object) -> bool:
+        return isinstance(path, str) and self.get(path) is not None
+
+    def __len__(self) -> int:
+        if self._all is not None:
+            return len(self._all)
+        if self._len is None:
+            self._len = self._store.head_count()
+        return self._len
+
+    def __iter__(self) -> Iterator[str]:
+        if self._all is None:
+            self._all = self._store.head_rows()
+        return iter(self._all)
 
 
 def _stat_voucher(now_ns: int) -> Callable[[int], int]:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import os
-import zlib
 from pathlib import Path
 
 import pytest
@@ -384,7 +382,7 @@ def test_listings_kept_for_the_next_process_stay_correct(
     write(workspace, "d/e/b.txt", "1\n")
     write(workspace, "only-ignored/x.log", "noise\n")
     Checkpointer(store).checkpoint("manual")
-    assert store.get_state("scan.listings")  # kept for the next session
+    assert {r.dir for r in store.scan_dirs()[1]} == {"", "d", "d/e", "only-ignored"}  # for the next session
     # A "new session": another store handle and checkpointer, after changes of every kind.
     with open(workspace / "d/a.txt", "a") as fh:
         fh.write("in place\n")
@@ -404,17 +402,18 @@ def test_listings_kept_for_the_next_process_stay_correct(
             "only-ignored/found.txt",
         }
         assert set(other.head()) == {".gitignore", "d/a.txt", "d/e/new.txt", "only-ignored/found.txt"}
+        assert other.scan_dirs_consistent() == []
 
 
 def test_new_process_touched_files_refresh_the_stat_cache_without_a_checkpoint(
     workspace: Path, state_dir: Path, store: Store, trust_fresh_stats: None
 ) -> None:
-    """A new process scans against head rows loaded beside the listings (on another thread):
-    a touched file is read once, found unchanged, and only its stat is refreshed."""
+    """A new process checks stored directory stats first: a touched file fails that check, is
+    read once, found unchanged, and only its stat is refreshed (in head and the stored stats)."""
     a = write(workspace, "d/a.txt", "same\n")
     write(workspace, "d/b.txt", "b\n")
     Checkpointer(store).checkpoint("manual")
-    assert store.get_state("scan.listings")
+    assert store.scan_dirs()[1]
     st = a.stat()
     os.utime(a, ns=(st.st_atime_ns, st.st_mtime_ns - 50_000_000_000))
     with Store.open(workspace, state_dir) as other:
@@ -425,24 +424,35 @@ def test_new_process_touched_files_refresh_the_stat_cache_without_a_checkpoint(
         assert [u.path for u in out.scan.stat_updates] == ["d/a.txt"]
         assert other.head_rows()["d/a.txt"][4] == a.stat().st_mtime_ns
         assert cp.checkpoint("periodic").scan.stat_updates == []
+        assert other.scan_dirs_consistent() == []
     assert store.head()["d/a.txt"].mtime_ns == a.stat().st_mtime_ns  # the first handle sees it too
+    with Store.open(workspace, state_dir) as third:  # and a third process vouches for d whole
+        cp = Checkpointer(third)
+        assert cp.checkpoint("periodic").scan.stat_updates == []
 
 
 def test_damaged_or_foreign_listings_are_ignored(
     workspace: Path, state_dir: Path, store: Store, trust_fresh_stats: None
 ) -> None:
     write(workspace, "a.txt", "1\n")
-    store.put_state("scan.listings", b"not zlib at all")
+    write(workspace, "d/b.txt", "1\n")
     cp = Checkpointer(store)
     assert cp.checkpoint("manual").info is not None
-    assert Scanner(workspace).import_listings(b"garbage") is False
-    exported = cp.scanner.export_listings()
-    assert Scanner(workspace, max_file_bytes=10).import_listings(exported) is False  # other config
-    assert Scanner(workspace).import_listings(exported) is True
-    doc = json.loads(zlib.decompress(exported))
-    for bad in ("a.txt", ["a.txt", 7]):  # names not a list of strings: refused whole, not walked
-        doc["dirs"][""][4] = bad
-        assert Scanner(workspace).import_listings(zlib.compress(json.dumps(doc).encode())) is False
+    meta, rows = store.scan_dirs()
+    assert meta is not None and {r.dir for r in rows} == {"", "d"}
+    assert Scanner(workspace).import_dirs(meta, rows) is True
+    assert Scanner(workspace, max_file_bytes=10).import_dirs(meta, rows) is False  # other config
+    assert Scanner(workspace).import_dirs(None, rows) is False  # rules unknown
+    assert Scanner(workspace).import_dirs(b"garbage", rows) is False
+    short = [r._replace(stats=r.stats[:-1]) for r in rows]
+    assert Scanner(workspace).import_dirs(meta, short) is False  # stats do not fit the names
+    # Damaged in the database itself: the next process walks without them, correctly.
+    store._db.execute("UPDATE scan_dirs SET stats=x'00', files=x'ff'")
+    write(workspace, "d/b.txt", "changed\n")
+    with Store.open(workspace, state_dir) as other:
+        info = Checkpointer(other).checkpoint("periodic").info
+        assert info is not None and info.files == ("d/b.txt",)
+        assert other.scan_dirs_consistent() == []  # stored again whole, from head
 
 
 def test_racy_same_size_rewrite_in_the_same_tick_is_detected(workspace: Path, store: Store) -> None:

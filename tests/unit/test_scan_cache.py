@@ -1,0 +1,321 @@
+"""Stored directory listings with their stat cache (scan_cache.py): a new process walks from them.
+
+The packed stats must agree with ``head`` after every kind of write, a walk from them must find
+exactly what a walk without them finds, and the forked half of the stat check must never
+change a result (nor outlive its parent).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import tether.scan as scan_mod
+import tether.store as store_mod
+from tether.checkpoints import Checkpointer
+from tether.scan import Scanner, _verify_dirs, _verify_split
+from tether.scan_cache import DirsExport
+from tether.store import SCHEMA_VERSION, Store
+
+
+@pytest.fixture(autouse=True)
+def trust_fresh_stats(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Trust just-made stats: the stored stats then vouch for files these tests just wrote.
+    monkeypatch.setattr(scan_mod, "RACY_NS", 0)
+    monkeypatch.setattr(store_mod, "RACY_NS", 0)
+
+
+@pytest.fixture
+def store(workspace: Path, state_dir: Path) -> Iterator[Store]:
+    with Store.open(workspace, state_dir) as s:
+        yield s
+
+
+def write(root: Path, rel: str, data: str = "x\n") -> Path:
+    p = root / rel
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(data)
+    return p
+
+
+def tree(root: Path, n: int = 60) -> None:
+    write(root, ".gitignore", "*.log\nbuild/\n")
+    for i in range(n):
+        write(root, f"d{i % 6}/s{i % 4}/f{i}.txt", f"{i}\n")
+        if i % 9 == 0:
+            write(root, f"d{i % 6}/noise{i}.log", "ignored\n")
+    write(root, "build/out.o", "ignored\n")
+
+
+KINDS = ["append", "same-size", "touch", "delete", "new", "newdir", "rmdir", "chmod", "link"]
+
+
+def fresh_scan(workspace: Path, state_dir: Path) -> list[str]:
+    """What a new process's walk (from the stored listings) finds changed."""
+    with Store.open(workspace, state_dir) as s:
+        return Checkpointer(s).scan_workspace().changed_paths
+
+
+def reference_scan(workspace: Path, store: Store) -> list[str]:
+    """The same question answered with no listings at all: every directory listed, full head."""
+    return Scanner(workspace).full_scan(store.head()).changed_paths
+
+
+def test_stats_agree_with_head_after_every_kind_of_write(
+    workspace: Path, state_dir: Path, store: Store
+) -> None:
+    tree(workspace)
+    cp = Checkpointer(store)
+    cp.checkpoint("manual")
+    assert store.scan_dirs()[1] and store.scan_dirs_consistent() == []
+    # A told save (content change), a touch (stat refresh only), a deletion, a new file, a mode
+    # change: each written by the store in one transaction that must refresh the stats too.
+    write(workspace, "d1/s1/f1.txt", "changed\n")
+    cp.checkpoint("save", paths=["d1/s1/f1.txt"])
+    assert store.scan_dirs_consistent() == []
+    p = workspace / "d2/s2/f2.txt"
+    st = p.stat()
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns - 10_000_000_000))
+    assert cp.checkpoint("save", paths=["d2/s2/f2.txt"]).scan.stat_updates
+    assert store.scan_dirs_consistent() == []
+    (workspace / "d3/s3/f3.txt").unlink()
+    cp.checkpoint("save", paths=["d3/s3/f3.txt"])
+    assert store.scan_dirs_consistent() == []
+    write(workspace, "d4/s0/new.txt", "new\n")
+    (workspace / "d5/s1/f5.txt").chmod(0o755)
+    cp.checkpoint("periodic")
+    assert store.scan_dirs_consistent() == []
+    # Another process's checkpoint of a told path keeps the stored stats right as well.
+    write(workspace, "d0/s0/f0.txt", "other process\n")
+    with Store.open(workspace, state_dir) as other:
+        Checkpointer(other).checkpoint("save", paths=["d0/s0/f0.txt"])
+    assert store.scan_dirs_consistent() == []
+    assert fresh_scan(workspace, state_dir) == [] == reference_scan(workspace, store)
+
+
+def test_a_new_process_finds_what_a_walk_without_listings_finds(
+    workspace: Path, state_dir: Path, store: Store
+) -> None:
+    """Random rounds of edits of every kind, each checked by a new process's walk from the
+    stored listings against a walk with none; then checkpointed by that new process."""
+    tree(workspace, 80)
+    Checkpointer(store).checkpoint("manual")
+    rng = random.Random(7)
+    for rnd in range(12):
+        files = sorted(
+            str(p.relative_to(workspace))
+            for p in workspace.rglob("*")
+            if p.is_file() and not p.is_symlink() and "build" not in p.parts
+        )
+        for _ in range(rng.randint(1, 4)):
+            rel = rng.choice(files)
+            p = workspace / rel
+            kind = rng.choice(KINDS)
+            if not p.exists():
+                continue
+            if kind == "append":
+                with p.open("a") as fh:
+                    fh.write("more\n")
+            elif kind == "same-size":  # in place, same size: only mtime (and content) differ
+                data = p.read_bytes()
+                p.write_bytes(bytes(reversed(data)) if data != data[::-1] else data + b"!")
+                st = p.stat()
+                os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+            elif kind == "touch":
+                st = p.stat()
+                os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns - 5_000_000_000))
+            elif kind == "delete":
+                p.unlink()
+            elif kind == "new":
+                write(workspace, f"{p.parent.relative_to(workspace)}/n{rnd}.txt", f"new {rnd}\n")
+            elif kind == "newdir":
+                write(workspace, f"{p.parent.relative_to(workspace)}/nd{rnd}/x.txt", "x\n")
+            elif kind == "rmdir" and p.parent != workspace:
+                shutil.rmtree(p.parent)
+            elif kind == "chmod":
+                p.chmod(0o755 if p.stat().st_mode & 0o100 == 0 else 0o644)
+            elif kind == "link":
+                p.unlink()
+                p.symlink_to("/etc/hostname")
+        expected = reference_scan(workspace, store)
+        assert fresh_scan(workspace, state_dir) == expected, f"round {rnd}"
+        with Store.open(workspace, state_dir) as s:
+            out = Checkpointer(s).checkpoint("periodic")
+            assert sorted(c.path for c in out.scan.changes) == expected
+            assert s.scan_dirs_consistent() == []
+        assert reference_scan(workspace, store) == []
+        assert fresh_scan(workspace, state_dir) == []
+
+
+def test_unchanged_directories_need_no_head_rows(
+    workspace: Path, state_dir: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree(workspace)
+    Checkpointer(store).checkpoint("manual")
+    write(workspace, "d2/s0/f2.txt", "edited\n")
+    asked: list[str] = []
+    real_head = Store.head
+
+    def spy(self: Store, paths: object = None, under: object = ()) -> object:
+        if paths is not None:
+            asked.extend(paths)  # type: ignore[call-overload]
+        return real_head(self, paths, under)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Store, "head", spy)
+    monkeypatch.setattr(Store, "head_rows", lambda self: pytest.fail("whole head read"))
+    assert fresh_scan(workspace, state_dir) == ["d2/s0/f2.txt"]
+    assert asked and {a.rpartition("/")[0] for a in asked} == {"d2/s0"}
+
+
+def test_listings_of_removed_directories_are_dropped(workspace: Path, state_dir: Path, store: Store) -> None:
+    tree(workspace)
+    cp = Checkpointer(store)
+    cp.checkpoint("manual")
+    assert "d3/s1" in {r.dir for r in store.scan_dirs()[1]}
+    shutil.rmtree(workspace / "d3")
+    cp.checkpoint("periodic")
+    assert not {r.dir for r in store.scan_dirs()[1]} & {"d3", "d3/s1", "d3/s3"}
+    assert store.scan_dirs_consistent() == []
+
+
+def test_listings_filtered_with_other_gitignores_are_never_mixed(
+    workspace: Path, state_dir: Path, store: Store
+) -> None:
+    tree(workspace)
+    Checkpointer(store).checkpoint("manual")
+    meta, rows = store.scan_dirs()
+    assert meta is not None
+    # A partial export made under other rules is refused whole; a complete one replaces all.
+    assert store.put_scan_dirs(DirsExport(meta + b" ", rows[:1], [], everything=False)) is False
+    assert store.scan_dirs()[0] == meta and len(store.scan_dirs()[1]) == len(rows)
+    assert store.put_scan_dirs(DirsExport(b"{}", rows[:1], [], everything=True)) is True
+    assert len(store.scan_dirs()[1]) == 1
+    # A process with the right rules then finds the stored ones unusable and rewrites them.
+    write(workspace, "d1/new.txt", "n\n")
+    with Store.open(workspace, state_dir) as other:
+        cp = Checkpointer(other)
+        assert cp.checkpoint("periodic").scan.changed_paths == ["d1/new.txt"]
+    meta2, rows2 = store.scan_dirs()
+    assert meta2 == meta and len(rows2) == len(rows) and store.scan_dirs_consistent() == []
+
+
+def test_schema_1_store_is_migrated(workspace: Path, state_dir: Path, store: Store) -> None:
+    write(workspace, "a.txt")
+    Checkpointer(store).checkpoint("manual")
+    db_path = store.db_path
+    store.close()
+    conn = sqlite3.connect(db_path)
+    conn.execute("DROP TABLE scan_dirs")
+    conn.execute("INSERT INTO state(name, updated, codec, data) VALUES ('scan.listings', 0, 'raw', x'00')")
+    conn.execute("PRAGMA user_version=1")
+    conn.commit()
+    conn.close()
+    with Store.open(workspace, state_dir) as s:
+        assert s._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert s.get_state("scan.listings") is None  # the old blob is gone
+        assert Checkpointer(s).checkpoint("periodic").info is None
+        assert {r.dir for r in s.scan_dirs()[1]} == {""}
+
+
+# --- the forked half of the stat check ----------------------------------------------------
+
+
+def _items(workspace: Path, store: Store) -> list[scan_mod.VerifyItem]:
+    Checkpointer(store).checkpoint("manual")
+    _, rows = store.scan_dirs()
+    return [(r.dir, r.key, r.files, r.stats) for r in rows]
+
+
+def _no_children_left() -> bool:
+    try:
+        os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return False
+
+
+def test_forked_check_gives_the_one_process_result(
+    workspace: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree(workspace, 120)
+    items = _items(workspace, store)
+    for i in range(0, 120, 13):
+        with (workspace / f"d{i % 6}/s{i % 4}/f{i}.txt").open("a") as fh:
+            fh.write("edit\n")
+    forks: list[int] = []
+    real_fork = os.fork
+
+    def counting_fork() -> int:
+        pid = real_fork()
+        if pid:
+            forks.append(pid)
+        return pid
+
+    monkeypatch.setattr(os, "fork", counting_fork)
+    monkeypatch.setattr(scan_mod, "FORK_MIN_FILES", 0)
+    one = _verify_dirs(str(workspace), items)
+    both = _verify_split(str(workspace), items)
+    assert len(forks) == 1
+    assert sorted(both) == one
+    assert 0 < len(one) < len(items)  # some directories vouched for, the edited ones not
+    assert _no_children_left()
+
+
+def test_a_failing_or_hanging_child_only_costs_time(
+    workspace: Path, state_dir: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree(workspace, 120)
+    items = _items(workspace, store)
+    parent = os.getpid()
+    real = scan_mod._verify_dirs
+    monkeypatch.setattr(scan_mod, "FORK_MIN_FILES", 0)
+
+    def failing(root: str, part: list[scan_mod.VerifyItem]) -> list[int]:
+        if os.getpid() != parent:
+            raise OSError("child trouble")
+        return real(root, part)
+
+    monkeypatch.setattr(scan_mod, "_verify_dirs", failing)
+    got = _verify_split(str(workspace), items)
+    assert got and set(got) < set(range(len(items)))  # the parent's half only
+    assert _no_children_left()
+
+    stop = threading.Event()
+
+    def hanging(root: str, part: list[scan_mod.VerifyItem]) -> list[int]:
+        if os.getpid() != parent:
+            stop.wait(60)  # never set in the child: it would sit here for a minute
+        return real(root, part)
+
+    monkeypatch.setattr(scan_mod, "_verify_dirs", hanging)
+    monkeypatch.setattr(scan_mod, "FORK_TIMEOUT_S", 0.3)
+    got = _verify_split(str(workspace), items)
+    assert got and set(got) < set(range(len(items)))
+    assert _no_children_left()  # killed and reaped
+    # Either way a walk from there is still right.
+    write(workspace, "d0/s0/f0.txt", "changed\n")
+    assert fresh_scan(workspace, state_dir) == ["d0/s0/f0.txt"]
+
+
+def test_a_process_with_threads_does_not_fork(
+    workspace: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree(workspace, 30)
+    items = _items(workspace, store)
+    monkeypatch.setattr(scan_mod, "FORK_MIN_FILES", 0)
+    monkeypatch.setattr(os, "fork", lambda: pytest.fail("forked beside another thread"))
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait, daemon=True)
+    other.start()
+    try:
+        assert sorted(_verify_split(str(workspace), items)) == list(range(len(items)))
+    finally:
+        stop.set()
+        other.join(5)
