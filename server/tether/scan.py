@@ -69,10 +69,15 @@ LISTINGS_FORMAT = 2
 WALK_THREADS = 2
 PARALLEL_MIN_FILES = 2000
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-# Checking stored directory stats (a new process's first walk) is split with a forked child
-# from this many listed files on: stat() and building its result are Python work under the
-# GIL, so threads cannot share it (measured at 50k files: 113 ms on one process, 63 ms on two).
+# Checking stored directory stats is split with a forked child from this many listed files
+# on: stat() and building its result are Python work under the GIL, so threads cannot share
+# it (measured at 50k files: 113 ms on one process, 63 ms on two). And only from this many
+# files per MiB the process holds: fork copies its page tables and exit tears them down
+# (measured ~6 ms at 100 MiB resident), which a small check would not win back.
 FORK_MIN_FILES = 5000
+FORK_FILES_PER_MIB = 60
+# "0": never fork for the stat check.
+FORK_ENV = "TETHER_SCAN_FORK"
 # Bound on the wait for that child; past it, its half is walked file by file instead.
 FORK_TIMEOUT_S = 30.0
 BAD_NAME_REASON = "file name is not valid UTF-8 (not tracked)"
@@ -859,10 +864,23 @@ def _verify_dirs(root: str, items: Sequence[VerifyItem]) -> list[int]:
     return ok
 
 
-def _can_fork() -> bool:
-    # Only a single-threaded process forks: a thread holding a lock at fork time (logging,
-    # stdio) would leave it held in the child. The LSP server runs threads: it checks alone.
-    return sys.platform.startswith("linux") and hasattr(os, "fork") and threading.active_count() == 1
+def _fork_pays(total_files: int) -> bool:
+    """Whether to split a stat check of ``total_files`` files with a forked child.
+
+    A process running threads (the LSP server) forks too. That is safe here because of what
+    the child does: system calls and os._exit only, so no lock another thread may have held
+    at fork time (logging, stdio, sqlite's) is ever taken in it; its garbage collector is off
+    from before the fork (no finalizer runs); and nothing is flushed to the inherited stdout
+    (the LSP transport).
+    """
+    if total_files < FORK_MIN_FILES or not sys.platform.startswith("linux") or not hasattr(os, "fork"):
+        return False
+    if os.environ.get(FORK_ENV) == "0":
+        return False
+    import resource  # POSIX only: not imported on other platforms
+
+    resident_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    return total_files >= resident_mib * FORK_FILES_PER_MIB
 
 
 def _verify_split(root: str, items: Sequence[VerifyItem]) -> list[int]:
@@ -870,16 +888,20 @@ def _verify_split(root: str, items: Sequence[VerifyItem]) -> list[int]:
     half the directories and sends back the indices it vouches for. If the child fails or
     stays away too long, its directories are simply not vouched for (the walk checks them)."""
     total = sum(len(it[2]) for it in items)
-    if total < FORK_MIN_FILES or not _can_fork():
+    if not _fork_pays(total):
         return _verify_dirs(root, items)
     half, count = 0, 0
     while half < len(items) and count < total // 2:
         count += len(items[half][2])
         half += 1
     r, w = os.pipe()
+    collecting = gc.isenabled()
+    gc.disable()  # off in the child from its first instruction: no finalizer may run there
     try:
         pid = os.fork()
     except OSError as exc:
+        if collecting:
+            gc.enable()
         os.close(r)
         os.close(w)
         log.debug("no fork for the stat check (%s): one process", exc)
@@ -887,7 +909,6 @@ def _verify_split(root: str, items: Sequence[VerifyItem]) -> list[int]:
     if pid == 0:  # the child: system calls only, and out through os._exit (no cleanup handlers)
         code = 1
         try:
-            gc.disable()  # no finalizers of inherited objects may run here
             os.close(r)
             data = memoryview(array("i", _verify_dirs(root, items[half:])).tobytes())
             while data:
@@ -895,6 +916,8 @@ def _verify_split(root: str, items: Sequence[VerifyItem]) -> list[int]:
             code = 0
         finally:
             os._exit(code)
+    if collecting:
+        gc.enable()
     os.close(w)
     try:
         try:

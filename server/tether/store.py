@@ -485,13 +485,20 @@ class Store:
                 if prev is None or prev[0] != digest:
                     new_attach[name] = digest
             if touched:
-                touched = [e._replace(mtime_ns=vouch(e.mtime_ns)) for e in touched]
-                db.executemany(
-                    "UPDATE head SET mtime_ns=?, ino=?, size=? WHERE path=? AND hash=?",
-                    [(e.mtime_ns, e.ino, e.size, e.path, e.hash) for e in touched],
-                )
-                head_applied.extend((e.path, e, True) for e in touched)
-                scan_cache.refresh_stats(db, [e.path for e in touched])
+                # Only rows whose stat really changes are written: a file still too fresh to
+                # vouch for is re-read by every scan, and each would otherwise be a write (and
+                # an fsync) that leaves head as it was.
+                refreshed = []
+                for e in (e._replace(mtime_ns=vouch(e.mtime_ns)) for e in touched):
+                    cur = db.execute(
+                        "UPDATE head SET mtime_ns=?, ino=?, size=? WHERE path=? AND hash=? "
+                        "AND (mtime_ns!=? OR ino!=? OR size!=?)",
+                        (e.mtime_ns, e.ino, e.size, e.path, e.hash, e.mtime_ns, e.ino, e.size),
+                    )
+                    if cur.rowcount > 0:
+                        refreshed.append(e)
+                head_applied.extend((e.path, e, True) for e in refreshed)
+                scan_cache.refresh_stats(db, [e.path for e in refreshed])
             if skipped_list is not None:
                 self._replace_skipped(skipped_list, scope)
             if not real and not new_attach and not allow_empty:

@@ -260,6 +260,7 @@ def test_forked_check_gives_the_one_process_result(
 
     monkeypatch.setattr(os, "fork", counting_fork)
     monkeypatch.setattr(scan_mod, "FORK_MIN_FILES", 0)
+    monkeypatch.setattr(scan_mod, "FORK_FILES_PER_MIB", 0)
     one = _verify_dirs(str(workspace), items)
     both = _verify_split(str(workspace), items)
     assert len(forks) == 1
@@ -276,6 +277,7 @@ def test_a_failing_or_hanging_child_only_costs_time(
     parent = os.getpid()
     real = scan_mod._verify_dirs
     monkeypatch.setattr(scan_mod, "FORK_MIN_FILES", 0)
+    monkeypatch.setattr(scan_mod, "FORK_FILES_PER_MIB", 0)
 
     def failing(root: str, part: list[scan_mod.VerifyItem]) -> list[int]:
         if os.getpid() != parent:
@@ -304,18 +306,50 @@ def test_a_failing_or_hanging_child_only_costs_time(
     assert fresh_scan(workspace, state_dir) == ["d0/s0/f0.txt"]
 
 
-def test_a_process_with_threads_does_not_fork(
+def test_a_process_running_threads_forks_too_and_the_switch_turns_it_off(
+    workspace: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As in the LSP server: other threads are alive (one holds a lock the whole time)."""
+    tree(workspace, 60)
+    items = _items(workspace, store)
+    monkeypatch.setattr(scan_mod, "FORK_MIN_FILES", 0)
+    monkeypatch.setattr(scan_mod, "FORK_FILES_PER_MIB", 0)
+    held = threading.Lock()
+    stop = threading.Event()
+
+    def holder() -> None:
+        with held:  # held at fork time: the child must never need it
+            stop.wait(30)
+
+    other = threading.Thread(target=holder, daemon=True)
+    other.start()
+    forks: list[int] = []
+    real_fork = os.fork
+
+    def counting_fork() -> int:
+        pid = real_fork()
+        if pid:
+            forks.append(pid)
+        return pid
+
+    monkeypatch.setattr(os, "fork", counting_fork)
+    try:
+        assert sorted(_verify_split(str(workspace), items)) == list(range(len(items)))
+        assert len(forks) == 1 and _no_children_left()
+        monkeypatch.setenv(scan_mod.FORK_ENV, "0")
+        assert sorted(_verify_split(str(workspace), items)) == list(range(len(items)))
+        assert len(forks) == 1  # switched off: one process
+    finally:
+        stop.set()
+        other.join(5)
+
+
+def test_a_large_process_does_not_fork_for_a_small_check(
     workspace: Path, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     tree(workspace, 30)
     items = _items(workspace, store)
     monkeypatch.setattr(scan_mod, "FORK_MIN_FILES", 0)
-    monkeypatch.setattr(os, "fork", lambda: pytest.fail("forked beside another thread"))
-    stop = threading.Event()
-    other = threading.Thread(target=stop.wait, daemon=True)
-    other.start()
-    try:
-        assert sorted(_verify_split(str(workspace), items)) == list(range(len(items)))
-    finally:
-        stop.set()
-        other.join(5)
+    monkeypatch.setattr(scan_mod, "FORK_FILES_PER_MIB", 10**6)  # any resident size is too large
+    monkeypatch.setattr(os, "fork", lambda: pytest.fail("forked for a check too small to pay"))
+    assert sorted(_verify_split(str(workspace), items)) == list(range(len(items)))
