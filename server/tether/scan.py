@@ -930,6 +930,13 @@ def _verify_split(root: str, items: Sequence[VerifyItem]) -> list[int]:
         theirs = _collect_child(r, pid, time.monotonic() + FORK_TIMEOUT_S)
     finally:
         os.close(r)
+    log.debug(
+        "stat check of %d files split with child %d: %d of %d directories unchanged",
+        total,
+        pid,
+        len(mine) + len(theirs),
+        len(items),
+    )
     return mine + [half + i for i in theirs]
 
 
