@@ -877,9 +877,11 @@ def _fork_pays(total_files: int) -> bool:
         return False
     if os.environ.get(FORK_ENV) == "0":
         return False
-    import resource  # POSIX only: not imported on other platforms
-
-    resident_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    try:
+        with open("/proc/self/statm", "rb") as fh:  # sizes in pages; the second is resident
+            resident_mib = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return False
     return total_files >= resident_mib * FORK_FILES_PER_MIB
 
 
