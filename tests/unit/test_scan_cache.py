@@ -241,26 +241,30 @@ def _no_children_left() -> bool:
     return False
 
 
-def test_forked_check_gives_the_one_process_result(
-    workspace: Path, store: Store, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    tree(workspace, 120)
-    items = _items(workspace, store)
-    for i in range(0, 120, 13):
-        with (workspace / f"d{i % 6}/s{i % 4}/f{i}.txt").open("a") as fh:
-            fh.write("edit\n")
-    forks: list[int] = []
+@pytest.fixture
+def forks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Fork for any check, however small; the pids of the children forked."""
+    monkeypatch.setattr(scan_mod, "FORK_MIN_FILES", 0)
+    monkeypatch.setattr(scan_mod, "FORK_FILES_PER_MIB", 0)
+    pids: list[int] = []
     real_fork = os.fork
 
     def counting_fork() -> int:
         pid = real_fork()
         if pid:
-            forks.append(pid)
+            pids.append(pid)
         return pid
 
     monkeypatch.setattr(os, "fork", counting_fork)
-    monkeypatch.setattr(scan_mod, "FORK_MIN_FILES", 0)
-    monkeypatch.setattr(scan_mod, "FORK_FILES_PER_MIB", 0)
+    return pids
+
+
+def test_forked_check_gives_the_one_process_result(workspace: Path, store: Store, forks: list[int]) -> None:
+    tree(workspace, 120)
+    items = _items(workspace, store)
+    for i in range(0, 120, 13):
+        with (workspace / f"d{i % 6}/s{i % 4}/f{i}.txt").open("a") as fh:
+            fh.write("edit\n")
     one = _verify_dirs(str(workspace), items)
     both = _verify_split(str(workspace), items)
     assert len(forks) == 1
@@ -270,14 +274,12 @@ def test_forked_check_gives_the_one_process_result(
 
 
 def test_a_failing_or_hanging_child_only_costs_time(
-    workspace: Path, state_dir: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+    workspace: Path, state_dir: Path, store: Store, forks: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     tree(workspace, 120)
     items = _items(workspace, store)
     parent = os.getpid()
     real = scan_mod._verify_dirs
-    monkeypatch.setattr(scan_mod, "FORK_MIN_FILES", 0)
-    monkeypatch.setattr(scan_mod, "FORK_FILES_PER_MIB", 0)
 
     def failing(root: str, part: list[scan_mod.VerifyItem]) -> list[int]:
         if os.getpid() != parent:
@@ -287,7 +289,7 @@ def test_a_failing_or_hanging_child_only_costs_time(
     monkeypatch.setattr(scan_mod, "_verify_dirs", failing)
     got = _verify_split(str(workspace), items)
     assert got and set(got) < set(range(len(items)))  # the parent's half only
-    assert _no_children_left()
+    assert len(forks) == 1 and _no_children_left()
 
     stop = threading.Event()
 
@@ -300,20 +302,18 @@ def test_a_failing_or_hanging_child_only_costs_time(
     monkeypatch.setattr(scan_mod, "FORK_TIMEOUT_S", 0.3)
     got = _verify_split(str(workspace), items)
     assert got and set(got) < set(range(len(items)))
-    assert _no_children_left()  # killed and reaped
+    assert len(forks) == 2 and _no_children_left()  # killed and reaped
     # Either way a walk from there is still right.
     write(workspace, "d0/s0/f0.txt", "changed\n")
     assert fresh_scan(workspace, state_dir) == ["d0/s0/f0.txt"]
 
 
 def test_a_process_running_threads_forks_too_and_the_switch_turns_it_off(
-    workspace: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+    workspace: Path, store: Store, forks: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """As in the LSP server: other threads are alive (one holds a lock the whole time)."""
     tree(workspace, 60)
     items = _items(workspace, store)
-    monkeypatch.setattr(scan_mod, "FORK_MIN_FILES", 0)
-    monkeypatch.setattr(scan_mod, "FORK_FILES_PER_MIB", 0)
     held = threading.Lock()
     stop = threading.Event()
 
@@ -323,16 +323,6 @@ def test_a_process_running_threads_forks_too_and_the_switch_turns_it_off(
 
     other = threading.Thread(target=holder, daemon=True)
     other.start()
-    forks: list[int] = []
-    real_fork = os.fork
-
-    def counting_fork() -> int:
-        pid = real_fork()
-        if pid:
-            forks.append(pid)
-        return pid
-
-    monkeypatch.setattr(os, "fork", counting_fork)
     try:
         assert sorted(_verify_split(str(workspace), items)) == list(range(len(items)))
         assert len(forks) == 1 and _no_children_left()
