@@ -294,8 +294,10 @@ class Scanner:
         # Stored stats of the imported listings, until the first walk has checked them.
         self._imported_stats: dict[str, bytes] = {}
 
-    def _ignore(self) -> _Ignore:
-        # Fresh per scan: .gitignore files may have changed since the last one.
+    def ignore_rules(self) -> _Ignore:
+        """The ignore rules as they are now (.gitignore files read as needed): fresh per scan,
+        since .gitignore files may have changed since the last one. Also for the watcher and
+        the LSP server, which must ignore exactly what the scan ignores."""
         return _Ignore(self.root, self._ignored_dirs, self._ignored_files)
 
     # --- listings kept across processes -----------------------------------------------------
@@ -428,7 +430,7 @@ class Scanner:
         result = ScanResult()
         if self._check_gitignores():
             verified = ()
-        ignore = self._ignore()
+        ignore = self.ignore_rules()
         self._walk("", ignore.extend((), ""), ignore, head, result, verified=verified)
         return result
 
@@ -595,7 +597,6 @@ class Scanner:
         seen = walk.seen
         result = walk.result
         max_bytes = self.max_file_bytes
-        s_ifreg = stat_mod.S_IFREG
         stat = os.stat
         prefix = rel_dir + "/" if rel_dir else ""
         for name in listing.files:
@@ -610,13 +611,7 @@ class Scanner:
             cached = head_get(rel)
             if cached is not None:
                 seen.append(rel)
-                if (
-                    cached[4] == st.st_mtime_ns
-                    and cached[3] == st.st_size
-                    and cached[5] == st.st_ino
-                    and st.st_mode == s_ifreg | cached[2]
-                    and st.st_size <= max_bytes
-                ):
+                if _vouches(cached, st, max_bytes):
                     continue
             else:
                 walk.untracked += 1
@@ -666,7 +661,6 @@ class Scanner:
         ignored_files = ignore.ignored_files
         max_bytes = self.max_file_bytes
         head_get = head.get
-        s_ifreg = stat_mod.S_IFREG
         consider = self._consider
         try:
             with os.scandir(fd) as it:
@@ -710,14 +704,8 @@ class Scanner:
             cached = head_get(rel)
             if cached is not None:
                 seen.append(rel)
-                if (
-                    cached[4] == st.st_mtime_ns
-                    and cached[3] == st.st_size
-                    and cached[5] == st.st_ino
-                    and st.st_mode == s_ifreg | cached[2]  # a regular file, same permissions
-                    and st.st_size <= max_bytes
-                ):
-                    continue  # the stat cache vouches for it: the common case
+                if _vouches(cached, st, max_bytes):
+                    continue  # the common case
             else:
                 walk.untracked += 1
             consider(rel, st, cached, result)
@@ -733,7 +721,7 @@ class Scanner:
         ``head`` needs to hold only the entries for ``paths`` (and, for a directory, below it).
         """
         result = ScanResult()
-        ignore = self._ignore()
+        ignore = self.ignore_rules()
         done: set[str] = set()
         for raw in paths:
             try:
@@ -796,16 +784,9 @@ class Scanner:
         if st.st_size > self.max_file_bytes:
             result.skipped.append(Skipped(rel, f"larger than {self.max_file_bytes} bytes", st.st_size))
             return
-        mode = stat_mod.S_IMODE(st.st_mode)
-        # cached: (path, hash, mode, size, mtime_ns, ino)
-        if (
-            cached is not None
-            and cached[4] == st.st_mtime_ns
-            and cached[3] == st.st_size
-            and cached[5] == st.st_ino
-            and cached[2] == mode
-        ):
+        if cached is not None and _vouches(cached, st, self.max_file_bytes):
             return
+        mode = stat_mod.S_IMODE(st.st_mode)
         try:
             # O_NOFOLLOW: the path was a regular file at lstat time; never read through a
             # symlink swapped in since.
@@ -828,6 +809,19 @@ class Scanner:
             )
             return
         result.changes.append(FileChange(rel, content, mode, st.st_mtime_ns, st.st_ino))
+
+
+def _vouches(cached: HeadRow, st: os.stat_result, max_bytes: int) -> bool:
+    """Whether head's stat cache vouches for the file as it is now: same mtime, size and
+    inode, still a regular file with the same permissions, still within the size cap."""
+    # cached: (path, hash, mode, size, mtime_ns, ino)
+    return (
+        cached[4] == st.st_mtime_ns
+        and cached[3] == st.st_size
+        and cached[5] == st.st_ino
+        and st.st_mode == stat_mod.S_IFREG | cached[2]
+        and st.st_size <= max_bytes
+    )
 
 
 # --- checking stored directory stats -------------------------------------------------------

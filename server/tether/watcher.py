@@ -40,7 +40,7 @@ class Watcher:
         self._on_paths = on_paths
         self._debounce = debounce
         self._scanner = scanner or Scanner(self.root)
-        self._ignore = self._scanner._ignore()
+        self._ignore = self._scanner.ignore_rules()
         self._exclude = [p.resolve() for p in (exclude or [])]
         self._pending: set[str] = set()
         self._cond = threading.Condition()
@@ -108,7 +108,7 @@ class Watcher:
         if name.endswith(".tmp") and (".tether-" in name or name.startswith(".")):
             return None  # our own atomic writes and editors' swap files
         if name == ".gitignore":
-            self._ignore = self._scanner._ignore()
+            self._ignore = self._scanner.ignore_rules()
         return None if self._ignored(rel, is_dir) else rel
 
     def _ignored(self, rel: str, is_dir: bool) -> bool:

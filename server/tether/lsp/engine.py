@@ -577,7 +577,7 @@ class Engine:
         from tether.scan import Scanner
 
         try:
-            return bool(Scanner(self.root)._ignore().path_ignored(rel))
+            return bool(Scanner(self.root).ignore_rules().path_ignored(rel))
         except Exception as exc:  # the rule engine is scan.py's; fail closed (no text stored)
             log.debug("ignore check failed for %s: %s", rel, exc)
             return True
