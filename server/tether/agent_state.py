@@ -667,12 +667,9 @@ class AgentSession:
         patch = self._cli_patch(task, next_steps, files)
         patch["done"] = message
         self.import_file()
-        from tether.scan import Scanner
-
         # Scan first so the attachment can name the step's files; the checkpoint then re-reads
         # only those paths (O(changed)).
-        scanner: Scanner = checkpointer.scanner
-        scan = scanner.full_scan(self.store.head())
+        scan = checkpointer.scan_workspace()
         told = list(patch.get("files", []))
         changed_now = sorted(set(scan.changed_paths) | set(told))
         # A step's files are what changed since the previous step, even when another checkpoint
@@ -1140,9 +1137,9 @@ def handoff_text(store: Store, scan: ScanResult | None = None) -> tuple[str, dic
     session = AgentSession(store)
     state = session.state()
     if scan is None:
-        from tether.scan import Scanner
+        from tether.checkpoints import Checkpointer
 
-        scan = Scanner(store.root).full_scan(store.head())
+        scan = Checkpointer(store).scan_workspace()
     live_tree = LiveTree(store, scan)
     runs = run_summaries(store, scan)
     out: list[str] = ["# Tether hand-off", ""]

@@ -209,7 +209,7 @@ def restore(
     """
     store.get_checkpoint(n)
     path_list = list(paths) if paths is not None else None
-    scan = None if dry_run else checkpointer.scanner.full_scan(store.head())
+    scan = None if dry_run else checkpointer.scan_workspace()
     planned = plan(store, n, path_list, with_diff=dry_run, scan=scan, scanner=checkpointer.scanner)
     result = RestoreResult(checkpoint=n, dry_run=dry_run, files=[p.diff for p in planned])
     killed_dirs = set() if dry_run else _pending(store)[1]

@@ -359,9 +359,9 @@ def current_hashes(store: Store, scan: ScanResult | None = None) -> dict[str, st
     """Content hash of every tracked file as it is on disk now (head + a stat-cache scan)."""
     head = store.head()
     if scan is None:
-        from tether.scan import Scanner
+        from tether.checkpoints import Checkpointer
 
-        scan = Scanner(store.root).full_scan(head)
+        scan = Checkpointer(store).scan_workspace()
     current = {p: e.hash for p, e in head.items()}
     for c in scan.changes:
         if c.content is None:
@@ -391,9 +391,9 @@ class LiveTree:
     def __init__(self, store: Store, scan: ScanResult | None = None) -> None:
         self.store = store
         if scan is None:
-            from tether.scan import Scanner
+            from tether.checkpoints import Checkpointer
 
-            scan = Scanner(store.root).full_scan(store.head())
+            scan = Checkpointer(store).scan_workspace()
         self.scan = scan
         self._disk = {c.path: blob_hash(c.content) if c.content is not None else None for c in scan.changes}
 

@@ -413,23 +413,17 @@ def _run_hook(args: argparse.Namespace, event: dict[str, Any]) -> None:
             sys.stdout.write(text)
             return
         if name == "PostToolUse":
-            from tether.scan import Scanner
-
+            cp = make_checkpointer(store, session, args.state_dir)
             # A stat-cache scan finds edits the tool made through the shell too. Nothing changed
             # (a `ls`, a read): no checkpoint, even if a tmux pane scrolled.
-            changed = Scanner(store.root).full_scan(store.head()).changed_paths
+            changed = cp.scan_workspace().changed_paths
             if not changed:
                 return
-            outcome = make_checkpointer(store, session, args.state_dir).checkpoint(
-                protocol.TRIGGER_MANUAL, _hook_message(event), paths=changed
-            )
+            outcome = cp.checkpoint(protocol.TRIGGER_MANUAL, _hook_message(event), paths=changed)
             if outcome.info is not None:
                 session.after_checkpoint(outcome.info)
             return
         if name == "Stop" and not event.get("stop_hook_active"):
-            from tether.scan import Scanner
-
-            if Scanner(store.root).full_scan(store.head()).changes:
-                session.record_step(
-                    make_checkpointer(store, session, args.state_dir), "claude: turn finished"
-                )
+            cp = make_checkpointer(store, session, args.state_dir)
+            if cp.scan_workspace().changes:
+                session.record_step(cp, "claude: turn finished")
