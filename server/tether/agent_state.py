@@ -667,8 +667,8 @@ class AgentSession:
         patch = self._cli_patch(task, next_steps, files)
         patch["done"] = message
         self.import_file()
-        # Scan first so the attachment can name the step's files; the checkpoint then re-reads
-        # only those paths (O(changed)).
+        # Scan first so the attachment can name the step's files; the checkpoint takes that
+        # scan as it is (its stat refreshes too) and looks again only at the told paths.
         scan = checkpointer.scan_workspace()
         told = list(patch.get("files", []))
         changed_now = sorted(set(scan.changed_paths) | set(told))
@@ -683,7 +683,8 @@ class AgentSession:
         outcome = checkpointer.checkpoint(
             protocol.TRIGGER_STEP,
             message,
-            paths=changed_now,
+            paths=told,
+            scan=scan,
             allow_empty=True,
             extra_attachments={protocol.ATTACH_AGENT: self._attachment(preview)},
         )

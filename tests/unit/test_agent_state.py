@@ -259,6 +259,26 @@ def test_record_step_checkpoints_edits_made_outside_any_editor(store: Store, wor
     assert doc["last_checkpoint"] == state.last_checkpoint
 
 
+def test_record_step_keeps_the_stat_refreshes_of_its_scan(store: Store, workspace: Path) -> None:
+    """A file touched without a content change is read once by a step's scan; its new stat
+    goes to the store, so the next step does not read it again."""
+    p = workspace / "touched.py"
+    p.write_text("same\n")
+    old = p.stat().st_mtime_ns - 60_000_000_000
+    os.utime(p, ns=(old, old))
+    cp = Checkpointer(store)
+    cp.checkpoint(protocol.TRIGGER_MANUAL, "base", full=True)
+    assert store.head()["touched.py"].mtime_ns == old
+    newer = old + 10_000_000_000
+    os.utime(p, ns=(newer, newer))  # still well outside the racy window
+    session = AgentSession(store)
+    info = session.record_step(cp, "nothing changed in content")
+    assert "touched.py" not in info.files
+    assert store.head()["touched.py"].mtime_ns == newer
+    assert session.record_step(cp, "again").files == ()
+    assert Checkpointer(store).scan_workspace().stat_updates == []
+
+
 def test_record_step_needs_a_message_and_safe_paths(store: Store, workspace: Path) -> None:
     session = AgentSession(store)
     with pytest.raises(BadParamsError):

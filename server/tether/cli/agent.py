@@ -416,10 +416,10 @@ def _run_hook(args: argparse.Namespace, event: dict[str, Any]) -> None:
             cp = make_checkpointer(store, session, args.state_dir)
             # A stat-cache scan finds edits the tool made through the shell too. Nothing changed
             # (a `ls`, a read): no checkpoint, even if a tmux pane scrolled.
-            changed = cp.scan_workspace().changed_paths
-            if not changed:
+            scan = cp.scan_workspace()
+            if not scan.changes:
                 return
-            outcome = cp.checkpoint(protocol.TRIGGER_MANUAL, _hook_message(event), paths=changed)
+            outcome = cp.checkpoint(protocol.TRIGGER_MANUAL, _hook_message(event), scan=scan)
             if outcome.info is not None:
                 session.after_checkpoint(outcome.info)
             return
