@@ -69,6 +69,7 @@ def run_agent(
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(agent_bin(name)), *args],
+        check=False,
         env=env,
         cwd=cwd,
         stdin=subprocess.DEVNULL,

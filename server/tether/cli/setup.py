@@ -23,8 +23,12 @@ def register(sub: Any) -> None:
         "agent gets.",
     )
     p.add_argument("agent", choices=AGENTS)
-    p.add_argument("--user", action="store_true", help="the agent's user-level config instead of the project's")
-    p.add_argument("--mcp", action="store_true", help="the MCP server entry for `tether mcp` instead of hooks")
+    p.add_argument(
+        "--user", action="store_true", help="the agent's user-level config instead of the project's"
+    )
+    p.add_argument(
+        "--mcp", action="store_true", help="the MCP server entry for `tether mcp` instead of hooks"
+    )
     p.add_argument("--remove", action="store_true", help="take Tether's entries out")
     p.add_argument("--dry-run", action="store_true", help="print the diff, write nothing")
     p.add_argument(
@@ -60,7 +64,8 @@ def cmd_setup(args: argparse.Namespace) -> int:
     what = "MCP server" if args.mcp else "hooks and instructions"
     verb = "would " if args.dry_run else ""
     if not changes:
-        text = f"{args.agent}: Tether's {what} already {'absent' if args.remove else 'in place'}; nothing to change"
+        state = "absent" if args.remove else "in place"
+        text = f"{args.agent}: Tether's {what} already {state}; nothing to change"
     else:
         lines = []
         for c in changes:
@@ -69,14 +74,18 @@ def cmd_setup(args: argparse.Namespace) -> int:
         text = "\n".join(lines)
         if args.dry_run:
             text = "".join(c.diff() for c in changes) + text
-    notes = _notes(args.agent, args.mcp, args.remove) if changes and not args.dry_run else []
+    notes = _notes(args.agent, args.mcp, args.remove, args.user) if changes and not args.dry_run else []
     emit(
         args,
         {
             "agent": args.agent,
             "dryRun": args.dry_run,
             "changes": [
-                {"path": str(c.path), "action": "create" if c.old is None else "delete" if c.new is None else "update", "diff": c.diff()}
+                {
+                    "path": str(c.path),
+                    "action": "create" if c.old is None else "delete" if c.new is None else "update",
+                    "diff": c.diff(),
+                }
                 for c in changes
             ],
         },
@@ -85,11 +94,16 @@ def cmd_setup(args: argparse.Namespace) -> int:
     return 0
 
 
-def _notes(agent: str, mcp: bool, remove: bool) -> list[str]:
+def _notes(agent: str, mcp: bool, remove: bool, user: bool) -> list[str]:
     if remove:
         return []
     if agent == "codex" and not mcp:
-        return ["note: Codex runs new hooks only once you trust them: open `/hooks` in Codex and trust Tether's"]
-    if agent == "claude" and mcp:
-        return ["note: Claude Code asks once before it starts a project's .mcp.json server"]
+        return [
+            "note: Codex runs new hooks only once you trust them: open `/hooks` in Codex and trust Tether's"
+        ]
+    if agent == "claude" and mcp and not user:
+        return [
+            "note: Claude Code starts a project's .mcp.json server once you trust the workspace "
+            "(approved by name in .claude/settings.local.json)"
+        ]
     return []

@@ -169,7 +169,9 @@ def _copy(v: Any) -> Any:
     return v
 
 
-def _block_change(path: Path, body: str | None, comment: str, executable: bool = False, header: str = "") -> Change:
+def _block_change(
+    path: Path, body: str | None, comment: str, executable: bool = False, header: str = ""
+) -> Change:
     old = read_text(path)
     text = old if old is not None else header
     try:
@@ -197,7 +199,11 @@ def _toml_change(path: Path, table_path: tuple[str, ...], table: dict[str, Any] 
 
 
 def _is_ours(hook: Any) -> bool:
-    return isinstance(hook, dict) and isinstance(hook.get("command"), str) and bool(_OURS.search(hook["command"]))
+    return (
+        isinstance(hook, dict)
+        and isinstance(hook.get("command"), str)
+        and bool(_OURS.search(hook["command"]))
+    )
 
 
 def merge_hooks(settings: dict[str, Any], spec: dict[str, list[dict[str, Any]]] | None) -> dict[str, Any]:
@@ -211,7 +217,9 @@ def merge_hooks(settings: dict[str, Any], spec: dict[str, list[dict[str, Any]]] 
     ours: dict[str, list[Any]] = {}
     for event, groups in hooks.items():
         if isinstance(groups, list):
-            mine = [g for g in groups if isinstance(g, dict) and any(_is_ours(h) for h in g.get("hooks") or [])]
+            mine = [
+                g for g in groups if isinstance(g, dict) and any(_is_ours(h) for h in g.get("hooks") or [])
+            ]
             if mine:
                 ours[event] = mine
     if spec is not None and ours == spec:
@@ -258,6 +266,22 @@ def _set_key(doc: dict[str, Any], parent: str, name: str, value: Any | None) -> 
         out[parent] = container
     else:
         out.pop(parent, None)
+    return out
+
+
+def _approve(doc: dict[str, Any], name: str, on: bool) -> dict[str, Any]:
+    names = doc.get("enabledMcpjsonServers")
+    if names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+        raise SetupError('"enabledMcpjsonServers" is not a list of names')
+    names = list(names or [])
+    if on == (name in names):
+        return doc
+    names = [*names, name] if on else [n for n in names if n != name]
+    out = dict(doc)
+    if names:
+        out["enabledMcpjsonServers"] = names
+    else:
+        out.pop("enabledMcpjsonServers", None)
     return out
 
 
@@ -314,10 +338,18 @@ def plan_claude(opts: Options) -> list[Change]:
         server = None if opts.remove else {"type": "stdio", "command": command, "args": args, "env": {}}
         if opts.user:
             # User-scope servers live in Claude's global state file (what `claude mcp add -s user` edits).
-            state = config / ".claude.json" if _env(opts, "CLAUDE_CONFIG_DIR") else _home(opts) / ".claude.json"
+            state = (
+                config / ".claude.json" if _env(opts, "CLAUDE_CONFIG_DIR") else _home(opts) / ".claude.json"
+            )
             return [_json_change(state, _guard(state, lambda d: _set_key(d, "mcpServers", "tether", server)))]
         mcp = opts.root / ".mcp.json"
-        return [_json_change(mcp, _guard(mcp, lambda d: _set_key(d, "mcpServers", "tether", server)))]
+        # The user asked for this server by name: record Claude Code's approval of it in the
+        # user's own, uncommitted settings.local.json (what answering Claude's prompt does).
+        local = base / "settings.local.json"
+        return [
+            _json_change(mcp, _guard(mcp, lambda d: _set_key(d, "mcpServers", "tether", server))),
+            _json_change(local, _guard(local, lambda d: _approve(d, "tether", not opts.remove))),
+        ]
     settings = base / "settings.json"
     spec = None if opts.remove else claude_hooks(opts.command)
     md = config / "CLAUDE.md" if opts.user else opts.root / "CLAUDE.md"
@@ -354,7 +386,7 @@ def plan_codex(opts: Options) -> list[Change]:
 
 def gemini_hooks(command: str) -> dict[str, list[dict[str, Any]]]:
     hook = f"{command} hook gemini"
-    extra = {"name": "tether", "timeout": 10000}  # Gemini's timeouts are in milliseconds
+    extra: dict[str, Any] = {"name": "tether", "timeout": 10000}  # Gemini's timeouts are in milliseconds
     return {
         "SessionStart": [_hook_group(hook, **extra)],
         "AfterTool": [_hook_group(hook, "*", **extra)],
@@ -369,7 +401,11 @@ def plan_gemini(opts: Options) -> list[Change]:
     if opts.mcp:
         command, args = _mcp_argv(opts)
         server = None if opts.remove else {"command": command, "args": args}
-        return [_json_change(settings, _guard(settings, lambda d: _set_key(d, "mcpServers", "tether", server)), True)]
+        return [
+            _json_change(
+                settings, _guard(settings, lambda d: _set_key(d, "mcpServers", "tether", server)), True
+            )
+        ]
     spec = None if opts.remove else gemini_hooks(opts.command)
     md = home / "GEMINI.md" if opts.user else opts.root / "GEMINI.md"
     return [
@@ -439,6 +475,7 @@ def _git_hooks_dir(root: Path) -> Path | None:
     try:
         out = subprocess.run(
             ["git", "rev-parse", "--path-format=absolute", "--git-path", "hooks"],
+            check=False,
             cwd=root,
             capture_output=True,
             text=True,
@@ -459,8 +496,12 @@ def plan_aider(opts: Options) -> list[Change]:
     if hooks_dir is None:
         raise SetupError(f"{opts.root}: not a git repository (aider's steps come from its commits)")
     body = None if opts.remove else POST_COMMIT.replace("tether step", f"{opts.command} step")
-    changes.append(_block_change(hooks_dir / "post-commit", body, "# %s", executable=True, header="#!/bin/sh\n"))
-    changes.append(_block_change(opts.root / "AGENTS.md", None if opts.remove else INSTRUCTIONS, "<!-- %s -->"))
+    changes.append(
+        _block_change(hooks_dir / "post-commit", body, "# %s", executable=True, header="#!/bin/sh\n")
+    )
+    changes.append(
+        _block_change(opts.root / "AGENTS.md", None if opts.remove else INSTRUCTIONS, "<!-- %s -->")
+    )
     conf = opts.root / ".aider.conf.yml"
     text = read_text(conf) or ""
     has_read = re.search(r"^read\s*:", blocks.set_block(text, None, "# %s"), re.MULTILINE) is not None

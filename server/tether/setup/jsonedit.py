@@ -88,7 +88,8 @@ class _Parser:
         if c == "[":
             return self.arr()
         if c == '"':
-            return Node(start, self.pos, self.string())
+            s = self.string()
+            return Node(start, self.pos, s)
         for word, val in (("true", True), ("false", False), ("null", None)):
             if t.startswith(word, self.pos):
                 self.pos += len(word)
@@ -249,7 +250,11 @@ def _insert(style: _Style, node: Node, entry: str, children_starts: list[int], a
         return node.start + 1, node.start + 1, f"{entry}, "
     first = children_starts[0]
     sep = style.text[node.start + 1 : first]
-    sep = sep if "\n" in sep and sep.strip() == "" else (style.newline + style.indent_at(first) if style.multiline(node) else " ")
+    sep = (
+        sep
+        if "\n" in sep and sep.strip() == ""
+        else (style.newline + style.indent_at(first) if style.multiline(node) else " ")
+    )
     return after, after, f",{sep}{entry}"
 
 
@@ -300,7 +305,9 @@ def _first_edit(style: _Style, node: Node, target: Any) -> Edit | None:
             return old[i].start, old[i].end, style.render(new[i], indent, style.multiline(old[i]))
         if len(old) > len(new):
             return _delete_item(node, len(new))
-        entry = style.render(new[len(old)], _child_indent(style, node, starts), style.multiline(node) or not old)
+        entry = style.render(
+            new[len(old)], _child_indent(style, node, starts), style.multiline(node) or not old
+        )
         return _insert(style, node, entry, starts, old[-1].end if old else None)
     return node.start, node.end, style.render(target, style.indent_at(node.start), True)
 

@@ -1,0 +1,170 @@
+"""`tether setup` and `tether hook` against the agents' real CLIs (scripts/install-agents.sh).
+
+Offline only: no login, no prompt. Every run has its own HOME, CLAUDE_CONFIG_DIR, CODEX_HOME and
+XDG dirs (tests/support/agents.py). Claude Code runs the SessionStart hook for real
+(`claude --init-only`) and health-checks MCP servers (`claude mcp list`); Codex and Gemini CLI
+list the MCP server Tether wrote into their config; opencode and Copilot CLI print their version.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.agents import agent_env, run_agent
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Path:
+    d = (tmp_path / "ws").resolve()
+    d.mkdir()
+    subprocess.run(["git", "init", "-q", str(d)], check=True)
+    return d
+
+
+@pytest.fixture
+def env(tmp_path: Path, ws: Path) -> dict[str, str]:
+    e = agent_env(tmp_path / "home", ws)
+    e["TETHER_STATE_DIR"] = str(tmp_path / "state")
+    return e
+
+
+def tether(args: list[str], ws: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    res = subprocess.run(
+        [sys.executable, "-m", "tether", *args],
+        check=False,
+        cwd=ws,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert res.returncode == 0, res.stderr
+    return res
+
+
+def tether_has_mcp(env: dict[str, str]) -> bool:
+    res = subprocess.run(
+        [sys.executable, "-m", "tether", "mcp", "--help"],
+        check=False,
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )
+    return res.returncode == 0
+
+
+def trust_workspace(env: dict[str, str], ws: Path) -> None:
+    """What answering Claude Code's "trust this folder?" prompt records (the user's act, not
+    Tether's: `tether setup` never writes it)."""
+    state = Path(env["CLAUDE_CONFIG_DIR"]) / ".claude.json"
+    doc = json.loads(state.read_text()) if state.exists() else {}
+    doc.setdefault("projects", {})[str(ws)] = {"hasTrustDialogAccepted": True}
+    state.write_text(json.dumps(doc))
+
+
+def test_claude_session_start_hook_through_the_real_binary(ws: Path, env: dict[str, str]) -> None:
+    tether(
+        ["step", "--done", "wrote the parser", "--next", "wire the CLI", "--task", "real claude demo"],
+        ws,
+        env,
+    )
+    tether(["setup", "claude"], ws, env)
+    settings = json.loads((ws / ".claude" / "settings.json").read_text())
+    assert set(settings["hooks"]) == {"SessionStart", "PostToolUse", "PostToolUseFailure", "Stop"}
+    res = run_agent("claude", ["--init-only", "--debug", "hooks"], env, ws)
+    assert res.returncode == 0, res.stderr
+    # Claude Code's debug log records the hook's run and the context it took from its stdout.
+    logs = list((Path(env["CLAUDE_CONFIG_DIR"]) / "debug").glob("*.txt"))
+    assert logs, "claude wrote no debug log"
+    log = "\n".join(p.read_text(errors="replace") for p in logs)
+    assert "SessionStart:startup [tether hook claude-code] finished with status 0" in log
+    assert "Hook SessionStart:startup (SessionStart) success" in log
+    assert "Task: real claude demo" in log and "1. wire the CLI" in log
+
+
+def test_claude_mcp_list_after_setup(ws: Path, env: dict[str, str]) -> None:
+    tether(["setup", "claude", "--mcp"], ws, env)
+    res = run_agent("claude", ["mcp", "list"], env, ws)
+    assert res.returncode == 0, res.stderr
+    line = next((ln for ln in res.stdout.splitlines() if ln.startswith("tether:")), None)
+    assert line is not None, res.stdout
+    assert "tether mcp" in line
+    assert "Pending approval" in line  # an untrusted workspace: Claude's own gate holds
+    trust_workspace(env, ws)
+    res = run_agent("claude", ["mcp", "list"], env, ws)
+    line = next(ln for ln in res.stdout.splitlines() if ln.startswith("tether:"))
+    assert "Pending approval" not in line  # approved by name in .claude/settings.local.json
+    if tether_has_mcp(env):
+        assert "Connected" in line, res.stdout
+    else:  # `tether mcp` not built in this tree yet: the server is listed and was started
+        assert "Failed to connect" in line or "Connected" in line, res.stdout
+    detail = run_agent("claude", ["mcp", "get", "tether"], env, ws).stdout
+    assert "Project config" in detail and "Type: stdio" in detail
+
+    # --remove takes it out again: Claude no longer lists it.
+    tether(["setup", "claude", "--mcp", "--remove"], ws, env)
+    assert not (ws / ".mcp.json").exists()
+    assert "tether:" not in run_agent("claude", ["mcp", "list"], env, ws).stdout
+
+
+def test_claude_user_scope_mcp(ws: Path, env: dict[str, str]) -> None:
+    tether(["setup", "claude", "--mcp", "--user"], ws, env)
+    res = run_agent("claude", ["mcp", "list"], env, ws)
+    line = next((ln for ln in res.stdout.splitlines() if ln.startswith("tether:")), None)
+    assert line is not None and "tether mcp" in line, res.stdout
+    if tether_has_mcp(env):
+        assert "Connected" in line, res.stdout
+    detail = run_agent("claude", ["mcp", "get", "tether"], env, ws).stdout
+    assert "User config" in detail
+
+
+def test_codex_mcp_list_after_setup(ws: Path, env: dict[str, str]) -> None:
+    tether(["setup", "codex", "--mcp", "--user"], ws, env)
+    config = Path(env["CODEX_HOME"]) / "config.toml"
+    config.write_text('model = "o3"  # the user\'s own line\n' + config.read_text())
+    res = run_agent("codex", ["mcp", "list", "--json"], env, ws)
+    assert res.returncode == 0, res.stderr
+    servers = {s["name"]: s for s in json.loads(res.stdout)}
+    assert "tether" in servers, res.stdout
+    transport = servers["tether"]["transport"]
+    assert transport["command"] == "tether" or transport["command"].endswith("tether")
+    assert transport["args"][-1] == "mcp"
+    tether(["setup", "codex", "--mcp", "--user", "--remove"], ws, env)
+    assert config.read_text() == 'model = "o3"  # the user\'s own line\n'
+    res = run_agent("codex", ["mcp", "list", "--json"], env, ws)
+    assert "tether" not in {s["name"] for s in json.loads(res.stdout)}
+
+
+def test_gemini_mcp_list_after_setup(ws: Path, env: dict[str, str]) -> None:
+    tether(["setup", "gemini", "--mcp"], ws, env)
+    tether(["setup", "gemini"], ws, env)  # hooks in the same settings.json: both load
+    res = run_agent("gemini", ["mcp", "list"], env, ws, timeout=120)
+    out = res.stdout + res.stderr
+    assert "tether: tether mcp (stdio) - Disabled" in out, out  # untrusted folder: Gemini's gate
+    # What answering Gemini's folder-trust prompt records (the user's act, not Tether's).
+    trusted = Path(env["HOME"]) / ".gemini" / "trustedFolders.json"
+    trusted.write_text(json.dumps({str(ws): "TRUST_FOLDER"}))
+    res = run_agent("gemini", ["mcp", "list"], env, ws, timeout=120)
+    out = res.stdout + res.stderr
+    line = next((ln for ln in out.splitlines() if "tether: tether mcp" in ln), None)
+    assert line is not None and "Disabled" not in line, out
+    if tether_has_mcp(env):
+        assert "Connected" in line, out
+
+
+def test_opencode_and_copilot_run_offline(ws: Path, env: dict[str, str]) -> None:
+    for name in ("opencode", "copilot"):
+        res = run_agent(name, ["--version"], env, ws)
+        assert res.returncode == 0 and res.stdout.strip(), (name, res.stderr)
+    tether(["setup", "opencode", "--mcp"], ws, env)
+    tether(["setup", "opencode"], ws, env)  # the plugin file: opencode must still load its config
+    res = run_agent("opencode", ["mcp", "list"], env, ws, timeout=120)
+    out = res.stdout + res.stderr
+    assert "tether" in out and "tether mcp" in out, out
+    if tether_has_mcp(env):
+        assert "failed" not in out, out
