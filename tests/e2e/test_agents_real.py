@@ -168,3 +168,35 @@ def test_opencode_and_copilot_run_offline(ws: Path, env: dict[str, str]) -> None
     assert "tether" in out and "tether mcp" in out, out
     if tether_has_mcp(env):
         assert "failed" not in out, out
+
+
+def test_opencode_plugin_calls_tether(ws: Path, env: dict[str, str]) -> None:
+    """opencode resolves the plugin setup wrote; its handlers then run in Node as the host
+    (a stand-in for opencode's Bun runtime: firing them inside opencode needs a prompt)."""
+    import shutil
+
+    from tests.support.retry import retry_until
+    from tether.store import Store
+
+    tether(["step", "--done", "start"], ws, env)
+    tether(["setup", "opencode"], ws, env)
+    plugin = ws / ".opencode" / "plugin" / "tether.js"
+    res = run_agent("opencode", ["debug", "config"], env, ws, timeout=120)
+    assert plugin.as_uri() in res.stdout, res.stdout + res.stderr
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node not on PATH")
+    (ws / "edited.txt").write_text("by the agent\n")
+    script = (
+        f"const m = await import({json.dumps(plugin.as_uri())});"
+        f"const h = await m.TetherPlugin({{ directory: {json.dumps(str(ws))} }});"
+        "await h['tool.execute.after']({ tool: 'bash', sessionID: 'ses_1' });"
+    )
+    subprocess.run([node, "--input-type=module", "-e", script], check=True, env=env, cwd=ws, timeout=60)
+
+    def checkpointed() -> str | None:
+        with Store.open(ws, env["TETHER_STATE_DIR"]) as store:
+            latest = store.latest()
+            return latest.message if latest is not None and "edited.txt" in latest.files else None
+
+    assert retry_until(checkpointed, timeout=30, what="the plugin's hook checkpoint") == "opencode bash"
