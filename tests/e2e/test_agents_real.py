@@ -200,3 +200,15 @@ def test_opencode_plugin_calls_tether(ws: Path, env: dict[str, str]) -> None:
             return latest.message if latest is not None and "edited.txt" in latest.files else None
 
     assert retry_until(checkpointed, timeout=30, what="the plugin's hook checkpoint") == "opencode bash"
+
+
+def test_codex_reads_the_instructions_setup_wrote(ws: Path, env: dict[str, str]) -> None:
+    (ws / "AGENTS.md").write_text("# House rules\n\nUse tabs.\n")
+    tether(["setup", "codex"], ws, env)
+    hooks = json.loads((ws / ".codex" / "hooks.json").read_text())
+    assert set(hooks["hooks"]) == {"SessionStart", "PostToolUse", "Stop"}
+    # The model-visible prompt input Codex would send (rendered locally, nothing is sent).
+    res = run_agent("codex", ["debug", "prompt-input"], env, ws)
+    assert res.returncode == 0, res.stderr
+    assert "Use tabs." in res.stdout
+    assert "After each unit of work run `tether step --done" in res.stdout

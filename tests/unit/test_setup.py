@@ -140,6 +140,16 @@ def test_claude_setup_is_idempotent_and_removable(proj: Path, capsys: pytest.Cap
     assert tree(proj) == before
 
 
+def test_remove_without_tether_entries_changes_nothing(proj: Path) -> None:
+    (proj / ".claude").mkdir()
+    (proj / ".claude" / "settings.json").write_text('{"hooks": {}, "enabledMcpjsonServers": []}\n')
+    (proj / ".mcp.json").write_text('{"mcpServers": {}}')
+    before = tree(proj)
+    assert setup("claude", "--remove") == 0
+    assert setup("claude", "--mcp", "--remove") == 0
+    assert tree(proj) == before
+
+
 def test_dry_run_prints_the_diff_and_writes_nothing(proj: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (proj / "opencode.json").write_text('{"theme": "dark"}\n')
     before = tree(proj)

@@ -222,8 +222,8 @@ def merge_hooks(settings: dict[str, Any], spec: dict[str, list[dict[str, Any]]] 
             ]
             if mine:
                 ours[event] = mine
-    if spec is not None and ours == spec:
-        return settings
+    if ours == (spec or {}):
+        return settings  # already as asked: the user's own (even empty) entries stay as they are
     stripped: dict[str, Any] = {}
     for event, groups in hooks.items():
         if event not in ours:
