@@ -150,6 +150,27 @@ def test_remove_without_tether_entries_changes_nothing(proj: Path) -> None:
     assert tree(proj) == before
 
 
+def test_symlinked_config_is_written_through(proj: Path, tmp_path: Path) -> None:
+    dotfiles = tmp_path / "dotfiles" / "settings.json"
+    dotfiles.parent.mkdir()
+    dotfiles.write_text('{"model": "opus"}\n')
+    (proj / ".claude").mkdir()
+    (proj / ".claude" / "settings.json").symlink_to(dotfiles)
+    assert setup("claude") == 0
+    assert (proj / ".claude" / "settings.json").is_symlink()
+    assert "tether hook claude-code" in dotfiles.read_text()
+    assert setup("claude", "--remove") == 0
+    assert dotfiles.read_text() == '{"model": "opus"}\n'
+
+
+def test_unwritable_config_dir_is_reported(proj: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (proj / ".claude").write_text("a file where the directory should be\n")
+    assert setup("claude") == 1
+    err = capsys.readouterr().err
+    assert "cannot write" in err and "settings.json" in err
+    assert (proj / ".claude").read_text() == "a file where the directory should be\n"
+
+
 def test_dry_run_prints_the_diff_and_writes_nothing(proj: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (proj / "opencode.json").write_text('{"theme": "dark"}\n')
     before = tree(proj)

@@ -463,12 +463,8 @@ def _hook_output(agent: HookAgent, name: Any, context: str) -> None:
         print(f"tether hook: {exc}", file=sys.stderr)
 
 
-def _run_hook(
-    args: argparse.Namespace,
-    event: dict[str, Any],
-    agent: HookAgent = HOOK_AGENTS["claude-code"],
-    out: list[str] | None = None,
-) -> None:
+def _run_hook(args: argparse.Namespace, event: dict[str, Any], agent: HookAgent, out: list[str]) -> None:
+    """Does the hook's work; what goes to the agent's context is appended to ``out``."""
     if not args.workspace:
         base = next((os.environ[v] for v in agent.project_env if os.environ.get(v)), None) or (
             event["cwd"] if isinstance(event.get("cwd"), str) else None
@@ -485,10 +481,7 @@ def _run_hook(
             if session.state().is_empty() and not load_runs(store):
                 return  # nothing to hand off: add nothing to the agent's context
             text, _ = handoff_text(store)
-            if out is None:
-                sys.stdout.write(cap_handoff(text))
-            else:
-                out.append(text)
+            out.append(text)
             return
         if name in agent.tool_events:
             cp = make_checkpointer(store, session, args.state_dir)

@@ -54,13 +54,13 @@ def cmd_setup(args: argparse.Namespace) -> int:
     )
     try:
         changes = agents.plan(args.agent, opts)
+        if not args.dry_run:
+            agents.apply(changes)
     except agents.SetupError as exc:
         print(f"tether setup: {exc}", file=sys.stderr)
         if args.json:
             emit(args, {"agent": args.agent, "error": str(exc), "changes": []})
         return 1
-    if not args.dry_run:
-        agents.apply(changes)
     what = "MCP server" if args.mcp else "hooks and instructions"
     verb = "would " if args.dry_run else ""
     if not changes:

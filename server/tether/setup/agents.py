@@ -7,6 +7,7 @@ so a malformed file stops the whole setup with nothing changed.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import re
@@ -107,10 +108,11 @@ def read_text(path: Path) -> str | None:
 
 
 def write(change: Change) -> None:
-    path = change.path.resolve() if change.path.is_symlink() else change.path
     if change.new is None:
-        path.unlink(missing_ok=True)
+        change.path.unlink(missing_ok=True)  # a symlink goes, not the file it points to
         return
+    # A symlinked config (a dotfiles repository) is written through, keeping the link.
+    path = change.path.resolve() if change.path.is_symlink() else change.path
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = path.stat().st_mode & 0o7777 if path.exists() else (0o755 if change.executable else 0o644)
     if change.executable:
@@ -124,17 +126,9 @@ def write(change: Change) -> None:
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
-        with _suppress():
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-
-
-class _suppress:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> bool:
-        return exc[0] is not None and issubclass(exc[0], OSError)  # type: ignore[arg-type]
 
 
 # --- editors -------------------------------------------------------------------------------------
@@ -523,6 +517,17 @@ def plan(agent: str, opts: Options) -> list[Change]:
     return [c for c in PLANNERS[agent](opts) if c.changed]
 
 
-def apply(changes: list[Change]) -> None:
+def apply(changes: list[Change]) -> list[Change]:
+    """Write the changes in order; on a write error, SetupError naming the file and what was
+    already written."""
+    done: list[Change] = []
     for c in changes:
-        write(c)
+        try:
+            write(c)
+        except OSError as exc:
+            written = ", ".join(str(d.path) for d in done) or "nothing"
+            raise SetupError(
+                f"{c.path}: cannot write ({exc.strerror}); written before it: {written}"
+            ) from None
+        done.append(c)
+    return done
