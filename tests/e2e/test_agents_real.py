@@ -73,18 +73,40 @@ def test_claude_session_start_hook_through_the_real_binary(ws: Path, env: dict[s
         ws,
         env,
     )
+    # The user's own settings, with a SessionStart hook of theirs.
+    user_settings = (
+        '{\n    "model": "opus",\n    "hooks": {"SessionStart": [{"hooks": '
+        '[{"type": "command", "command": "touch user-hook-ran"}]}]}\n}\n'
+    )
+    (ws / ".claude").mkdir()
+    (ws / ".claude" / "settings.json").write_text(user_settings)
     tether(["setup", "claude"], ws, env)
     settings = json.loads((ws / ".claude" / "settings.json").read_text())
     assert set(settings["hooks"]) == {"SessionStart", "PostToolUse", "PostToolUseFailure", "Stop"}
-    res = run_agent("claude", ["--init-only", "--debug", "hooks"], env, ws)
-    assert res.returncode == 0, res.stderr
+    debug = Path(env["CLAUDE_CONFIG_DIR"]) / "debug"
+
+    def init_only() -> str:
+        """One `claude --init-only` run; its debug log (the hooks it ran and their output)."""
+        seen = set(debug.glob("*.txt")) if debug.exists() else set()
+        res = run_agent("claude", ["--init-only", "--debug", "hooks"], env, ws)
+        assert res.returncode == 0, res.stderr
+        logs = set(debug.glob("*.txt")) - seen
+        assert logs, "claude wrote no debug log"
+        return "\n".join(p.read_text(errors="replace") for p in logs)
+
+    log = init_only()
     # Claude Code's debug log records the hook's run and the context it took from its stdout.
-    logs = list((Path(env["CLAUDE_CONFIG_DIR"]) / "debug").glob("*.txt"))
-    assert logs, "claude wrote no debug log"
-    log = "\n".join(p.read_text(errors="replace") for p in logs)
     assert "SessionStart:startup [tether hook claude-code] finished with status 0" in log
     assert "Hook SessionStart:startup (SessionStart) success" in log
     assert "Task: real claude demo" in log and "1. wire the CLI" in log
+    assert (ws / "user-hook-ran").exists()  # the user's hook still runs beside Tether's
+
+    # --remove gives the user's file back byte for byte; Claude then runs only their hook.
+    (ws / "user-hook-ran").unlink()
+    tether(["setup", "claude", "--remove"], ws, env)
+    assert (ws / ".claude" / "settings.json").read_text() == user_settings
+    log = init_only()
+    assert "tether hook" not in log and (ws / "user-hook-ran").exists()
 
 
 def test_claude_mcp_list_after_setup(ws: Path, env: dict[str, str]) -> None:
