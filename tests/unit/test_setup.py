@@ -342,3 +342,4 @@ def test_docs_show_what_setup_writes() -> None:
     assert json.loads(snippet("codex-hooks")) == {"hooks": agents.codex_hooks("tether")}
     assert json.loads(snippet("gemini-settings")) == {"hooks": agents.gemini_hooks("tether")}
     assert snippet("agent-instructions") == agents.INSTRUCTIONS
+    assert snippet("git-post-commit") == "#!/bin/sh\n" + agents.POST_COMMIT

@@ -35,7 +35,7 @@ INSTRUCTIONS = """\
 """
 
 POST_COMMIT = """\
-# One step per commit (aider commits after each change it makes); never fails the commit.
+# Tether: one step per commit (aider commits after each change it makes).
 tether step --done "commit $(git rev-parse --short HEAD): $(git log -1 --format=%s)" >/dev/null 2>&1 || true
 """
 
