@@ -8,6 +8,10 @@ bash scripts/bootstrap.sh
 if [ -f vscode-client/test-harness/install-tools.sh ] && [ "${TETHER_SKIP_VSCODE:-0}" != 1 ]; then
   bash vscode-client/test-harness/install-tools.sh
 fi
+# The agents' real CLIs (Claude Code, Codex, Gemini CLI, opencode, Copilot CLI) for the setup/hook tests.
+if [ "${TETHER_SKIP_AGENTS:-0}" != 1 ]; then
+  bash scripts/install-agents.sh
+fi
 .venv/bin/ruff check server tests bench
 .venv/bin/mypy
 set +e

@@ -250,7 +250,7 @@ def fire(
     """Run every hook command Claude Code would run for ``event``, as it runs them."""
     results = []
     for matcher, command in claude_hooks()[event]:
-        if tool is not None and matcher and not re.fullmatch(matcher, tool):
+        if tool is not None and matcher not in (None, "", "*") and not re.fullmatch(matcher, tool):
             continue
         hook_env = {**env, "CLAUDE_PROJECT_DIR": str(ws)}
         body = {
@@ -277,10 +277,9 @@ def fire(
 
 def test_claude_code_hooks_from_the_docs(ws: Path, env: dict[str, str]) -> None:
     hooks = claude_hooks()
-    assert set(hooks) == {"SessionStart", "PostToolUse", "Stop"}
-    matcher = hooks["PostToolUse"][0][0]
-    assert matcher and re.fullmatch(matcher, "Bash") and re.fullmatch(matcher, "Edit")
-    assert not re.fullmatch(matcher, "Read")
+    assert set(hooks) == {"SessionStart", "PostToolUse", "PostToolUseFailure", "Stop"}
+    # Every tool, MCP tools included ("*" is Claude Code's match-all).
+    assert hooks["PostToolUse"][0][0] == "*" and hooks["PostToolUseFailure"][0][0] == "*"
 
     # A first session in a workspace Tether knows nothing about: nothing is added to the context.
     [empty] = fire("SessionStart", {"source": "startup"}, ws, env)
@@ -316,14 +315,31 @@ def test_claude_code_hooks_from_the_docs(ws: Path, env: dict[str, str]) -> None:
         assert store.read_blob(store.manifest(after.id)["main.py"].hash) == b"v2\n"
     # A tool that changed nothing makes no checkpoint.
     fire("PostToolUse", {"tool_name": "Bash", "tool_input": {"command": "ls"}}, ws, env, "Bash")
-    # Read is not matched at all.
-    assert (
-        fire("PostToolUse", {"tool_name": "Read", "tool_input": {"file_path": "main.py"}}, ws, env, "Read")
-        == []
-    )
+    # Nor does a Read or an MCP tool that changed nothing (they are matched: the scan is cheap).
+    fire("PostToolUse", {"tool_name": "Read", "tool_input": {"file_path": "main.py"}}, ws, env, "Read")
+    fire("PostToolUse", {"tool_name": "mcp__tether__status", "tool_input": {}}, ws, env, "mcp__x__y")
     with open_store(ws, env) as store:
         latest = store.latest()
         assert latest is not None and latest.id == after.id
+
+    # A Bash command that edits and then fails: PostToolUse does not fire, PostToolUseFailure does.
+    sh("sed -i s/v2/v3/ main.py", ws, env)
+    fire(
+        "PostToolUseFailure",
+        {
+            "tool_name": "Bash",
+            "tool_input": {"command": "sed -i s/v2/v3/ main.py && pytest"},
+            "error": "exit 1",
+        },
+        ws,
+        env,
+        "Bash",
+    )
+    with open_store(ws, env) as store:
+        failed = store.latest()
+        assert failed is not None and failed.id == after.id + 1 and failed.files == ("main.py",)
+        assert failed.message is not None and failed.message.startswith("claude Bash: sed -i s/v2/v3/")
+        latest = failed
 
     # End of the turn: a step when something changed during it.
     (ws / "extra.py").write_text("e\n")

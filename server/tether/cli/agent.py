@@ -13,6 +13,7 @@ import json
 import os
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -106,12 +107,12 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "hook",
         help="entry point for agent hooks (reads the hook's JSON on stdin; never fails the agent)",
-        description="`tether hook claude-code`: for Claude Code's SessionStart, PostToolUse and Stop "
-        "hooks (see docs/agents.md). SessionStart prints the hand-off (Claude adds it to its "
-        "context); PostToolUse checkpoints what the tool changed; Stop records a step when files "
-        "changed during the turn. Always exits 0, so Tether never blocks the agent.",
+        description="`tether hook AGENT` for the agents' hooks (`tether setup AGENT` writes them; "
+        "see docs/agents.md). SessionStart prints the hand-off in the form the agent adds to its "
+        "context; after a tool call, what the tool changed is checkpointed; at the end of a turn a "
+        "step is recorded when files changed. Always exits 0, so Tether never blocks the agent.",
     )
-    p.add_argument("kind", choices=["claude-code"])
+    p.add_argument("kind", choices=list(HOOK_AGENTS))
     p.set_defaults(handler=cmd_hook)
 
 
@@ -364,7 +365,54 @@ def _hook_input() -> dict[str, Any]:
     return doc if isinstance(doc, dict) else {}
 
 
-def _hook_message(event: dict[str, Any]) -> str:
+@dataclass(frozen=True)
+class HookAgent:
+    """What differs between the agents' hooks: event names, where the project is, the output."""
+
+    label: str  # in checkpoint and step messages
+    project_env: tuple[str, ...]  # env vars naming the project dir
+    tool_events: frozenset[str]  # after a tool call (success or failure)
+    stop_events: frozenset[str]  # end of a turn
+    json_output: bool  # stdout must be one JSON object (Gemini), else plain text is context
+    stop_json: bool = False  # the Stop hook must print JSON (Codex)
+
+
+HOOK_AGENTS = {
+    "claude-code": HookAgent(
+        "claude",
+        ("CLAUDE_PROJECT_DIR",),
+        frozenset({"PostToolUse", "PostToolUseFailure"}),
+        frozenset({"Stop"}),
+        json_output=False,
+    ),
+    "codex": HookAgent(
+        "codex", (), frozenset({"PostToolUse"}), frozenset({"Stop"}), json_output=False, stop_json=True
+    ),
+    "gemini": HookAgent(
+        "gemini",
+        ("GEMINI_PROJECT_DIR", "CLAUDE_PROJECT_DIR"),
+        frozenset({"AfterTool"}),
+        frozenset({"AfterAgent"}),
+        json_output=True,
+    ),
+    "opencode": HookAgent("opencode", (), frozenset({"PostToolUse"}), frozenset({"Stop"}), json_output=False),
+}
+
+# Claude Code keeps at most 10,000 characters of a hook's context; the others are given the same.
+HANDOFF_CAP = 10_000
+_TRUNCATED = "\n… (hand-off cut to fit the agent's hook limit: `tether resume --print` prints all of it)"
+
+
+def cap_handoff(text: str, cap: int = HANDOFF_CAP) -> str:
+    """The hand-off cut at a line boundary so that it, with the note saying so, fits ``cap``."""
+    if len(text) <= cap:
+        return text
+    room = cap - len(_TRUNCATED)
+    cut = text.rfind("\n", 0, room)
+    return text[: cut if cut > room // 2 else room] + _TRUNCATED
+
+
+def _hook_message(event: dict[str, Any], label: str = "claude") -> str:
     """A short, redacted checkpoint message naming the tool and what it worked on."""
     from tether.agent_state import clean_text
     from tether.tmux_env import redact_text
@@ -379,23 +427,46 @@ def _hook_message(event: dict[str, Any]) -> str:
             if isinstance(value, str) and value:
                 detail = value
                 break
-    text = f"claude {tool}: {detail}" if detail else f"claude {tool}"
+    text = f"{label} {tool}: {detail}" if detail else f"{label} {tool}"
     return clean_text(redact_text(text), 120)
 
 
 def cmd_hook(args: argparse.Namespace) -> int:
     """Never raises and always returns 0: a hook must not break or block the agent."""
+    agent = HOOK_AGENTS[args.kind]
     event = _hook_input()
+    out: list[str] = []
     try:
-        _run_hook(args, event)
+        _run_hook(args, event, agent, out)
     except Exception as exc:  # reported, never fatal for the agent
         print(f"tether hook: {exc}", file=sys.stderr)
+    _hook_output(agent, event.get("hook_event_name"), "".join(out))
     return 0
 
 
-def _run_hook(args: argparse.Namespace, event: dict[str, Any]) -> None:
+def _hook_output(agent: HookAgent, name: Any, context: str) -> None:
+    """Print what the agent expects on stdout: Gemini parses every hook's stdout as JSON (plain
+    text would become a message shown to the user); Codex's Stop hook must print JSON."""
+    context = cap_handoff(context) if context else ""
+    try:
+        if agent.json_output:
+            doc: dict[str, Any] = {}
+            if context:
+                doc = {"hookSpecificOutput": {"hookEventName": name, "additionalContext": context}}
+            sys.stdout.write(json.dumps(doc) + "\n")
+        elif agent.stop_json and name in agent.stop_events:
+            sys.stdout.write("{}\n")
+        elif context:
+            sys.stdout.write(context)
+        sys.stdout.flush()
+    except (OSError, ValueError) as exc:  # the agent closed our stdout
+        print(f"tether hook: {exc}", file=sys.stderr)
+
+
+def _run_hook(args: argparse.Namespace, event: dict[str, Any], agent: HookAgent, out: list[str]) -> None:
+    """Does the hook's work; what goes to the agent's context is appended to ``out``."""
     if not args.workspace:
-        base = os.environ.get("CLAUDE_PROJECT_DIR") or (
+        base = next((os.environ[v] for v in agent.project_env if os.environ.get(v)), None) or (
             event["cwd"] if isinstance(event.get("cwd"), str) else None
         )
         if base and os.path.isdir(base):
@@ -410,20 +481,20 @@ def _run_hook(args: argparse.Namespace, event: dict[str, Any]) -> None:
             if session.state().is_empty() and not load_runs(store):
                 return  # nothing to hand off: add nothing to the agent's context
             text, _ = handoff_text(store)
-            sys.stdout.write(text)
+            out.append(text)
             return
-        if name == "PostToolUse":
+        if name in agent.tool_events:
             cp = make_checkpointer(store, session, args.state_dir)
             # A stat-cache scan finds edits the tool made through the shell too. Nothing changed
             # (a `ls`, a read): no checkpoint, even if a tmux pane scrolled.
             scan = cp.scan_workspace()
             if not scan.changes:
                 return
-            outcome = cp.checkpoint(protocol.TRIGGER_MANUAL, _hook_message(event), scan=scan)
+            outcome = cp.checkpoint(protocol.TRIGGER_MANUAL, _hook_message(event, agent.label), scan=scan)
             if outcome.info is not None:
                 session.after_checkpoint(outcome.info)
             return
-        if name == "Stop" and not event.get("stop_hook_active"):
+        if name in agent.stop_events and not event.get("stop_hook_active"):
             cp = make_checkpointer(store, session, args.state_dir)
             if cp.scan_workspace().changes:
-                session.record_step(cp, "claude: turn finished")
+                session.record_step(cp, f"{agent.label}: turn finished")
