@@ -41,7 +41,7 @@ from tether.lsp import params as prm
 from tether.paths import normalize_rel
 from tether.scan import DEFAULT_IGNORED_DIRS, Scanner
 from tether.store import CheckpointInfo, Store
-from tether.user_config import config_path, load_user_config
+from tether.user_config import agent_resume, config_path, load_user_config
 
 log = logging.getLogger(__name__)
 
@@ -277,6 +277,9 @@ class Engine:
                     continue  # the user's file names the windows together with their commands
                 merged[key] = value
             cfg, warnings = tmux_link.TmuxConfig.from_wire(merged, trusted=True)
+            # Only the user's own file decides whether agents' resume commands run.
+            cfg.agent_resume, agent_warnings = agent_resume(user)
+            file_warnings.extend(agent_warnings)
             if "socketPath" in raw or cfg.socket_path is None:
                 cfg.socket_path = self.config.tmux.socket_path
             if "scrollbackLines" in raw:
