@@ -338,6 +338,15 @@ def resume_argv(agent: str, argv: Sequence[str] | None, conversation: str | None
     return None
 
 
+def plain_argv(argv: Sequence[str]) -> list[str]:
+    """An agent's argv as typed (``claude --model opus``, not ``node /…/bin/claude …``), for a pane
+    whose conversation is unknown; any other argv unchanged."""
+    found = detect_agent(argv)
+    if found is None or found[1] == 0:
+        return list(argv)
+    return [*_program(found[0], argv, found[1]), *argv[found[1] + 1 :]]
+
+
 def argv_id(agent: str, argv: Sequence[str] | None) -> str | None:
     """The conversation id an argv itself names (``claude --resume ID``, ``codex resume ID``…)."""
     found = detect_agent(argv)
@@ -800,6 +809,7 @@ __all__ = [
     "canonical",
     "describe",
     "detect_agent",
+    "plain_argv",
     "probe",
     "read_capped",
     "record_from_env",

@@ -1080,7 +1080,7 @@ class TmuxLink:
                     enter = policy.mode == "allowlist" and run_it
                     action = "ran" if enter else "typed"
                 elif p.command and not p.dead:
-                    keys = shlex.join(p.command)
+                    keys = shlex.join(conversations.plain_argv(p.command) if p.agent else p.command)
                     if policy.mode == "allowlist" and (
                         p.uid in policy.confirmed or matches_allowlist(p.command, self.config.allowlist)
                     ):
