@@ -53,8 +53,9 @@ ENV_IDS: tuple[tuple[str, str], ...] = (
     ("GEMINI_SESSION_ID", "gemini"),
 )
 
-_UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-_OPENCODE_RE = re.compile(r"^ses_[A-Za-z0-9]{8,64}$")
+# fullmatch only: `$` would accept a trailing newline, which a terminal turns into Enter.
+_UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_OPENCODE_RE = re.compile(r"ses_[A-Za-z0-9]{8,64}")
 # npm packages (a path component of the launcher script) -> agent.
 _PACKAGES: Mapping[str, str] = {
     "claude-code": "claude",
@@ -82,9 +83,9 @@ def valid_id(agent: str, value: object) -> str | None:
     if not isinstance(value, str):
         return None
     if agent == "opencode":
-        return value if _OPENCODE_RE.match(value) else None
+        return value if _OPENCODE_RE.fullmatch(value) else None
     if agent in ("claude", "codex", "gemini", "copilot"):
-        return value.lower() if _UUID_RE.match(value) else None
+        return value.lower() if _UUID_RE.fullmatch(value) else None
     return None
 
 

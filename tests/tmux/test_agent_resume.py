@@ -99,7 +99,9 @@ def _real(name: str) -> Path:
 def _typed(srv: PrivateTmux, target: str, text: str) -> None:
     wait_prompt(srv, target)
     retry_until(
-        lambda: capture(srv, target, False).rstrip().endswith(PROMPT + text), timeout=10, what=f"typed {text!r}"
+        lambda: capture(srv, target, False).rstrip().endswith(PROMPT + text),
+        timeout=10,
+        what=f"typed {text!r}",
     )
 
 
@@ -164,7 +166,10 @@ def test_claude_and_aider_panes_come_back_typed_then_run(
     assert {p.window: p.action for p in report.panes if p.agent} == {3: "ran", 4: "ran"}
     retry_until(lambda: marker.exists() and len(marker.read_text().splitlines()) == 2, what="agents ran")
     ran = sorted(json.loads(ln) for ln in marker.read_text().splitlines())
-    assert ran == [["--model", "opus", "--resume", sid], ["--model", "sonnet", "app.py", "--restore-chat-history"]]
+    assert ran == [
+        ["--model", "opus", "--resume", sid],
+        ["--model", "sonnet", "app.py", "--restore-chat-history"],
+    ]
     # --no-run (`never`) still wins over the user's "run".
     srv.kill()
     report = link.restore(snap, "never")
@@ -173,12 +178,16 @@ def test_claude_and_aider_panes_come_back_typed_then_run(
 
 @pytest.mark.parametrize(
     "bad",
-    ["1b2c3d4e-0000-4000-8000-00000000000a; rm -rf ~", "1b2c3d4e-0000-4000-8000-00000000000a\nrm -rf /", "$(touch x)"],
+    [
+        "1b2c3d4e-0000-4000-8000-00000000000a; rm -rf ~",
+        "1b2c3d4e-0000-4000-8000-00000000000a\nrm -rf /",
+        "$(touch x)",
+    ],
 )
 def test_hostile_claude_session_id_is_never_typed(
     tmux_server: PrivateTmux, make_link: MakeLink, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bad: str
 ) -> None:
-    bin_dir, marker, idfile = _standins(tmp_path)
+    bin_dir, _marker, idfile = _standins(tmp_path)
     idfile.write_text(bad)
     _on_path(monkeypatch, bin_dir)
     link = make_link()
@@ -228,7 +237,9 @@ def test_symlinked_huge_and_exited_records_give_no_id(
     os.kill(pid, signal.SIGTERM)
     wait_prompt(tmux_server, f"={s}:")
     retry_until(
-        lambda: foreground_cmdline(int(next(iter(panes_by_uid(tmux_server, s).values()))["pane_pid"])) is None,
+        lambda: (
+            foreground_cmdline(int(next(iter(panes_by_uid(tmux_server, s).values()))["pane_pid"])) is None
+        ),
         what="claude gone",
     )
     snap = link.snapshot()
@@ -252,7 +263,10 @@ def test_told_conversation_is_used_when_the_record_is_gone(
     retry_until(lambda: list((tmp_path / "home" / ".claude" / "sessions").glob("*.json")), what="record")
     told = str(uuid.uuid4())
     conversations.record_from_env(
-        link.root, link._state_dir, {"CLAUDE_CODE_SESSION_ID": told, "TETHER_PANE_ID": uid}, cwd=str(link.root)
+        link.root,
+        link._state_dir,
+        {"CLAUDE_CODE_SESSION_ID": told, "TETHER_PANE_ID": uid},
+        cwd=str(link.root),
     )
     snap = link.snapshot()
     assert snap is not None
@@ -303,7 +317,9 @@ def _snap_with_agent(link: TmuxLink, agent: str) -> TmuxSnapshot:
     return retry_until(found, timeout=45, what=f"{agent} conversation id in a snapshot")
 
 
-def test_real_gemini_pane(tmux_server: PrivateTmux, make_link: MakeLink, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_real_gemini_pane(
+    tmux_server: PrivateTmux, make_link: MakeLink, monkeypatch: pytest.MonkeyPatch
+) -> None:
     link = make_link()
     _start_real(tmux_server, link, monkeypatch, "gemini", "gemini -m gemini-2.5-pro")
     snap = _snap_with_agent(link, "gemini")
@@ -314,7 +330,9 @@ def test_real_gemini_pane(tmux_server: PrivateTmux, make_link: MakeLink, monkeyp
     _resume_and_check(tmux_server, link, snap, f"gemini -m gemini-2.5-pro --resume {agent.id}")
 
 
-def test_real_copilot_pane(tmux_server: PrivateTmux, make_link: MakeLink, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_real_copilot_pane(
+    tmux_server: PrivateTmux, make_link: MakeLink, monkeypatch: pytest.MonkeyPatch
+) -> None:
     link = make_link()
     _start_real(tmux_server, link, monkeypatch, "copilot", "copilot --model gpt-5")
     snap = _snap_with_agent(link, "copilot")
@@ -324,7 +342,9 @@ def test_real_copilot_pane(tmux_server: PrivateTmux, make_link: MakeLink, monkey
     _resume_and_check(tmux_server, link, snap, f"copilot --model gpt-5 --resume {agent.id}")
 
 
-def test_real_codex_pane(tmux_server: PrivateTmux, make_link: MakeLink, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_real_codex_pane(
+    tmux_server: PrivateTmux, make_link: MakeLink, monkeypatch: pytest.MonkeyPatch
+) -> None:
     link = make_link()
     _start_real(tmux_server, link, monkeypatch, "codex", "codex -m gpt-5-codex")
     sid = str(uuid.uuid4())
@@ -343,7 +363,9 @@ def test_real_codex_pane(tmux_server: PrivateTmux, make_link: MakeLink, monkeypa
     _resume_and_check(tmux_server, link, snap, f"codex -m gpt-5-codex resume {sid}")
 
 
-def test_real_opencode_pane(tmux_server: PrivateTmux, make_link: MakeLink, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_real_opencode_pane(
+    tmux_server: PrivateTmux, make_link: MakeLink, monkeypatch: pytest.MonkeyPatch
+) -> None:
     link = make_link()
     _start_real(tmux_server, link, monkeypatch, "opencode", "opencode --model anthropic/claude-sonnet-4")
     db = Path(os.environ["HOME"]) / ".local" / "share" / "opencode" / "opencode.db"
@@ -360,8 +382,8 @@ def test_real_opencode_pane(tmux_server: PrivateTmux, make_link: MakeLink, monke
     now = int(time.time() * 1000)
     with sqlite3.connect(db, timeout=10) as c:
         c.execute(
-            "INSERT INTO session (id, project_id, slug, directory, title, version, time_created, time_updated)"
-            " VALUES (?, 'global', 'slug', ?, 'title', '1.18.33', ?, ?)",
+            "INSERT INTO session (id, project_id, slug, directory, title, version, time_created,"
+            " time_updated) VALUES (?, 'global', 'slug', ?, 'title', '1.18.33', ?, ?)",
             (sid, str(link.root), now, now),
         )
     snap = _snap_with_agent(link, "opencode")
