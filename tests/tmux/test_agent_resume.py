@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.agent_standins import standins as _standins
 from tests.support.retry import retry_until
 from tests.support.tmuxsrv import PrivateTmux
 from tests.tmux.conftest import PROMPT, capture, foreground_cmdline, panes_by_uid, run_in, wait_prompt
@@ -36,44 +37,6 @@ from tether.conversations import ConversationLog
 from tether.tmux_link import TmuxLink, TmuxSnapshot, WindowSpec
 
 MakeLink = Callable[..., TmuxLink]
-
-_CLAUDE = """\
-#!{python}
-# Stand-in for Claude Code: records its argv, writes its session record like claude 2.1 does.
-import json, os, sys, time
-with open({marker!r}, "a") as fh:
-    fh.write(json.dumps(sys.argv[1:]) + "\\n")
-sid = open({idfile!r}).read()
-base = os.environ.get("CLAUDE_CONFIG_DIR") or os.path.expanduser("~/.claude")
-os.makedirs(os.path.join(base, "sessions"), exist_ok=True)
-with open(os.path.join(base, "sessions", f"{{os.getpid()}}.json"), "w") as fh:
-    json.dump({{"pid": os.getpid(), "sessionId": sid, "cwd": os.getcwd(),
-               "startedAt": int(time.time() * 1000), "version": "2.1.328", "kind": "interactive",
-               "entrypoint": "cli"}}, fh)
-time.sleep(3600)
-"""
-
-_AIDER = """\
-#!{python}
-import json, sys, time
-with open({marker!r}, "a") as fh:
-    fh.write(json.dumps(sys.argv[1:]) + "\\n")
-time.sleep(3600)
-"""
-
-
-def _standins(tmp: Path) -> tuple[Path, Path, Path]:
-    bin_dir = tmp / "bin"
-    bin_dir.mkdir()
-    marker = tmp / "argv.log"
-    idfile = tmp / "claude-id"
-    import sys
-
-    for name, text in (("claude", _CLAUDE), ("aider", _AIDER)):
-        p = bin_dir / name
-        p.write_text(text.format(python=sys.executable, marker=str(marker), idfile=str(idfile)))
-        p.chmod(0o755)
-    return bin_dir, marker, idfile
 
 
 def _on_path(monkeypatch: pytest.MonkeyPatch, d: Path) -> None:

@@ -1,6 +1,6 @@
 // Handlers for the server's tether/openTerminal and tether/showNextSteps notifications.
 import * as vscode from "vscode";
-import { OpenTerminalParams, ShowNextStepsParams } from "./protocol";
+import { AgentResume, OpenTerminalParams, ShowNextStepsParams } from "./protocol";
 
 function isStringArray(v: unknown): v is string[] {
   return Array.isArray(v) && v.every((x) => typeof x === "string");
@@ -122,4 +122,15 @@ export async function showNextSteps(p: ShowNextStepsParams, root: vscode.Uri | u
       await vscode.window.showTextDocument(vscode.Uri.joinPath(root, f), { preview: false, preserveFocus: true });
     }
   }
+}
+
+/** "claude resumes conversation 1b2c… (typed, press Enter)" per agent pane of a recreated session. */
+export function agentResumeMessage(agents: AgentResume[]): string {
+  return agents
+    .map((a) => {
+      const what = a.conversation ? `resumes conversation ${a.conversation}` : "resumes its chat history";
+      const how = a.action === "ran" ? "running" : "typed in its pane, press Enter to run";
+      return `${a.agent} ${what} (window ${a.window}: ${how})`;
+    })
+    .join("; ");
 }

@@ -1011,11 +1011,12 @@ class Engine:
         if b is None or b.tmux is None:
             return None
 
-        def work() -> tuple[str, bool, list[str]] | None:
+        def work() -> tuple[str, bool, list[str], list[dict[str, Any]]] | None:
             from tether.tmux_link import RunPolicy
 
             link: Any = b.tmux
             recreated = False
+            agents: list[dict[str, Any]] = []
             if not link.alive():
                 found = b.store.latest_attachment(P.ATTACH_TMUX)
                 if found is None:
@@ -1025,9 +1026,16 @@ class Engine:
                 recreated = bool(report.recreated)
                 for w in report.warnings:
                     log.warning("tmux restore: %s", w)
+                # Which conversation each agent pane resumes, for the client to show.
+                agents = [
+                    {"window": p.window, "pane": p.uid, "agent": p.agent, "conversation": p.conversation,
+                     "action": p.action, "command": p.command}
+                    for p in report.panes
+                    if p.agent
+                ]  # fmt: skip
             argv = list(link.attach_argv())
             self._refresh_side_state()
-            return str(link.session), recreated, argv
+            return str(link.session), recreated, argv, agents
 
         try:
             out = await self._run(work)
@@ -1037,10 +1045,10 @@ class Engine:
             return None
         if out is None:
             return None
-        name, recreated, argv = out
+        name, recreated, argv, agents = out
         self.client.notify(P.NOTIFY_OPEN_TERMINAL, {"name": name, "argv": argv, "cwd": str(self.root)})
         self.update_status()
-        return {"session": name, "recreated": recreated}
+        return {"session": name, "recreated": recreated, "agents": agents}
 
 
 def _safe_tmux_wire(raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
