@@ -489,6 +489,13 @@ def _newest(pattern: str, limit: int = _SCAN_FILES) -> list[Path]:
     return [Path(p) for _, p in found[:limit]]
 
 
+def _mtime(path: Path) -> float:
+    try:
+        return os.lstat(path).st_mtime
+    except OSError:
+        return 0.0
+
+
 def _claude(pids: list[int], env: Mapping[str, str], cwd: str, since: float | None) -> str | None:
     base = Path(env["CLAUDE_CONFIG_DIR"]) if env.get("CLAUDE_CONFIG_DIR") else _home(env) / ".claude"
     for pid in pids:
@@ -508,8 +515,20 @@ def _claude(pids: list[int], env: Mapping[str, str], cwd: str, since: float | No
 
 def _codex(pids: list[int], env: Mapping[str, str], cwd: str, since: float | None) -> str | None:
     base = Path(env["CODEX_HOME"]) if env.get("CODEX_HOME") else _home(env) / ".codex"
-    for path in _newest(str(base / "sessions" / "*" / "*" / "*" / "rollout-*.jsonl")):
-        if since is not None and path.stat().st_mtime < since - 2:
+    # Rollouts live in one directory per day: only the days since the process started (local
+    # dates, a day of slack) are listed, not a heavy user's whole history.
+    days = sorted(glob.glob(str(base / "sessions" / "[0-9]*" / "[0-9]*" / "[0-9]*")), reverse=True)
+    if since is not None:
+        first = time.strftime("%Y/%m/%d", time.localtime(since - 86400))
+        days = [d for d in days if d[len(str(base / "sessions")) + 1 :] >= first]
+    files: list[Path] = []
+    for d in days[:31]:
+        files.extend(_newest(str(Path(d) / "rollout-*.jsonl")))
+        if len(files) >= _SCAN_FILES:
+            break
+    files.sort(key=_mtime, reverse=True)
+    for path in files[:_SCAN_FILES]:
+        if since is not None and _mtime(path) < since - 2:
             break  # older than the process: not its conversation (and the rest are older still)
         doc = _first_json_line(path)
         payload = doc.get("payload") if doc else None
@@ -533,7 +552,7 @@ def _gemini(pids: list[int], env: Mapping[str, str], cwd: str, since: float | No
             dirs.insert(0, base / "tmp" / short)
     for d in dirs:
         for path in _newest(str(d / "chats" / "session-*.jsonl")):
-            if since is not None and path.stat().st_mtime < since - 2:
+            if since is not None and _mtime(path) < since - 2:
                 break
             doc = _first_json_line(path)
             if doc and doc.get("projectHash") == digest and doc.get("kind", "main") == "main":
