@@ -795,11 +795,18 @@ def record_from_env(
     source: str = "step",
 ) -> list[Conversation]:
     """Record the conversation ids an agent put in the environment of what it runs
-    (``CLAUDE_CODE_SESSION_ID``, ``CODEX_THREAD_ID``, ``GEMINI_SESSION_ID``): ``tether step`` and
-    the MCP server's step call this."""
+    (``CLAUDE_CODE_SESSION_ID``, ``CODEX_THREAD_ID``, ``GEMINI_SESSION_ID``; the agent's stdio MCP
+    servers get them too). Every step path calls this: ``tether step`` and the MCP server's step.
+    Never raises for a bad id or an unwritable state dir (nothing is recorded then)."""
     env = os.environ if env is None else env
-    log_ = ConversationLog.for_workspace(root, state)
     out: list[Conversation] = []
+    if not any(env.get(var) for var, _ in ENV_IDS):
+        return out
+    try:
+        log_ = ConversationLog.for_workspace(root, state)
+    except OSError as exc:
+        log.warning("cannot record the conversation id: %s", exc)
+        return out
     for var, agent in ENV_IDS:
         if env.get(var):
             try:

@@ -224,3 +224,17 @@ def test_record_from_env_reads_each_agents_variable(tmp_path: Path) -> None:
     env = {"CLAUDE_CODE_SESSION_ID": U, "GEMINI_SESSION_ID": "not-a-uuid", "TETHER_PANE_ID": "pabc"}
     got = cv.record_from_env(tmp_path / "root", tmp_path / "state", env, cwd="/w")
     assert [(c.agent, c.id, c.pane, c.source) for c in got] == [("claude", U, "pabc", "step")]
+
+
+def test_concurrent_writers_lose_no_record(tmp_path: Path) -> None:
+    import threading
+
+    log = ConversationLog(tmp_path)
+    ids = [f"1b2c3d4e-0000-4000-8000-{i:012d}" for i in range(12)]
+    threads = [threading.Thread(target=log.record, args=("claude", cid), kwargs={"pane": f"p{i}"})
+               for i, cid in enumerate(ids)]  # fmt: skip
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert sorted(c.id for c in log.entries()) == ids
