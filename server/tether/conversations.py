@@ -65,7 +65,14 @@ _PACKAGES: Mapping[str, str] = {
     "copilot": "copilot",
     "aider-chat": "aider",
 }
-_INTERPRETERS = ("node", "bun", "deno", "python")
+# Interpreters an agent's launcher runs under: the JS agents' npm launchers, aider's Python entry
+# point. A Python script named claude.py is not Claude Code.
+_INTERPRETERS: Mapping[str, frozenset[str]] = {
+    "node": frozenset({"claude", "codex", "gemini", "opencode", "copilot"}),
+    "bun": frozenset({"claude", "codex", "gemini", "opencode", "copilot"}),
+    "deno": frozenset({"claude", "codex", "gemini", "opencode", "copilot"}),
+    "python": frozenset({"aider"}),
+}
 _READ_CAP = 256 * 1024  # session records are a few hundred bytes; a huge one is not theirs
 _LINE_CAP = 64 * 1024
 _SCAN_FILES = 200  # newest rollout / chat files looked at per probe
@@ -116,16 +123,18 @@ def detect_agent(argv: Sequence[str] | None) -> tuple[str, int] | None:
     name = _name_of(argv[0])
     if name:
         return name, 0
-    if len(argv) > 1 and os.path.basename(argv[0]).startswith(_INTERPRETERS):
+    interp = os.path.basename(argv[0])
+    allowed = next((names for k, names in _INTERPRETERS.items() if interp.startswith(k)), None)
+    if len(argv) > 1 and allowed is not None:
         i = 1
         while i < len(argv) and argv[i].startswith("-") and argv[i] != "-m":
             i += 1  # interpreter flags (node --max-old-space-size=…)
         if i + 1 < len(argv) and argv[i] == "-m":
             mod = argv[i + 1].split(".")[0]
-            return (mod, i + 1) if mod == "aider" else None
+            return (mod, i + 1) if mod in allowed else None
         if i < len(argv):
             name = _name_of(argv[i])
-            if name:
+            if name in allowed:
                 return name, i
     return None
 
@@ -450,7 +459,7 @@ def _environ(pid: int) -> dict[str, str]:
     return out
 
 
-def _proc_start(pid: int) -> float | None:
+def process_start(pid: int) -> float | None:
     """Wall-clock start time of ``pid`` (boot time + its start tick)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as fh:
@@ -623,7 +632,7 @@ def probe(pid: int, argv: Sequence[str] | None, cwd: str | None = None) -> PaneA
             here = cwd or ""
         reader = _READERS.get(agent)
         if reader is not None:
-            sid = reader[0](_descendants(pid), env, here, _proc_start(pid))
+            sid = reader[0](_descendants(pid), env, here, process_start(pid))
             if sid:
                 return PaneAgent(agent, sid, reader[1])
         sid = argv_id(agent, argv)
@@ -743,10 +752,21 @@ class ConversationLog:
         return entry
 
     def latest(
-        self, agent: str | None = None, *, pane: str | None = None, cwd: str | None = None
+        self,
+        agent: str | None = None,
+        *,
+        pane: str | None = None,
+        cwd: str | None = None,
+        since: float | None = None,
     ) -> Conversation | None:
-        """The newest record for ``agent`` in ``pane`` (else in ``cwd``, else any when neither is given)."""
-        items = [c for c in self.entries() if agent is None or c.agent == agent]
+        """The newest record for ``agent`` in ``pane`` (else in ``cwd``, else any when neither is
+        given), recorded at or after ``since`` (an agent process's start: an older record is an
+        earlier conversation, not the one this process runs)."""
+        items = [
+            c
+            for c in self.entries()
+            if (agent is None or c.agent == agent) and (since is None or c.time >= since - 2)
+        ]
         if pane is not None:
             hit = next((c for c in reversed(items) if c.pane == pane), None)
             if hit is not None or cwd is None:
@@ -838,6 +858,7 @@ __all__ = [
     "detect_agent",
     "plain_argv",
     "probe",
+    "process_start",
     "read_capped",
     "record_from_env",
     "record_hook_event",

@@ -1228,7 +1228,7 @@ class TmuxLink:
             if found.id is not None:
                 record.record(found.name, found.id, cwd=row.cwd, pane=uid, source=found.source)
                 return found
-            told = record.latest(found.name, pane=uid, cwd=row.cwd)
+            told = record.latest(found.name, pane=uid, cwd=row.cwd, since=conversations.process_start(pid))
         except OSError as exc:
             log.debug("conversation record unavailable: %s", exc)
             return found

@@ -32,6 +32,8 @@ OC = "ses_4f2a9c1d7e3b5a8c0d1e2f3a4b"
         (["vim", "claude.txt"], None),
         (["python3", "-m", "http.server"], None),
         (["node", "server.js"], None),
+        (["python3", "/home/u/claude.py"], None),  # a Python script is not Claude Code
+        (["node", "/x/aider"], None),
         ([], None),
     ],
 )
