@@ -2,15 +2,18 @@
 the server, recreate.
 
 Which agent is real here:
-- Codex, Gemini CLI, opencode, Copilot CLI: the real pinned binaries (``scripts/install-agents.sh``
-  into ``$TETHER_TOOLS_DIR/agents``) stay up offline at their start screen. Gemini and Copilot write
-  their own session records there (``~/.gemini/tmp/<project>/chats``, ``~/.copilot/session-state``),
-  so their capture is real end to end. Codex and opencode only create a conversation on the first
-  prompt (which needs a login): the test writes the record into their real locations in their
-  documented formats (a rollout ``session_meta`` line; a row in opencode's own SQLite db).
-- Claude Code exits offline ("Unable to connect to Anthropic services") and aider is not installed:
-  executables named ``claude`` / ``aider`` stand in; the ``claude`` one writes
-  ``~/.claude/sessions/<pid>.json`` in Claude's format.
+- Claude Code, Gemini CLI, Copilot CLI: the real pinned binaries (``scripts/install-agents.sh``
+  into ``$TETHER_TOOLS_DIR/agents``) stay up offline and write their own session records
+  (Claude with ``CLAUDE_CODE_USE_BEDROCK=1``, no credentials, onboarding and folder trust
+  pre-seeded in ``~/.claude.json``; no prompt is ever sent), so capture and resume are real end to
+  end; Claude's resume is also run for real (``[agents] resume = "run"``).
+- Codex, opencode: the real binaries stay up at their start screen, but only create a conversation
+  on the first prompt (which needs a login): the test writes the record into their real locations
+  in their documented formats (a rollout ``session_meta`` line; a row in opencode's own db).
+- aider is not installed; the hostile-id, symlink/huge-record and exited-agent cases need a record
+  the test controls: executables named ``aider`` / ``claude`` stand in
+  (tests/support/agent_standins.py; the ``claude`` one writes ``sessions/<pid>.json`` in Claude's
+  format).
 """
 
 from __future__ import annotations
@@ -395,3 +398,66 @@ def test_cli_resume_lists_the_conversation_each_agent_pane_resumes(
     assert line in out
     assert f"Continues: claude conversation {sid}" in out  # the hand-off names it too
     _typed(tmux_server, f"={link.session}:", f"claude --permission-mode plan --resume {sid}")
+
+
+def foreground_alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _claude_offline(root: Path) -> None:
+    """Real Claude Code stays up offline with a cloud provider selected and no credentials (it asks
+    for nothing until a prompt is sent, which no test does), onboarding and folder trust done."""
+    home = Path(os.environ["HOME"])
+    trusted = {"hasTrustDialogAccepted": True, "hasCompletedProjectOnboarding": True}
+    doc = {"hasCompletedOnboarding": True, "theme": "dark", "projects": {str(root): trusted}}
+    (home / ".claude.json").write_text(json.dumps(doc))
+    with open(home / ".bashrc", "a") as fh:
+        fh.write("export CLAUDE_CODE_USE_BEDROCK=1 AWS_REGION=us-east-1\n")
+
+
+def test_real_claude_pane(
+    tmux_server: PrivateTmux, make_link: MakeLink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    link = make_link()
+    _real("claude")
+    _claude_offline(link.root)
+    _uid, pid = _start_real(tmux_server, link, monkeypatch, "claude", "claude --model opus 'say hi'")
+    record = Path(os.environ["HOME"]) / ".claude" / "sessions" / f"{pid}.json"
+    retry_until(record.exists, timeout=30, what="claude's own sessions/<pid>.json")
+    sid = json.loads(record.read_text())["sessionId"]
+    snap = _snap_with_agent(link, "claude")
+    assert snap.windows[0].panes[0].agent == conversations.PaneAgent("claude", sid, "claude-sessions")
+    tmux_server.kill()
+    # A reboot clears Claude's per-process records: only what Tether kept remains.
+    retry_until(lambda: not foreground_alive(pid), timeout=10, what="claude gone with its server")
+    shutil.rmtree(record.parent)
+    report = link.restore(snap)
+    assert [p.action for p in report.panes] == ["typed"]
+    assert shlex.join(report.panes[0].command or []) == f"claude --model opus --resume {sid}"
+    _typed(tmux_server, f"={link.session}:", f"claude --model opus --resume {sid}")
+    kept = ConversationLog.for_workspace(link.root, link._state_dir).latest("claude")
+    assert kept is not None and kept.id == sid
+
+    # `[agents] resume = "run"`: the real binary is started on that conversation.
+    tmux_server.kill()
+    link.config.agent_resume = "run"
+    report = link.restore(snap)
+    assert [p.action for p in report.panes] == ["ran"]
+    uid = report.panes[0].uid
+
+    def running() -> list[str] | None:
+        row = panes_by_uid(tmux_server, link.session).get(uid)
+        argv = foreground_cmdline(int(row["pane_pid"])) if row else None
+        return argv if argv and conversations.detect_agent(argv) else None
+
+    assert retry_until(running, timeout=30, what="claude resumed") == [
+        "claude",
+        "--model",
+        "opus",
+        "--resume",
+        sid,
+    ]
