@@ -357,49 +357,6 @@ def test_real_opencode_pane(
     _resume_and_check(tmux_server, link, snap, f"opencode --model anthropic/claude-sonnet-4 --session {sid}")
 
 
-def test_agent_binaries_are_where_the_suite_installs_them() -> None:
-    """Locally the pinned CLIs may be absent (tests above skip); say which are present."""
-    present = [a for a in ("codex", "gemini", "opencode", "copilot") if (_agent_bin() / a).exists()]
-    if not present:
-        pytest.skip(f"no agent CLI under {_agent_bin()}")
-    assert all(shutil.which(a, path=str(_agent_bin())) for a in present)
-
-
-def test_cli_resume_lists_the_conversation_each_agent_pane_resumes(
-    tmux_server: PrivateTmux,
-    make_link: MakeLink,
-    workspace: Path,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    from tether.cli import main
-
-    bin_dir, _marker, idfile = _standins(tmp_path)
-    sid = str(uuid.uuid4())
-    idfile.write_text(sid)
-    _on_path(monkeypatch, bin_dir)
-    monkeypatch.setenv("TETHER_TMUX_SOCKET", tmux_server.socket_path)
-    monkeypatch.setenv("TETHER_CONFIG", str(tmp_path / "no-config.toml"))
-    monkeypatch.chdir(workspace)
-    (workspace / "a.txt").write_text("a\n")
-    link = make_link()
-    link.ensure_session()
-    run_in(tmux_server, f"={link.session}:", "claude --permission-mode plan")
-    retry_until(lambda: list((tmp_path / "home" / ".claude" / "sessions").glob("*.json")), what="record")
-    assert main(["-C", str(workspace), "checkpoint", "-m", "claude running"]) == 0
-    tmux_server.kill()
-    capsys.readouterr()
-    assert main(["-C", str(workspace), "resume"]) == 0
-    out = capsys.readouterr().out
-    line = (
-        f"typed, waiting for Enter: claude conversation {sid}: claude --permission-mode plan --resume {sid}"
-    )
-    assert line in out
-    assert f"Continues: claude conversation {sid}" in out  # the hand-off names it too
-    _typed(tmux_server, f"={link.session}:", f"claude --permission-mode plan --resume {sid}")
-
-
 def foreground_alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
