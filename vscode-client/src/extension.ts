@@ -209,9 +209,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<Tether
       `$(check) Tether: resumed${res.checkpoint !== null ? ` checkpoint #${res.checkpoint}` : ""}: ${bits.join(", ")}`,
       8000,
     );
-    const agents = res.terminal?.agents ?? [];
-    if (agents.length) {
-      void vscode.window.showInformationMessage(`Tether: ${agentResumeMessage(agents)}`);
+    const agents = agentResumeMessage(res.terminal?.agents);
+    if (agents) {
+      void vscode.window.showInformationMessage(`Tether: ${agents}`);
     }
     if (res.skippedBuffers.length) {
       void vscode.window.showWarningMessage(

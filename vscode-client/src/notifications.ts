@@ -124,11 +124,17 @@ export async function showNextSteps(p: ShowNextStepsParams, root: vscode.Uri | u
   }
 }
 
-/** "claude resumes conversation 1b2c… (typed, press Enter)" per agent pane of a recreated session. */
-export function agentResumeMessage(agents: AgentResume[]): string {
+/** "claude resumes conversation 1b2c… (window 3: typed in its pane, press Enter to run)" per agent
+ * pane of a recreated session; malformed entries are left out. Empty when there is none. */
+export function agentResumeMessage(agents: unknown): string {
+  if (!Array.isArray(agents)) {
+    return "";
+  }
   return agents
+    .filter((a): a is AgentResume => typeof a === "object" && a !== null && typeof a.agent === "string")
     .map((a) => {
-      const what = a.conversation ? `resumes conversation ${a.conversation}` : "resumes its chat history";
+      const what =
+        typeof a.conversation === "string" ? `resumes conversation ${a.conversation}` : "resumes its chat history";
       const how = a.action === "ran" ? "running" : "typed in its pane, press Enter to run";
       return `${a.agent} ${what} (window ${a.window}: ${how})`;
     })
