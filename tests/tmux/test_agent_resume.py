@@ -418,3 +418,27 @@ def test_real_claude_pane(
         "--resume",
         sid,
     ]
+
+
+def test_a_tampered_snapshot_id_is_dropped_before_tmux(
+    tmux_server: PrivateTmux, make_link: MakeLink, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The snapshot is a file in the store: an agent id edited into it is validated on read."""
+    from tether.tmux_link import layout_checksum
+
+    link = make_link()
+    body = "80x24,0,0,1"
+    pane = {"uid": "pabc", "index": 0, "active": True, "cwd": str(link.root), "width": 80, "height": 24,
+            "shell": None, "command": ["claude", "--model", "opus"], "dead": False, "dead_status": None,
+            "scrollback": [], "history": [], "env": [],
+            "agent": {"name": "claude", "id": "1b2c3d4e-0000-4000-8000-000000000001; touch pwned",
+                      "source": "claude-sessions"}}  # fmt: skip
+    win = {"index": 0, "name": "w", "layout": f"{layout_checksum(body)},{body}", "zoomed": False,
+           "active": True, "width": 80, "height": 24, "panes": [pane]}  # fmt: skip
+    doc = {"schema": 1, "session": link.session, "root": str(link.root), "windows": [win], "env": []}
+    snap = TmuxSnapshot.from_json(doc)
+    assert snap.windows[0].panes[0].agent == conversations.PaneAgent("claude", None, "claude-sessions")
+    report = link.restore(doc)
+    assert report.panes[0].action == "typed" and report.panes[0].conversation is None
+    _typed(tmux_server, f"={link.session}:", "claude --model opus")
+    assert not (link.root / "pwned").exists()
