@@ -1147,6 +1147,10 @@ def handoff_text(store: Store, scan: ScanResult | None = None) -> tuple[str, dic
     out.append(f"Task: {state.task or '(none recorded: set one with `tether task TEXT`)'}")
     if state.environment:
         out.append(f"Environment: {state.environment}")
+    convs = _conversations(store)
+    for c in convs:
+        where = f" in {c.cwd}" if c.cwd else ""
+        out.append(f"Continues: {c.agent} conversation {c.id}{where} (recorded {ago(c.time)})")
     out.append("")
     out.append("Next steps:")
     out.extend(f"  {i + 1}. {s}" for i, s in enumerate(state.next_steps))
@@ -1231,6 +1235,17 @@ def handoff_text(store: Store, scan: ScanResult | None = None) -> tuple[str, dic
         "lastStep": state.steps[-1].to_json() if state.steps else None,
         "lastFailingRun": failing.to_json() if failing else None,
         "paneHistory": [h.to_json() for h in hist],
+        "conversations": [c.to_json() for c in convs],
         "warning": state.warning,
     }
     return "\n".join(out) + "\n", data
+
+
+def _conversations(store: Store) -> list[Any]:
+    """The agents' conversations this workspace continues (conversations.ConversationLog)."""
+    from tether.conversations import ConversationLog
+
+    try:
+        return ConversationLog(store.db_path.parent).current()
+    except OSError:
+        return []

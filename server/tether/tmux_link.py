@@ -38,7 +38,8 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, Literal
 
-from tether import paths
+from tether import conversations, paths
+from tether.conversations import PaneAgent
 from tether.errors import TmuxError
 from tether.tmux_env import (
     EnvVar,
@@ -176,6 +177,9 @@ class TmuxConfig:
     env_secret_patterns: list[str] = field(default_factory=list)
     shell: str | None = None  # None: $SHELL, else /bin/sh
     shell_rc: bool = True  # source the user's rc files from Tether's shell hook
+    # An agent pane's resume command (`claude --resume ID`) is typed and waits for Enter, unless the
+    # user's own config file says `[agents] resume = "run"` (user_config; never from_wire).
+    agent_resume: Literal["type", "run"] = "type"
 
     @classmethod
     def from_wire(cls, data: Any, trusted: bool = False) -> tuple[TmuxConfig, list[str]]:
@@ -278,6 +282,7 @@ class PaneSnapshot:
     scrollback: list[str]  # redacted
     history: list[str]  # redacted, oldest first
     env: list[EnvVar]
+    agent: PaneAgent | None = None  # the coding agent in the foreground and its conversation
 
 
 @dataclass
@@ -331,6 +336,7 @@ class TmuxSnapshot:
                             "scrollback": p.scrollback,
                             "history": p.history,
                             "env": [e.to_json() for e in p.env],
+                            "agent": p.agent.to_json() if p.agent else None,
                         }
                         for p in w.panes
                     ],
@@ -464,6 +470,8 @@ class _Validator:
             scrollback=self.strlist(o, "scrollback", where, nullable=False) or [],
             history=self.strlist(o, "history", where, nullable=False) or [],
             env=[self.env(e, f"{where}.env[{i}]") for i, e in enumerate(self.lst(o, "env", where))],
+            # Absent in older snapshots; an id not of the agent's form is dropped, never typed.
+            agent=PaneAgent.from_json(o.get("agent")),
         )
 
     def window(self, x: Any, where: str) -> WindowSnapshot:
@@ -534,6 +542,8 @@ class PaneRestore:
     window: int
     command: list[str] | None
     action: Literal["ran", "typed", "none"]
+    agent: str | None = None  # the coding agent whose conversation the pane resumes
+    conversation: str | None = None
 
 
 @dataclass
@@ -637,6 +647,16 @@ def _cmdline(pid: int) -> list[str] | None:
 
 def _is_shell(argv: Sequence[str] | None) -> bool:
     return bool(argv) and os.path.basename(argv[0]).lstrip("-") in SHELLS  # type: ignore[index]
+
+
+def foreground_pid(pane_pid: int) -> int:
+    """The pid leading the pane's terminal foreground group (the pane's own pid when idle)."""
+    raw = _read_proc(f"/proc/{pane_pid}/stat")
+    try:
+        tpgid = int(raw.rsplit(b")", 1)[1].split()[5]) if raw else -1
+    except (IndexError, ValueError):
+        tpgid = -1
+    return tpgid if tpgid > 0 else pane_pid
 
 
 def foreground_argv(pane_pid: int) -> tuple[list[str] | None, list[str] | None]:
@@ -1047,8 +1067,20 @@ class TmuxLink:
                 keys: str | None = None
                 enter = False
                 action: Literal["ran", "typed", "none"] = "none"
-                if p.command and not p.dead:
-                    keys = shlex.join(p.command)
+                resume = (
+                    conversations.resume_argv(p.agent.name, p.command, p.agent.id)
+                    if p.agent and p.command and not p.dead
+                    else None
+                )
+                if resume is not None:
+                    # The agent comes back on its own conversation; it runs only when the user's
+                    # own config says so (an allowlist entry for `claude` is not enough).
+                    keys = shlex.join(resume)
+                    run_it = p.uid in policy.confirmed or self.config.agent_resume == "run"
+                    enter = policy.mode == "allowlist" and run_it
+                    action = "ran" if enter else "typed"
+                elif p.command and not p.dead:
+                    keys = shlex.join(conversations.plain_argv(p.command) if p.agent else p.command)
                     if policy.mode == "allowlist" and (
                         p.uid in policy.confirmed or matches_allowlist(p.command, self.config.allowlist)
                     ):
@@ -1061,7 +1093,16 @@ class TmuxLink:
                     report.warnings.append(f"pane {p.uid}: {cwd} no longer exists; started in {self.root}")
                     cwd = str(self.root)
                 pplans.append(_PanePlan(p.uid, cwd, env, p.scrollback, p.history, keys, enter))
-                report.panes.append(PaneRestore(p.uid, w.index, p.command, action))
+                report.panes.append(
+                    PaneRestore(
+                        p.uid,
+                        w.index,
+                        resume if resume is not None else p.command,
+                        action,
+                        p.agent.name if resume is not None and p.agent else None,
+                        p.agent.id if resume is not None and p.agent else None,
+                    )
+                )
             plans.append(_WindowPlan(w.index, w.name, w.layout, w.zoomed, w.active, active, pplans))
         width = max(w.width for w in snap.windows)
         height = max(w.height for w in snap.windows)
@@ -1085,6 +1126,10 @@ class TmuxLink:
             except OSError:
                 h.update(f"{pane_id}:{uid}:-\n".encode())
         h.update(repr((self.config.scrollback_lines, self.config.history_lines)).encode())
+        # A conversation id told by a hook or a step changes what an agent pane resumes.
+        with suppress(OSError):
+            st = os.stat(conversations.ConversationLog.for_workspace(self.root, self._state_dir).path)
+            h.update(f"conversations:{st.st_size}:{st.st_mtime_ns}\n".encode())
         return h.hexdigest()
 
     def _capture(self, rows: list[PaneInfo]) -> TmuxSnapshot | None:
@@ -1126,6 +1171,7 @@ class TmuxLink:
             while scroll and not scroll[-1]:
                 scroll.pop()
             shell, command = (None, None) if r.dead else foreground_argv(r.pane_pid)
+            agent = self._pane_agent(r, command, uids[r.pane_id]) if command else None
             pane_env: list[EnvVar] = []
             if not r.dead:
                 raw = _read_proc(f"/proc/{r.pane_pid}/environ")
@@ -1147,6 +1193,7 @@ class TmuxLink:
                 scrollback=redact_lines(scroll),
                 history=_tail_lines(_redact_file(self.history_file(uid)), self.config.history_lines),
                 env=pane_env,
+                agent=agent,
             )
             w = windows.get(r.window_index)
             if w is None:
@@ -1167,6 +1214,25 @@ class TmuxLink:
             windows=[windows[k] for k in sorted(windows)],
             env=classify_env(session_env, "session", global_env, extra),
         )
+
+    def _pane_agent(self, row: PaneInfo, command: list[str], uid: str) -> PaneAgent | None:
+        """The agent in the pane and its conversation: its own records first, else what hooks and
+        steps told (the durable record, by pane then cwd). A live id is recorded there too, since
+        Claude's per-process records do not survive a reboot. Never raises."""
+        pid = foreground_pid(row.pane_pid)
+        found = conversations.probe(pid, command, row.cwd)
+        if found is None:
+            return None
+        try:
+            record = conversations.ConversationLog.for_workspace(self.root, self._state_dir)
+            if found.id is not None:
+                record.record(found.name, found.id, cwd=row.cwd, pane=uid, source=found.source)
+                return found
+            told = record.latest(found.name, pane=uid, cwd=row.cwd, since=conversations.process_start(pid))
+        except OSError as exc:
+            log.debug("conversation record unavailable: %s", exc)
+            return found
+        return PaneAgent(found.name, told.id, "told") if told is not None else found
 
     def _create(
         self, plans: list[_WindowPlan], width: int, height: int, session_env: dict[str, str] | None = None
@@ -1400,6 +1466,7 @@ __all__ = [
     "WindowSnapshot",
     "WindowSpec",
     "foreground_argv",
+    "foreground_pid",
     "matches_allowlist",
     "session_name_for",
 ]

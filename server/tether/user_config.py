@@ -16,6 +16,9 @@ command = "claude"
 [[tmux.windows]]
 name = "server"
 command = "npm run dev"
+
+[agents]
+resume = "run"   # on recreate, run the agents' resume commands (default "type": wait for Enter)
 ```
 """
 
@@ -25,7 +28,7 @@ import logging
 import os
 import tomllib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import platformdirs
 
@@ -56,15 +59,34 @@ def load_user_config(path: Path | None = None) -> tuple[dict[str, Any], list[str
     return data, []
 
 
+def agent_resume(data: dict[str, Any], path: Path | None = None) -> tuple[Literal["type", "run"], list[str]]:
+    """``[agents] resume`` of the user's parsed file: "type" (default) or "run"."""
+    section = data.get("agents")
+    if section is None:
+        return "type", []
+    where = path or config_path()
+    if not isinstance(section, dict):
+        return "type", [f"{where}: [agents] must be a table; ignored"]
+    value = section.get("resume", "type")
+    if value in ("type", "run"):
+        return value, []
+    return "type", [f'{where}: agents.resume: expected "type" or "run", got {value!r}; using "type"']
+
+
 def tmux_config(path: Path | None = None) -> tuple[TmuxConfig, list[str]]:
     """``TmuxConfig`` from the user's file (trusted: its allowlist and windows apply)."""
     from tether.tmux_link import TmuxConfig
 
     data, warnings = load_user_config(path)
+    resume, more_warnings = agent_resume(data, path)
+    warnings = warnings + more_warnings
     section = data.get("tmux")
     if section is None:
-        return TmuxConfig(), warnings
+        cfg = TmuxConfig()
+        cfg.agent_resume = resume
+        return cfg, warnings
     cfg, more = TmuxConfig.from_wire(section, trusted=True)
+    cfg.agent_resume = resume
     return cfg, warnings + [f"{path or config_path()}: {w}" for w in more]
 
 

@@ -412,3 +412,35 @@ def test_tmux_argv_must_only_attach(nvim_factory, argv: list[str], allowed: bool
         nv.notify_handler("tether/openTerminal", {"name": "x", "cwd": "/", "argv": argv})
         assert any("refusing to run a tmux command other than attach-session" in n for n in nv.notes())
         assert descendants(nv.pid) == []
+
+
+def test_resume_result_names_the_conversation_of_each_agent_pane(nvim_factory) -> None:
+    """`tether.resume`'s result as the server sends it (terminal.agents): the message says which
+    conversation each agent pane resumes and whether it waits for Enter."""
+    nv = nvim_factory({"autostart": False})
+    sid = "1b2c3d4e-0000-4000-8000-000000000001"
+    result = {
+        "checkpoint": 4,
+        "opened": [],
+        "restoredBuffers": [],
+        "skippedBuffers": [],
+        "nextSteps": [],
+        "terminal": {
+            "session": "tether-x-123456",
+            "recreated": True,
+            "agents": [
+                {"window": 3, "pane": "p1", "agent": "claude", "conversation": sid, "action": "typed",
+                 "command": ["claude", "--resume", sid]},
+                {"window": 4, "pane": "p2", "agent": "aider", "conversation": None, "action": "ran",
+                 "command": ["aider", "--restore-chat-history"]},
+            ],
+        },
+    }  # fmt: skip
+    nv.lua(
+        "local t = require('tether'); local r = vim.json.decode(" + json.dumps(json.dumps(result)) + ")\n"
+        "t.exec = function(_, _, cb) cb(r, { id = 1 }) end\n"
+        "t.resume()\nreturn true"
+    )
+    msgs = nv.messages()
+    assert f"claude resumes conversation {sid} (window 3, press Enter to run)" in msgs
+    assert "aider resumes its chat history (window 4, running)" in msgs

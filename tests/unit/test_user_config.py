@@ -47,3 +47,31 @@ def test_env_var_names_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("TETHER_CONFIG", str(p))
     data, _ = load_user_config()
     assert data == {"tmux": {"historyLines": 7}}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected", "warned"),
+    [
+        ('[agents]\nresume = "run"\n', "run", False),
+        ('[agents]\nresume = "type"\n', "type", False),
+        ("[agents]\n", "type", False),
+        ('[agents]\nresume = "yes"\n', "type", True),
+        ('agents = "run"\n', "type", True),
+        ('[tmux]\nscrollbackLines = 10\n[agents]\nresume = "run"\n', "run", False),
+    ],
+)
+def test_agents_resume_comes_from_the_users_file_only(
+    tmp_path: Path, text: str, expected: str, warned: bool
+) -> None:
+    p = tmp_path / "config.toml"
+    p.write_text(text)
+    cfg, warnings = tmux_config(p)
+    assert cfg.agent_resume == expected
+    assert bool(warnings) is warned
+
+
+def test_wire_settings_cannot_make_agents_run() -> None:
+    # Editor/workspace settings reach TmuxConfig through from_wire: no key there sets it.
+    for key in ("agentResume", "agent_resume", "agents"):
+        cfg, _ = TmuxConfig.from_wire({key: "run"}, trusted=True)
+        assert cfg.agent_resume == "type"

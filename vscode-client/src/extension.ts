@@ -3,7 +3,13 @@ import * as vscode from "vscode";
 import { ExecuteCommandRequest, LanguageClient, ResponseError } from "vscode-languageclient/node";
 import { CHECKPOINT_SCHEME, CheckpointContentProvider, CheckpointUi } from "./checkpoints";
 import { CursorReporter } from "./cursor";
-import { normalizeNextSteps, openTerminal, showNextSteps, validateOpenTerminal } from "./notifications";
+import {
+  agentResumeMessage,
+  normalizeNextSteps,
+  openTerminal,
+  showNextSteps,
+  validateOpenTerminal,
+} from "./notifications";
 import {
   CheckpointInfo,
   CMD_CHECKPOINT,
@@ -203,6 +209,10 @@ export async function activate(context: vscode.ExtensionContext): Promise<Tether
       `$(check) Tether: resumed${res.checkpoint !== null ? ` checkpoint #${res.checkpoint}` : ""}: ${bits.join(", ")}`,
       8000,
     );
+    const agents = agentResumeMessage(res.terminal?.agents);
+    if (agents) {
+      void vscode.window.showInformationMessage(`Tether: ${agents}`);
+    }
     if (res.skippedBuffers.length) {
       void vscode.window.showWarningMessage(
         `Tether: unsaved edits not restored: ${res.skippedBuffers.map((s) => `${s.path} (${s.reason})`).join("; ")}`,

@@ -1,6 +1,6 @@
 // Handlers for the server's tether/openTerminal and tether/showNextSteps notifications.
 import * as vscode from "vscode";
-import { OpenTerminalParams, ShowNextStepsParams } from "./protocol";
+import { AgentResume, OpenTerminalParams, ShowNextStepsParams } from "./protocol";
 
 function isStringArray(v: unknown): v is string[] {
   return Array.isArray(v) && v.every((x) => typeof x === "string");
@@ -122,4 +122,21 @@ export async function showNextSteps(p: ShowNextStepsParams, root: vscode.Uri | u
       await vscode.window.showTextDocument(vscode.Uri.joinPath(root, f), { preview: false, preserveFocus: true });
     }
   }
+}
+
+/** "claude resumes conversation 1b2c… (window 3: typed in its pane, press Enter to run)" per agent
+ * pane of a recreated session; malformed entries are left out. Empty when there is none. */
+export function agentResumeMessage(agents: unknown): string {
+  if (!Array.isArray(agents)) {
+    return "";
+  }
+  return agents
+    .filter((a): a is AgentResume => typeof a === "object" && a !== null && typeof a.agent === "string")
+    .map((a) => {
+      const what =
+        typeof a.conversation === "string" ? `resumes conversation ${a.conversation}` : "resumes its chat history";
+      const how = a.action === "ran" ? "running" : "typed in its pane, press Enter to run";
+      return `${a.agent} ${what} (window ${a.window}: ${how})`;
+    })
+    .join("; ");
 }

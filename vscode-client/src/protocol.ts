@@ -127,8 +127,18 @@ export interface ResumeResult {
   opened: string[];
   restoredBuffers: string[];
   skippedBuffers: { path: string; reason: string }[];
-  terminal: { session: string; recreated: boolean } | null;
+  terminal: { session: string; recreated: boolean; agents?: AgentResume[] } | null;
   nextSteps: string[];
+}
+
+/** An agent pane of a recreated tmux session and the conversation it resumes. */
+export interface AgentResume {
+  window: number;
+  pane: string;
+  agent: string;
+  conversation: string | null;
+  action: "ran" | "typed" | "none";
+  command: string[] | null;
 }
 
 export interface StartSessionResult {

@@ -254,6 +254,14 @@ function M.resume(opts)
     end
     if type(result.terminal) == 'table' then
       parts[#parts + 1] = (result.terminal.recreated and 'recreated' or 'attached') .. ' tmux ' .. tostring(result.terminal.session)
+      -- Which conversation each agent pane resumes (typed and waiting for Enter unless the user's
+      -- config says run).
+      for _, a in ipairs(type(result.terminal.agents) == 'table' and result.terminal.agents or {}) do
+        local what = type(a.conversation) == 'string' and ('conversation ' .. a.conversation) or 'its chat history'
+        parts[#parts + 1] = ('%s resumes %s (window %s, %s)'):format(
+          tostring(a.agent), what, tostring(a.window), a.action == 'ran' and 'running' or 'press Enter to run'
+        )
+      end
     end
     for _, s in ipairs(type(result.skippedBuffers) == 'table' and result.skippedBuffers or {}) do
       parts[#parts + 1] = ('kept %s as on disk (%s)'):format(tostring(s.path), tostring(s.reason))

@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import json
 import os
+import shlex
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -188,8 +189,22 @@ def _abs(paths: list[str] | None) -> list[str] | None:
     return [os.path.abspath(p) for p in paths] if paths is not None else None
 
 
+def record_step_conversations(root: Path, state: str | None, env: Any = None) -> list[Any]:
+    """Record the conversation ids the agent running this step put in its tools' environment
+    (``CLAUDE_CODE_SESSION_ID``, ``CODEX_THREAD_ID``, ``GEMINI_SESSION_ID``). The step path of
+    every front end (this CLI, the MCP server) calls it; never raises."""
+    from tether.conversations import record_from_env
+
+    try:
+        return record_from_env(root, state, env)
+    except Exception as exc:  # the id is a bonus: the step itself must be recorded
+        _warn(f"could not record the conversation id: {exc}")
+        return []
+
+
 def cmd_step(args: argparse.Namespace) -> int:
     with _agent(args) as (store, session, warning):
+        record_step_conversations(store.root, args.state_dir)
         next_steps = [] if args.no_next else args.next_steps
         info = session.record_step(
             make_checkpointer(store, session, args.state_dir),
@@ -326,7 +341,13 @@ def _restore_tmux(
     argv = link.attach_argv()
     lines = [f"tmux: recreated session {report.session} from checkpoint {found[0]}"]
     for p in report.panes:
-        if p.command and p.action == "ran":
+        if p.agent:
+            from tether.conversations import describe
+
+            what = describe(p.agent, p.conversation)
+            verb = "resumed" if p.action == "ran" else "typed, waiting for Enter"
+            lines.append(f"  {verb}: {what}: {shlex.join(p.command or [])}")
+        elif p.command and p.action == "ran":
             lines.append(f"  re-ran (allowlisted): {' '.join(p.command)}")
         elif p.command and p.action == "typed":
             lines.append(f"  typed, waiting for Enter: {' '.join(p.command)}")
@@ -473,16 +494,24 @@ def _run_hook(args: argparse.Namespace, event: dict[str, Any], agent: HookAgent,
             args.workspace = base
     name = event.get("hook_event_name")
     with open_store(args) as store:
+        from tether.conversations import record_hook_event
+
         session = AgentSession(store)
         session.import_file()
         if name == "SessionStart":
             from tether.runs import load_runs
 
-            if session.state().is_empty() and not load_runs(store):
-                return  # nothing to hand off: add nothing to the agent's context
-            text, _ = handoff_text(store)
-            out.append(text)
+            try:
+                if session.state().is_empty() and not load_runs(store):
+                    return  # nothing to hand off: add nothing to the agent's context
+                # Written before this session is recorded: it names the conversation it continues.
+                text, _ = handoff_text(store)
+                out.append(text)
+            finally:
+                record_hook_event(store.root, args.state_dir, agent.label, event)
             return
+        # Every hook names the conversation it runs in: keep it for the pane's resume.
+        record_hook_event(store.root, args.state_dir, agent.label, event)
         if name in agent.tool_events:
             cp = make_checkpointer(store, session, args.state_dir)
             # A stat-cache scan finds edits the tool made through the shell too. Nothing changed

@@ -41,7 +41,7 @@ from tether.lsp import params as prm
 from tether.paths import normalize_rel
 from tether.scan import DEFAULT_IGNORED_DIRS, Scanner
 from tether.store import CheckpointInfo, Store
-from tether.user_config import config_path, load_user_config
+from tether.user_config import agent_resume, config_path, load_user_config
 
 log = logging.getLogger(__name__)
 
@@ -277,6 +277,9 @@ class Engine:
                     continue  # the user's file names the windows together with their commands
                 merged[key] = value
             cfg, warnings = tmux_link.TmuxConfig.from_wire(merged, trusted=True)
+            # Only the user's own file decides whether agents' resume commands run.
+            cfg.agent_resume, agent_warnings = agent_resume(user)
+            file_warnings.extend(agent_warnings)
             if "socketPath" in raw or cfg.socket_path is None:
                 cfg.socket_path = self.config.tmux.socket_path
             if "scrollbackLines" in raw:
@@ -1008,11 +1011,12 @@ class Engine:
         if b is None or b.tmux is None:
             return None
 
-        def work() -> tuple[str, bool, list[str]] | None:
+        def work() -> tuple[str, bool, list[str], list[dict[str, Any]]] | None:
             from tether.tmux_link import RunPolicy
 
             link: Any = b.tmux
             recreated = False
+            agents: list[dict[str, Any]] = []
             if not link.alive():
                 found = b.store.latest_attachment(P.ATTACH_TMUX)
                 if found is None:
@@ -1022,9 +1026,16 @@ class Engine:
                 recreated = bool(report.recreated)
                 for w in report.warnings:
                     log.warning("tmux restore: %s", w)
+                # Which conversation each agent pane resumes, for the client to show.
+                agents = [
+                    {"window": p.window, "pane": p.uid, "agent": p.agent, "conversation": p.conversation,
+                     "action": p.action, "command": p.command}
+                    for p in report.panes
+                    if p.agent
+                ]  # fmt: skip
             argv = list(link.attach_argv())
             self._refresh_side_state()
-            return str(link.session), recreated, argv
+            return str(link.session), recreated, argv, agents
 
         try:
             out = await self._run(work)
@@ -1034,10 +1045,10 @@ class Engine:
             return None
         if out is None:
             return None
-        name, recreated, argv = out
+        name, recreated, argv, agents = out
         self.client.notify(P.NOTIFY_OPEN_TERMINAL, {"name": name, "argv": argv, "cwd": str(self.root)})
         self.update_status()
-        return {"session": name, "recreated": recreated}
+        return {"session": name, "recreated": recreated, "agents": agents}
 
 
 def _safe_tmux_wire(raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:

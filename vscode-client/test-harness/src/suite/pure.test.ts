@@ -4,7 +4,12 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { checkpointUri, parseCheckpointUri, timelineItem } from "../../../src/checkpoints";
-import { nextStepsMessage, normalizeNextSteps, validateOpenTerminal } from "../../../src/notifications";
+import {
+  agentResumeMessage,
+  nextStepsMessage,
+  normalizeNextSteps,
+  validateOpenTerminal,
+} from "../../../src/notifications";
 import { Status } from "../../../src/protocol";
 import { isStatus } from "../../../src/extension";
 import { initializationOptions, resolveServerLaunch, ResolveInputs, ServerNotFoundError } from "../../../src/server";
@@ -124,6 +129,25 @@ export function definePureTests(): void {
         nextStepsMessage(normalizeNextSteps({ task: "auth", nextSteps: ["tests"], summary: "Task: auth. Next: tests." })),
         "Tether: Task: auth. Next: tests.",
       );
+    });
+  });
+
+  describe("agent panes on resume", () => {
+    it("names the conversation each agent pane resumes", () => {
+      const sid = "1b2c3d4e-0000-4000-8000-000000000001";
+      const msg = agentResumeMessage([
+        { window: 3, pane: "p1", agent: "claude", conversation: sid, action: "typed", command: ["claude"] },
+        { window: 4, pane: "p2", agent: "aider", conversation: null, action: "ran", command: ["aider"] },
+        { window: 5, agent: 7 },
+        "junk",
+      ]);
+      assert.strictEqual(
+        msg,
+        `claude resumes conversation ${sid} (window 3: typed in its pane, press Enter to run); ` +
+          "aider resumes its chat history (window 4: running)",
+      );
+      assert.strictEqual(agentResumeMessage(undefined), "");
+      assert.strictEqual(agentResumeMessage([]), "");
     });
   });
 
