@@ -24,6 +24,7 @@ GROUPS = (
     "tether.cli.session",
     "tether.cli.agent",
     "tether.cli.lsp",
+    "tether.cli.remote",
 )
 
 
