@@ -208,6 +208,12 @@ CREATE TABLE state (name TEXT PRIMARY KEY, updated REAL NOT NULL, codec TEXT NOT
 """
 
 
+def _add_origin(db: sqlite3.Connection) -> None:
+    # Idempotent: a database rolled back to an older user_version keeps its columns.
+    if not any(r[1] == "origin" for r in db.execute("PRAGMA table_info(checkpoints)")):
+        _run_script(db, _SCHEMA_V3)
+
+
 # Each migration takes the schema from version i to i+1, inside one transaction.
 def _run_script(db: sqlite3.Connection, script: str) -> None:
     # Not executescript(): it COMMITs first, which would break the migration's transaction.
@@ -228,7 +234,7 @@ _COLS = "id, parent, created, trigger, message, origin"
 MIGRATIONS: Sequence[Callable[[sqlite3.Connection], object]] = (
     lambda db: _run_script(db, _SCHEMA_V1),
     lambda db: _run_script(db, _SCHEMA_V2),
-    lambda db: _run_script(db, _SCHEMA_V3),
+    lambda db: _add_origin(db),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
