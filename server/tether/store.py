@@ -234,7 +234,7 @@ _COLS = "id, parent, created, trigger, message, origin"
 MIGRATIONS: Sequence[Callable[[sqlite3.Connection], object]] = (
     lambda db: _run_script(db, _SCHEMA_V1),
     lambda db: _run_script(db, _SCHEMA_V2),
-    lambda db: _add_origin(db),
+    _add_origin,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

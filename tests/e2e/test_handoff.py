@@ -279,7 +279,7 @@ def test_secret_looking_files_and_terminal_text_stay_out(machines: tuple[Path, M
 
 
 def test_resume_from_option_and_unknown_remote(machines: tuple[Path, Machine, Machine]) -> None:
-    remote, a, b = machines
+    _remote, a, b = machines
     _work_on_a(a)
     a.run("push", "--as", a.name)
     out = b.run("resume", "--from", "origin/alice")[1]

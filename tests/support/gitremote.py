@@ -59,7 +59,9 @@ def user_git_state(repo: Path) -> dict[str, bytes]:
         "refs": git(repo, "for-each-ref"),
         "HEAD": (gd / "HEAD").read_bytes(),
         "index": (gd / "index").read_bytes() if (gd / "index").exists() else b"",
-        "status": git(repo, "--no-optional-locks", "status", "--porcelain", "--untracked-files=all", "--ignored"),
+        "status": git(
+            repo, "--no-optional-locks", "status", "--porcelain", "--untracked-files=all", "--ignored"
+        ),
         "config": (gd / "config").read_bytes(),
         "stash": git(repo, "stash", "list"),
         "objects": git(repo, "count-objects", "-v"),
