@@ -673,6 +673,13 @@ class Store:
         )
         return [self._info(r) for r in rows]
 
+    def checkpoint_ids(self, after: int = 0, origin: str | None = None) -> list[int]:
+        """Numbers of ``origin``'s checkpoints (default: this machine's) above ``after``, oldest first."""
+        rows = self._query(
+            "SELECT id FROM checkpoints WHERE id>? AND origin IS ? ORDER BY id", (after, origin)
+        )
+        return [r[0] for r in rows]
+
     def get_checkpoint(self, n: int) -> CheckpointInfo:
         rows = self._query(f"SELECT {_COLS} FROM checkpoints WHERE id=?", (n,))
         if not rows:

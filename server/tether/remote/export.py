@@ -88,10 +88,10 @@ def strip_editor(data: bytes) -> bytes:
 
 def last_exported(side: SideRepo, ref: str) -> tuple[str | None, int | None, float | None]:
     """(commit, checkpoint number, its time) of the last commit on ``ref`` in the side repo."""
-    sha = side.rev(ref)
-    if sha is None:
-        return None, None, None
-    body = side.git(["log", "-1", "--format=%B", sha]).stdout.decode("utf-8", "replace")
+    res = side.git(["log", "-1", "--format=%H%n%B", ref, "--"], check=False)
+    if res.returncode != 0:
+        return None, None, None  # no such ref yet
+    sha, _, body = res.stdout.decode("utf-8", "replace").partition("\n")
     for line in body.splitlines():
         if line.startswith(TRAILER):
             parts = line[len(TRAILER) :].split()
@@ -121,8 +121,7 @@ def export(
                 base_id = None  # a different history (store recreated): send the full tree
         except NoCheckpointError:
             base_id = None  # dropped by gc: send the full tree
-    todo = [c for c in reversed(store.list_checkpoints(limit=None)) if c.origin is None]
-    todo = [c for c in todo if base_id is None or c.id > base_id]
+    todo = [store.get_checkpoint(n) for n in store.checkpoint_ids(after=base_id or 0)]
     if not todo:
         return ExportResult(parent, [], [])
     left_out: set[str] = set()
