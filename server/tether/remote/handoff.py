@@ -9,6 +9,7 @@ moves the side repository's record of what was imported.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,8 @@ from tether.scan import DEFAULT_MAX_FILE_BYTES
 from tether.store import CheckpointInfo, Store
 
 log = logging.getLogger(__name__)
+
+IDS_FILE = "tether-ids.json"
 
 
 @dataclass
@@ -74,8 +77,27 @@ class Handoff:
         self.store = store
         self.root: Path = store.root
         self.who = ref_part(who) if who else default_who()
-        self.ws_id = ref_part(ws_id) if ws_id else workspace_id(self.root)
         self.side = SideRepo.open(store.db_path.parent)
+        cached = self._ids()
+        self.ws_id = ref_part(ws_id) if ws_id else cached.get("workspaceId") or workspace_id(self.root)
+        self._objects = cached.get("objects")
+        if not cached and not ws_id and self.ws_id.startswith("ws-"):
+            # A first commit never changes, nor where the repository keeps its objects: asked once.
+            objects = user_objects(self.root)
+            self._objects = str(objects) if objects is not None else None
+            self._save_ids({"workspaceId": self.ws_id, "objects": self._objects})
+
+    def _ids(self) -> dict[str, str]:
+        try:
+            doc = json.loads((self.side.path / IDS_FILE).read_text())
+        except (OSError, ValueError):
+            return {}
+        return {k: v for k, v in doc.items() if isinstance(v, str)} if isinstance(doc, dict) else {}
+
+    def _save_ids(self, doc: dict[str, str | None]) -> None:
+        from tether.paths import write_private_file
+
+        write_private_file(self.side.path / IDS_FILE, json.dumps(doc).encode())
 
     @property
     def ref(self) -> str:
@@ -105,11 +127,11 @@ class Handoff:
         if result.commit is None:
             raise HandoffError("nothing to push: this workspace has no checkpoint yet")
         env: dict[str, str] = {}
-        objects = user_objects(self.root)
-        if objects is not None and objects.is_dir():
+        objects = self._objects or (str(o) if (o := user_objects(self.root)) is not None else None)
+        if objects is not None and Path(objects).is_dir():
             # Read-only, for this one process: lets git see what the remote already has through
             # the user's branches, so those blobs are not sent again.
-            env["GIT_ALTERNATE_OBJECT_DIRECTORIES"] = str(objects)
+            env["GIT_ALTERNATE_OBJECT_DIRECTORIES"] = objects
         res = self.side.git(
             ["push", "--porcelain", "--no-verify", url, f"{result.commit}:{self.ref}"],
             env=env,
