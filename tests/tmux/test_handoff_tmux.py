@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.gitremote import clone, make_project
+from tests.support.gitremote import clone, git, make_project
+from tests.support.retry import retry_until
 from tests.support.tmuxsrv import PrivateTmux
-from tests.tmux.conftest import wait_prompt
+from tests.tmux.conftest import capture, run_in, wait_prompt
 from tether.cli import main
 from tether.tmux_link import TmuxLink
 
@@ -56,7 +57,18 @@ def test_tmux_layout_crosses_machines_with_mapped_cwd(
     sa, sb = ["--state-dir", str(tmp_path / "sa")], ["--state-dir", str(tmp_path / "sb")]
     (a / "src/app.py").write_text("print(2)\n")
     cli(capsys, "-C", str(a), *sa, "step", "--task", "tmux hand-off", "--done", "edit", "--next", "run tests")
+    ref = cli(capsys, "-C", str(a), *sa, "--json", "push", "--as", "alice")["ref"]
+    # Scrollback and history stay home unless asked for, per pushed checkpoint.
+    run_in(tmux_server, f"={link_a.session}:0.0", "echo scrollback-marker-1")
+    retry_until(lambda: "scrollback-marker-1" in capture(tmux_server, f"={link_a.session}:0.0"), what="echo")
+    (a / "README.md").write_text("y\n")
+    cli(capsys, "-C", str(a), *sa, "step", "--done", "second")
     cli(capsys, "-C", str(a), *sa, "--json", "push", "--as", "alice")
+    assert "scrollback-marker-1" not in git(remote, "show", f"{ref}:tether/tmux.json").decode()
+    (a / "README.md").write_text("z\n")
+    cli(capsys, "-C", str(a), *sa, "step", "--done", "third")
+    cli(capsys, "-C", str(a), *sa, "--json", "push", "--as", "alice", "--include-terminal")
+    assert "scrollback-marker-1" in git(remote, "show", f"{ref}:tether/tmux.json").decode()
 
     monkeypatch.chdir(b)
     link_b = make_link(b)
@@ -66,6 +78,6 @@ def test_tmux_layout_crosses_machines_with_mapped_cwd(
     )
     assert out["tmux"] == {"session": link_b.session, "recreated": True}
     assert out["task"] == "tmux hand-off" and out["nextSteps"] == ["run tests"]
-    assert (b / "src/app.py").read_text() == "print(2)\n"
+    assert (b / "src/app.py").read_text() == "print(2)\n" and (b / "README.md").read_text() == "z\n"
     assert _layout(tmux_server, link_b.session, b) == layout_a  # same windows/panes, cwd under B's root
     assert link_a.alive()  # A's session was left alone

@@ -72,3 +72,29 @@ def test_split_source_and_ref_part() -> None:
     part = ref_part("a b/../c.lock")
     assert ".." not in part and "/" not in part and " " not in part and not part.endswith(".lock")
     assert ref_part("..") == "x"
+
+
+def test_push_side_files_drop_non_project_env_and_text() -> None:
+    import json
+
+    from tether.remote.export import strip_editor, strip_tmux
+
+    pane = {
+        "scrollback": ["secret output"],
+        "history": ["export X=1"],
+        "env": [
+            {"name": "TOKEN", "kind": "secret", "value": "sk-1"},
+            {"name": "P", "kind": "project", "value": "v"},
+        ],
+    }
+    doc = {
+        "env": [{"name": "SSH_AUTH_SOCK", "kind": "volatile", "value": "/tmp/s"}],
+        "windows": [{"panes": [pane]}],
+    }
+    out = json.loads(strip_tmux(json.dumps(doc).encode(), include_terminal=False))
+    p = out["windows"][0]["panes"][0]
+    assert p["scrollback"] == [] and p["history"] == []
+    assert [e["value"] for e in p["env"]] == [None, "v"] and out["env"][0]["value"] is None
+    kept = json.loads(strip_tmux(json.dumps(doc).encode(), include_terminal=True))
+    assert kept["windows"][0]["panes"][0]["scrollback"] == ["secret output"]
+    assert json.loads(strip_editor(b'{"files": [], "buffers": [{"text": "unsaved"}]}'))["buffers"] == []
