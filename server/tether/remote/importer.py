@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tether.protocol import ATTACH_AGENT, ATTACH_EDITOR, ATTACH_TMUX
+from tether.protocol import ATTACH_AGENT, ATTACH_EDITOR, ATTACH_TMUX, TRIGGER_MANUAL, TRIGGERS
 from tether.remote.export import ATTACHMENT_FILES, BUFFERS_FILE, FORMAT, META_FILE
 from tether.remote.gitrepo import HandoffError, SideRepo
 from tether.store import ImportedCheckpoint
@@ -169,7 +169,7 @@ def read_incoming(
         items.append(
             ImportedCheckpoint(
                 created=float(meta["created"]),
-                trigger=str(meta["trigger"])[:40],
+                trigger=meta["trigger"] if meta["trigger"] in TRIGGERS else TRIGGER_MANUAL,
                 message=meta["message"] if isinstance(meta.get("message"), str) else None,
                 changes=changes,
                 attachments=attachments,
