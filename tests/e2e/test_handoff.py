@@ -286,3 +286,20 @@ def test_resume_from_option_and_unknown_remote(machines: tuple[Path, Machine, Ma
     assert "would change 2 files" in out and "Task: ship the parser" in out
     code, _, err = b.run("pull", "nosuchremote", ok=False)
     assert code != 0 and "no git remote named" in err
+
+
+def test_local_work_is_previewed_and_undoable_never_silently_overwritten(
+    machines: tuple[Path, Machine, Machine],
+) -> None:
+    _remote, a, b = machines
+    _work_on_a(a)
+    a.run("push", "--as", a.name)
+    (b.root / "src/app.py").write_text("print('bob local work')\n")
+    preview = b.json("resume", "--from", "origin/alice")
+    assert "src/app.py" in preview["files"] and not preview["applied"]
+    assert (b.root / "src/app.py").read_text() == "print('bob local work')\n"
+    applied = b.json("resume", "--from", "origin/alice", "--apply")
+    assert (b.root / "src/app.py").read_text() == "print('v2')\n"
+    # The undo checkpoint holds B's own work: restoring it brings that back.
+    b.run("restore", str(applied["undoCheckpoint"]), "src/app.py")
+    assert (b.root / "src/app.py").read_text() == "print('bob local work')\n"
