@@ -19,6 +19,7 @@ from tests.support.gitremote import (
     user_git_state,
 )
 from tether.cli import main
+from tether.runs import load_runs
 from tether.store import Store
 
 FILES = {
@@ -303,3 +304,25 @@ def test_local_work_is_previewed_and_undoable_never_silently_overwritten(
     # The undo checkpoint holds B's own work: restoring it brings that back.
     b.run("restore", str(applied["undoCheckpoint"]), "src/app.py")
     assert (b.root / "src/app.py").read_text() == "print('bob local work')\n"
+
+
+def test_run_validity_crosses_with_the_checkpoints(machines: tuple[Path, Machine, Machine]) -> None:
+    _remote, a, b = machines
+    _work_on_a(a)
+    a.run("run", "--", "true")
+    (a.root / "notes.txt").write_text("after the run\n")
+    a.run("step", "--done", "edited after the run")
+    a.run("push", "--as", a.name)
+    with Store.open(a.root, a.state) as store:
+        [a_run] = load_runs(store)
+    out = b.run("resume", "--from", "origin/alice", "--apply")[1]
+    with Store.open(b.root, b.state) as store:
+        [b_run] = load_runs(store)
+        meta = json.loads(store.attachment(b_run.checkpoint, "handoff") or b"{}")  # type: ignore[arg-type]
+        assert store.get_checkpoint(b_run.checkpoint).origin == "alice"
+    assert meta["checkpoint"] == a_run.checkpoint  # the same checkpoint, under this machine's number
+    [line] = [ln for ln in out.splitlines() if ln.startswith("`true` passed")]
+    assert f"at checkpoint {b_run.checkpoint}" in line and "notes.txt" in line  # stale here too
+    b.run("resume", "--from", "origin/alice", "--apply")  # again: the run is not recorded twice
+    with Store.open(b.root, b.state) as store:
+        assert len(load_runs(store)) == 1

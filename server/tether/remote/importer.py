@@ -22,6 +22,7 @@ from tether.store import ImportedCheckpoint
 
 MAX_COMMITS = 2000
 MAX_SIDE_BYTES = 32 * 1024 * 1024
+ATTACH_HANDOFF = "handoff"  # imported only: the commit's meta.json (its number on the other machine)
 ATTACH_BUFFERS = "buffers"  # imported only: the other machine's unsaved text (--include-buffers)
 _SIDE_NAMES = {v: k for k, v in ATTACHMENT_FILES.items()} | {BUFFERS_FILE: ATTACH_BUFFERS}
 _FILE_MODES = {"100644": 0o644, "100755": 0o755}
@@ -166,6 +167,8 @@ def read_incoming(
             for name, data in side_now.items()
             if name in _SIDE_NAMES
         }
+        # Kept so that the other machine's checkpoint numbers (in its runs) map to ours.
+        attachments[ATTACH_HANDOFF] = json.dumps(meta, sort_keys=True).encode()
         items.append(
             ImportedCheckpoint(
                 created=float(meta["created"]),

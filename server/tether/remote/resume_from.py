@@ -62,6 +62,11 @@ def resume_from(
             lines.append("Next: " + "; ".join(state.next_steps))
         if apply:
             AgentSession(store).adopt(state, at=info.id)
+            _take_runs(store, origin, _runs)
+    if apply:
+        from tether.runs import run_summaries
+
+        lines.extend(r.summary for r in run_summaries(store)[:3])
     tmux: dict[str, Any] | None = None
     if apply:
         tmux = _recreate_tmux(store, info.id, state_dir, run, lines)
@@ -104,3 +109,32 @@ def _recreate_tmux(
     else:
         lines.append(f"tmux: session {report.session} is already running here; left as it is")
     return {"session": report.session, "recreated": report.recreated}
+
+
+def _take_runs(store: Store, origin: str, runs: list[dict[str, Any]]) -> int:
+    """Record the other machine's runs here, each against the imported checkpoint it ran at, so
+    "tests last passed at checkpoint N; 3 files changed since" holds for this machine's files."""
+    import json
+
+    from tether.remote.importer import ATTACH_HANDOFF
+    from tether.runs import Run, load_runs, save_run
+
+    numbers: dict[int, int] = {}
+    for n in store.checkpoint_ids(origin=origin):
+        raw = store.attachment(n, ATTACH_HANDOFF)
+        try:
+            theirs = json.loads(raw)["checkpoint"] if raw else None
+        except (ValueError, KeyError, TypeError):
+            continue
+        if isinstance(theirs, int):
+            numbers[theirs] = n
+    have = {(r.command_text, r.started) for r in load_runs(store)}
+    taken = 0
+    for doc in runs:
+        run = Run.from_json(doc)
+        if run is None or run.checkpoint not in numbers or (run.command_text, run.started) in have:
+            continue
+        run.checkpoint = numbers[run.checkpoint]
+        save_run(store, run)
+        taken += 1
+    return taken
