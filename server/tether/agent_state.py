@@ -747,6 +747,27 @@ class AgentSession:
             return None
         return self._attachment(state)
 
+    def adopt(self, other: TaskState, at: int | None = None) -> TaskState:
+        """Take another machine's task, next steps, files in progress and step log (a hand-off
+        through ``tether resume --from``); its steps are filed under imported checkpoint ``at``."""
+        files: list[str] = []
+        for f in other.files_in_progress:
+            try:
+                files.append(normalize_rel(self.root, f))
+            except OutsideWorkspaceError:
+                continue  # untrusted input: a path outside the workspace is dropped
+        patch = self._cli_patch(other.task or "", other.next_steps, files, other.environment or "")
+        self.import_file()
+
+        def fn(doc: _Doc) -> bool:
+            doc.state = _apply_cli_patch(doc.state, patch)
+            doc.state.steps = [replace(s, checkpoint=at) for s in other.steps]
+            return True
+
+        state = self._update(fn)
+        self.write_file()
+        return state
+
     def after_checkpoint(self, info: CheckpointInfo) -> None:
         """Record the checkpoint time and rewrite the file (only when it exists or state does)."""
         stamp = iso_time(info.time)

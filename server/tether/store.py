@@ -51,6 +51,9 @@ class CheckpointInfo:
     message: str | None
     parent: int | None
     files: tuple[str, ...] = ()
+    # None: made here. Else the machine it was imported from (`tether pull`); imported
+    # checkpoints form their own delta chain per origin and never change head.
+    origin: str | None = None
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -60,6 +63,7 @@ class CheckpointInfo:
             "message": self.message,
             "files": list(self.files),
             "parent": self.parent,
+            "origin": self.origin,
         }
 
 
@@ -105,6 +109,17 @@ class FileChange:
     @property
     def size(self) -> int:
         return len(self.content) if self.content is not None else 0
+
+
+@dataclass(frozen=True)
+class ImportedCheckpoint:
+    """A checkpoint made on another machine: ``changes`` are (path, bytes or None, mode)."""
+
+    created: float
+    trigger: str
+    message: str | None
+    changes: Sequence[tuple[str, bytes | None, int]]
+    attachments: Mapping[str, bytes] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -193,6 +208,12 @@ CREATE TABLE state (name TEXT PRIMARY KEY, updated REAL NOT NULL, codec TEXT NOT
 """
 
 
+def _add_origin(db: sqlite3.Connection) -> None:
+    # Idempotent: a database rolled back to an older user_version keeps its columns.
+    if not any(r[1] == "origin" for r in db.execute("PRAGMA table_info(checkpoints)")):
+        _run_script(db, _SCHEMA_V3)
+
+
 # Each migration takes the schema from version i to i+1, inside one transaction.
 def _run_script(db: sqlite3.Connection, script: str) -> None:
     # Not executescript(): it COMMITs first, which would break the migration's transaction.
@@ -204,10 +225,16 @@ def _run_script(db: sqlite3.Connection, script: str) -> None:
 # v2: per-directory listings with their packed stat cache (scan_cache.py) replace the one
 # listings blob that lived in ``state`` (it carried no stats and was rewritten whole).
 _SCHEMA_V2 = scan_cache.SCHEMA + ";\nDELETE FROM state WHERE name='scan.listings'"
+# origin: NULL for this machine's checkpoints, else where an imported one came from.
+_SCHEMA_V3 = "ALTER TABLE checkpoints ADD COLUMN origin TEXT"
+# The checkpoints of one origin (bound with `IS ?`, so None selects this machine's).
+_SAME_ORIGIN = "SELECT id FROM checkpoints WHERE origin IS ?"
+_COLS = "id, parent, created, trigger, message, origin"
 
 MIGRATIONS: Sequence[Callable[[sqlite3.Connection], object]] = (
     lambda db: _run_script(db, _SCHEMA_V1),
     lambda db: _run_script(db, _SCHEMA_V2),
+    _add_origin,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -475,12 +502,14 @@ class Store:
                         )
                     continue
                 real.append((change, digest))
-            last = db.execute("SELECT MAX(id) FROM checkpoints").fetchone()[0]
+            last = db.execute("SELECT MAX(id) FROM checkpoints WHERE origin IS NULL").fetchone()[0]
             new_attach: dict[str, str] = {}
             for name, data in attachments.items():
                 digest = blob_hash(data)
                 prev = db.execute(
-                    "SELECT hash FROM attachments WHERE name=? ORDER BY checkpoint DESC LIMIT 1", (name,)
+                    "SELECT hash FROM attachments WHERE name=? AND checkpoint IN "
+                    f"({_SAME_ORIGIN}) ORDER BY checkpoint DESC LIMIT 1",
+                    (name, None),
                 ).fetchone()
                 if prev is None or prev[0] != digest:
                     new_attach[name] = digest
@@ -628,54 +657,133 @@ class Store:
             r[0] for r in self._query("SELECT path FROM changes WHERE checkpoint=? ORDER BY path", (row[0],))
         )
         return CheckpointInfo(
-            id=row[0], parent=row[1], time=row[2], trigger=row[3], message=row[4], files=files
+            id=row[0],
+            parent=row[1],
+            time=row[2],
+            trigger=row[3],
+            message=row[4],
+            files=files,
+            origin=row[5],
         )
 
     def list_checkpoints(self, limit: int | None = 50) -> list[CheckpointInfo]:
         rows = self._query(
-            "SELECT id, parent, created, trigger, message FROM checkpoints ORDER BY id DESC LIMIT ?",
+            f"SELECT {_COLS} FROM checkpoints ORDER BY id DESC LIMIT ?",
             (-1 if limit is None else limit,),
         )
         return [self._info(r) for r in rows]
 
+    def checkpoint_ids(self, after: int = 0, origin: str | None = None) -> list[int]:
+        """Numbers of ``origin``'s checkpoints (default: this machine's) above ``after``, oldest first."""
+        rows = self._query(
+            "SELECT id FROM checkpoints WHERE id>? AND origin IS ? ORDER BY id", (after, origin)
+        )
+        return [r[0] for r in rows]
+
     def get_checkpoint(self, n: int) -> CheckpointInfo:
-        rows = self._query("SELECT id, parent, created, trigger, message FROM checkpoints WHERE id=?", (n,))
+        rows = self._query(f"SELECT {_COLS} FROM checkpoints WHERE id=?", (n,))
         if not rows:
             latest = self.latest()
             hint = f"the latest is {latest.id}" if latest else "there are no checkpoints yet"
             raise NoCheckpointError(f"no checkpoint {n} in {self.root} ({hint})")
         return self._info(rows[0])
 
-    def latest(self) -> CheckpointInfo | None:
+    def latest(self, origin: str | None = None) -> CheckpointInfo | None:
+        """The newest checkpoint made here (or imported from ``origin``)."""
         rows = self._query(
-            "SELECT id, parent, created, trigger, message FROM checkpoints ORDER BY id DESC LIMIT 1"
+            f"SELECT {_COLS} FROM checkpoints WHERE origin IS ? ORDER BY id DESC LIMIT 1", (origin,)
         )
         return self._info(rows[0]) if rows else None
 
     def manifest(self, n: int) -> dict[str, FileEntry]:
         """Tracked files as of checkpoint ``n``: per path, its latest change at or before ``n``."""
-        self.get_checkpoint(n)
+        origin = self.get_checkpoint(n).origin
         rows = self._query(
-            """
+            f"""
             SELECT c.path, c.hash, c.mode, c.size FROM changes c
-            JOIN (SELECT path, MAX(checkpoint) AS cp FROM changes WHERE checkpoint<=? GROUP BY path) m
+            JOIN (SELECT path, MAX(checkpoint) AS cp FROM changes
+                  WHERE checkpoint<=? AND checkpoint IN ({_SAME_ORIGIN}) GROUP BY path) m
               ON c.path=m.path AND c.checkpoint=m.cp
             WHERE c.hash IS NOT NULL
             """,
-            (n,),
+            (n, origin),
         )
         return {r[0]: FileEntry(r[0], r[1], r[2], r[3]) for r in rows}
 
     def entry_at(self, n: int, path: str) -> FileEntry | None:
-        self.get_checkpoint(n)
+        origin = self.get_checkpoint(n).origin
         rows = self._query(
             "SELECT hash, mode, size FROM changes WHERE path=? AND checkpoint<=? "
-            "ORDER BY checkpoint DESC LIMIT 1",
-            (path, n),
+            f"AND checkpoint IN ({_SAME_ORIGIN}) ORDER BY checkpoint DESC LIMIT 1",
+            (path, n, origin),
         )
         if not rows or rows[0][0] is None:
             return None
         return FileEntry(path, rows[0][0], rows[0][1], rows[0][2])
+
+    def delta(self, n: int) -> list[tuple[str, FileEntry | None]]:
+        """Checkpoint ``n``'s own changes against its parent (None: deleted)."""
+        rows = self._query(
+            "SELECT path, hash, mode, size FROM changes WHERE checkpoint=? ORDER BY path", (n,)
+        )
+        return [(r[0], FileEntry(r[0], r[1], r[2], r[3]) if r[1] is not None else None) for r in rows]
+
+    def import_checkpoints(self, origin: str, items: Sequence[ImportedCheckpoint]) -> list[CheckpointInfo]:
+        """Record checkpoints made elsewhere, all in one transaction, as ``origin``'s chain.
+
+        Each item's changes are its delta against the previous checkpoint of ``origin``. Head,
+        the stat cache and this machine's chain are untouched: the files reach the workspace
+        only through a restore.
+        """
+        prepared = [
+            [
+                (path, blob_hash(data) if data is not None else None, data, mode)
+                for path, data, mode in it.changes
+            ]
+            for it in items
+        ]
+
+        def write() -> list[CheckpointInfo]:
+            db = self._db
+            out: list[CheckpointInfo] = []
+            last = db.execute("SELECT MAX(id) FROM checkpoints WHERE origin IS ?", (origin,)).fetchone()[0]
+            for it, changes in zip(items, prepared, strict=True):
+                cur = db.execute(
+                    "INSERT INTO checkpoints(parent, created, trigger, message, origin) VALUES (?,?,?,?,?)",
+                    (last, it.created, it.trigger, it.message, origin),
+                )
+                number = int(cur.lastrowid or 0)
+                self._put_blobs(
+                    [(d, data) for _, d, data, _ in changes if d is not None and data is not None]
+                )
+                db.executemany(
+                    "INSERT INTO changes(checkpoint, path, hash, mode, size) VALUES (?,?,?,?,?)",
+                    [
+                        (number, p, d, m if d is not None else 0, len(data) if data is not None else 0)
+                        for p, d, data, m in changes
+                    ],
+                )
+                for name, data in it.attachments.items():
+                    db.execute(
+                        "INSERT INTO attachments(checkpoint, name, hash) VALUES (?,?,?)",
+                        (number, name, self._put_blob(data)),
+                    )
+                out.append(
+                    CheckpointInfo(
+                        number,
+                        it.created,
+                        it.trigger,
+                        it.message,
+                        last,
+                        tuple(sorted(p for p, *_ in changes)),
+                        origin,
+                    )
+                )
+                last = number
+            return out
+
+        result: list[CheckpointInfo] = self._tx(write)
+        return result
 
     def head(self, paths: Iterable[str] | None = None, under: Iterable[str] = ()) -> dict[str, StatEntry]:
         """Tracked files and their stat cache: all of them, or only ``paths`` and those below ``under``."""
@@ -814,10 +922,12 @@ class Store:
 
     def latest_attachment(self, name: str, at: int | None = None) -> tuple[int, bytes] | None:
         """The newest attachment ``name`` at or before checkpoint ``at`` (default: latest)."""
+        # Within ``at``'s origin: an imported checkpoint never lends its tmux layout to ours.
         rows = self._query(
-            "SELECT checkpoint, hash FROM attachments WHERE name=? AND checkpoint<=? "
+            "SELECT checkpoint, hash FROM attachments WHERE name=? AND checkpoint<=? AND checkpoint IN "
+            "(SELECT id FROM checkpoints WHERE origin IS (SELECT origin FROM checkpoints WHERE id=?)) "
             "ORDER BY checkpoint DESC LIMIT 1",
-            (name, at if at is not None else 2**62),
+            (name, at if at is not None else 2**62, at if at is not None else -1),
         )
         return (rows[0][0], self.read_blob(rows[0][1])) if rows else None
 
@@ -881,7 +991,8 @@ class Store:
         The newest checkpoint is always kept, so the workspace stays restorable.
         """
         report = GcReport(bytes_before=self.size_bytes())
-        ids = [r[0] for r in self._query("SELECT id FROM checkpoints ORDER BY id")]
+        # Imported checkpoints are left alone: their chain is the other machine's (pull again).
+        ids = [r[0] for r in self._query("SELECT id FROM checkpoints WHERE origin IS NULL ORDER BY id")]
         if not ids:
             report.bytes_after = report.bytes_before
             return report
@@ -892,14 +1003,18 @@ class Store:
                 cut = max(cut, ids[-keep_last])
         if max_age_days is not None:
             limit = time.time() - max_age_days * 86400
-            newer = self._query("SELECT MIN(id) FROM checkpoints WHERE created>=?", (limit,))[0][0]
+            newer = self._query(
+                "SELECT MIN(id) FROM checkpoints WHERE created>=? AND origin IS NULL", (limit,)
+            )[0][0]
             cut = max(cut, newer if newer is not None else ids[-1])
         if cut:
             self._drop_before(min(cut, ids[-1]), report)
         if max_bytes is not None:
             # Drop oldest checkpoints one at a time until the live data fits.
             while self._live_bytes() > max_bytes:
-                remaining = [r[0] for r in self._query("SELECT id FROM checkpoints ORDER BY id")]
+                remaining = [
+                    r[0] for r in self._query("SELECT id FROM checkpoints WHERE origin IS NULL ORDER BY id")
+                ]
                 if len(remaining) <= 1:
                     break
                 self._drop_before(remaining[1], report)
@@ -918,15 +1033,20 @@ class Store:
     def _drop_before(self, keep_from: int, report: GcReport) -> None:
         def fold() -> None:
             db = self._db
-            dropped = [r[0] for r in db.execute("SELECT id FROM checkpoints WHERE id<?", (keep_from,))]
+            dropped = [
+                r[0]
+                for r in db.execute("SELECT id FROM checkpoints WHERE id<? AND origin IS NULL", (keep_from,))
+            ]
             if not dropped:
                 return
+            local = "checkpoint IN (SELECT id FROM checkpoints WHERE origin IS NULL)"
             # Carry each path's last state before the cut into keep_from, unless keep_from changes it.
             db.execute(
-                """
+                f"""
                 INSERT OR IGNORE INTO changes(checkpoint, path, hash, mode, size)
                 SELECT ?, c.path, c.hash, c.mode, c.size FROM changes c
-                JOIN (SELECT path, MAX(checkpoint) AS cp FROM changes WHERE checkpoint<? GROUP BY path) m
+                JOIN (SELECT path, MAX(checkpoint) AS cp FROM changes WHERE checkpoint<? AND {local}
+                      GROUP BY path) m
                   ON c.path=m.path AND c.checkpoint=m.cp
                 WHERE c.hash IS NOT NULL
                 """,
@@ -934,19 +1054,21 @@ class Store:
             )
             for name in [
                 r[0]
-                for r in db.execute("SELECT DISTINCT name FROM attachments WHERE checkpoint<?", (keep_from,))
+                for r in db.execute(
+                    f"SELECT DISTINCT name FROM attachments WHERE checkpoint<? AND {local}", (keep_from,)
+                )
             ]:
                 db.execute(
-                    """
+                    f"""
                     INSERT OR IGNORE INTO attachments(checkpoint, name, hash)
-                    SELECT ?, name, hash FROM attachments WHERE name=? AND checkpoint<?
+                    SELECT ?, name, hash FROM attachments WHERE name=? AND checkpoint<? AND {local}
                     ORDER BY checkpoint DESC LIMIT 1
                     """,
                     (keep_from, name, keep_from),
                 )
-            db.execute("DELETE FROM changes WHERE checkpoint<?", (keep_from,))
-            db.execute("DELETE FROM attachments WHERE checkpoint<?", (keep_from,))
-            db.execute("DELETE FROM checkpoints WHERE id<?", (keep_from,))
+            db.execute(f"DELETE FROM changes WHERE checkpoint<? AND {local}", (keep_from,))
+            db.execute(f"DELETE FROM attachments WHERE checkpoint<? AND {local}", (keep_from,))
+            db.execute("DELETE FROM checkpoints WHERE id<? AND origin IS NULL", (keep_from,))
             db.execute("UPDATE checkpoints SET parent=NULL WHERE id=?", (keep_from,))
             cur = db.execute(
                 """

@@ -25,6 +25,7 @@ GROUPS = (
     "tether.cli.agent",
     "tether.cli.lsp",
     "tether.cli.setup",
+    "tether.cli.remote",
 )
 
 

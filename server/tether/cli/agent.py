@@ -102,6 +102,14 @@ def register(sub: Any) -> None:
         action="store_true",
         help="when recreating, type every command but run none (not even allowlisted ones)",
     )
+    p.add_argument(
+        "--from",
+        dest="from_remote",
+        metavar="REMOTE[/WHO]",
+        default=None,
+        help="resume another machine's session pushed to this git remote (see `tether handoff`)",
+    )
+    p.add_argument("--apply", action="store_true", help="with --from: write the files and take the task")
     add_output_flags(p)
     p.set_defaults(handler=cmd_resume)
 
@@ -359,6 +367,11 @@ def _restore_tmux(
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
+    if args.from_remote:
+        from tether.cli.remote import cmd_handoff
+
+        args.source, args.who, args.workspace_id = args.from_remote, None, None
+        return cmd_handoff(args)
     with _agent(args) as (store, _session, _):
         text, data = handoff_text(store)
         if args.print_only:

@@ -97,6 +97,8 @@ def register(sub: Any) -> None:
 
 def _line(info: CheckpointInfo) -> str:
     msg = f"  {info.message}" if info.message else ""
+    if info.origin:
+        msg = f"  [from {info.origin}]{msg}"
     files = plural(len(info.files), "file")
     return (
         f"{info.id:>5}  {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(info.time))}  "

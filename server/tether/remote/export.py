@@ -1,0 +1,284 @@
+"""This machine's checkpoints → git commits in the side repository, through one `git fast-import`.
+
+Commit layout (one per checkpoint, first parent = the previous exported checkpoint)::
+
+    files/<path>        the tracked files (100644 / 100755), as of that checkpoint
+    tether/meta.json    checkpoint number, time, trigger, this machine's root, who
+    tether/agent.json   task, next steps, step log, runs (the "agent" attachment)
+    tether/editor.json  open files and cursors (no text)
+    tether/tmux.json    windows, panes, cwd, commands; env already redacted at capture
+    tether/buffers.json unsaved-buffer text: only with --include-buffers
+
+fast-import rather than hash-object/mktree/commit-tree: the store already holds per-checkpoint
+deltas, and fast-import takes exactly that (M/D lines on top of the parent commit), builds the
+trees itself and writes one pack, in one process. A tree per checkpoint through mktree would need
+every directory's tree rebuilt by hand and a process (or a batch) per level.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from tether.documents import looks_secret
+from tether.errors import NoCheckpointError
+from tether.protocol import ATTACH_AGENT, ATTACH_EDITOR, ATTACH_TMUX
+from tether.remote.gitrepo import HandoffError, SideRepo, clean_env
+from tether.store import CheckpointInfo, FileEntry, Store
+
+FORMAT = 1
+TRAILER = "Tether-Checkpoint:"
+ATTACHMENT_FILES = {ATTACH_AGENT: "agent.json", ATTACH_EDITOR: "editor.json", ATTACH_TMUX: "tmux.json"}
+BUFFERS_FILE = "buffers.json"
+META_FILE = "meta.json"
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    commit: str | None  # None: nothing new to export
+    checkpoints: list[int]
+    left_out: list[str]  # secret-looking paths never exported
+
+
+def _quote(path: str) -> bytes:
+    """C-style quoted path for fast-import (always quoted: any byte is then safe)."""
+    out = ['"']
+    for ch in path:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ch == "\n":
+            out.append("\\n")
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\{ord(ch):03o}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out).encode("utf-8", "surrogateescape")
+
+
+def strip_tmux(data: bytes, include_terminal: bool) -> bytes:
+    """The tmux snapshot without scrollback/history (unless asked) and without any env value
+    that is not a plain project value (secrets are already redacted at capture; checked again)."""
+    doc = json.loads(data)
+    for holder in [doc, *(p for w in doc.get("windows", []) for p in w.get("panes", []))]:
+        env = holder.get("env")
+        if isinstance(env, list):
+            for e in env:
+                if isinstance(e, dict) and e.get("kind") != "project":
+                    e["value"] = None
+    if not include_terminal:
+        for w in doc.get("windows", []):
+            for p in w.get("panes", []):
+                p["scrollback"] = []
+                p["history"] = []
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def strip_editor(data: bytes) -> bytes:
+    doc = json.loads(data)
+    doc["buffers"] = []  # the attachment has no text; a hand-made one must not smuggle it out
+    return json.dumps(doc, sort_keys=True).encode()
+
+
+def last_exported(side: SideRepo, ref: str) -> tuple[str | None, int | None, float | None]:
+    """(commit, checkpoint number, its time) of the last commit on ``ref`` in the side repo."""
+    res = side.git(["log", "-1", "--format=%H%n%B", ref, "--"], check=False)
+    if res.returncode != 0:
+        return None, None, None  # no such ref yet
+    sha, _, body = res.stdout.decode("utf-8", "replace").partition("\n")
+    for line in body.splitlines():
+        if line.startswith(TRAILER):
+            parts = line[len(TRAILER) :].split()
+            try:
+                return sha, int(parts[0]), float(parts[1])
+            except (IndexError, ValueError):
+                break
+    return sha, None, None
+
+
+def export(
+    store: Store,
+    side: SideRepo,
+    ref: str,
+    staging_ref: str,
+    who: str,
+    *,
+    include_buffers: bool = False,
+    include_terminal: bool = False,
+    buffers: Callable[[], bytes | None] | None = None,
+) -> ExportResult:
+    """Write commits for this machine's checkpoints newer than the last pushed one."""
+    parent, base_id, base_time = last_exported(side, ref)
+    if base_id is not None:
+        try:
+            if store.get_checkpoint(base_id).time != base_time:
+                base_id = None  # a different history (store recreated): send the full tree
+        except NoCheckpointError:
+            base_id = None  # dropped by gc: send the full tree
+    todo = [store.get_checkpoint(n) for n in store.checkpoint_ids(after=base_id or 0)]
+    if not todo:
+        return ExportResult(parent, [], [])
+    left_out: set[str] = set()
+    with tempfile.TemporaryDirectory(prefix="tether-export-") as tmp:
+        marks = Path(tmp) / "marks"
+        proc = subprocess.Popen(
+            [
+                "git",
+                "--git-dir",
+                str(side.path),
+                "fast-import",
+                "--quiet",
+                "--force",
+                "--date-format=raw",
+                "--done",
+                f"--export-marks={marks}",
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=clean_env(),
+        )
+        assert proc.stdin is not None
+        try:
+            _stream(
+                proc.stdin,
+                store,
+                todo,
+                ref=staging_ref,
+                parent=parent,
+                base_id=base_id,
+                who=who,
+                left_out=left_out,
+                include_buffers=include_buffers,
+                include_terminal=include_terminal,
+                buffers=buffers,
+            )
+            proc.stdin.write(b"done\n")
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        err = proc.stderr.read() if proc.stderr else b""
+        if proc.wait() != 0:
+            raise HandoffError(f"writing git objects failed: {err.decode('utf-8', 'replace').strip()}")
+        last_mark = f":{todo[-1].id}"
+        commit = None
+        for line in marks.read_text().splitlines():
+            mark, _, sha = line.partition(" ")
+            if mark == last_mark:
+                commit = sha
+    if commit is None:
+        raise HandoffError("git fast-import did not report the new commit")
+    return ExportResult(commit, [c.id for c in todo], sorted(left_out))
+
+
+def _stream(
+    out: IO[bytes],
+    store: Store,
+    todo: list[CheckpointInfo],
+    *,
+    ref: str,
+    parent: str | None,
+    base_id: int | None,
+    who: str,
+    left_out: set[str],
+    include_buffers: bool,
+    include_terminal: bool,
+    buffers: Callable[[], bytes | None] | None,
+) -> None:
+    blob_marks: dict[str, int] = {}
+    next_mark = 1 << 40  # above any checkpoint number (checkpoint marks are their numbers)
+
+    def blob(data: bytes, key: str | None = None) -> str:
+        nonlocal next_mark
+        if key is not None and key in blob_marks:
+            return f":{blob_marks[key]}"
+        next_mark += 1
+        out.write(b"blob\nmark :%d\ndata %d\n" % (next_mark, len(data)))
+        out.write(data)
+        out.write(b"\n")
+        if key is not None:
+            blob_marks[key] = next_mark
+        return f":{next_mark}"
+
+    def file_line(entry: FileEntry) -> bytes:
+        mode = "100755" if entry.mode & 0o111 else "100644"
+        ref_ = blob(store.read_blob(entry.hash), entry.hash)
+        return f"M {mode} {ref_} ".encode() + _quote("files/" + entry.path) + b"\n"
+
+    prev = base_id
+    for i, cp in enumerate(todo):
+        lines: list[bytes] = []
+        if prev is not None and cp.parent == prev:
+            for path, entry in store.delta(cp.id):
+                if looks_secret(path):
+                    left_out.add(path)
+                    continue
+                if entry is None:
+                    lines.append(b"D " + _quote("files/" + path) + b"\n")
+                else:
+                    lines.append(file_line(entry))
+        else:
+            lines.append(b"deleteall\n")
+            for path, entry in sorted(store.manifest(cp.id).items()):
+                if looks_secret(path):
+                    left_out.add(path)
+                    continue
+                lines.append(file_line(entry))
+        side = _side_files(store, cp, who, include_terminal)
+        last = i == len(todo) - 1
+        if include_buffers and last and buffers is not None:
+            raw = buffers()
+            if raw:
+                side[BUFFERS_FILE] = raw
+        for name in [*ATTACHMENT_FILES.values(), BUFFERS_FILE]:
+            if name in side:
+                lines.append(f"M 100644 {blob(side[name])} ".encode() + _quote("tether/" + name) + b"\n")
+            else:
+                lines.append(b"D " + _quote("tether/" + name) + b"\n")
+        lines.append(f"M 100644 {blob(side[META_FILE])} ".encode() + _quote("tether/" + META_FILE) + b"\n")
+        msg = (cp.message or f"{cp.trigger} checkpoint {cp.id}").strip() or f"checkpoint {cp.id}"
+        msg += f"\n\n{TRAILER} {cp.id} {cp.time!r}\n"
+        mb = msg.encode("utf-8", "replace")
+        out.write(f"commit {ref}\nmark :{cp.id}\n".encode())
+        out.write(f"committer tether <tether@{who}> {int(cp.time)} +0000\n".encode())
+        out.write(b"data %d\n" % len(mb) + mb + b"\n")
+        if i == 0 and parent is not None:
+            out.write(f"from {parent}\n".encode())
+        for line in lines:
+            out.write(line)
+        out.write(b"\n")
+        prev = cp.id
+
+
+def _side_files(store: Store, cp: CheckpointInfo, who: str, include_terminal: bool) -> dict[str, bytes]:
+    files: dict[str, bytes] = {}
+    for name, fname in ATTACHMENT_FILES.items():
+        found = store.latest_attachment(name, at=cp.id)
+        if found is None:
+            continue
+        data = found[1]
+        try:
+            if name == ATTACH_TMUX:
+                data = strip_tmux(data, include_terminal)
+            elif name == ATTACH_EDITOR:
+                data = strip_editor(data)
+        except (ValueError, AttributeError, TypeError):
+            continue  # an unreadable attachment is not worth sending
+        files[fname] = data
+    meta: dict[str, Any] = {
+        "format": FORMAT,
+        "checkpoint": cp.id,
+        "created": cp.time,
+        "trigger": cp.trigger,
+        "message": cp.message,
+        "root": os.fsdecode(store.root),
+        "who": who,
+    }
+    files[META_FILE] = json.dumps(meta, sort_keys=True).encode()
+    return files

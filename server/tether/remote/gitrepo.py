@@ -1,0 +1,163 @@
+"""The side repository Tether writes its git objects to, and the few git calls it makes.
+
+The side repository is a bare repository in the workspace's state directory, never the user's
+``.git``: the user's HEAD, index, branches, stash, config and even object store stay byte for
+byte as they were. Pushes read the user's objects through ``GIT_ALTERNATE_OBJECT_DIRECTORIES``
+(for that one process only) so a blob the remote already has through the user's branches is not
+sent again; objects are never *written* with the alternate in place, so a ``git gc`` of the
+user's repository can never take an object the side repository relies on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from tether.errors import TetherError
+
+log = logging.getLogger(__name__)
+
+GIT_TIMEOUT_S = 300
+REF_PREFIX = "refs/tether"
+INCOMING_PREFIX = "refs/tether-incoming"
+_NAME_RE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class HandoffError(TetherError):
+    """A push or pull that could not be done; nothing local was changed."""
+
+    reason = "handoff"
+
+
+def ref_part(text: str) -> str:
+    """A safe single ref component (check-ref-format: no '..', no leading '.', no '.lock')."""
+    out = _NAME_RE.sub("-", text).strip("-.") or "x"
+    out = out.replace("..", "-")
+    return out[:-5] + "-lock" if out.endswith(".lock") else out[:80]
+
+
+def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env.update(
+        {"GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1", "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}
+    )
+    if extra:
+        env.update(extra)
+    return env
+
+
+def run_git(
+    args: Sequence[str],
+    *,
+    cwd: Path | None = None,
+    git_dir: Path | None = None,
+    input: bytes | None = None,
+    env: Mapping[str, str] | None = None,
+    check: bool = True,
+    what: str = "git",
+) -> subprocess.CompletedProcess[bytes]:
+    argv = ["git"]
+    if git_dir is not None:
+        argv += ["--git-dir", str(git_dir)]
+    # No hooks, no pager, no credential prompts: Tether's git calls never run the user's code.
+    argv += ["-c", "core.hooksPath=/dev/null", "-c", "credential.interactive=false", *args]
+    try:
+        res = subprocess.run(
+            argv,
+            cwd=cwd,
+            input=input,
+            capture_output=True,
+            env=clean_env(env),
+            timeout=GIT_TIMEOUT_S,
+            check=False,
+        )
+    except FileNotFoundError:
+        raise HandoffError("git is not installed (needed for push/pull)") from None
+    except subprocess.TimeoutExpired:
+        raise HandoffError(f"{what}: git did not finish within {GIT_TIMEOUT_S}s") from None
+    if check and res.returncode != 0:
+        err = res.stderr.decode("utf-8", "replace").strip()
+        raise HandoffError(f"{what} failed: {err or f'git exited {res.returncode}'}")
+    return res
+
+
+def user_git_dir(root: Path) -> Path | None:
+    """The user's git directory for ``root`` (read-only use), or None outside a repository."""
+    res = run_git(["rev-parse", "--absolute-git-dir"], cwd=root, check=False)
+    if res.returncode != 0:
+        return None
+    return Path(res.stdout.decode().strip())
+
+
+def user_objects(root: Path) -> Path | None:
+    res = run_git(["rev-parse", "--git-path", "objects"], cwd=root, check=False)
+    if res.returncode != 0:
+        return None
+    p = Path(res.stdout.decode().strip())
+    return (root / p).resolve() if not p.is_absolute() else p
+
+
+def resolve_remote(root: Path, remote: str) -> str:
+    """A configured remote's URL (read from config, never written), else ``remote`` as a URL."""
+    res = run_git(["remote", "get-url", "--", remote], cwd=root, check=False)
+    if res.returncode == 0:
+        return res.stdout.decode().strip()
+    if "://" in remote or remote.startswith("/") or ":" in remote or Path(remote).exists():
+        return remote
+    raise HandoffError(f"no git remote named {remote!r} in {root} (give a remote name or a URL)")
+
+
+def workspace_id(root: Path) -> str:
+    """Same on every clone of the project: its first commit, else the directory's name."""
+    res = run_git(["rev-list", "--max-parents=0", "--max-count=1", "HEAD"], cwd=root, check=False)
+    sha = res.stdout.decode().strip() if res.returncode == 0 else ""
+    return f"ws-{sha[:12]}" if sha else ref_part(root.name)
+
+
+def default_who() -> str:
+    import getpass
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "user"
+    return ref_part(f"{user}@{socket.gethostname()}")
+
+
+class SideRepo:
+    """Tether's own bare repository for one workspace (0700, in the state directory)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @classmethod
+    def open(cls, state_dir: Path) -> SideRepo:
+        path = state_dir / "handoff.git"
+        if not (path / "HEAD").exists():
+            path.mkdir(mode=0o700, exist_ok=True)
+            run_git(["init", "--bare", "-q", str(path)], what="creating the hand-off repository")
+            run_git(["config", "gc.auto", "0"], git_dir=path)
+        return cls(path)
+
+    def git(self, args: Sequence[str], **kw: object) -> subprocess.CompletedProcess[bytes]:
+        return run_git(args, git_dir=self.path, **kw)  # type: ignore[arg-type]
+
+    def rev(self, ref: str) -> str | None:
+        res = self.git(["rev-parse", "--verify", "-q", ref + "^{commit}"], check=False)
+        return res.stdout.decode().strip() if res.returncode == 0 else None
+
+    def refs(self, prefix: str) -> dict[str, str]:
+        res = self.git(["for-each-ref", "--format=%(objectname) %(refname)", prefix])
+        out: dict[str, str] = {}
+        for line in res.stdout.decode().splitlines():
+            sha, _, name = line.partition(" ")
+            out[name] = sha
+        return out
+
+    def is_ancestor(self, old: str, new: str) -> bool:
+        return self.git(["merge-base", "--is-ancestor", old, new], check=False).returncode == 0

@@ -1,0 +1,199 @@
+"""push / pull / resume-from, each as one operation that leaves local state alone on failure.
+
+Refs: this machine pushes ``refs/tether/<workspace-id>/<who>`` only; another machine's ref is
+never written by us, so two machines pushing at once each keep their own. A pull fetches
+``refs/tether/<workspace-id>/*`` into the side repository's ``refs/tether-incoming/``, checks
+everything (importer.py), imports it into the store in one transaction per machine, and only then
+moves the side repository's record of what was imported.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tether.remote import export as export_mod
+from tether.remote.gitrepo import (
+    INCOMING_PREFIX,
+    REF_PREFIX,
+    HandoffError,
+    SideRepo,
+    default_who,
+    ref_part,
+    resolve_remote,
+    user_objects,
+    workspace_id,
+)
+from tether.remote.importer import Incoming, read_incoming
+from tether.scan import DEFAULT_MAX_FILE_BYTES
+from tether.store import CheckpointInfo, Store
+
+log = logging.getLogger(__name__)
+
+IDS_FILE = "tether-ids.json"
+
+
+@dataclass
+class PushResult:
+    remote: str
+    ref: str
+    commit: str | None
+    checkpoints: list[int]
+    left_out: list[str]
+    up_to_date: bool
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "remote": self.remote,
+            "ref": self.ref,
+            "commit": self.commit,
+            "checkpoints": self.checkpoints,
+            "leftOut": self.left_out,
+            "upToDate": self.up_to_date,
+        }
+
+
+@dataclass
+class PullResult:
+    remote: str
+    imported: dict[str, list[CheckpointInfo]] = field(default_factory=dict)
+    roots: dict[str, str | None] = field(default_factory=dict)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "remote": self.remote,
+            "imported": [
+                {"origin": who, "root": self.roots.get(who), "checkpoints": [c.id for c in infos]}
+                for who, infos in self.imported.items()
+            ],
+        }
+
+
+class Handoff:
+    def __init__(self, store: Store, who: str | None = None, ws_id: str | None = None) -> None:
+        self.store = store
+        self.root: Path = store.root
+        self.who = ref_part(who) if who else default_who()
+        self.side = SideRepo.open(store.db_path.parent)
+        cached = self._ids()
+        self.ws_id = ref_part(ws_id) if ws_id else cached.get("workspaceId") or workspace_id(self.root)
+        self._objects = cached.get("objects")
+        if not cached and not ws_id and self.ws_id.startswith("ws-"):
+            # A first commit never changes, nor where the repository keeps its objects: asked once.
+            objects = user_objects(self.root)
+            self._objects = str(objects) if objects is not None else None
+            self._save_ids({"workspaceId": self.ws_id, "objects": self._objects})
+
+    def _ids(self) -> dict[str, str]:
+        try:
+            doc = json.loads((self.side.path / IDS_FILE).read_text())
+        except (OSError, ValueError):
+            return {}
+        return {k: v for k, v in doc.items() if isinstance(v, str)} if isinstance(doc, dict) else {}
+
+    def _save_ids(self, doc: dict[str, str | None]) -> None:
+        from tether.paths import write_private_file
+
+        write_private_file(self.side.path / IDS_FILE, json.dumps(doc).encode())
+
+    @property
+    def ref(self) -> str:
+        return f"{REF_PREFIX}/{self.ws_id}/{self.who}"
+
+    def push(
+        self, remote: str = "origin", *, include_buffers: bool = False, include_terminal: bool = False
+    ) -> PushResult:
+        url = resolve_remote(self.root, remote)
+        staging = f"refs/tether-staging/{self.ws_id}/{self.who}"
+
+        def buffers() -> bytes | None:
+            from tether.resume import STATE_PENDING
+
+            return self.store.get_state(STATE_PENDING)
+
+        result = export_mod.export(
+            self.store,
+            self.side,
+            self.ref,
+            staging,
+            self.who,
+            include_buffers=include_buffers,
+            include_terminal=include_terminal,
+            buffers=buffers,
+        )
+        if result.commit is None:
+            raise HandoffError("nothing to push: this workspace has no checkpoint yet")
+        env: dict[str, str] = {}
+        objects = self._objects or (str(o) if (o := user_objects(self.root)) is not None else None)
+        if objects is not None and Path(objects).is_dir():
+            # Read-only, for this one process: lets git see what the remote already has through
+            # the user's branches, so those blobs are not sent again.
+            env["GIT_ALTERNATE_OBJECT_DIRECTORIES"] = objects
+        res = self.side.git(
+            ["push", "--porcelain", "--no-verify", url, f"{result.commit}:{self.ref}"],
+            env=env,
+            check=False,
+            what="git push",
+        )
+        if res.returncode != 0:
+            out = (res.stdout + res.stderr).decode("utf-8", "replace")
+            if "non-fast-forward" in out or "fetch first" in out or "stale info" in out:
+                raise HandoffError(
+                    f"the remote's {self.ref} was rewritten by someone else (the push would not be a "
+                    "fast-forward); nothing was pushed. Another machine using the same name? Push "
+                    "with --as NAME."
+                )
+            detail = " ".join(line for line in out.strip().splitlines()[-4:])
+            raise HandoffError(f"the remote {remote} refused the push: {detail}")
+        self.side.git(["update-ref", self.ref, result.commit])
+        return PushResult(
+            remote, self.ref, result.commit, result.checkpoints, result.left_out, not result.checkpoints
+        )
+
+    def pull(self, remote: str = "origin", only: str | None = None) -> PullResult:
+        url = resolve_remote(self.root, remote)
+        incoming_prefix = f"{INCOMING_PREFIX}/{self.ws_id}/"
+        self.side.git(
+            [
+                "-c",
+                "fetch.fsckObjects=true",
+                "fetch",
+                "--no-write-fetch-head",
+                "--no-tags",
+                "--prune",
+                url,
+                f"+{REF_PREFIX}/{self.ws_id}/*:{incoming_prefix}*",
+            ],
+            what=f"git fetch from {remote}",
+        )
+        batches: list[Incoming] = []
+        for name, sha in sorted(self.side.refs(incoming_prefix).items()):
+            who = name[len(incoming_prefix) :]
+            if who == self.who or (only is not None and who != ref_part(only)):
+                continue
+            old = self.side.rev(f"{REF_PREFIX}/{self.ws_id}/{who}")
+            if old == sha:
+                continue
+            batches.append(
+                read_incoming(self.side, who, old, sha, root=self.root, max_file_bytes=DEFAULT_MAX_FILE_BYTES)
+            )
+        if only is not None and not batches and self.store.latest(origin=ref_part(only)) is None:
+            raise HandoffError(f"no hand-off from {only!r} on {remote} for this workspace")
+        result = PullResult(remote)
+        # Everything was read and checked above: only now is anything written.
+        for batch in batches:
+            infos = self.store.import_checkpoints(batch.who, batch.items)
+            self.side.git(["update-ref", f"{REF_PREFIX}/{self.ws_id}/{batch.who}", batch.commit])
+            result.imported[batch.who] = infos
+            result.roots[batch.who] = batch.other_root
+        return result
+
+    def newest_origin(self) -> str | None:
+        best: tuple[float, str] | None = None
+        for info in self.store.list_checkpoints(limit=None):
+            if info.origin and info.origin != self.who and (best is None or info.time > best[0]):
+                best = (info.time, info.origin)
+        return best[1] if best else None
