@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
 from collections.abc import Sequence
 
 from tether import __version__
 from tether.errors import TetherError
 
-log = logging.getLogger(__name__)
-
-# Command groups, imported lazily by name so that `tether step` does not pay for libtmux or pygls.
+# Command groups, imported lazily by name: a command imports only its own group, so `tether step`
+# (run by agents after every tool call) does not pay for libtmux, git plumbing or pygls.
 GROUPS = (
     "tether.cli.files",
     "tether.cli.workspaces",
@@ -28,9 +26,76 @@ GROUPS = (
     "tether.cli.remote",
 )
 
+# Every command, its group and its one-line help, known without importing any group (`tether
+# --help` lists them from here). tests/unit/test_cli_startup.py checks it against what each
+# group registers.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "checkpoint": ("tether.cli.files", "record the workspace now (or only PATHS)"),
+    "log": ("tether.cli.files", "list checkpoints, newest first"),
+    "diff": ("tether.cli.files", "diff checkpoint A against B (default: the live workspace)"),
+    "restore": ("tether.cli.files", "restore files (or the whole workspace) to checkpoint N"),
+    "status": ("tether.cli.files", "last checkpoint, pending changes, skipped files"),
+    "gc": ("tether.cli.files", "drop old checkpoints by count, age or size"),
+    "list": ("tether.cli.workspaces", "list workspaces with checkpoints"),
+    "start": ("tether.cli.session", "create (or find) the workspace's tmux session and print its name"),
+    "attach": (
+        "tether.cli.session",
+        "attach to the workspace's tmux session, recreating it from the last snapshot if dead",
+    ),
+    "doctor": ("tether.cli.session", "check tmux, the state dir and the store; non-zero exit on problems"),
+    "step": (
+        "tether.cli.agent",
+        "record an agent step (what was done, what comes next) and checkpoint the workspace",
+    ),
+    "next": ("tether.cli.agent", "print the next steps"),
+    "steps": ("tether.cli.agent", "the step log, newest last: message, checkpoint, files"),
+    "task": ("tether.cli.agent", "print or set the current task (and environment name)"),
+    "run": (
+        "tether.cli.agent",
+        "run a build/test command and record it (exit code, output tail, checkpoint)",
+    ),
+    "resume": ("tether.cli.agent", "bring back the tmux session and print the hand-off"),
+    "hook": (
+        "tether.cli.agent",
+        "entry point for agent hooks (reads the hook's JSON on stdin; never fails the agent)",
+    ),
+    "lsp": ("tether.cli.lsp", "run the language server on stdio (started by editors)"),
+    "setup": (
+        "tether.cli.setup",
+        "write Tether's hooks and instructions (or, with --mcp, its MCP server) into an agent's config",
+    ),
+    "push": (
+        "tether.cli.remote",
+        "send this workspace's checkpoints to the git remote (refs/tether/..., nothing else)",
+    ),
+    "pull": ("tether.cli.remote", "import the checkpoints other machines pushed for this workspace"),
+    "handoff": (
+        "tether.cli.remote",
+        "resume another machine's session: pull, preview its files, take its task, recreate tmux",
+    ),
+}
 
-def build_parser() -> argparse.ArgumentParser:
-    from tether.cli.common import Parser
+# Global options that take a value: skipped when looking for the command name in argv.
+_VALUE_OPTIONS = ("-C", "--workspace", "--state-dir")
+
+
+def command_of(argv: Sequence[str]) -> str | None:
+    """The command named in ``argv`` (the first word that is not a global option), if any."""
+    it = iter(argv)
+    for word in it:
+        if word == "--":
+            return next(it, None)
+        if word in _VALUE_OPTIONS:
+            next(it, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``command``, only that command's group is imported and registered (the
+    others are listed by name and help only). Unknown or no command: every group."""
+    from tether.cli.parser import Parser
 
     parser = Parser(
         prog="tether",
@@ -48,21 +113,36 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in GROUPS:
+    wanted = COMMANDS.get(command or "", (None, ""))[0]
+    groups = GROUPS if command is not None and wanted is None else (wanted,) if wanted else ()
+    registered: set[str] = set()
+    for name in groups:
+        assert name is not None
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
             if exc.name != name:  # a real missing dependency, not a group not written yet
                 raise
             continue
+        before = set(sub.choices)
         module.register(sub)
+        registered |= set(sub.choices) - before
+    if groups != GROUPS:
+        # The other commands, by name and help only: `tether --help` lists them and argparse's
+        # "invalid choice" names them, without importing their groups.
+        for cmd, (_, text) in COMMANDS.items():
+            if cmd not in registered:
+                sub.add_parser(cmd, help=text, add_help=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
     argv = list(argv) if argv is not None else sys.argv[1:]
-    from tether.cli.common import UsageError
+    if argv == ["--version"]:  # before argparse and logging are imported: scripts call it often
+        sys.stdout.write(f"tether {__version__}\n")
+        return 0
+    parser = build_parser(command_of(argv))
+    from tether.cli.parser import UsageError
 
     try:
         args = parser.parse_args(argv)
@@ -74,6 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else 0
+    import logging
+
     logging.basicConfig(
         level=logging.WARNING - 10 * min(args.verbose, 2),
         stream=sys.stderr,

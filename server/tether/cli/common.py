@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING
 
+from tether.cli.parser import DOUBLE_DASH, Parser, UsageError
 from tether.errors import BadParamsError
-from tether.store import Store
+
+if TYPE_CHECKING:  # the store (sqlite3, zlib…) is imported by the commands that open it
+    from tether.store import Store
 
 ROOT_MARKERS = (".git", ".agent-session.json", ".hg")
 
@@ -29,6 +31,8 @@ def find_workspace(args: argparse.Namespace) -> Path:
 
 
 def open_store(args: argparse.Namespace) -> Store:
+    from tether.store import Store
+
     return Store.open(find_workspace(args), args.state_dir)
 
 
@@ -77,33 +81,4 @@ def non_negative_float(text: str) -> float:
     return x
 
 
-DOUBLE_DASH = "\x00--"
-
-
-class UsageError(BadParamsError):
-    """A command line argparse could not read; exit code 2 like argparse's own."""
-
-    def __init__(self, message: str, usage: str) -> None:
-        super().__init__(message)
-        self.usage = usage
-
-
-class Parser(argparse.ArgumentParser):
-    """Raises :class:`UsageError` instead of exiting, so ``main`` can answer ``--json`` callers
-    with a JSON error and in-process callers get a return code, not ``SystemExit``."""
-
-    # Set on a subparser whose handler must see where ``--`` was (``diff A -- PATH``): argparse
-    # would otherwise drop it, and let the positional before it swallow it.
-    keep_double_dash = False
-
-    def parse_known_args(  # type: ignore[override]
-        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
-    ) -> tuple[argparse.Namespace, list[str]]:
-        if self.keep_double_dash and args is not None and "--" in args:
-            args = list(args)
-            args[args.index("--")] = DOUBLE_DASH
-        return super().parse_known_args(args, namespace)
-
-    def error(self, message: str) -> NoReturn:
-        command = self.prog.partition(" ")[2]  # "tether diff" -> "diff"
-        raise UsageError(f"{command}: {message}" if command else message, self.format_usage())
+__all__ = ["DOUBLE_DASH", "Parser", "UsageError", "find_workspace", "open_store"]

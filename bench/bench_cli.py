@@ -1,0 +1,147 @@
+"""CLI start-up, as agents pay it after every tool call: whole processes, each beside
+`python -c pass` (same interpreter) timed in the same run, A and B in turn.
+
+- `tether --version`, `tether --help` (target <= 3x);
+- the Claude Code PostToolUse hook when nothing changed, at 10k files (target <= 6x);
+- `tether step` after a one-file edit, at 10k files (target <= 8x).
+
+    .venv/bin/python bench/bench_cli.py [--files 10000] [--repeat 11] [--json]
+
+Exit status 1 when a target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+TETHER = str(BIN / "tether")
+# Fresh stats are not trusted for 2 s (racy timestamps): files are dated back, and each edit
+# is followed by this wait, as in an agent's real rhythm.
+RACY_WAIT = 2.1
+
+
+def make_workspace(root: Path, n: int) -> None:
+    old = time.time() - 3600
+    for i in range(n):
+        d = root / f"pkg{i // 100:03d}"
+        d.mkdir(exist_ok=True)
+        f = d / f"mod{i:05d}.py"
+        f.write_text(f"# module {i}\nVALUE = {i}\n")
+        os.utime(f, (old, old))
+    (root / ".git").mkdir()
+
+
+def timed(argv: list[str], env: dict[str, str], stdin: bytes | None = None) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(
+        argv, env=env, input=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False
+    )
+    return time.perf_counter() - t0
+
+
+def pair(
+    name: str,
+    a: Callable[[], float],
+    b: Callable[[], float],
+    repeat: int,
+    target: float,
+    before: Callable[[], None] | None = None,
+) -> dict[str, object]:
+    ta, tb, ratios = [], [], []
+    for _ in range(repeat):
+        if before:
+            before()
+        x = a()
+        y = b()
+        ta.append(x)
+        tb.append(y)
+        ratios.append(x / y)
+    ratio = statistics.median(ratios)
+    row = {
+        "name": name,
+        "tether_ms": round(statistics.median(ta) * 1000, 1),
+        "baseline_ms": round(statistics.median(tb) * 1000, 1),
+        "ratio": round(ratio, 2),
+        "target": target,
+        "ok": ratio <= target,
+    }
+    return row
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--files", type=int, default=10_000)
+    ap.add_argument("--repeat", type=int, default=11)
+    ap.add_argument("--json", action="store_true")
+    opts = ap.parse_args()
+    base = [sys.executable, "-c", "pass"]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="tether-bench-cli-") as tmp:
+        ws = Path(tmp) / "ws"
+        ws.mkdir()
+        env = {**os.environ, "TETHER_STATE_DIR": str(Path(tmp) / "state"), "TMUX": ""}
+        env.pop("TMUX", None)
+        make_workspace(ws, opts.files)
+        b = lambda: timed(base, env)  # noqa: E731
+        rows.append(pair("--version", lambda: timed([TETHER, "--version"], env), b, opts.repeat, 3))
+        rows.append(pair("--help", lambda: timed([TETHER, "--help"], env), b, opts.repeat, 3))
+        subprocess.run([TETHER, "-C", str(ws), "checkpoint"], env=env, check=True, capture_output=True)
+        time.sleep(RACY_WAIT)
+        event = json.dumps(
+            {"session_id": "", "cwd": str(ws), "hook_event_name": "PostToolUse", "tool_name": "Read"}
+        ).encode()
+        hook = [TETHER, "-C", str(ws), "hook", "claude-code"]
+        rows.append(
+            pair(
+                f"hook PostToolUse, no change, {opts.files} files",
+                lambda: timed(hook, env, event),
+                b,
+                opts.repeat,
+                6,
+            )
+        )
+        target = ws / "pkg000" / "mod00000.py"
+        counter = iter(range(10**9))
+
+        def edit() -> None:
+            with target.open("a") as fh:
+                fh.write(f"x = {next(counter)}\n")
+            time.sleep(RACY_WAIT)
+
+        step = [TETHER, "-C", str(ws), "step", "--done", "bench step"]
+        rows.append(
+            pair(
+                f"step, one file changed, {opts.files} files",
+                lambda: timed(step, env),
+                b,
+                opts.repeat,
+                8,
+                before=edit,
+            )
+        )
+    if opts.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(f"{'measure':45} {'tether ms':>10} {'python -c pass ms':>18} {'ratio':>7} {'target':>7}")
+        for r in rows:
+            mark = "ok" if r["ok"] else "MISS"
+            print(
+                f"{r['name']:45} {r['tether_ms']:>10} {r['baseline_ms']:>18} {r['ratio']:>7} "
+                f"{'<= ' + str(r['target']):>7} {mark}"
+            )
+    return 0 if all(r["ok"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""The CLI's argument parser: argparse that raises instead of exiting. Kept apart from
+:mod:`tether.cli.common` so that ``tether --help`` imports nothing beyond argparse."""
+
+from __future__ import annotations
+
+import argparse
+
+from tether.errors import BadParamsError
+
+# typing is not imported at run time: `tether --help` is on the agents' hot path.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import NoReturn
+
+
+DOUBLE_DASH = "\x00--"
+
+
+class UsageError(BadParamsError):
+    """A command line argparse could not read; exit code 2 like argparse's own."""
+
+    def __init__(self, message: str, usage: str) -> None:
+        super().__init__(message)
+        self.usage = usage
+
+
+class Parser(argparse.ArgumentParser):
+    """Raises :class:`UsageError` instead of exiting, so ``main`` can answer ``--json`` callers
+    with a JSON error and in-process callers get a return code, not ``SystemExit``."""
+
+    # Set on a subparser whose handler must see where ``--`` was (``diff A -- PATH``): argparse
+    # would otherwise drop it, and let the positional before it swallow it.
+    keep_double_dash = False
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        if self.keep_double_dash and args is not None and "--" in args:
+            args = list(args)
+            args[args.index("--")] = DOUBLE_DASH
+        return super().parse_known_args(args, namespace)
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.partition(" ")[2]  # "tether diff" -> "diff"
+        raise UsageError(f"{command}: {message}" if command else message, self.format_usage())

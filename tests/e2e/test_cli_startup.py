@@ -1,0 +1,46 @@
+"""A command imports only what it needs: checked in a fresh interpreter, as agents run it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+PROBE = """
+import json, sys
+from tether.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+sys.stdout = sys.__stdout__
+print("\\nMODULES" + json.dumps(sorted(m for m in sys.modules)))
+"""
+
+HEAVY = ("tether.store", "tether.tmux_link", "tether.scan", "libtmux", "pygls", "lsprotocol", "sqlite3")
+
+
+def _modules(*argv: str, cwd: str | None = None) -> set[str]:
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, *argv], check=False, capture_output=True, text=True, timeout=60, cwd=cwd
+    ).stdout
+    return set(json.loads(out.rpartition("MODULES")[2]))
+
+
+@pytest.mark.parametrize("argv", [("--version",), ("--help",), ("step", "--help")])
+def test_version_and_help_import_no_store_tmux_or_lsp(argv: tuple[str, ...]) -> None:
+    loaded = _modules(*argv)
+    if argv == ("step", "--help"):
+        assert "tether.cli.agent" in loaded
+        assert not {"tether.tmux_link", "tether.cli.remote", "tether.cli.session", "pygls"} & loaded
+    else:
+        assert not set(HEAVY) & loaded
+        assert not {m for m in loaded if m.startswith("tether.cli.")} - {"tether.cli.parser"}
+
+
+def test_log_imports_neither_tmux_nor_git_plumbing(tmp_path, state_dir) -> None:  # type: ignore[no-untyped-def]
+    loaded = _modules("-C", str(tmp_path), "log", cwd=str(tmp_path))
+    assert "tether.store" in loaded  # it did open the store
+    assert not {"tether.tmux_link", "libtmux", "tether.remote", "pygls"} & loaded
