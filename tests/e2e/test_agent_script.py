@@ -183,6 +183,23 @@ def test_runs_exit_codes_validity_and_staleness(ws: Path, env: dict[str, str]) -
     assert "command not found: no-such-command-xyz" in hand
 
 
+def test_manual_checkpoint_carries_the_agent_state(ws: Path, env: dict[str, str]) -> None:
+    """`tether checkpoint` (the files group) still stores the task and next steps and rewrites
+    .agent-session.json, although the agent group is imported only when it is needed."""
+    sh("printf 'x\\n' > a.py && tether task 'ship the parser'", ws, env)
+    sh("tether step --done start --next 'write docs'", ws, env)
+    (ws / "a.py").write_text("y\n")
+    out = sh("tether --json checkpoint -m by-hand", ws, env).stdout
+    n = json.loads(out)["id"]
+    with open_store(ws, env) as store:
+        att = store.attachment(n, protocol.ATTACH_AGENT)
+        assert att is not None, "the manual checkpoint lost the agent state"
+        state, _ = parse_attachment(att, n)
+        assert state.task == "ship the parser" and state.next_steps == ["write docs"]
+    doc = json.loads((ws / AGENT_FILE).read_text())
+    assert doc["last_checkpoint"] and doc["next_steps"] == ["write docs"]
+
+
 def test_run_under_a_terminal_uses_a_pty(ws: Path, env: dict[str, str]) -> None:
     """With a terminal on stdout the command gets a terminal too (colours, progress bars)."""
     master, slave = pty.openpty()

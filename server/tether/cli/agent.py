@@ -13,7 +13,7 @@ import json
 import os
 import shlex
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,14 +25,10 @@ from tether.cli.common import add_output_flags, open_store
 from tether.cli.output import emit
 from tether.errors import TetherError, TmuxError
 from tether.humanize import plural
-from tether.store import Store
+from tether.store import CheckpointInfo, Store
 
 
 def register(sub: Any) -> None:
-    from tether.cli.files import add_checkpoint_extension, add_status_extension
-
-    add_status_extension(_status_extension)
-    add_checkpoint_extension(_checkpoint_extension)
     p = sub.add_parser(
         "step",
         help="record an agent step (what was done, what comes next) and checkpoint the workspace",
@@ -125,7 +121,7 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=cmd_hook)
 
 
-def _status_extension(store: Store, data: dict[str, Any], lines: list[str]) -> None:
+def status_extension(store: Store, data: dict[str, Any], lines: list[str]) -> None:
     from tether.agent_state import status_section
     from tether.scan import Scanner
 
@@ -140,7 +136,9 @@ def _status_extension(store: Store, data: dict[str, Any], lines: list[str]) -> N
     data.update(extra_data)
 
 
-def _checkpoint_extension(store: Store, cp: Checkpointer, args: argparse.Namespace) -> Any:
+def checkpoint_extension(
+    store: Store, cp: Checkpointer, args: argparse.Namespace
+) -> Callable[[CheckpointInfo], None]:
     """`tether checkpoint` carries the agent (and tmux) state and rewrites .agent-session.json."""
     session = AgentSession(store)
     _add_providers(cp, session, args.state_dir)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Callable
 from typing import Any
 
 from tether import restore as restore_mod
@@ -23,30 +22,7 @@ from tether.diffing import FileDiff
 from tether.errors import BadParamsError
 from tether.humanize import ago, plural, size
 from tether.protocol import TRIGGER_MANUAL
-from tether.store import CheckpointInfo, Store
-
-# `tether status` sections added by other command groups (e.g. recorded runs): each gets the
-# open store, the JSON document and the text lines, and adds its own part to both.
-StatusExtension = Callable[[Store, dict[str, Any], list[str]], None]
-STATUS_EXTENSIONS: list[StatusExtension] = []
-
-
-def add_status_extension(fn: StatusExtension) -> None:
-    if fn not in STATUS_EXTENSIONS:
-        STATUS_EXTENSIONS.append(fn)
-
-
-# `tether checkpoint` hooks added by other command groups (e.g. the agent state): each may add
-# attachment providers to the checkpointer and returns what to call with the new checkpoint.
-CheckpointExtension = Callable[
-    [Store, Checkpointer, argparse.Namespace], Callable[[CheckpointInfo], None] | None
-]
-CHECKPOINT_EXTENSIONS: list[CheckpointExtension] = []
-
-
-def add_checkpoint_extension(fn: CheckpointExtension) -> None:
-    if fn not in CHECKPOINT_EXTENSIONS:
-        CHECKPOINT_EXTENSIONS.append(fn)
+from tether.store import CheckpointInfo
 
 
 def register(sub: Any) -> None:
@@ -113,15 +89,17 @@ def _skipped_wire(items: Any) -> list[dict[str, Any]]:
 def cmd_checkpoint(args: argparse.Namespace) -> int:
     with open_store(args) as store:
         cp = Checkpointer(store)
-        after = [f for f in (ext(store, cp, args) for ext in CHECKPOINT_EXTENSIONS) if f is not None]
+        # The agent group adds the agent (and tmux) state; imported here, not at start-up.
+        from tether.cli.agent import checkpoint_extension
+
+        after = checkpoint_extension(store, cp, args)
         if args.paths and not args.full:
             outcome = cp.checkpoint(TRIGGER_MANUAL, args.message, paths=args.paths, allow_empty=True)
         else:
             outcome = cp.checkpoint(TRIGGER_MANUAL, args.message, full=True, allow_empty=True)
         info = outcome.info
         assert info is not None  # allow_empty
-        for fn in after:
-            fn(info)
+        after(info)
         skipped = _skipped_wire(outcome.scan.skipped)
         emit(
             args,
@@ -247,8 +225,9 @@ def cmd_status(args: argparse.Namespace) -> int:
             lines.append("changed    nothing since the last checkpoint")
         for s in sorted(skipped.values(), key=lambda s: s.path):
             lines.append(f"skipped    {s.path}: {s.reason}")
-        for extend in STATUS_EXTENSIONS:
-            extend(store, data, lines)
+        from tether.cli.agent import status_extension  # recorded runs, task, next steps
+
+        status_extension(store, data, lines)
         emit(args, data, "\n".join(lines))
     return 0
 
