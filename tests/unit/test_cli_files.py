@@ -147,17 +147,14 @@ def test_status_text_and_json(cli: Cli, workspace: Path) -> None:
     assert "checkpoint 1" in out and "base" in out and "changed    1 file since: a.txt" in out
 
 
-def test_status_extensions_are_called(cli: Cli, workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tether.cli import files
-
-    def runs(_store: Any, data: dict[str, Any], lines: list[str]) -> None:
-        data["runs"] = []
-        lines.append("runs       none recorded")
-
-    monkeypatch.setattr(files, "STATUS_EXTENSIONS", [])
-    files.add_status_extension(runs)
-    assert cli.json("status")["runs"] == []
-    assert "runs       none recorded" in cli.run("status")[1]
+def test_status_carries_the_agent_section(cli: Cli, workspace: Path) -> None:
+    """`tether status` (files group) adds the agent group's part: task, next steps, runs."""
+    write(workspace, "a.txt", "1\n")
+    cli.run("step", "--done", "first", "--next", "write docs", "--task", "ship it")
+    data = cli.json("status")
+    assert data["runs"] == []
+    assert data["agent"]["task"] == "ship it" and data["agent"]["nextSteps"] == ["write docs"]
+    assert "step       first (checkpoint 1" in cli.run("status")[1]
 
 
 def test_gc_options(cli: Cli, workspace: Path) -> None:
