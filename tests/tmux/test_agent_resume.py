@@ -250,6 +250,10 @@ def _start_real(
 ) -> tuple[str, int]:
     _real(agent)
     _on_path(monkeypatch, _agent_bin())
+    # A user's terminal has no CI variable; CI runners set CI=true, which turns Gemini CLI (and
+    # other ink UIs) non-interactive: it would exit asking for auth instead of staying up.
+    with open(Path(os.environ["HOME"]) / ".bashrc", "a") as fh:
+        fh.write("unset CI CONTINUOUS_INTEGRATION\n")
     link.ensure_session()
     s = link.session
     uid = next(iter(panes_by_uid(srv, s)))
