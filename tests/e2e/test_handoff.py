@@ -289,6 +289,20 @@ def test_resume_from_option_and_unknown_remote(machines: tuple[Path, Machine, Ma
     assert code != 0 and "no git remote named" in err
 
 
+def test_two_clones_on_one_machine_without_names(machines: tuple[Path, Machine, Machine]) -> None:
+    """No --as anywhere: both clones run as the same user on the same host, yet each pushes to its
+    own ref, and B finds A's session (a name of user and host alone made B skip A's ref as its own)."""
+    _remote, a, b = machines
+    _work_on_a(a)
+    ref_a = a.json("push")["ref"]
+    assert a.json("push")["ref"] == ref_a  # the clone's name is kept: the same ref every time
+    preview = b.json("resume", "--from", "origin")
+    assert sorted(preview["files"]) == ["notes.txt", "src/app.py"]
+    b.run("step", "--done", "b's own step")
+    ref_b = b.json("push")["ref"]
+    assert ref_b != ref_a and ref_b.rsplit("/", 1)[0] == ref_a.rsplit("/", 1)[0]
+
+
 def test_local_work_is_previewed_and_undoable_never_silently_overwritten(
     machines: tuple[Path, Machine, Machine],
 ) -> None:

@@ -47,7 +47,10 @@ def register(sub: Any) -> None:
 
 def _identity(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--as", dest="who", default=None, help="this machine's name in the ref (default: user@host)"
+        "--as",
+        dest="who",
+        default=None,
+        help="this clone's name in the ref (default: user-host-xxxx, xxxx drawn once per clone)",
     )
     p.add_argument(
         "--workspace-id", default=None, help="shared id of the project (default: its first commit)"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,16 +77,22 @@ class Handoff:
     def __init__(self, store: Store, who: str | None = None, ws_id: str | None = None) -> None:
         self.store = store
         self.root: Path = store.root
-        self.who = ref_part(who) if who else default_who()
         self.side = SideRepo.open(store.db_path.parent)
         cached = self._ids()
+        ids = dict(cached)
+        # This clone's name in the ref: user and host, plus a token drawn once per clone, so two
+        # clones on one machine, or containers that are all root@localhost, never share a ref.
+        ids.setdefault("who", f"{default_who()}-{secrets.token_hex(2)}")
+        self.who = ref_part(who) if who else ids["who"]
         self.ws_id = ref_part(ws_id) if ws_id else cached.get("workspaceId") or workspace_id(self.root)
-        self._objects = cached.get("objects")
-        if not cached and not ws_id and self.ws_id.startswith("ws-"):
+        if not ws_id and "workspaceId" not in cached and self.ws_id.startswith("ws-"):
             # A first commit never changes, nor where the repository keeps its objects: asked once.
-            objects = user_objects(self.root)
-            self._objects = str(objects) if objects is not None else None
-            self._save_ids({"workspaceId": self.ws_id, "objects": self._objects})
+            ids["workspaceId"] = self.ws_id
+            if (objects := user_objects(self.root)) is not None:
+                ids["objects"] = str(objects)
+        self._objects = ids.get("objects")
+        if ids != cached:
+            self._save_ids(ids)
 
     def _ids(self) -> dict[str, str]:
         try:
@@ -94,7 +101,7 @@ class Handoff:
             return {}
         return {k: v for k, v in doc.items() if isinstance(v, str)} if isinstance(doc, dict) else {}
 
-    def _save_ids(self, doc: dict[str, str | None]) -> None:
+    def _save_ids(self, doc: dict[str, str]) -> None:
         from tether.paths import write_private_file
 
         write_private_file(self.side.path / IDS_FILE, json.dumps(doc).encode())

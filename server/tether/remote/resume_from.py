@@ -39,7 +39,10 @@ def resume_from(
     origin = ref_part(who) if who else handoff.newest_origin()
     info = store.latest(origin=origin) if origin else None
     if origin is None or info is None:
-        raise HandoffError(f"no other machine has pushed this workspace to {remote}")
+        raise HandoffError(
+            f"no other machine has pushed this workspace to {remote} (this clone pushes as "
+            f"{handoff.who}; `tether pull {remote}` lists what is there)"
+        )
     lines = [f"hand-off from {origin}: checkpoint {info.id} ({info.message or info.trigger})"]
     result = restore_mod.restore(store, Checkpointer(store), info.id, None, dry_run=not apply)
     changed = [f.path for f in result.files]
