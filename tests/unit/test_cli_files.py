@@ -147,17 +147,14 @@ def test_status_text_and_json(cli: Cli, workspace: Path) -> None:
     assert "checkpoint 1" in out and "base" in out and "changed    1 file since: a.txt" in out
 
 
-def test_status_extensions_are_called(cli: Cli, workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tether.cli import files
-
-    def runs(_store: Any, data: dict[str, Any], lines: list[str]) -> None:
-        data["runs"] = []
-        lines.append("runs       none recorded")
-
-    monkeypatch.setattr(files, "STATUS_EXTENSIONS", [])
-    files.add_status_extension(runs)
-    assert cli.json("status")["runs"] == []
-    assert "runs       none recorded" in cli.run("status")[1]
+def test_status_includes_the_agent_side(cli: Cli, workspace: Path) -> None:
+    write(workspace, "a.txt", "1\n")
+    assert cli.run("step", "--done", "wrote a", "--next", "test a", "--task", "the task")[0] == 0
+    data = cli.json("status")
+    assert data["agent"]["task"] == "the task" and data["agent"]["nextSteps"] == ["test a"]
+    assert data["agent"]["lastStep"]["message"] == "wrote a" and data["runs"] == []
+    out = cli.run("status")[1]
+    assert "task       the task" in out and "next       1. test a" in out
 
 
 def test_gc_options(cli: Cli, workspace: Path) -> None:
