@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from typing import Any
 
 from tether import restore as restore_mod
@@ -21,8 +20,7 @@ from tether.cli.common import (
 from tether.cli.output import emit
 from tether.diffing import diff_text
 from tether.errors import BadParamsError
-from tether.humanize import ago, plural, size
-from tether.store import CheckpointInfo
+from tether.humanize import checkpoint_line, plural, size
 
 
 def register(sub: Any) -> None:
@@ -71,17 +69,6 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=cmd_gc)
 
 
-def _line(info: CheckpointInfo) -> str:
-    msg = f"  {info.message}" if info.message else ""
-    if info.origin:
-        msg = f"  [from {info.origin}]{msg}"
-    files = plural(len(info.files), "file")
-    return (
-        f"{info.id:>5}  {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(info.time))}  "
-        f"{ago(info.time):>9}  {info.trigger:<8} {files:>9}{msg}"
-    )
-
-
 def cmd_checkpoint(args: argparse.Namespace) -> int:
     from tether.agent_checkpoints import make_checkpointer, manual_checkpoint
     from tether.agent_state import AgentSession
@@ -114,7 +101,7 @@ def cmd_log(args: argparse.Namespace) -> int:
         emit(
             args,
             {"checkpoints": [i.to_wire() for i in items]},
-            "\n".join(_line(i) for i in items) if items else "no checkpoints yet",
+            "\n".join(checkpoint_line(i) for i in items) if items else "no checkpoints yet",
         )
     return 0
 

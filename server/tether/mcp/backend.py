@@ -1,0 +1,162 @@
+"""The MCP server's worker: which workspace it serves, and the one thread that touches its store.
+
+The event loop only speaks the protocol. Store, scan and tmux work run in a single worker
+thread (:meth:`Backend.run`), so calls are serialised without locks and the scanner's
+directory listings stay warm from one call to the next: a step through MCP walks the workspace
+like the language server does, not like a fresh process. Other processes (the CLI, the language
+server, another agent's MCP server) write the same store; SQLite's WAL and busy timeout
+serialise them, as for any two Tether processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import unquote, urlparse
+
+from tether.agent_checkpoints import make_checkpointer
+from tether.agent_state import AgentSession
+from tether.checkpoints import Checkpointer
+from tether.errors import StoreError
+from tether.paths import find_root
+from tether.store import Store
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+ROOTS_TIMEOUT = 5.0
+
+
+@dataclass
+class Workspace:
+    """Objects living in the worker thread only."""
+
+    root: Path
+    state_dir: str | None
+    store: Store
+    session: AgentSession
+    checkpointer: Checkpointer
+
+
+def root_from_uris(uris: Sequence[str], cwd: Path) -> Path | None:
+    """The workspace among a client's roots: the deepest one holding ``cwd``, else the first
+    that is a local directory. None when no root is a local directory."""
+    dirs: list[Path] = []
+    for uri in uris:
+        parsed = urlparse(uri)
+        if parsed.scheme != "file" or parsed.netloc not in ("", "localhost"):
+            continue
+        path = Path(unquote(parsed.path))
+        with contextlib.suppress(OSError, RuntimeError):
+            if path.is_absolute() and path.is_dir():
+                dirs.append(path.resolve())
+    holding = [d for d in dirs if cwd == d or d in cwd.parents]
+    if holding:
+        return max(holding, key=lambda d: len(d.parts))
+    return dirs[0] if dirs else None
+
+
+class Backend:
+    """The served workspace and its worker thread."""
+
+    def __init__(self, workspace: Path | None = None, state_dir: str | None = None) -> None:
+        self.state_dir = state_dir
+        self._explicit = workspace.resolve() if workspace is not None else None
+        self._root: Path | None = None
+        self._root_known = asyncio.Event()
+        self._root_lock = asyncio.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tether-mcp-store")
+        self._ws: Workspace | None = None  # the worker thread's
+        self._closed = False
+
+    # --- which workspace --------------------------------------------------------------------
+
+    @property
+    def root(self) -> Path | None:
+        return self._root
+
+    async def ensure_root(self, list_roots: Callable[[], Awaitable[list[str]]] | None = None) -> Path:
+        """Settle the workspace once: ``--workspace``, else the client's roots (when it has
+        any to give), else the nearest parent of the cwd with ``.git`` (or the cwd)."""
+        if self._root is not None:
+            return self._root
+        async with self._root_lock:
+            if self._root is None:
+                self._root = await self._choose(list_roots)
+                log.info("serving workspace %s", self._root)
+                self._root_known.set()
+        return self._root
+
+    async def wait_root(self) -> Path:
+        """For background work: the workspace, once the first request has settled it."""
+        await self._root_known.wait()
+        assert self._root is not None
+        return self._root
+
+    async def _choose(self, list_roots: Callable[[], Awaitable[list[str]]] | None) -> Path:
+        if self._explicit is not None:
+            return self._explicit
+        cwd = Path(os.getcwd()).resolve()
+        if list_roots is not None:
+            try:
+                uris = await asyncio.wait_for(list_roots(), ROOTS_TIMEOUT)
+            except Exception as exc:  # a client that lists no roots still gets its cwd's workspace
+                log.info("roots/list failed (%s); using the working directory", exc)
+            else:
+                root = root_from_uris(uris, cwd)
+                if root is not None:
+                    return root
+        return find_root(cwd)
+
+    # --- the worker ---------------------------------------------------------------------------
+
+    async def run(self, fn: Callable[[Workspace], T]) -> T:
+        """``fn(workspace)`` in the worker thread. A call cancelled by the client (or its
+        disconnect) still finishes there: a step or a restore is never left half done."""
+        if self._closed:
+            raise StoreError("the Tether MCP server is shutting down")
+        root = await self.ensure_root()
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self._call, root, fn)
+
+    def _call(self, root: Path, fn: Callable[[Workspace], T]) -> T:
+        if self._ws is None:
+            store = Store.open(root, self.state_dir)
+            session = AgentSession(store)
+            self._ws = Workspace(
+                root=store.root,
+                state_dir=self.state_dir,
+                store=store,
+                session=session,
+                checkpointer=make_checkpointer(store, session, self.state_dir),
+            )
+        try:
+            return fn(self._ws)
+        except StoreError:
+            # A store that failed (replaced, corrupt, disk full) is opened afresh next time.
+            self._drop()
+            raise
+
+    def _drop(self) -> None:
+        ws, self._ws = self._ws, None
+        if ws is not None:
+            with contextlib.suppress(Exception):
+                ws.store.close()
+
+    async def close(self) -> None:
+        """Wait for the work in progress, then close the store."""
+        if self._closed:
+            return
+        self._closed = True
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(Exception):
+            await loop.run_in_executor(self._pool, self._drop)
+        self._pool.shutdown(wait=False)
