@@ -44,6 +44,15 @@ class Workspace:
     store: Store
     session: AgentSession
     checkpointer: Checkpointer
+    identity: tuple[int, int] | None  # the database file's (device, inode) when opened
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def root_from_uris(uris: Sequence[str], cwd: Path) -> Path | None:
@@ -128,6 +137,11 @@ class Backend:
         return await loop.run_in_executor(self._pool, self._call, root, fn)
 
     def _call(self, root: Path, fn: Callable[[Workspace], T]) -> T:
+        if self._ws is not None and _identity(self._ws.store.db_path) != self._ws.identity:
+            # The database file was removed or replaced under us (a reset state dir, a restored
+            # backup): writing on through the old handle would write into a file nobody reads.
+            log.warning("store %s was replaced; opening it again", self._ws.store.db_path)
+            self._drop()
         if self._ws is None:
             store = Store.open(root, self.state_dir)
             session = AgentSession(store)
@@ -137,6 +151,7 @@ class Backend:
                 store=store,
                 session=session,
                 checkpointer=make_checkpointer(store, session, self.state_dir),
+                identity=_identity(store.db_path),
             )
         try:
             return fn(self._ws)

@@ -18,7 +18,9 @@ from pydantic.alias_generators import to_camel
 MAX_TEXT = 4000  # the agent state's own cap on a task; steps are cut to 2000 there
 MAX_ITEMS = 200
 
-CheckpointNumber = Annotated[int, Field(ge=1, le=2**31 - 1, description="a checkpoint number (see `timeline`)")]
+CheckpointNumber = Annotated[
+    int, Field(ge=1, le=2**31 - 1, description="a checkpoint number (see `timeline`)")
+]
 Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]
 PathArg = Annotated[
     str,
