@@ -19,6 +19,7 @@ from tether.agent_state import AgentSession, Step, TaskState
 from tether.checkpoints import Checkpointer, CheckpointOutcome
 from tether.errors import TmuxError
 from tether.humanize import plural
+from tether.scan import ScanResult
 from tether.store import CheckpointInfo, Store
 
 log = logging.getLogger(__name__)
@@ -106,11 +107,13 @@ def record_step(
     next_steps: list[str] | None = None,
     task: str | None = None,
     files: list[str] | None = None,
+    scan: ScanResult | None = None,
 ) -> StepOutcome:
     """A step (what was done, what comes next) and its checkpoint. ``next_steps=None`` ticks off
     a next step equal to ``done``; ``[]`` clears them. ``files`` (absolute, or relative to the
-    workspace root) become the files in progress; OutsideWorkspaceError names a bad one."""
-    info = session.record_step(checkpointer, done, next_steps=next_steps, task=task, files=files)
+    workspace root) become the files in progress; OutsideWorkspaceError names a bad one.
+    ``scan``: what changed, when the caller knows (else a stat walk of the workspace)."""
+    info = session.record_step(checkpointer, done, next_steps=next_steps, task=task, files=files, scan=scan)
     state = session.state()
     # Another process may have recorded a step meanwhile: ours is the one with our checkpoint.
     step = next((st for st in reversed(state.steps) if st.checkpoint == info.id), None)

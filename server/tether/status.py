@@ -13,6 +13,7 @@ from typing import Any
 from tether.agent_state import AgentSession, status_section
 from tether.checkpoints import Checkpointer
 from tether.humanize import ago, plural
+from tether.scan import ScanResult
 from tether.store import Skipped, Store
 
 
@@ -31,11 +32,15 @@ def skipped_wire(items: list[Skipped]) -> list[dict[str, Any]]:
     return [{"path": s.path, "reason": s.reason, "size": s.size} for s in items]
 
 
-def workspace_status(store: Store, checkpointer: Checkpointer | None = None) -> Status:
-    """Writes nothing but the agent file's import (an agent may have just written it)."""
+def workspace_status(
+    store: Store, checkpointer: Checkpointer | None = None, scan: ScanResult | None = None
+) -> Status:
+    """Writes nothing but the agent file's import (an agent may have just written it).
+    ``scan``: a whole-workspace scan the caller just made."""
     _, warning = AgentSession(store).import_file()
     latest = store.latest()
-    scan = (checkpointer or Checkpointer(store)).scan_workspace()
+    if scan is None:
+        scan = (checkpointer or Checkpointer(store)).scan_workspace()
     # Stored skips (from the last checkpoints) plus what this scan found now.
     by_path = {s.path: s for s in store.skipped()}
     by_path.update({s.path: s for s in scan.skipped})
