@@ -2,10 +2,11 @@
 
 The event loop only speaks the protocol. Store, scan and tmux work run in a single worker
 thread (:meth:`Backend.run`), so calls are serialised without locks and the scanner's
-directory listings stay warm from one call to the next: a step through MCP walks the workspace
-like the language server does, not like a fresh process. Other processes (the CLI, the language
-server, another agent's MCP server) write the same store; SQLite's WAL and busy timeout
-serialise them, as for any two Tether processes.
+directory listings stay warm from one call to the next. A file watcher (:mod:`tether.change_feed`)
+tells a step which paths changed, so it looks at those instead of walking the workspace; every
+whole walk (status, hand-off) checks the watcher, and a watcher found missing a change is not
+used again. Other processes (the CLI, the language server, another agent's MCP server) write the
+same store; SQLite's WAL and busy timeout serialise them, as for any two Tether processes.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +24,11 @@ from urllib.parse import unquote, urlparse
 
 from tether.agent_checkpoints import make_checkpointer
 from tether.agent_state import AgentSession
+from tether.change_feed import BASELINE, ChangeFeed
 from tether.checkpoints import Checkpointer
 from tether.errors import StoreError
 from tether.paths import find_root
+from tether.scan import ScanResult
 from tether.store import Store
 
 log = logging.getLogger(__name__)
@@ -33,6 +36,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 ROOTS_TIMEOUT = 5.0
+# After a checkpoint, how long the server waits for quiet before walking the workspace to check
+# the file watcher (and, when it has no baseline yet, to set one up).
+CHECK_DELAY = 1.0
 
 
 @dataclass
@@ -45,6 +51,39 @@ class Workspace:
     session: AgentSession
     checkpointer: Checkpointer
     identity: tuple[int, int] | None  # the database file's (device, inode) when opened
+    feed: ChangeFeed | None = None
+
+    def scan(self) -> ScanResult:
+        """Every change on disk: a stat walk of the whole workspace, which also checks (or sets
+        up) the change feed."""
+        mark = self.feed.mark() if self.feed is not None else None
+        scan = self.checkpointer.scan_workspace()
+        if self.feed is not None:
+            self.feed.after_full_scan(scan, mark, checkpointed=False)
+        return scan
+
+    @contextlib.contextmanager
+    def changes(self) -> Iterator[ScanResult]:
+        """What changed, for a checkpoint made inside the block: the paths the file watcher
+        reported when it can vouch for them (no walk), else a walk of the whole workspace. The
+        feed learns that they are in the store only when the block ends without an error."""
+        taken = self.feed.take() if self.feed is not None else None
+        if taken is None:
+            mark = self.feed.mark() if self.feed is not None else None
+            scan = self.checkpointer.scan_workspace()
+            yield scan
+            if self.feed is not None:
+                self.feed.after_full_scan(scan, mark, checkpointed=True)
+            return
+        paths, mark = taken
+        yield self.checkpointer.scan_told(paths)
+        assert self.feed is not None
+        self.feed.done(paths, mark)
+
+    def close(self) -> None:
+        if self.feed is not None:
+            self.feed.stop()
+        self.store.close()
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
@@ -76,14 +115,18 @@ def root_from_uris(uris: Sequence[str], cwd: Path) -> Path | None:
 class Backend:
     """The served workspace and its worker thread."""
 
-    def __init__(self, workspace: Path | None = None, state_dir: str | None = None) -> None:
+    def __init__(
+        self, workspace: Path | None = None, state_dir: str | None = None, *, watch: bool = True
+    ) -> None:
         self.state_dir = state_dir
+        self.watch = watch  # steps look at the paths a file watcher reports (else they walk)
         self._explicit = workspace.resolve() if workspace is not None else None
         self._root: Path | None = None
         self._root_known = asyncio.Event()
         self._root_lock = asyncio.Lock()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tether-mcp-store")
         self._ws: Workspace | None = None  # the worker thread's
+        self._checker: asyncio.Future[None] | None = None
         self._closed = False
 
     # --- which workspace --------------------------------------------------------------------
@@ -127,14 +170,45 @@ class Backend:
 
     # --- the worker ---------------------------------------------------------------------------
 
-    async def run(self, fn: Callable[[Workspace], T]) -> T:
+    async def run(self, fn: Callable[[Workspace], T], *, wrote: bool = False) -> T:
         """``fn(workspace)`` in the worker thread. A call cancelled by the client (or its
-        disconnect) still finishes there: a step or a restore is never left half done."""
+        disconnect) still finishes there: a step or a restore is never left half done.
+        ``wrote``: ``fn`` checkpointed; a whole walk follows once the server is idle, so a change
+        the file watcher missed is caught before the next step, not after it."""
         if self._closed:
             raise StoreError("the Tether MCP server is shutting down")
         root = await self.ensure_root()
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self._call, root, fn)
+        try:
+            return await loop.run_in_executor(self._pool, self._call, root, fn)
+        finally:
+            if wrote or self._needs_baseline:
+                self._check_soon()
+
+    def _check_soon(self) -> None:
+        if self._closed or (self._checker is not None and not self._checker.done()):
+            return
+        self._checker = asyncio.ensure_future(self._check_later())
+
+    async def _check_later(self) -> None:
+        await asyncio.sleep(CHECK_DELAY)
+        if self._closed:
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._pool, self._check)
+        except Exception as exc:  # a background check never fails a request
+            log.info("background walk failed: %s", exc)
+
+    def _check(self) -> None:
+        ws = self._ws
+        if ws is not None and ws.feed is not None and not self._closed:
+            ws.scan()
+
+    @property
+    def _needs_baseline(self) -> bool:
+        ws = self._ws
+        return ws is not None and ws.feed is not None and ws.feed.state == BASELINE
 
     def _call(self, root: Path, fn: Callable[[Workspace], T]) -> T:
         if self._ws is not None and _identity(self._ws.store.db_path) != self._ws.identity:
@@ -152,6 +226,7 @@ class Backend:
                 session=session,
                 checkpointer=make_checkpointer(store, session, self.state_dir),
                 identity=_identity(store.db_path),
+                feed=self._start_feed(store) if self.watch else None,
             )
         try:
             return fn(self._ws)
@@ -160,17 +235,25 @@ class Backend:
             self._drop()
             raise
 
+    @staticmethod
+    def _start_feed(store: Store) -> ChangeFeed | None:
+        # The store may live inside the workspace: its writes are not the agent's changes.
+        feed = ChangeFeed(store.root, exclude=[store.db_path.parents[2]])
+        return feed if feed.start() else None
+
     def _drop(self) -> None:
         ws, self._ws = self._ws, None
         if ws is not None:
             with contextlib.suppress(Exception):
-                ws.store.close()
+                ws.close()
 
     async def close(self) -> None:
         """Wait for the work in progress, then close the store."""
         if self._closed:
             return
         self._closed = True
+        if self._checker is not None:
+            self._checker.cancel()
         loop = asyncio.get_running_loop()
         with contextlib.suppress(Exception):
             await loop.run_in_executor(self._pool, self._drop)

@@ -40,7 +40,7 @@ failing run, files changed since the last step). After each unit of work, record
 
 def _handoff(ws: Workspace) -> str:
     ws.session.import_file()
-    text, _ = handoff_text(ws.store, ws.checkpointer.scan_workspace())
+    text, _ = handoff_text(ws.store, ws.scan())
     return text
 
 

@@ -94,12 +94,12 @@ def _diff_files(files: list[FileDiff], cut: Sequence[str] = ()) -> list[s.DiffFi
 
 def do_handoff(ws: Workspace) -> Reply:
     ws.session.import_file()  # its warning is part of the hand-off
-    text, data = handoff_text(ws.store, ws.checkpointer.scan_workspace())
+    text, data = handoff_text(ws.store, ws.scan())
     return s.Handoff.model_validate(data), text
 
 
 def do_status(ws: Workspace) -> Reply:
-    st = workspace_status(ws.store, ws.checkpointer)
+    st = workspace_status(ws.store, ws.checkpointer, ws.scan())
     return s.Status.model_validate(st.data), st.text
 
 
@@ -113,9 +113,17 @@ def do_record_step(
     conversations, problem = record_conversations(ws.root, ws.state_dir, source="mcp")
     if problem:
         log.warning("%s", problem)
-    outcome = record_step(
-        ws.store, ws.session, ws.checkpointer, done, next_steps=next_steps, task=task, files=rels
-    )
+    with ws.changes() as scan:
+        outcome = record_step(
+            ws.store,
+            ws.session,
+            ws.checkpointer,
+            done,
+            next_steps=next_steps,
+            task=task,
+            files=rels,
+            scan=scan,
+        )
     state = outcome.state
     result = s.StepRecorded(
         checkpoint=_info(outcome.info),
@@ -148,7 +156,10 @@ def do_next_steps(ws: Workspace) -> Reply:
 def do_checkpoint(ws: Workspace, message: str | None, paths: list[str] | None) -> Reply:
     rels = _rels(ws, "paths", paths)
     text = safe_text(message) if message is not None else None
+    mark = ws.feed.mark() if ws.feed is not None and not rels else None
     outcome = manual_checkpoint(ws.session, ws.checkpointer, text or None, rels or None)
+    if ws.feed is not None and not rels:
+        ws.feed.after_full_scan(outcome.scan, mark, checkpointed=True)
     info = outcome.info
     assert info is not None
     skipped = skipped_wire(outcome.scan.skipped)
@@ -267,7 +278,7 @@ def do_restore(ws: Workspace, n: int, paths: list[str] | None, confirm: bool) ->
 
 
 def do_run_status(ws: Workspace) -> Reply:
-    summaries = run_summaries(ws.store, ws.checkpointer.scan_workspace())
+    summaries = run_summaries(ws.store, ws.scan())
     runs = [s.RunValidity.model_validate(r.to_wire()) for r in summaries]
     result = s.RunStatus(
         runs=runs,
@@ -293,9 +304,9 @@ def _reply(reply: Reply) -> CallToolResult:
 def build_tools(backend: Backend) -> list[Tool]:
     """The tools, bound to ``backend``; descriptions are written for the model that calls them."""
 
-    async def work(fn: Callable[[Workspace], Reply]) -> CallToolResult:
+    async def work(fn: Callable[[Workspace], Reply], wrote: bool = False) -> CallToolResult:
         try:
-            return _reply(await backend.run(fn))
+            return _reply(await backend.run(fn, wrote=wrote))
         except TetherError as exc:
             raise ToolError(exc.message) from None
 
@@ -332,7 +343,7 @@ def build_tools(backend: Backend) -> list[Tool]:
         every file changed on disk since the last checkpoint (edits made through the shell
         included), so the step can be diffed and restored. Call it after finishing a change,
         before moving on. Cheap: one stat walk and one store transaction (milliseconds)."""
-        return await work(lambda ws: do_record_step(ws, done, next_steps, task, files))
+        return await work(lambda ws: do_record_step(ws, done, next_steps, task, files), wrote=True)
 
     async def next_steps() -> Annotated[CallToolResult, s.NextSteps]:
         """The current task and its next steps, numbered. Reads only; instant."""
@@ -347,7 +358,7 @@ def build_tools(backend: Backend) -> list[Tool]:
     ) -> Annotated[CallToolResult, s.CheckpointMade]:
         """Checkpoint the workspace now, outside a step (e.g. before a risky change). Written
         even when nothing changed. Prefer record_step after a unit of work."""
-        return await work(lambda ws: do_checkpoint(ws, message, paths))
+        return await work(lambda ws: do_checkpoint(ws, message, paths), wrote=True)
 
     async def timeline(
         limit: Annotated[int, Field(ge=1, le=500, description="how many checkpoints, newest first")] = 20,
@@ -395,7 +406,7 @@ def build_tools(backend: Backend) -> list[Tool]:
         checkpoints the whole workspace first and reports that undo checkpoint; files Tether
         never tracked are not deleted. Writes files: ask the user before confirming a restore
         they did not request."""
-        return await work(lambda ws: do_restore(ws, checkpoint, paths, confirm))
+        return await work(lambda ws: do_restore(ws, checkpoint, paths, confirm), wrote=confirm)
 
     async def run_status() -> Annotated[CallToolResult, s.RunStatus]:
         """Which recorded build/test runs (`tether run -- CMD`) still hold for the files on disk
