@@ -26,6 +26,7 @@ from mcp.client.stdio import stdio_client
 from mcp.shared.exceptions import MCPError
 
 from tests.support.rawlsp import RawLsp
+from tests.support.retry import aretry_until
 from tether.store import Store
 
 TOOLS = {
@@ -420,6 +421,41 @@ async def test_steps_from_mcp_cli_and_lsp_at_once_on_one_store(ws: Path, state: 
             assert data["changedSinceCheckpoint"] == []
     finally:
         lsp.stop()
+
+
+async def test_steps_use_the_watcher_and_a_change_it_cannot_see_still_lands(
+    ws: Path, state: Path, tmp_path: Path
+) -> None:
+    log = state.parent / "mcp.log"
+    async with session(ws, state) as s:
+        await ok(s, "record_step", {"done": "start"})  # walks: the watcher's baseline
+        # Shell edits right before the call, no pause: a new directory, a deletion, an edit.
+        (ws / "pkg").mkdir()
+        (ws / "pkg" / "mod.py").write_text("x = 1\n")
+        (ws / "README.md").unlink()
+        (ws / "src" / "app.py").write_text("def main():\n    return 5\n")
+        data, _ = await ok(s, "record_step", {"done": "through the watcher"})
+        assert data["step"]["files"] == ["README.md", "pkg/mod.py", "src/app.py"]
+        # An edit through a hard link outside the workspace raises no event in it.
+        link = tmp_path / "app-link.py"
+        os.link(ws / "src" / "app.py", link)
+        with link.open("a") as fh:
+            fh.write("# edited from outside\n")
+        data, _ = await ok(s, "record_step", {"done": "maybe missed"})
+        # The walk that follows each step once the server is quiet finds what the watcher
+        # missed; from then on steps walk the workspace. So the edit lands in this step (when
+        # that walk ran first) or in the next one.
+        await aretry_until(
+            lambda: "file watcher missed changes to src/app.py" in log.read_text(),
+            timeout=30,
+            what="the background walk",
+        )
+        if data["step"]["files"] != ["src/app.py"]:
+            assert data["step"]["files"] == []
+            data, _ = await ok(s, "record_step", {"done": "walked"})
+            assert data["step"]["files"] == ["src/app.py"]
+        cp = data["checkpoint"]["id"]
+        assert "edited from outside" in (await ok(s, "file_at", {"checkpoint": cp, "path": "src/app.py"}))[1]
 
 
 # --- raw stdio: garbage, disconnects, stdout purity ---------------------------------------------
