@@ -244,7 +244,7 @@ def do_file_at(ws: Workspace, n: int, path: str, max_chars: int) -> Reply:
         cut=cut,
     )
     if cut:
-        return result, text + f"\n… cut at {len(text)} of {len(data)} bytes (a larger max_chars gives more)"
+        return result, text + f"\n… cut at {len(text)} characters of {len(data)} bytes (a larger max_chars gives more)"
     return result, text
 
 
