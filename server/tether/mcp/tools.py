@@ -244,7 +244,8 @@ def do_file_at(ws: Workspace, n: int, path: str, max_chars: int) -> Reply:
         cut=cut,
     )
     if cut:
-        return result, text + f"\n… cut at {len(text)} characters of {len(data)} bytes (a larger max_chars gives more)"
+        note = f"\n… cut at {len(text)} characters of {len(data)} bytes (a larger max_chars gives more)"
+        return result, text + note
     return result, text
 
 
