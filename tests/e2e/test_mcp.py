@@ -423,6 +423,20 @@ async def test_steps_from_mcp_cli_and_lsp_at_once_on_one_store(ws: Path, state: 
         lsp.stop()
 
 
+async def test_concurrent_calls_in_one_session_are_all_served(ws: Path, state: Path) -> None:
+    async with session(ws, state) as s:
+        for i in range(8):
+            (ws / f"f{i}.txt").write_text(f"{i}\n")
+        calls = [call(s, "record_step", {"done": f"step {i}"}) for i in range(8)]
+        calls += [call(s, "status"), call(s, "handoff"), call(s, "timeline", {"limit": 50})]
+        results = await asyncio.gather(*calls)
+        assert not any(r.is_error for r in results), [text_of(r) for r in results if r.is_error]
+        ids = {r.structured_content["checkpoint"]["id"] for r in results[:8] if r.structured_content}
+        assert len(ids) == 8
+        steps = json.loads(cli(ws, state, "--json", "steps").stdout)["steps"]
+        assert sorted(st["message"] for st in steps) == sorted(f"step {i}" for i in range(8))
+
+
 async def test_steps_use_the_watcher_and_a_change_it_cannot_see_still_lands(
     ws: Path, state: Path, tmp_path: Path
 ) -> None:
@@ -557,6 +571,28 @@ async def test_garbage_on_stdin_leaves_the_server_serving(ws: Path, state: Path)
         code = raw.close()
     assert code == 0
     assert all(json.loads(line) for line in raw.lines)
+
+
+async def test_a_cancelled_call_leaves_the_server_serving(ws: Path, state: Path) -> None:
+    raw = RawMcp(ws, state)
+    try:
+        await raw.initialize()
+        raw.request(2, "tools/call", {"name": "record_step", "arguments": {"done": "cancelled?"}})
+        raw.send(
+            json.dumps(
+                {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 2}}
+            ).encode()
+        )
+        raw.request(3, "tools/call", {"name": "record_step", "arguments": {"done": "after"}})
+        res = await raw.answer(3)
+        assert res["result"]["isError"] is False, res
+        # The cancelled step either finished whole in the worker thread or never started.
+        steps = json.loads(cli(ws, state, "--json", "steps").stdout)["steps"]
+        assert [st["message"] for st in steps][-1] == "after"
+        assert {st["message"] for st in steps} <= {"cancelled?", "after"}
+    finally:
+        code = raw.close()
+    assert code == 0
 
 
 async def test_a_client_leaving_mid_call_leaves_a_whole_step_or_none(ws: Path, state: Path) -> None:
