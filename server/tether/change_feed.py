@@ -15,8 +15,9 @@ store's head is in ``pending``:
 Every later whole-workspace scan checks it: a changed path the watcher never reported means
 events go missing here (a network file system, a container mount): the feed turns itself off
 for good and callers walk the workspace. A ``.gitignore`` change (tracked files appear or go
-without an event), lost events (the kernel's queue overflowed) or a watcher that does not
-answer ask for a new baseline: until the next whole scan, callers walk.
+without an event) or lost events (the kernel's queue overflowed) ask for a new baseline: until
+the next whole scan, callers walk. A watcher that cannot be synced (no answer, a root it may
+not mark) is not asked again.
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ class ChangeFeed:
 
     def _on_paths(self, paths: list[str]) -> None:
         with self._lock:
+            if self.state == OFF:
+                return
             self._seq += 1
             for p in paths:
                 self._pending[p] = self._seq
@@ -88,7 +91,7 @@ class ChangeFeed:
         if self.state == OFF:
             return None
         if not self._watcher.sync():
-            self._on_lost()
+            self._give_up()
             return None
         with self._lock:
             return self._seq
@@ -99,7 +102,7 @@ class ChangeFeed:
         if self.state != TRUSTED:
             return None
         if not self._watcher.sync():
-            self._on_lost()
+            self._give_up()
             return None
         with self._lock:
             if self.state != TRUSTED:
@@ -122,9 +125,9 @@ class ChangeFeed:
         with self._lock:
             changed = set(scan.changed_paths)
             if not synced:
-                if self.state == TRUSTED:
-                    self.state = BASELINE
-            elif self.state == TRUSTED:
+                self._give_up_locked()
+                return
+            if self.state == TRUSTED:
                 missing = sorted(p for p in changed - self._pending.keys() if self._reported(p))
                 if missing:
                     log.warning(
@@ -142,6 +145,17 @@ class ChangeFeed:
             if not checkpointed:
                 for p in changed:
                     self._pending.setdefault(p, mark)
+
+    def _give_up(self) -> None:
+        with self._lock:
+            self._give_up_locked()
+
+    def _give_up_locked(self) -> None:
+        # A watcher that cannot be synced (dead, no answer, a root we may not mark) would make
+        # every call wait for it: walk from now on, as a fresh process does.
+        log.warning("the file watcher cannot be synced: walking the workspace from now on")
+        self.state = OFF
+        self._pending.clear()
 
     def _reported(self, rel: str) -> bool:
         return not unreported(rel.rpartition("/")[2]) and not rel.startswith(self._excluded)

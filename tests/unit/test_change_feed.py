@@ -147,3 +147,14 @@ def test_store_writes_inside_the_workspace_are_not_changes(workspace: Path) -> N
     finally:
         feed.stop()
         store.close()
+
+
+def test_a_watcher_that_cannot_be_synced_is_not_asked_again(setup: tuple[ChangeFeed, Checkpointer]) -> None:
+    feed, cp = setup
+    walk(feed, cp)
+    assert feed.state == TRUSTED
+    feed.stop()  # a dead watcher: sync() cannot vouch for anything
+    (feed.root / "src" / "m1.py").write_text("changed\n")
+    assert feed.take() is None and feed.state == OFF
+    assert feed.mark() is None  # no more waiting on it: every caller walks
+    assert walk(feed, cp) == ["src/m1.py"]
