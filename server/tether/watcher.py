@@ -6,13 +6,16 @@ callback as one batch of workspace-relative paths at most every ``debounce`` sec
 agent rewriting 500 files costs one callback, not 500. ``.agent-session.json`` is reported even
 though the scanner ignores it: the server imports it as agent state.
 
-:meth:`Watcher.sync` hands over at once every event of a change made before the call: it marks
-the workspace root (its timestamps rewritten as they are) and waits for that event. One watch's
-events arrive in order, so every earlier one has been seen by then.
+:meth:`Watcher.sync` hands over at once every event of a change made before the call: it creates
+(and then removes) an empty hidden directory named for this process and this call in the
+workspace root, and waits for that event. One watch's events arrive in order, so every earlier
+one has been seen by then; the name makes the mark this call's own, even with other Tether
+processes syncing their watchers on the same workspace. An empty directory is never tracked.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -30,6 +33,25 @@ AGENT_FILE = ".agent-session.json"
 
 OnPaths = Callable[[list[str]], None]
 SYNC_TIMEOUT = 2.0
+
+
+def _mark_prefix() -> str:
+    return f".tether-sync-{os.getpid()}-"
+
+
+def _remove_stale_marks(root: Path) -> None:
+    """Marks left by a process killed in the middle of a sync (empty directories)."""
+    from tether.procs import pid_alive
+
+    try:
+        names = [n for n in os.listdir(root) if n.startswith(".tether-sync-") and n.endswith(".tmp")]
+    except OSError:
+        return
+    for name in names:
+        pid = name[len(".tether-sync-") :].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
+            with contextlib.suppress(OSError):
+                os.rmdir(root / name)  # only ever empty: never removes anything else
 
 
 def unreported(name: str) -> bool:
@@ -71,6 +93,7 @@ class Watcher:
 
         watcher = self
         root = str(self.root)
+        marks = _mark_prefix()
 
         class Handler(FileSystemEventHandler):
             def on_any_event(self, event: FileSystemEvent) -> None:
@@ -80,9 +103,13 @@ class Watcher:
                 if event.event_type == "events_lost":  # the kernel's queue overflowed
                     watcher._lost()
                     return
-                if is_dir and event.event_type == "attrib" and os.fsdecode(event.src_path) == root:
-                    watcher._synced()  # the root itself: sync()'s mark (or a chmod of the root)
-                    return
+                if is_dir and event.event_type == "created":
+                    parent, _, name = os.fsdecode(event.src_path).rpartition("/")
+                    if parent == root and name.startswith(marks) and name.endswith(".tmp"):
+                        n = name[len(marks) : -4]
+                        if n.isdigit():
+                            watcher._synced(int(n))  # sync()'s mark
+                        return
                 if is_dir and event.event_type == "modified":
                     return  # an entry changed inside: that entry has its own event
                 watcher._event(os.fsdecode(event.src_path), is_dir)
@@ -90,6 +117,7 @@ class Watcher:
                 if dest:
                     watcher._event(os.fsdecode(dest), is_dir)
 
+        _remove_stale_marks(self.root)
         observer = Observer()
         observer.daemon = True
         observer.schedule(Handler(), str(self.root), recursive=True)
@@ -121,29 +149,35 @@ class Watcher:
         with self._cond:
             self._sync_asked += 1
             want = self._sync_asked
+        mark = self.root / f"{_mark_prefix()}{want}.tmp"
         try:
-            st = os.stat(self.root)
-            os.utime(self.root, ns=(st.st_atime_ns, st.st_mtime_ns))  # only ctime moves
+            os.mkdir(mark, 0o700)
         except OSError as exc:
             log.info("cannot mark %s for a watcher sync: %s", self.root, exc)
             return False
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while self._sync_seen < want:
-                left = deadline - time.monotonic()
-                if left <= 0 or self._stopping:
-                    log.warning("file watcher did not answer within %.1fs", timeout)
-                    return False
-                self._cond.wait(left)
-            batch = sorted(self._pending)
-            self._pending.clear()
+        try:
+            deadline = time.monotonic() + timeout
+            with self._cond:
+                while self._sync_seen < want:
+                    left = deadline - time.monotonic()
+                    if left <= 0 or self._stopping:
+                        log.warning("file watcher did not answer within %.1fs", timeout)
+                        return False
+                    self._cond.wait(left)
+                batch = sorted(self._pending)
+                self._pending.clear()
+        finally:
+            try:
+                os.rmdir(mark)
+            except OSError as exc:
+                log.warning("cannot remove the watcher's mark %s: %s", mark, exc)
         if batch:
             self._on_paths(batch)
         return True
 
-    def _synced(self) -> None:
+    def _synced(self, n: int) -> None:
         with self._cond:
-            self._sync_seen = self._sync_asked
+            self._sync_seen = max(self._sync_seen, n)
             self._cond.notify_all()
 
     def _lost(self) -> None:

@@ -158,3 +158,22 @@ def test_a_watcher_that_cannot_be_synced_is_not_asked_again(setup: tuple[ChangeF
     assert feed.take() is None and feed.state == OFF
     assert feed.mark() is None  # no more waiting on it: every caller walks
     assert walk(feed, cp) == ["src/m1.py"]
+
+
+def test_sync_marks_are_removed_and_stale_ones_swept(workspace: Path) -> None:
+    from tether.procs import pid_alive
+
+    gone = 2**22 + 1  # above Linux's pid_max: no such process
+    assert not pid_alive(gone)
+    stale = workspace / f".tether-sync-{gone}-3.tmp"
+    stale.mkdir()
+    (workspace / ".tether-sync-1-1.tmp").mkdir()  # pid 1 is alive: not ours to remove
+    feed = ChangeFeed(workspace.resolve())
+    assert feed.start()
+    try:
+        assert not stale.exists()
+        assert feed.mark() is not None and feed.mark() is not None
+        marks = sorted(p.name for p in workspace.iterdir() if p.name.startswith(".tether-sync-"))
+        assert marks == [".tether-sync-1-1.tmp"]
+    finally:
+        feed.stop()
