@@ -97,6 +97,7 @@ def _identity(path: Path) -> tuple[int, int] | None:
 def root_from_uris(uris: Sequence[str], cwd: Path) -> Path | None:
     """The workspace among a client's roots: the deepest one holding ``cwd``, else the first
     that is a local directory. None when no root is a local directory."""
+    cwd = cwd.resolve()
     dirs: list[Path] = []
     for uri in uris:
         parsed = urlparse(uri)
@@ -156,17 +157,18 @@ class Backend:
     async def _choose(self, list_roots: Callable[[], Awaitable[list[str]]] | None) -> Path:
         if self._explicit is not None:
             return self._explicit
-        cwd = Path(os.getcwd()).resolve()
+        cwd = Path(os.getcwd())
         if list_roots is not None:
             try:
                 uris = await asyncio.wait_for(list_roots(), ROOTS_TIMEOUT)
             except Exception as exc:  # a client that lists no roots still gets its cwd's workspace
                 log.info("roots/list failed (%s); using the working directory", exc)
             else:
-                root = root_from_uris(uris, cwd)
+                # Stats, off the event loop like every disk access.
+                root = await asyncio.to_thread(root_from_uris, uris, cwd)
                 if root is not None:
                     return root
-        return find_root(cwd)
+        return await asyncio.to_thread(find_root, cwd)
 
     # --- the worker ---------------------------------------------------------------------------
 
