@@ -96,27 +96,26 @@ class Checkpointer:
             told.update(paths)
         try:
             if scan is not None:
-                # A full scan the caller just made (restore plans from one): not walked twice.
-                skipped_scope: list[str] | None = None
+                # A scan the caller just made (restore plans from one, a step from the watcher's
+                # paths): not made twice. Told paths are looked at on top of it.
+                skipped_scope: list[str] | None = scan.scope
                 if told:
-                    extra = self.scanner.scan_paths(sorted(told), self.store.head(self._rels(told)))
+                    extra = self.scan_told(told)
                     have = scan.changed_set
                     scan = ScanResult(
                         [*scan.changes, *(c for c in extra.changes if c.path not in have)],
                         [*scan.stat_updates, *extra.stat_updates],
-                        scan.skipped,
+                        [*scan.skipped, *extra.skipped] if scan.scope is not None else scan.skipped,
                         scan.seen,
                     )
+                    if skipped_scope is not None and extra.scope is not None:
+                        skipped_scope = sorted({*skipped_scope, *extra.scope})
             elif full or (paths is None and not told):
                 scan = self.scan_workspace()
                 skipped_scope = None
             else:
-                rels = self._rels(told)
-                # A told directory (moved in, or deleted wholesale) covers the tracked paths below it.
-                dirs = [r for r in rels if os.path.isdir(os.path.join(self.store.root, r))]
-                dirs += [r for r in rels if not os.path.lexists(os.path.join(self.store.root, r))]
-                scan = self.scanner.scan_paths(sorted(told), self.store.head(rels, under=dirs))
-                skipped_scope = rels
+                scan = self.scan_told(told)
+                skipped_scope = scan.scope
             attachments = {} if files_only and not scan.changes else self._attachments()
             if extra_attachments:
                 attachments.update(extra_attachments)
@@ -140,6 +139,17 @@ class Checkpointer:
             log.info("checkpoint %s (%s): %d files", info.id, trigger, len(info.files))
         self._save_listings()
         return CheckpointOutcome(info, scan)
+
+    def scan_told(self, paths: Iterable[str]) -> ScanResult:
+        """Look only at ``paths`` (files, or directories: everything tracked below them), writing
+        nothing. The result's ``scope`` says which paths it covers."""
+        rels = self._rels(paths)
+        # A told directory (moved in, or deleted wholesale) covers the tracked paths below it.
+        dirs = [r for r in rels if os.path.isdir(os.path.join(self.store.root, r))]
+        dirs += [r for r in rels if not os.path.lexists(os.path.join(self.store.root, r))]
+        scan = self.scanner.scan_paths(sorted(set(paths)), self.store.head(rels, under=dirs))
+        scan.scope = rels
+        return scan
 
     def scan_workspace(self) -> ScanResult:
         """A stat-cache walk of the whole workspace, writing nothing (``tether status``).

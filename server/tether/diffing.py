@@ -53,3 +53,57 @@ def file_diff(
         line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines
     )
     return FileDiff(path, status, False, text)
+
+
+def diff_piece(d: FileDiff) -> str:
+    """One file's part of a printed diff: its unified diff, or a line saying why there is none."""
+    if d.diff:
+        return d.diff
+    if d.binary:
+        return f"Binary file {d.path} {d.status}\n"
+    if d.diff is None:
+        return f"File {d.path} {d.status} (too large to show)\n"
+    return f"File {d.path}: mode changed\n"
+
+
+def diff_text(diffs: list[FileDiff]) -> str:
+    return "".join(diff_piece(d) for d in diffs)
+
+
+@dataclass(frozen=True)
+class CappedDiff:
+    """A diff fitted into ``max_chars``: files in order, each whole, the one crossing the cap
+    cut at a line boundary, the rest listed without their text."""
+
+    files: list[FileDiff]
+    cut: list[str]  # paths whose diff text was shortened or left out
+    text: str
+    total_chars: int  # the whole diff's length
+
+
+def cap_diff(diffs: list[FileDiff], max_chars: int) -> CappedDiff:
+    files: list[FileDiff] = []
+    cut: list[str] = []
+    parts: list[str] = []
+    used = 0
+    total = 0
+    for d in diffs:
+        piece = diff_piece(d)
+        total += len(piece)
+        room = max_chars - used
+        if len(piece) <= room:
+            files.append(d)
+            parts.append(piece)
+            used += len(piece)
+            continue
+        cut.append(d.path)
+        if d.diff and room > 0 and len(cut) == 1:  # the file crossing the cap: its first lines
+            end = d.diff.rfind("\n", 0, room)
+            if end > 0:
+                short = d.diff[: end + 1]
+                files.append(FileDiff(d.path, d.status, d.binary, short))
+                parts.append(short)
+                used += len(short)
+                continue
+        files.append(FileDiff(d.path, d.status, d.binary, None))
+    return CappedDiff(files, cut, "".join(parts), total)

@@ -1,8 +1,12 @@
-"""Short human labels shared by the CLI and the status notification."""
+"""Short human labels shared by the CLI, the MCP server and the status notification."""
 
 from __future__ import annotations
 
 import time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from tether.store import CheckpointInfo
 
 
 def ago(t: float, now: float | None = None) -> str:
@@ -27,3 +31,15 @@ def size(n: int) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{n} B"
+
+
+def checkpoint_line(info: CheckpointInfo) -> str:
+    """One timeline row: number, local time, age, trigger, file count, message."""
+    msg = f"  {info.message}" if info.message else ""
+    if info.origin:
+        msg = f"  [from {info.origin}]{msg}"
+    files = plural(len(info.files), "file")
+    return (
+        f"{info.id:>5}  {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(info.time))}  "
+        f"{ago(info.time):>9}  {info.trigger:<8} {files:>9}{msg}"
+    )

@@ -12,6 +12,8 @@ import platformdirs
 from tether.errors import OutsideWorkspaceError
 
 STATE_DIR_ENV = "TETHER_STATE_DIR"
+# What marks a workspace's root when none is named: the nearest parent holding one of these.
+ROOT_MARKERS = (".git", ".agent-session.json", ".hg")
 
 # Restore writes `.NAME.tether-PID.tmp` next to each file and renames it over NAME. A restore
 # killed between the two leaves it behind: never tracked, swept by the next restore.
@@ -26,6 +28,15 @@ def restore_temp_pid(name: str) -> int | None:
     """The writer's pid when ``name`` (a base name) is a restore temp file, else None."""
     m = _RESTORE_TEMP_RE.fullmatch(name) if name.endswith(".tmp") else None
     return int(m.group(1)) if m else None
+
+
+def find_root(start: Path) -> Path:
+    """The nearest parent of ``start`` (itself included) with a root marker, else ``start``."""
+    start = start.resolve()
+    for d in (start, *start.parents):
+        if any(os.path.exists(d / m) for m in ROOT_MARKERS):
+            return d
+    return start
 
 
 def state_dir(override: str | os.PathLike[str] | None = None) -> Path:

@@ -106,6 +106,9 @@ class ScanResult:
     stat_updates: list[StatEntry] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     seen: int = 0
+    # None: the whole workspace was walked. Else the paths looked at (a told-paths scan): what
+    # it found says nothing about the rest, e.g. about files skipped elsewhere.
+    scope: list[str] | None = None
 
     @property
     def changed_paths(self) -> list[str]:
@@ -762,6 +765,16 @@ class Scanner:
                     self._walk(rel, stack, ignore, head, result)
                 continue
             self._consider(rel, st, head.get(rel), result)
+        if len(done) > 1:
+            # A told directory and a told path below it (a watcher reports both for a directory
+            # moved in): one change per path, or the checkpoint would record it twice.
+            changes: dict[str, FileChange] = {}
+            for c in result.changes:
+                changes.setdefault(c.path, c)
+            updates: dict[str, StatEntry] = {}
+            for u in result.stat_updates:
+                updates.setdefault(u.path, u)
+            result.changes, result.stat_updates = list(changes.values()), list(updates.values())
         return result
 
     def _symlinked_parent(self, rel: str) -> bool:

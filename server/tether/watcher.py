@@ -5,10 +5,17 @@ scanner's ignore rules (``.git``, ``node_modules``, .gitignore…), collected, a
 callback as one batch of workspace-relative paths at most every ``debounce`` seconds, so an
 agent rewriting 500 files costs one callback, not 500. ``.agent-session.json`` is reported even
 though the scanner ignores it: the server imports it as agent state.
+
+:meth:`Watcher.sync` hands over at once every event of a change made before the call: it creates
+(and then removes) an empty hidden directory named for this process and this call in the
+workspace root, and waits for that event. One watch's events arrive in order, so every earlier
+one has been seen by then; the name makes the mark this call's own, even with other Tether
+processes syncing their watchers on the same workspace. An empty directory is never tracked.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -25,6 +32,31 @@ log = logging.getLogger(__name__)
 AGENT_FILE = ".agent-session.json"
 
 OnPaths = Callable[[list[str]], None]
+SYNC_TIMEOUT = 2.0
+
+
+def _mark_prefix() -> str:
+    return f".tether-sync-{os.getpid()}-"
+
+
+def _remove_stale_marks(root: Path) -> None:
+    """Marks left by a process killed in the middle of a sync (empty directories)."""
+    from tether.procs import pid_alive
+
+    try:
+        names = [n for n in os.listdir(root) if n.startswith(".tether-sync-") and n.endswith(".tmp")]
+    except OSError:
+        return
+    for name in names:
+        pid = name[len(".tether-sync-") :].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
+            with contextlib.suppress(OSError):
+                os.rmdir(root / name)  # only ever empty: never removes anything else
+
+
+def unreported(name: str) -> bool:
+    """Names no event is reported for: our own atomic writes' and editors' temp files."""
+    return name.endswith(".tmp") and (".tether-" in name or name.startswith("."))
 
 
 class Watcher:
@@ -35,6 +67,8 @@ class Watcher:
         debounce: float = 0.5,
         scanner: Scanner | None = None,
         exclude: list[Path] | None = None,
+        *,
+        on_lost: Callable[[], None] | None = None,
     ) -> None:
         self.root = root.resolve()
         self._on_paths = on_paths
@@ -47,6 +81,9 @@ class Watcher:
         self._stopping = False
         self._observer: object | None = None
         self._thread: threading.Thread | None = None
+        self._on_lost = on_lost
+        self._sync_asked = 0
+        self._sync_seen = 0
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -55,12 +92,24 @@ class Watcher:
         from watchdog.observers import Observer
 
         watcher = self
+        root = str(self.root)
+        marks = _mark_prefix()
 
         class Handler(FileSystemEventHandler):
             def on_any_event(self, event: FileSystemEvent) -> None:
                 if event.event_type in ("opened", "closed_no_write"):
                     return  # reads, not writes
                 is_dir = bool(event.is_directory)
+                if event.event_type == "events_lost":  # the kernel's queue overflowed
+                    watcher._lost()
+                    return
+                if is_dir and event.event_type == "created":
+                    parent, _, name = os.fsdecode(event.src_path).rpartition("/")
+                    if parent == root and name.startswith(marks) and name.endswith(".tmp"):
+                        n = name[len(marks) : -4]
+                        if n.isdigit():
+                            watcher._synced(int(n))  # sync()'s mark
+                        return
                 if is_dir and event.event_type == "modified":
                     return  # an entry changed inside: that entry has its own event
                 watcher._event(os.fsdecode(event.src_path), is_dir)
@@ -68,6 +117,7 @@ class Watcher:
                 if dest:
                     watcher._event(os.fsdecode(dest), is_dir)
 
+        _remove_stale_marks(self.root)
         observer = Observer()
         observer.daemon = True
         observer.schedule(Handler(), str(self.root), recursive=True)
@@ -90,6 +140,51 @@ class Watcher:
         self._observer = None
         self._thread = None
 
+    def sync(self, timeout: float = SYNC_TIMEOUT) -> bool:
+        """Deliver now (to ``on_paths``, in this thread) the events of every change made before
+        the call. False when the watcher cannot vouch for that (not running, root not writable,
+        no answer in ``timeout``): the caller must look at the disk itself."""
+        if self._observer is None:
+            return False
+        with self._cond:
+            self._sync_asked += 1
+            want = self._sync_asked
+        mark = self.root / f"{_mark_prefix()}{want}.tmp"
+        try:
+            os.mkdir(mark, 0o700)
+        except OSError as exc:
+            log.info("cannot mark %s for a watcher sync: %s", self.root, exc)
+            return False
+        try:
+            deadline = time.monotonic() + timeout
+            with self._cond:
+                while self._sync_seen < want:
+                    left = deadline - time.monotonic()
+                    if left <= 0 or self._stopping:
+                        log.warning("file watcher did not answer within %.1fs", timeout)
+                        return False
+                    self._cond.wait(left)
+                batch = sorted(self._pending)
+                self._pending.clear()
+        finally:
+            try:
+                os.rmdir(mark)
+            except OSError as exc:
+                log.warning("cannot remove the watcher's mark %s: %s", mark, exc)
+        if batch:
+            self._on_paths(batch)
+        return True
+
+    def _synced(self, n: int) -> None:
+        with self._cond:
+            self._sync_seen = max(self._sync_seen, n)
+            self._cond.notify_all()
+
+    def _lost(self) -> None:
+        log.warning("file watcher lost events (queue overflow)")
+        if self._on_lost is not None:
+            self._on_lost()
+
     # --- events ---------------------------------------------------------------------------
 
     def relevant(self, abs_path: str, is_dir: bool = False) -> str | None:
@@ -105,8 +200,8 @@ class Watcher:
         name = rel.rsplit("/", 1)[-1]
         if rel == AGENT_FILE:
             return rel
-        if name.endswith(".tmp") and (".tether-" in name or name.startswith(".")):
-            return None  # our own atomic writes and editors' swap files
+        if unreported(name):
+            return None
         if name == ".gitignore":
             self._ignore = self._scanner.ignore_rules()
         return None if self._ignored(rel, is_dir) else rel

@@ -147,14 +147,14 @@ def test_status_text_and_json(cli: Cli, workspace: Path) -> None:
     assert "checkpoint 1" in out and "base" in out and "changed    1 file since: a.txt" in out
 
 
-def test_status_carries_the_agent_section(cli: Cli, workspace: Path) -> None:
-    """`tether status` (files group) adds the agent group's part: task, next steps, runs."""
+def test_status_includes_the_agent_side(cli: Cli, workspace: Path) -> None:
     write(workspace, "a.txt", "1\n")
-    cli.run("step", "--done", "first", "--next", "write docs", "--task", "ship it")
+    assert cli.run("step", "--done", "wrote a", "--next", "test a", "--task", "the task")[0] == 0
     data = cli.json("status")
-    assert data["runs"] == []
-    assert data["agent"]["task"] == "ship it" and data["agent"]["nextSteps"] == ["write docs"]
-    assert "step       first (checkpoint 1" in cli.run("status")[1]
+    assert data["agent"]["task"] == "the task" and data["agent"]["nextSteps"] == ["test a"]
+    assert data["agent"]["lastStep"]["message"] == "wrote a" and data["runs"] == []
+    out = cli.run("status")[1]
+    assert "task       the task" in out and "next       1. test a" in out
 
 
 def test_gc_options(cli: Cli, workspace: Path) -> None:

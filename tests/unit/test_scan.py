@@ -132,6 +132,17 @@ def test_told_directory_moved_in_is_scanned_with_root_gitignore(workspace: Path,
     assert info is not None and info.files == ("moved/a.py",)
 
 
+def test_told_directory_and_files_below_it_record_each_change_once(workspace: Path, store: Store) -> None:
+    write(workspace, "d/gone.txt")
+    cp = Checkpointer(store)
+    cp.checkpoint("manual")
+    write(workspace, "moved/a.py", "print(1)\n")
+    (workspace / "d" / "gone.txt").unlink()
+    # What a watcher reports for a directory moved in and a directory emptied: both levels.
+    info = cp.checkpoint("save", paths=["moved", "moved/a.py", "d", "d/gone.txt"]).info
+    assert info is not None and sorted(info.files) == ["d/gone.txt", "moved/a.py"]
+
+
 def test_file_over_cap_is_skipped_reported_and_not_deleted(workspace: Path, store: Store) -> None:
     p = write(workspace, "big.bin", b"small")
     cp = Checkpointer(store, max_file_bytes=1000)

@@ -343,3 +343,32 @@ def test_docs_show_what_setup_writes() -> None:
     assert json.loads(snippet("gemini-settings")) == {"hooks": agents.gemini_hooks("tether")}
     assert snippet("agent-instructions") == agents.INSTRUCTIONS
     assert snippet("git-post-commit") == "#!/bin/sh\n" + agents.POST_COMMIT
+
+
+def test_docs_show_the_mcp_configs_setup_writes(tmp_path: Path) -> None:
+    """docs/agents.md's MCP blocks are, byte for byte, what `tether setup AGENT --mcp` writes in a
+    new project."""
+    import re
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "agents.md").read_text()
+
+    def snippet(name: str) -> str:
+        m = re.search(rf"<!-- snippet: {re.escape(name)} -->\s*```[a-z]*\n(.*?)```", doc, re.DOTALL)
+        assert m, name
+        return m.group(1)
+
+    root = tmp_path / "project"
+    root.mkdir()
+    written: dict[str, str] = {}
+    for agent in ("claude", "codex", "gemini", "opencode"):
+        opts = agents.Options(root=root, mcp=True, command="tether", home=tmp_path / "home", env={})
+        for change in agents.plan(agent, opts):
+            assert change.new is not None
+            written[str(change.path.relative_to(root))] = change.new
+    assert written == {
+        ".mcp.json": snippet("mcp-claude"),
+        ".claude/settings.local.json": snippet("mcp-claude-approval"),
+        ".codex/config.toml": snippet("mcp-codex"),
+        ".gemini/settings.json": snippet("mcp-gemini"),
+        "opencode.json": snippet("mcp-opencode"),
+    }

@@ -22,6 +22,7 @@ GROUPS = (
     "tether.cli.session",
     "tether.cli.agent",
     "tether.cli.lsp",
+    "tether.cli.mcp",
     "tether.cli.setup",
     "tether.cli.remote",
 )
@@ -60,6 +61,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "entry point for agent hooks (reads the hook's JSON on stdin; never fails the agent)",
     ),
     "lsp": ("tether.cli.lsp", "run the language server on stdio (started by editors)"),
+    "mcp": ("tether.cli.mcp", "run the MCP server on stdio (started by agents: `tether setup AGENT --mcp`)"),
     "setup": (
         "tether.cli.setup",
         "write Tether's hooks and instructions (or, with --mcp, its MCP server) into an agent's config",

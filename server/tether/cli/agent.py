@@ -13,19 +13,17 @@ import json
 import os
 import shlex
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from tether import protocol
+from tether.agent_checkpoints import make_checkpointer, record_conversations, record_step
 from tether.agent_state import AgentSession, handoff_text
-from tether.checkpoints import Checkpointer
 from tether.cli.common import add_output_flags, open_store
 from tether.cli.output import emit
-from tether.errors import TetherError, TmuxError
-from tether.humanize import plural
-from tether.store import CheckpointInfo, Store
+from tether.errors import TetherError
+from tether.store import Store
 
 
 def register(sub: Any) -> None:
@@ -121,30 +119,6 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=cmd_hook)
 
 
-def status_extension(store: Store, data: dict[str, Any], lines: list[str]) -> None:
-    from tether.agent_state import status_section
-    from tether.scan import Scanner
-
-    _warn(AgentSession(store).import_file()[1])  # an agent may have just written the file
-    # `tether status` has just walked the workspace: look again only at what it found changed.
-    changed = data.get("changedSinceCheckpoint")
-    scan = None
-    if isinstance(changed, list):
-        scan = Scanner(store.root).scan_paths(changed, store.head(changed))
-    extra_lines, extra_data = status_section(store, scan)
-    lines.extend(extra_lines)
-    data.update(extra_data)
-
-
-def checkpoint_extension(
-    store: Store, cp: Checkpointer, args: argparse.Namespace
-) -> Callable[[CheckpointInfo], None]:
-    """`tether checkpoint` carries the agent (and tmux) state and rewrites .agent-session.json."""
-    session = AgentSession(store)
-    _add_providers(cp, session, args.state_dir)
-    return session.after_checkpoint
-
-
 def _warn(message: str | None) -> None:
     if message:
         print(f"tether: warning: {message}", file=sys.stderr)
@@ -161,87 +135,36 @@ def _agent(args: argparse.Namespace) -> Iterator[tuple[Store, AgentSession, str 
         yield store, session, warning
 
 
-def _tmux_provider(root: Path, state: str | None) -> Any:
-    """The tmux snapshot at each checkpoint, when the tmux link is available; else None."""
-    from tether.user_config import user_link
-
-    link, _ = user_link(root, state)  # warnings are printed by the tmux commands, not every step
-
-    def snapshot() -> bytes | None:
-        try:
-            return link.snapshot_bytes()
-        except TmuxError:
-            return None
-
-    return snapshot
-
-
-def _add_providers(cp: Checkpointer, session: AgentSession, state: str | None) -> None:
-    cp.add_provider(protocol.ATTACH_AGENT, session.provider)
-    tmux = _tmux_provider(session.root, state)
-    if tmux is not None:
-        cp.add_provider(protocol.ATTACH_TMUX, tmux)
-
-
-def make_checkpointer(store: Store, session: AgentSession, state: str | None = None) -> Checkpointer:
-    """A checkpointer whose checkpoints carry the agent state and, when tmux runs, its snapshot."""
-    cp = Checkpointer(store)
-    _add_providers(cp, session, state)
-    return cp
-
-
 def _abs(paths: list[str] | None) -> list[str] | None:
     # Paths on the command line are relative to where the agent stands, not to the workspace root.
     return [os.path.abspath(p) for p in paths] if paths is not None else None
 
 
-def record_step_conversations(root: Path, state: str | None, env: Any = None) -> list[Any]:
-    """Record the conversation ids the agent running this step put in its tools' environment
-    (``CLAUDE_CODE_SESSION_ID``, ``CODEX_THREAD_ID``, ``GEMINI_SESSION_ID``). The step path of
-    every front end (this CLI, the MCP server) calls it; never raises."""
-    from tether.conversations import record_from_env
-
-    try:
-        return record_from_env(root, state, env)
-    except Exception as exc:  # the id is a bonus: the step itself must be recorded
-        _warn(f"could not record the conversation id: {exc}")
-        return []
-
-
 def cmd_step(args: argparse.Namespace) -> int:
     with _agent(args) as (store, session, warning):
-        record_step_conversations(store.root, args.state_dir)
-        next_steps = [] if args.no_next else args.next_steps
-        info = session.record_step(
+        _, conv_warning = record_conversations(store.root, args.state_dir)
+        _warn(conv_warning)
+        outcome = record_step(
+            store,
+            session,
             make_checkpointer(store, session, args.state_dir),
             args.done,
-            next_steps=next_steps,
+            next_steps=[] if args.no_next else args.next_steps,
             task=args.task,
             files=_abs(args.files),
         )
-        state = session.state()
-        # Another process may have recorded a step meanwhile: ours is the one with our checkpoint.
-        step = next((st for st in reversed(state.steps) if st.checkpoint == info.id), None)
-        touched = step.files if step is not None else list(info.files)
-        files = plural(len(touched), "file")
-        lines = [
-            f"step recorded in checkpoint {info.id}: {files} changed since the last step"
-            + (f" ({', '.join(touched[:6])}{' …' if len(touched) > 6 else ''})" if touched else "")
-        ]
-        if state.next_steps:
-            lines.append("next:")
-            lines.extend(f"  {i + 1}. {s}" for i, s in enumerate(state.next_steps))
+        state = outcome.state
         emit(
             args,
             {
-                "checkpoint": info.to_wire(),
-                "step": step.to_json() if step else None,
+                "checkpoint": outcome.info.to_wire(),
+                "step": outcome.step.to_json() if outcome.step else None,
                 "task": state.task,
                 "nextSteps": state.next_steps,
                 "filesInProgress": state.files_in_progress,
                 "warning": warning,
             },
-            "\n".join(lines),
+            "\n".join(outcome.lines()),
         )
     return 0
 

@@ -13,8 +13,6 @@ from tether.errors import BadParamsError
 if TYPE_CHECKING:  # the store (sqlite3, zlib…) is imported by the commands that open it
     from tether.store import Store
 
-ROOT_MARKERS = (".git", ".agent-session.json", ".hg")
-
 
 def find_workspace(args: argparse.Namespace) -> Path:
     """``-C DIR`` when given, else the nearest parent of cwd with a root marker, else cwd."""
@@ -23,11 +21,9 @@ def find_workspace(args: argparse.Namespace) -> Path:
         if not root.is_dir():
             raise BadParamsError(f"workspace {args.workspace!r} is not a directory")
         return root
-    cwd = Path(os.getcwd()).resolve()
-    for d in (cwd, *cwd.parents):
-        if any((d / m).exists() for m in ROOT_MARKERS):
-            return d
-    return cwd
+    from tether.paths import find_root
+
+    return find_root(Path(os.getcwd()))
 
 
 def open_store(args: argparse.Namespace) -> Store:

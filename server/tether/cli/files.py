@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import time
+import sys
 from typing import Any
 
 from tether import restore as restore_mod
@@ -18,11 +18,9 @@ from tether.cli.common import (
     positive_int,
 )
 from tether.cli.output import emit
-from tether.diffing import FileDiff
+from tether.diffing import diff_text
 from tether.errors import BadParamsError
-from tether.humanize import ago, plural, size
-from tether.protocol import TRIGGER_MANUAL
-from tether.store import CheckpointInfo
+from tether.humanize import checkpoint_line, plural, size
 
 
 def register(sub: Any) -> None:
@@ -71,36 +69,23 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=cmd_gc)
 
 
-def _line(info: CheckpointInfo) -> str:
-    msg = f"  {info.message}" if info.message else ""
-    if info.origin:
-        msg = f"  [from {info.origin}]{msg}"
-    files = plural(len(info.files), "file")
-    return (
-        f"{info.id:>5}  {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(info.time))}  "
-        f"{ago(info.time):>9}  {info.trigger:<8} {files:>9}{msg}"
-    )
-
-
-def _skipped_wire(items: Any) -> list[dict[str, Any]]:
-    return [{"path": s.path, "reason": s.reason, "size": s.size} for s in items]
-
-
 def cmd_checkpoint(args: argparse.Namespace) -> int:
-    with open_store(args) as store:
-        cp = Checkpointer(store)
-        # The agent group adds the agent (and tmux) state; imported here, not at start-up.
-        from tether.cli.agent import checkpoint_extension
+    from tether.agent_checkpoints import make_checkpointer, manual_checkpoint
+    from tether.agent_state import AgentSession
+    from tether.status import skipped_wire
 
-        after = checkpoint_extension(store, cp, args)
-        if args.paths and not args.full:
-            outcome = cp.checkpoint(TRIGGER_MANUAL, args.message, paths=args.paths, allow_empty=True)
-        else:
-            outcome = cp.checkpoint(TRIGGER_MANUAL, args.message, full=True, allow_empty=True)
+    with open_store(args) as store:
+        # The checkpoint carries the agent (and tmux) state and rewrites .agent-session.json.
+        session = AgentSession(store)
+        outcome = manual_checkpoint(
+            session,
+            make_checkpointer(store, session, args.state_dir),
+            args.message,
+            args.paths if args.paths and not args.full else None,
+        )
         info = outcome.info
         assert info is not None  # allow_empty
-        after(info)
-        skipped = _skipped_wire(outcome.scan.skipped)
+        skipped = skipped_wire(outcome.scan.skipped)
         emit(
             args,
             {**info.to_wire(), "skipped": skipped},
@@ -116,7 +101,7 @@ def cmd_log(args: argparse.Namespace) -> int:
         emit(
             args,
             {"checkpoints": [i.to_wire() for i in items]},
-            "\n".join(_line(i) for i in items) if items else "no checkpoints yet",
+            "\n".join(checkpoint_line(i) for i in items) if items else "no checkpoints yet",
         )
     return 0
 
@@ -148,26 +133,12 @@ def _split_diff_args(rest: list[str], args: argparse.Namespace) -> tuple[int | N
     return b, [*words, *paths]
 
 
-def _diff_text(diffs: list[FileDiff]) -> str:
-    out = []
-    for d in diffs:
-        if d.diff:
-            out.append(d.diff)
-        elif d.binary:
-            out.append(f"Binary file {d.path} {d.status}\n")
-        elif d.diff is None:
-            out.append(f"File {d.path} {d.status} (too large to show)\n")
-        else:
-            out.append(f"File {d.path}: mode changed\n")
-    return "".join(out)
-
-
 def cmd_diff(args: argparse.Namespace) -> int:
     b, paths = _split_diff_args(list(args.rest), args)
     with open_store(args) as store:
         diffs = restore_mod.diff(store, args.a, b, paths or None)
         stat_lines = "\n".join(f"{d.status[0].upper()} {d.path}" for d in diffs)
-        text = stat_lines if args.stat else _diff_text(diffs)
+        text = stat_lines if args.stat else diff_text(diffs)
         emit(args, {"from": args.a, "to": b, "paths": paths, "files": [d.to_wire() for d in diffs]}, text)
     return 0
 
@@ -181,7 +152,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
             text = f"nothing to restore: the workspace matches checkpoint {args.n}"
         elif args.dry_run:
             text = (
-                _diff_text(result.files)
+                diff_text(result.files)
                 + f"dry run: {plural(len(result.files), 'file')} would change; nothing was written"
             )
         else:
@@ -194,41 +165,13 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    with open_store(args) as store:
-        latest = store.latest()
-        scan = Checkpointer(store).scan_workspace()
-        # Stored skips (from the last checkpoints) plus what this scan found now.
-        skipped = {s.path: s for s in store.skipped()}
-        skipped.update({s.path: s for s in scan.skipped})
-        data: dict[str, Any] = {
-            "workspace": str(store.root),
-            "store": str(store.db_path),
-            "lastCheckpoint": latest.to_wire() if latest else None,
-            "changedSinceCheckpoint": scan.changed_paths,
-            "skipped": _skipped_wire(sorted(skipped.values(), key=lambda s: s.path)),
-        }
-        lines = [f"workspace  {store.root}"]
-        if latest:
-            lines.append(
-                f"last       checkpoint {latest.id}, {ago(latest.time)} ({latest.trigger})"
-                + (f": {latest.message}" if latest.message else "")
-            )
-        else:
-            lines.append("last       no checkpoint yet (run `tether checkpoint`)")
-        if scan.changes:
-            lines.append(
-                f"changed    {plural(len(scan.changes), 'file')} since: "
-                + ", ".join(scan.changed_paths[:8])
-                + (" …" if len(scan.changes) > 8 else "")
-            )
-        else:
-            lines.append("changed    nothing since the last checkpoint")
-        for s in sorted(skipped.values(), key=lambda s: s.path):
-            lines.append(f"skipped    {s.path}: {s.reason}")
-        from tether.cli.agent import status_extension  # recorded runs, task, next steps
+    from tether.status import workspace_status
 
-        status_extension(store, data, lines)
-        emit(args, data, "\n".join(lines))
+    with open_store(args) as store:
+        status = workspace_status(store)
+        if status.warning:
+            print(f"tether: warning: {status.warning}", file=sys.stderr)
+        emit(args, status.data, status.text)
     return 0
 
 

@@ -47,7 +47,11 @@ class _PrivateRotatingHandler(logging.handlers.RotatingFileHandler):
         return os.fdopen(fd, "a", encoding="utf-8")
 
 
-def _setup_logging(args: argparse.Namespace) -> None:
+def setup_logging(
+    args: argparse.Namespace, name: str = LOG_NAME, quiet: tuple[str, ...] = ("pygls",)
+) -> None:
+    """Logs to ``--log-file`` (``-``: stderr; default: ``<state dir>/NAME``), never stdout: it is
+    the protocol's. The ``quiet`` loggers log their messages' bodies at INFO: warnings only."""
     from tether.paths import ensure_private_dir, state_dir
 
     level = getattr(logging, str(args.log_level).upper(), logging.INFO)
@@ -55,7 +59,7 @@ def _setup_logging(args: argparse.Namespace) -> None:
     if args.log_file == "-":
         handler = logging.StreamHandler(sys.stderr)
     else:
-        path = Path(args.log_file) if args.log_file else state_dir(args.state_dir) / LOG_NAME
+        path = Path(args.log_file) if args.log_file else state_dir(args.state_dir) / name
         ensure_private_dir(path.parent)
         handler = _PrivateRotatingHandler(path)
     handler.setFormatter(logging.Formatter(f"%(asctime)s {os.getpid()} %(levelname)s %(name)s: %(message)s"))
@@ -65,11 +69,12 @@ def _setup_logging(args: argparse.Namespace) -> None:
     root.addHandler(handler)
     root.setLevel(level)
     # pygls logs every message body at INFO: far too much, and it would hold file contents.
-    logging.getLogger("pygls").setLevel(max(level, logging.WARNING))
+    for logger in quiet:
+        logging.getLogger(logger).setLevel(max(level, logging.WARNING))
 
 
 def cmd_lsp(args: argparse.Namespace) -> int:
-    _setup_logging(args)
+    setup_logging(args)
     from tether.config import Config
     from tether.lsp.server import create_server
 

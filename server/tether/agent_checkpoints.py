@@ -1,0 +1,137 @@
+"""Checkpoints an agent asks for: steps and manual checkpoints, each carrying the agent state and,
+when the workspace's tmux session runs, its snapshot.
+
+The CLI (``tether step``, ``tether checkpoint``) and the MCP server (``record_step``,
+``checkpoint``) both go through here, so a step is the same whichever way it was recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tether import protocol
+from tether.agent_state import AgentSession, Step, TaskState
+from tether.checkpoints import Checkpointer, CheckpointOutcome
+from tether.errors import TmuxError
+from tether.humanize import plural
+from tether.scan import ScanResult
+from tether.store import CheckpointInfo, Store
+
+log = logging.getLogger(__name__)
+
+
+def _tmux_provider(root: Path, state: str | os.PathLike[str] | None) -> Callable[[], bytes | None]:
+    """The tmux snapshot at each checkpoint (None when the session does not run)."""
+    from tether.user_config import user_link
+
+    # Warnings are printed by the tmux commands, not at every step.
+    link, _ = user_link(root, os.fspath(state) if state is not None else None)
+
+    def snapshot() -> bytes | None:
+        try:
+            return link.snapshot_bytes()
+        except TmuxError:
+            return None
+
+    return snapshot
+
+
+def add_providers(cp: Checkpointer, session: AgentSession, state: str | os.PathLike[str] | None) -> None:
+    cp.add_provider(protocol.ATTACH_AGENT, session.provider)
+    cp.add_provider(protocol.ATTACH_TMUX, _tmux_provider(session.root, state))
+
+
+def make_checkpointer(
+    store: Store, session: AgentSession, state: str | os.PathLike[str] | None = None
+) -> Checkpointer:
+    """A checkpointer whose checkpoints carry the agent state and, when tmux runs, its snapshot."""
+    cp = Checkpointer(store)
+    add_providers(cp, session, state)
+    return cp
+
+
+def record_conversations(
+    root: Path,
+    state: str | os.PathLike[str] | None,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    source: str = "step",
+) -> tuple[list[Any], str | None]:
+    """Record the conversation ids the agent running this step put in its tools' environment
+    (``CLAUDE_CODE_SESSION_ID``, ``CODEX_THREAD_ID``, ``GEMINI_SESSION_ID``; an agent's stdio MCP
+    servers get them too). Returns (conversations, warning); never raises: the id is a bonus,
+    the step itself must be recorded."""
+    from tether.conversations import record_from_env
+
+    try:
+        return record_from_env(root, state, env, cwd=cwd, source=source), None
+    except Exception as exc:
+        return [], f"could not record the conversation id: {exc}"
+
+
+@dataclass
+class StepOutcome:
+    info: CheckpointInfo
+    step: Step | None  # None only if the step was trimmed away by a flood of concurrent steps
+    state: TaskState
+    conversations: list[Any] = field(default_factory=list)
+
+    @property
+    def touched(self) -> list[str]:
+        return self.step.files if self.step is not None else list(self.info.files)
+
+    def lines(self) -> list[str]:
+        touched = self.touched
+        out = [
+            f"step recorded in checkpoint {self.info.id}: {plural(len(touched), 'file')} changed since "
+            "the last step"
+            + (f" ({', '.join(touched[:6])}{' …' if len(touched) > 6 else ''})" if touched else "")
+        ]
+        if self.state.next_steps:
+            out.append("next:")
+            out.extend(f"  {i + 1}. {s}" for i, s in enumerate(self.state.next_steps))
+        return out
+
+
+def record_step(
+    store: Store,
+    session: AgentSession,
+    checkpointer: Checkpointer,
+    done: str,
+    *,
+    next_steps: list[str] | None = None,
+    task: str | None = None,
+    files: list[str] | None = None,
+    scan: ScanResult | None = None,
+) -> StepOutcome:
+    """A step (what was done, what comes next) and its checkpoint. ``next_steps=None`` ticks off
+    a next step equal to ``done``; ``[]`` clears them. ``files`` (absolute, or relative to the
+    workspace root) become the files in progress; OutsideWorkspaceError names a bad one.
+    ``scan``: what changed, when the caller knows (else a stat walk of the workspace)."""
+    info = session.record_step(checkpointer, done, next_steps=next_steps, task=task, files=files, scan=scan)
+    state = session.state()
+    # Another process may have recorded a step meanwhile: ours is the one with our checkpoint.
+    step = next((st for st in reversed(state.steps) if st.checkpoint == info.id), None)
+    return StepOutcome(info, step, state)
+
+
+def manual_checkpoint(
+    session: AgentSession,
+    checkpointer: Checkpointer,
+    message: str | None = None,
+    paths: list[str] | None = None,
+) -> CheckpointOutcome:
+    """A checkpoint asked for by name (``tether checkpoint``): of ``paths`` only when given (fast),
+    else of the whole workspace; written even when nothing changed."""
+    if paths:
+        outcome = checkpointer.checkpoint(protocol.TRIGGER_MANUAL, message, paths=paths, allow_empty=True)
+    else:
+        outcome = checkpointer.checkpoint(protocol.TRIGGER_MANUAL, message, full=True, allow_empty=True)
+    assert outcome.info is not None  # allow_empty
+    session.after_checkpoint(outcome.info)
+    return outcome

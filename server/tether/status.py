@@ -1,0 +1,75 @@
+"""A workspace's status: the last checkpoint, what changed since, skipped files, and the agent's
+side (task, next steps, last step, run validity, pane history).
+
+``tether status`` prints it and the MCP ``status`` tool returns it; both call
+:func:`workspace_status`. One stat-cache walk serves the whole report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from tether.agent_state import AgentSession, status_section
+from tether.checkpoints import Checkpointer
+from tether.humanize import ago, plural
+from tether.scan import ScanResult
+from tether.store import Skipped, Store
+
+
+@dataclass
+class Status:
+    data: dict[str, Any]  # the `--json` document
+    lines: list[str]  # the text form, one line per fact
+    warning: str | None  # a problem importing .agent-session.json, reported once
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+def skipped_wire(items: list[Skipped]) -> list[dict[str, Any]]:
+    return [{"path": s.path, "reason": s.reason, "size": s.size} for s in items]
+
+
+def workspace_status(
+    store: Store, checkpointer: Checkpointer | None = None, scan: ScanResult | None = None
+) -> Status:
+    """Writes nothing but the agent file's import (an agent may have just written it).
+    ``scan``: a whole-workspace scan the caller just made."""
+    _, warning = AgentSession(store).import_file()
+    latest = store.latest()
+    if scan is None:
+        scan = (checkpointer or Checkpointer(store)).scan_workspace()
+    # Stored skips (from the last checkpoints) plus what this scan found now.
+    by_path = {s.path: s for s in store.skipped()}
+    by_path.update({s.path: s for s in scan.skipped})
+    skipped = sorted(by_path.values(), key=lambda s: s.path)
+    data: dict[str, Any] = {
+        "workspace": str(store.root),
+        "store": str(store.db_path),
+        "lastCheckpoint": latest.to_wire() if latest else None,
+        "changedSinceCheckpoint": scan.changed_paths,
+        "skipped": skipped_wire(skipped),
+    }
+    lines = [f"workspace  {store.root}"]
+    if latest:
+        lines.append(
+            f"last       checkpoint {latest.id}, {ago(latest.time)} ({latest.trigger})"
+            + (f": {latest.message}" if latest.message else "")
+        )
+    else:
+        lines.append("last       no checkpoint yet (run `tether checkpoint`)")
+    if scan.changes:
+        lines.append(
+            f"changed    {plural(len(scan.changes), 'file')} since: "
+            + ", ".join(scan.changed_paths[:8])
+            + (" …" if len(scan.changes) > 8 else "")
+        )
+    else:
+        lines.append("changed    nothing since the last checkpoint")
+    lines.extend(f"skipped    {s.path}: {s.reason}" for s in skipped)
+    agent_lines, agent_data = status_section(store, scan)
+    lines.extend(agent_lines)
+    data.update(agent_data)
+    return Status(data, lines, warning)
