@@ -655,11 +655,14 @@ class AgentSession:
         next_steps: list[str] | None = None,
         task: str | None = None,
         files: list[str] | None = None,
+        *,
+        scan: ScanResult | None = None,
     ) -> CheckpointInfo:
         """Write a step and a checkpoint (trigger ``step``) holding the agent's on-disk edits.
 
-        Edits made through the shell are found by a stat-cache scan of the workspace; paths told
-        in ``files`` are looked at too (and become the files in progress).
+        Edits made through the shell are found by a stat-cache scan of the workspace (``scan``:
+        one the caller just made); paths told in ``files`` are looked at too (and become the
+        files in progress).
         """
         message = safe_text(done, MAX_TEXT)
         if not message:
@@ -669,7 +672,8 @@ class AgentSession:
         self.import_file()
         # Scan first so the attachment can name the step's files; the checkpoint takes that
         # scan as it is (its stat refreshes too) and looks again only at the told paths.
-        scan = checkpointer.scan_workspace()
+        if scan is None:
+            scan = checkpointer.scan_workspace()
         told = list(patch.get("files", []))
         changed_now = sorted(set(scan.changed_paths) | set(told))
         # A step's files are what changed since the previous step, even when another checkpoint

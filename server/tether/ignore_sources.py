@@ -100,7 +100,12 @@ def _core_excludes_file(git_dir: str | None) -> str | None:
     home = os.path.expanduser("~")
     xdg = os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
     files = [] if os.environ.get("GIT_CONFIG_NOSYSTEM") else ["/etc/gitconfig"]
-    files += [os.path.join(xdg, "git", "config"), os.path.join(home, ".gitconfig")]
+    global_config = os.environ.get("GIT_CONFIG_GLOBAL")  # as git: it replaces both
+    files += (
+        [global_config]
+        if global_config
+        else [os.path.join(xdg, "git", "config"), os.path.join(home, ".gitconfig")]
+    )
     if git_dir is not None:
         files.append(os.path.join(git_dir, "config"))
     value = None
@@ -115,7 +120,7 @@ def _core_excludes_file(git_dir: str | None) -> str | None:
     return value if value and os.path.isabs(value) else None
 
 
-_CONFIG_SECTION = re.compile(r'\s*\[\s*([A-Za-z0-9.-]+)(?:\s+"[^"]*")?\s*\]\s*(.*)')
+_CONFIG_SECTION = re.compile(r'\s*\[\s*([A-Za-z0-9.-]+)(\s+"[^"]*")?\s*\]\s*(.*)')
 _CONFIG_KEY = re.compile(r"\s*([A-Za-z][A-Za-z0-9-]*)\s*(?:=\s*(.*))?")
 
 
@@ -130,8 +135,8 @@ def _config_value(path: str, section: str, key: str) -> str | None:
         line = raw
         m = _CONFIG_SECTION.match(line)
         if m:
-            current = m.group(1).lower()
-            line = m.group(2)
+            current = m.group(1).lower() if m.group(2) is None else ""  # [core "x"] is not [core]
+            line = m.group(3)
             if not line.strip():
                 continue
         if current != section:

@@ -22,6 +22,7 @@ from tether.diffing import FileDiff
 from tether.errors import BadParamsError
 from tether.humanize import ago, plural, size
 from tether.protocol import TRIGGER_MANUAL
+from tether.scan import IGNORE_RULES_REASON
 from tether.store import CheckpointInfo
 
 
@@ -224,7 +225,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         else:
             lines.append("changed    nothing since the last checkpoint")
         for s in sorted(skipped.values(), key=lambda s: s.path):
-            lines.append(f"skipped    {s.path}: {s.reason}")
+            # A pattern file over the bounds is a warning about the rules, not a skipped file.
+            label = "warning " if s.reason.startswith(IGNORE_RULES_REASON) else "skipped "
+            lines.append(f"{label}   {s.path}: {s.reason}")
         from tether.cli.agent import status_extension  # recorded runs, task, next steps
 
         status_extension(store, data, lines)
