@@ -466,7 +466,9 @@ class Scanner:
             # Iterative walk: deep trees must not hit the recursion limit.
             walk = walks[0]
             while todo:
-                if deadline is not None and time.monotonic() > deadline:
+                # Past the deadline, no new directory; the first is always walked, so that
+                # hooks that keep running out of time still make progress.
+                if deadline is not None and walk.visited and time.monotonic() > deadline:
                     walk.stopped = True
                     break
                 self._visit(*todo.pop(), walk)
@@ -509,6 +511,7 @@ class Scanner:
         system calls overlap with another's Python: what git status gets from its threads."""
         cond = threading.Condition()
         active = [0]
+        started = [False]
         errors: list[BaseException] = []
 
         def work(walk: _Walk) -> None:
@@ -518,13 +521,14 @@ class Scanner:
                         cond.wait()
                     if not todo:
                         return
-                    if walk.deadline is not None and time.monotonic() > walk.deadline:
+                    if walk.deadline is not None and started[0] and time.monotonic() > walk.deadline:
                         walk.stopped = True
                         todo.clear()
                         cond.notify_all()
                         return
                     item = todo.pop()
                     active[0] += 1
+                    started[0] = True
                 try:
                     self._visit(*item, walk)
                 except BaseException as exc:  # re-raised by the caller's thread below

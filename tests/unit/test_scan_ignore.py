@@ -184,14 +184,15 @@ def test_walk_stops_at_its_deadline_and_reports_nothing_it_did_not_see(
     assert [s.path for s in store.skipped()] == ["big.dat"]
     for d in range(20):
         write(workspace, f"d{d}/a.txt", "changed\n")
+    write(workspace, "top.txt")
     cp = Checkpointer(store)
-    cp.deadline = time.monotonic() - 1  # already past: the walk stops before its first directory
+    cp.deadline = time.monotonic() - 1  # already past: only the first directory is walked
     scan = cp.scan_workspace()
-    assert not scan.complete and scan.changes == []  # nothing invented deleted
-    out = cp.checkpoint("manual", allow_empty=True)
-    assert out.info is not None and out.info.files == ()
+    assert not scan.complete and scan.changed_paths == ["top.txt"]  # nothing invented deleted
+    out = cp.checkpoint("manual")
+    assert out.info is not None and out.info.files == ("top.txt",)  # what it found is recorded
     assert [s.path for s in store.skipped()] == ["big.dat"]  # a partial walk drops no skip
-    assert len(store.head()) == 20  # none reported deleted
+    assert len(store.head()) == 21  # none reported deleted
     cp.deadline = None
     out = cp.checkpoint("manual")
     assert out.scan.complete and len(out.scan.changes) == 20
