@@ -54,6 +54,10 @@ from functools import lru_cache
 # so, instead of spending its time on them.
 MAX_PATTERN_BYTES = 1024
 MAX_PATTERNS = 10_000
+# Exact names and "*.ext" cost a lookup per path whatever their number; a pattern with other
+# wildcards costs a match per path (and per name with git too, but git only matches untracked
+# files: Tether, which keeps no index, matches every one).
+MAX_GLOB_PATTERNS = 1_000
 MAX_FILE_BYTES = 1024 * 1024
 
 _GLOB_SPECIAL = frozenset("*?[\\")
@@ -96,6 +100,8 @@ class Pattern:
     dir_only: bool
     basename: bool  # no "/": matched against a path's last component
     regex: str  # anchored at the start; matches the whole name (or relative path)
+    literal: str | None = None  # no glob character: the exact name (or relative path)
+    suffix: str | None = None  # "*" then no glob character: the name's ending (git's ENDSWITH)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +143,11 @@ def _trim_trailing_spaces(s: str) -> str:
 
 
 def parse(
-    data: bytes, *, max_patterns: int = MAX_PATTERNS, max_pattern_bytes: int = MAX_PATTERN_BYTES
+    data: bytes,
+    *,
+    max_patterns: int = MAX_PATTERNS,
+    max_pattern_bytes: int = MAX_PATTERN_BYTES,
+    max_glob_patterns: int = MAX_GLOB_PATTERNS,
 ) -> tuple[list[Pattern], list[Problem]]:
     """The patterns of one file, and what was not applied (over the bounds) with why."""
     if data.startswith(b"\xef\xbb\xbf"):
@@ -147,6 +157,7 @@ def parse(
     problems: list[Problem] = []
     too_long = 0
     over = 0
+    globs = over_globs = 0
     for lineno, raw in enumerate(text.split("\n"), 1):
         if not raw or raw[0] == "#":
             continue
@@ -160,12 +171,25 @@ def parse(
             over += 1
             continue
         pattern = compile_line(line, lineno)
-        if pattern is not None:
-            patterns.append(pattern)
+        if pattern is None:
+            continue
+        if pattern.literal is None and pattern.suffix is None:
+            globs += 1
+            if globs > max_glob_patterns:
+                over_globs += 1
+                continue
+        patterns.append(pattern)
     if too_long > 3:
         problems.append(Problem(0, f"{too_long} patterns longer than {max_pattern_bytes} bytes: not applied"))
     if over:
         problems.append(Problem(0, f"only the first {max_patterns} patterns applied, {over} more not"))
+    if over_globs:
+        problems.append(
+            Problem(
+                0,
+                f"only the first {max_glob_patterns} patterns with wildcards applied, {over_globs} more not",
+            )
+        )
     return patterns, problems
 
 
@@ -181,13 +205,18 @@ def compile_line(line: str, lineno: int = 0) -> Pattern | None:
     if not body:
         return None  # "", "!", "/": git keeps them, and they match nothing
     basename = "/" not in body
-    if basename:
-        regex = _translate(body, pathname=False)
+    if not basename and body.startswith("/"):
+        body = body[1:]
+    literal = suffix = None
+    if not any(c in _GLOB_SPECIAL for c in body):
+        literal = body
+        regex = re.escape(body) + r"\Z"
+    elif basename and len(body) > 1 and body[0] == "*" and not any(c in _GLOB_SPECIAL for c in body[1:]):
+        suffix = body[1:]
+        regex = f"[^/]*?{re.escape(suffix)}\\Z"
     else:
-        if body.startswith("/"):
-            body = body[1:]
-        regex = _translate(body, pathname=True)
-    return Pattern(lineno, line, negated, dir_only, basename, regex)
+        regex = _translate(body, pathname=not basename)
+    return Pattern(lineno, line, negated, dir_only, basename, regex, literal, suffix)
 
 
 # --- translation -----------------------------------------------------------------------------
@@ -418,9 +447,8 @@ def _compile(regex: str) -> re.Pattern[str]:
 class Rules:
     """One pattern file's rules, for paths below the directory ``base`` ("" for the root).
 
-    Per path, one combined expression per kind of pattern (against the name, against the
-    path), with the patterns newest first, each in its own group: the group that matched
-    names the last matching pattern, which decides.
+    Per path and kind of pattern (against the name, against the path), the last matching
+    pattern decides: see :class:`_Combined`.
     """
 
     __slots__ = ("_names", "_paths", "negations", "patterns", "prefix")
@@ -453,25 +481,76 @@ class Rules:
         return None if best is None else best[1]
 
 
+# Up to this many patterns of a kind, one expression holds them all (one call per path). Past
+# it (a long generated file), exact names and "*.ext" endings are looked up in dicts, and the
+# other patterns go in expressions of this many: a regex's groups cost the engine per branch
+# tried, so one expression with thousands of groups would cost thousands squared per path.
+_CHUNK = 64
+
+
 class _Combined:
-    __slots__ = ("_groups", "_match")
+    """Patterns of one kind; :meth:`last` finds the last one matching a text."""
+
+    __slots__ = ("_chunks", "_lengths", "_literals", "_suffixes")
 
     def __init__(self, indexed: Sequence[tuple[int, Pattern]]) -> None:
-        ordered = list(reversed(indexed))
-        self._groups: list[tuple[int, bool]] = [(-1, False)] + [(i, not p.negated) for i, p in ordered]
-        self._match = re.compile("|".join(f"({p.regex})" for _, p in ordered)).match if ordered else None
+        self._literals: dict[str, tuple[int, bool]] = {}
+        self._suffixes: dict[str, tuple[int, bool]] = {}
+        rest = list(indexed)
+        if len(rest) > _CHUNK:
+            rest = []
+            for i, p in indexed:
+                if p.literal is not None:
+                    self._literals[p.literal] = (i, not p.negated)  # a later duplicate wins
+                elif p.suffix is not None:
+                    self._suffixes[p.suffix] = (i, not p.negated)
+                else:
+                    rest.append((i, p))
+        self._lengths = sorted({len(k) for k in self._suffixes})
+        # Newest first, so that the first chunk that matches has the answer, and in it the
+        # group that matched (the branches are tried in order) is the newest pattern.
+        ordered = list(reversed(rest))
+        self._chunks: list[tuple[int, Callable[[str], re.Match[str] | None], list[tuple[int, bool]]]] = []
+        for start in range(0, len(ordered), _CHUNK):
+            part = ordered[start : start + _CHUNK]
+            regex = re.compile("|".join(f"({p.regex})" for _, p in part))
+            self._chunks.append(
+                (part[0][0], regex.match, [(-1, False)] + [(i, not p.negated) for i, p in part])
+            )
 
     def last(self, text: str) -> tuple[int, bool] | None:
-        if self._match is None:
-            return None
-        m = self._match(text)
-        if m is None:
-            return None
-        return self._groups[m.lastindex or 0]
+        """(index, ignores) of the last pattern matching ``text``, or None."""
+        best = self._literals.get(text) if self._literals else None
+        for n in self._lengths:
+            if n > len(text):
+                break
+            hit = self._suffixes.get(text[-n:])
+            if hit is not None and (best is None or hit[0] > best[0]):
+                best = hit
+        for newest, match, groups in self._chunks:
+            if best is not None and newest < best[0]:
+                break  # this chunk and the older ones cannot override what was found
+            m = match(text)
+            if m is not None:
+                hit = groups[m.lastindex or 0]
+                return hit if best is None or hit[0] > best[0] else best
+        return best
 
 
-@lru_cache(maxsize=512)
+# Pattern files up to this size are kept compiled, by content (a long-lived server scans often);
+# the bound keeps a hostile tree of huge distinct files from filling memory.
+_CACHED_BYTES = 64 * 1024
+
+
 def rules_from_bytes(data: bytes, base: str = "") -> tuple[Rules, tuple[Problem, ...]]:
-    """Parsed and compiled once per distinct content (a long-lived server scans often)."""
+    """One pattern file's rules and what was not applied; compiled once per distinct content."""
+    if len(data) <= _CACHED_BYTES:
+        return _cached_rules(data, base)
+    patterns, problems = parse(data)
+    return Rules(patterns, base), tuple(problems)
+
+
+@lru_cache(maxsize=256)
+def _cached_rules(data: bytes, base: str) -> tuple[Rules, tuple[Problem, ...]]:
     patterns, problems = parse(data)
     return Rules(patterns, base), tuple(problems)

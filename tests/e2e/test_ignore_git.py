@@ -9,6 +9,7 @@ way; every path is asked in one ``--stdin -z`` call.
 
 from __future__ import annotations
 
+import random
 import subprocess
 import tempfile
 from pathlib import Path
@@ -223,3 +224,23 @@ def test_character_classes_byte_by_byte(name: str) -> None:
 def test_non_ascii_names_match_as_utf8_bytes() -> None:
     # "?" is one byte for git: "é" is two.
     compare(["é", "éa", "a"], {"": "?\n??a\n"})
+
+
+@pytest.mark.parametrize("seed_", [1, 2, 3])
+def test_long_pattern_files_agree_with_git(seed_: int) -> None:
+    """Past 64 patterns of a kind, names and endings go to dicts and the rest to chunks."""
+    rng = random.Random(seed_)
+    lines = []
+    for _ in range(400):
+        kind = rng.random()
+        neg = "!" if rng.random() < 0.2 else ""
+        if kind < 0.3:
+            lines.append(neg + "/".join(rng.choice(NAMES) for _ in range(rng.randint(1, 2))))
+        elif kind < 0.6:
+            lines.append(
+                f"{neg}*{rng.choice(['a', 'b', '.b', 'ab', 'c'])}" + ("/" if rng.random() < 0.2 else "")
+            )
+        else:
+            lines.append(neg + "".join(rng.choice(PIECES) for _ in range(rng.randint(1, 4))))
+    files = ["/".join(rng.choice(NAMES) for _ in range(rng.randint(1, 3))) for _ in range(60)]
+    compare(files, {"": "\n".join(lines) + "\n"})

@@ -156,9 +156,38 @@ def test_bounds_on_untrusted_files() -> None:
     patterns, problems = parse(many, max_patterns=10)
     assert len(patterns) == 10 and patterns[-1].text == "p9"
     assert len(problems) == 1 and "first 10 patterns" in str(problems[0]) and "20 more" in str(problems[0])
+    # Exact names and "*.ext" are cheap whatever their number; other wildcards are bounded.
+    mixed = "".join(f"n{i}\n*.e{i}\n*x{i}*\n" for i in range(30)).encode()
+    patterns, problems = parse(mixed, max_glob_patterns=5)
+    assert len(patterns) == 30 + 30 + 5
+    assert [str(p) for p in problems] == ["only the first 5 patterns with wildcards applied, 25 more not"]
     # Many over-long lines: the first ones named, then counted.
     _, problems = parse((long + "\n").encode() * 6)
     assert len(problems) == 4 and "6 patterns longer" in str(problems[-1])
+
+
+def test_long_files_match_as_short_ones() -> None:
+    """Past 64 patterns of a kind, exact names and endings are looked up in dicts and the
+    rest matched in chunks: the last matching pattern still decides."""
+    lines = [f"f{i}" for i in range(100)] + [f"*.e{i}" for i in range(100)] + [f"g{i}*" for i in range(100)]
+    lines += ["!f7", "!*.e7", "!g7*", "f7", "*.e50", "!x.e50"]
+    rules, _ = rules_from_bytes(("\n".join(lines) + "\n").encode())
+    small = {n: Rules(parse(f"{p}\n".encode())[0]) for n, p in [("f", "f3"), ("e", "*.e3"), ("g", "g3*")]}
+    assert small["f"].verdict("f3", "f3", False) and small["e"].verdict("a.e3", "a.e3", False)
+    cases = {
+        "f3": True,
+        "f7": True,  # re-ignored after its negation
+        "a.e3": True,
+        "a.e7": False,
+        "g3x": True,
+        "g7x": False,
+        "a.e50": True,
+        "x.e50": False,
+        "h": None,
+        "d/f3": True,
+    }
+    for path, want in cases.items():
+        assert rules.verdict(path, path.rpartition("/")[2], False) is want, path
 
 
 def test_compiled_once_per_content() -> None:
