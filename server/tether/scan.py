@@ -425,11 +425,13 @@ class Scanner:
         return result
 
     def _check_gitignores(self) -> bool:
-        """Drop every listing when a .gitignore they were filtered with changed; True if so."""
+        """Drop every listing when a pattern file they were filtered with changed; True if so.
+        (.gitignore files by relative path, never followed; the sources outside the tree by
+        absolute path, followed as they are read: a dotfile manager's symlink is usual.)"""
         with self._cache_lock:
             for rel, key in self._gitignores.items():
                 try:
-                    st = os.lstat(os.path.join(self.root, rel))
+                    st = os.stat(rel) if os.path.isabs(rel) else os.lstat(os.path.join(self.root, rel))
                     now = (st.st_mtime_ns, st.st_size, st.st_ino)
                 except OSError:
                     now = (0, 0, 0)

@@ -196,3 +196,23 @@ def test_walk_stops_at_its_deadline_and_reports_nothing_it_did_not_see(
     cp.deadline = None
     out = cp.checkpoint("manual")
     assert out.scan.complete and len(out.scan.changes) == 20
+
+
+def test_symlinked_excludes_file_keeps_the_listings(
+    workspace: Path, store: Store, user_config: Path, trust_fresh_stats: None
+) -> None:
+    """A dotfiles manager links ~/.config/git/ignore: scans keep their listings until it changes."""
+    real = write(user_config, "dotfiles/ignore", "*.swp\n")
+    (user_config / ".config" / "git").mkdir(parents=True)
+    os.symlink(real, user_config / ".config" / "git" / "ignore")
+    write(workspace, "a.swp")
+    write(workspace, "a.txt")
+    cp = Checkpointer(store)
+    cp.checkpoint("manual")
+    scanner = cp.scanner
+    assert set(store.head()) == {"a.txt"} and scanner.has_listings
+    assert not scanner._check_gitignores()  # nothing changed: listings kept
+    write(user_config, "dotfiles/ignore", "*.swp\n*.txt\n")
+    assert scanner._check_gitignores()
+    cp.checkpoint("manual")
+    assert set(store.head()) == set()
