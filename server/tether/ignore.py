@@ -452,19 +452,23 @@ class Rules:
     """
 
     __slots__ = ("_names", "_paths", "negations", "patterns", "prefix")
+    _names: tuple[Last | None, Last | None]
+    _paths: tuple[Last | None, Last | None]
 
     def __init__(self, patterns: Sequence[Pattern], base: str = "") -> None:
         self.patterns = tuple(patterns)
         self.prefix = len(as_bytes_text(base)) + 1 if base else 0
         self.negations = any(p.negated for p in self.patterns)
         live = [(i, p) for i, p in enumerate(self.patterns) if p.regex != _NEVER]
+        # Per kind, for files and for directories: a function giving the last matching
+        # pattern, or None when the kind has no pattern (this runs once per walked entry).
         self._names = (
-            _Combined([(i, p) for i, p in live if p.basename and not p.dir_only]),
-            _Combined([(i, p) for i, p in live if p.basename]),
+            _last_matching([(i, p) for i, p in live if p.basename and not p.dir_only]),
+            _last_matching([(i, p) for i, p in live if p.basename]),
         )
         self._paths = (
-            _Combined([(i, p) for i, p in live if not p.basename and not p.dir_only]),
-            _Combined([(i, p) for i, p in live if not p.basename]),
+            _last_matching([(i, p) for i, p in live if not p.basename and not p.dir_only]),
+            _last_matching([(i, p) for i, p in live if not p.basename]),
         )
 
     def __bool__(self) -> bool:
@@ -475,10 +479,15 @@ class Rules:
         ``rel`` is relative to the workspace root, below this file's directory."""
         if not rel.isascii():
             rel, name = as_bytes_text(rel), as_bytes_text(name)
-        by_name = self._names[is_dir].last(name)
-        by_path = self._paths[is_dir].last(rel[self.prefix :])
-        best = by_name if by_path is None or (by_name is not None and by_name[0] > by_path[0]) else by_path
-        return None if best is None else best[1]
+        names = self._names[is_dir]
+        by_name = names(name) if names is not None else None
+        paths = self._paths[is_dir]
+        by_path = paths(rel[self.prefix :]) if paths is not None else None
+        if by_path is None:
+            return None if by_name is None else by_name[1]
+        if by_name is None or by_path[0] > by_name[0]:
+            return by_path[1]
+        return by_name[1]
 
 
 # Up to this many patterns of a kind, one expression holds them all (one call per path). Past
@@ -535,6 +544,25 @@ class _Combined:
                 hit = groups[m.lastindex or 0]
                 return hit if best is None or hit[0] > best[0] else best
         return best
+
+
+Last = Callable[[str], "tuple[int, bool] | None"]
+
+
+def _last_matching(indexed: Sequence[tuple[int, Pattern]]) -> Last | None:
+    """A function giving (index, ignores) of the last of these patterns matching a text."""
+    if not indexed:
+        return None
+    combined = _Combined(indexed)
+    if combined._literals or combined._suffixes or len(combined._chunks) != 1:
+        return combined.last
+    _, match, groups = combined._chunks[0]  # the usual file: one expression, one call
+
+    def last(text: str) -> tuple[int, bool] | None:
+        m = match(text)
+        return None if m is None else groups[m.lastindex or 0]
+
+    return last
 
 
 # Pattern files up to this size are kept compiled, by content (a long-lived server scans often);
