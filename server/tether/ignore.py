@@ -102,6 +102,7 @@ class Pattern:
     regex: str  # anchored at the start; matches the whole name (or relative path)
     literal: str | None = None  # no glob character: the exact name (or relative path)
     suffix: str | None = None  # "*" then no glob character: the name's ending (git's ENDSWITH)
+    ending: str | None = None  # what any text it matches ends with (its last literal characters)
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,16 +208,31 @@ def compile_line(line: str, lineno: int = 0) -> Pattern | None:
     basename = "/" not in body
     if not basename and body.startswith("/"):
         body = body[1:]
-    literal = suffix = None
+    literal = suffix = ending = None
     if not any(c in _GLOB_SPECIAL for c in body):
-        literal = body
+        literal = ending = body
         regex = re.escape(body) + r"\Z"
     elif basename and len(body) > 1 and body[0] == "*" and not any(c in _GLOB_SPECIAL for c in body[1:]):
-        suffix = body[1:]
+        suffix = ending = body[1:]
         regex = f"[^/]*?{re.escape(suffix)}\\Z"
     else:
         regex = _translate(body, pathname=not basename)
-    return Pattern(lineno, line, negated, dir_only, basename, regex, literal, suffix)
+        ending = _ending(body, pathname=not basename)
+    return Pattern(lineno, line, negated, dir_only, basename, regex, literal, suffix, ending)
+
+
+def _ending(p: str, pathname: bool) -> str | None:
+    """The literal characters every text matching ``p`` ends with, if any."""
+    try:
+        tokens = _tokens(p, pathname)
+    except _Malformed:
+        return None
+    tail: list[str] = []
+    for kind, value in reversed(tokens):
+        if kind != "lit":
+            break
+        tail.append(value)
+    return "".join(reversed(tail)) or None
 
 
 # --- translation -----------------------------------------------------------------------------
@@ -498,9 +514,14 @@ _CHUNK = 64
 
 
 class _Combined:
-    """Patterns of one kind; :meth:`last` finds the last one matching a text."""
+    """Patterns of one kind; :meth:`last` finds the last one matching a text.
 
-    __slots__ = ("_chunks", "_lengths", "_literals", "_suffixes")
+    Most patterns end with literal characters (``*.log``, ``build``, ``/dist``): a text that
+    ends with none of those endings (one C call) cannot match them, so their expressions run
+    only for texts that do. Most entries of a walk end with none.
+    """
+
+    __slots__ = ("_chunks", "_endings", "_lengths", "_literals", "_open", "_suffixes")
 
     def __init__(self, indexed: Sequence[tuple[int, Pattern]]) -> None:
         self._literals: dict[str, tuple[int, bool]] = {}
@@ -516,16 +537,10 @@ class _Combined:
                 else:
                     rest.append((i, p))
         self._lengths = sorted({len(k) for k in self._suffixes})
-        # Newest first, so that the first chunk that matches has the answer, and in it the
-        # group that matched (the branches are tried in order) is the newest pattern.
-        ordered = list(reversed(rest))
-        self._chunks: list[tuple[int, Callable[[str], re.Match[str] | None], list[tuple[int, bool]]]] = []
-        for start in range(0, len(ordered), _CHUNK):
-            part = ordered[start : start + _CHUNK]
-            regex = re.compile("|".join(f"({p.regex})" for _, p in part))
-            self._chunks.append(
-                (part[0][0], regex.match, [(-1, False)] + [(i, not p.negated) for i, p in part])
-            )
+        ended = [(i, p) for i, p in rest if p.ending]
+        self._endings = tuple(sorted({p.ending for _, p in ended if p.ending}))
+        self._chunks = _chunks(ended)
+        self._open = _chunks([(i, p) for i, p in rest if not p.ending])
 
     def last(self, text: str) -> tuple[int, bool] | None:
         """(index, ignores) of the last pattern matching ``text``, or None."""
@@ -536,14 +551,38 @@ class _Combined:
             hit = self._suffixes.get(text[-n:])
             if hit is not None and (best is None or hit[0] > best[0]):
                 best = hit
-        for newest, match, groups in self._chunks:
-            if best is not None and newest < best[0]:
-                break  # this chunk and the older ones cannot override what was found
-            m = match(text)
-            if m is not None:
-                hit = groups[m.lastindex or 0]
-                return hit if best is None or hit[0] > best[0] else best
+        if self._chunks and text.endswith(self._endings):
+            best = _newest(self._chunks, text, best)
+        if self._open:
+            best = _newest(self._open, text, best)
         return best
+
+
+_Chunk = tuple[int, Callable[[str], "re.Match[str] | None"], list[tuple[int, bool]]]
+
+
+def _chunks(indexed: Sequence[tuple[int, Pattern]]) -> list[_Chunk]:
+    """Expressions of up to _CHUNK patterns, newest first, so that the first chunk that
+    matches has the answer, and in it the group that matched (branches are tried in order)
+    is the newest pattern."""
+    ordered = list(reversed(indexed))
+    out: list[_Chunk] = []
+    for start in range(0, len(ordered), _CHUNK):
+        part = ordered[start : start + _CHUNK]
+        regex = re.compile("|".join(f"({p.regex})" for _, p in part))
+        out.append((part[0][0], regex.match, [(-1, False)] + [(i, not p.negated) for i, p in part]))
+    return out
+
+
+def _newest(chunks: list[_Chunk], text: str, best: tuple[int, bool] | None) -> tuple[int, bool] | None:
+    for newest, match, groups in chunks:
+        if best is not None and newest < best[0]:
+            break  # this chunk and the older ones cannot override what was found
+        m = match(text)
+        if m is not None:
+            hit = groups[m.lastindex or 0]
+            return hit if best is None or hit[0] > best[0] else best
+    return best
 
 
 Last = Callable[[str], "tuple[int, bool] | None"]
@@ -554,11 +593,15 @@ def _last_matching(indexed: Sequence[tuple[int, Pattern]]) -> Last | None:
     if not indexed:
         return None
     combined = _Combined(indexed)
-    if combined._literals or combined._suffixes or len(combined._chunks) != 1:
+    if combined._literals or combined._suffixes or len(combined._chunks) > 1 or combined._open:
         return combined.last
-    _, match, groups = combined._chunks[0]  # the usual file: one expression, one call
+    # The usual file: every pattern ends with literal characters, one expression for them.
+    _, match, groups = combined._chunks[0]
+    endings = combined._endings
 
     def last(text: str) -> tuple[int, bool] | None:
+        if not text.endswith(endings):
+            return None
         m = match(text)
         return None if m is None else groups[m.lastindex or 0]
 
