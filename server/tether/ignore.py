@@ -58,6 +58,9 @@ MAX_PATTERNS = 10_000
 # wildcards costs a match per path (and per name with git too, but git only matches untracked
 # files: Tether, which keeps no index, matches every one).
 MAX_GLOB_PATTERNS = 1_000
+# Compiling is the regex engine's pure-Python compiler: up to ~25 us per byte of a pattern
+# dense with stars. This bounds one file's wildcard patterns to well under a second of it.
+MAX_GLOB_BYTES = 16 * 1024
 MAX_FILE_BYTES = 1024 * 1024
 
 _GLOB_SPECIAL = frozenset("*?[\\")
@@ -124,6 +127,8 @@ def as_bytes_text(s: str) -> str:
 
 def _trim_trailing_spaces(s: str) -> str:
     """git's trim_trailing_spaces: drop trailing spaces unless escaped by a backslash."""
+    if not s.endswith(" "):
+        return s
     last_space = -1
     i = 0
     n = len(s)
@@ -149,6 +154,7 @@ def parse(
     max_patterns: int = MAX_PATTERNS,
     max_pattern_bytes: int = MAX_PATTERN_BYTES,
     max_glob_patterns: int = MAX_GLOB_PATTERNS,
+    max_glob_bytes: int = MAX_GLOB_BYTES,
 ) -> tuple[list[Pattern], list[Problem]]:
     """The patterns of one file, and what was not applied (over the bounds) with why."""
     if data.startswith(b"\xef\xbb\xbf"):
@@ -158,7 +164,7 @@ def parse(
     problems: list[Problem] = []
     too_long = 0
     over = 0
-    globs = over_globs = 0
+    globs = over_globs = glob_bytes = 0
     for lineno, raw in enumerate(text.split("\n"), 1):
         if not raw or raw[0] == "#":
             continue
@@ -171,15 +177,18 @@ def parse(
         if len(patterns) >= max_patterns:
             over += 1
             continue
-        pattern = compile_line(line, lineno)
-        if pattern is None:
+        split = _split(line)
+        if split is None:
             continue
-        if pattern.literal is None and pattern.suffix is None:
-            globs += 1
-            if globs > max_glob_patterns:
+        if split[4] == "glob":  # bounded before any work is spent on it
+            if globs >= max_glob_patterns or glob_bytes + len(line) > max_glob_bytes:
                 over_globs += 1
                 continue
-        patterns.append(pattern)
+            globs += 1
+            glob_bytes += len(line)
+        pattern = compile_line(line, lineno)
+        if pattern is not None:
+            patterns.append(pattern)
     if too_long > 3:
         problems.append(Problem(0, f"{too_long} patterns longer than {max_pattern_bytes} bytes: not applied"))
     if over:
@@ -188,14 +197,16 @@ def parse(
         problems.append(
             Problem(
                 0,
-                f"only the first {max_glob_patterns} patterns with wildcards applied, {over_globs} more not",
+                f"{over_globs} patterns with wildcards not applied (at most {max_glob_patterns} "
+                f"of them, {max_glob_bytes} bytes in all)",
             )
         )
     return patterns, problems
 
 
-def compile_line(line: str, lineno: int = 0) -> Pattern | None:
-    """One pattern line (already trimmed as git does); None for one that is empty."""
+def _split(line: str) -> tuple[bool, bool, bool, str, str] | None:
+    """(negated, directories only, basename, body, shape) of a pattern line, or None when it
+    is empty. Shape: "literal" (no glob character), "suffix" ("*" then none), else "glob"."""
     body = line
     negated = body.startswith("!")
     if negated:
@@ -208,11 +219,26 @@ def compile_line(line: str, lineno: int = 0) -> Pattern | None:
     basename = "/" not in body
     if not basename and body.startswith("/"):
         body = body[1:]
-    literal = suffix = ending = None
     if not any(c in _GLOB_SPECIAL for c in body):
+        shape = "literal"
+    elif basename and len(body) > 1 and body[0] == "*" and not any(c in _GLOB_SPECIAL for c in body[1:]):
+        shape = "suffix"
+    else:
+        shape = "glob"
+    return negated, dir_only, basename, body, shape
+
+
+def compile_line(line: str, lineno: int = 0) -> Pattern | None:
+    """One pattern line (already trimmed as git does); None for one that is empty."""
+    split = _split(line)
+    if split is None:
+        return None
+    negated, dir_only, basename, body, shape = split
+    literal = suffix = ending = None
+    if shape == "literal":
         literal = ending = body
         regex = re.escape(body) + r"\Z"
-    elif basename and len(body) > 1 and body[0] == "*" and not any(c in _GLOB_SPECIAL for c in body[1:]):
+    elif shape == "suffix":
         suffix = ending = body[1:]
         regex = f"[^/]*?{re.escape(suffix)}\\Z"
     else:

@@ -160,7 +160,11 @@ def test_bounds_on_untrusted_files() -> None:
     mixed = "".join(f"n{i}\n*.e{i}\n*x{i}*\n" for i in range(30)).encode()
     patterns, problems = parse(mixed, max_glob_patterns=5)
     assert len(patterns) == 30 + 30 + 5
-    assert [str(p) for p in problems] == ["only the first 5 patterns with wildcards applied, 25 more not"]
+    assert [str(p) for p in problems] == [
+        "25 patterns with wildcards not applied (at most 5 of them, 16384 bytes in all)"
+    ]
+    patterns, problems = parse(mixed, max_glob_bytes=20)  # "*x0*" … "*x9*": 4 bytes each
+    assert len(patterns) == 30 + 30 + 5 and "25 patterns with wildcards not applied" in str(problems[0])
     # Many over-long lines: the first ones named, then counted.
     _, problems = parse((long + "\n").encode() * 6)
     assert len(problems) == 4 and "6 patterns longer" in str(problems[-1])
