@@ -44,6 +44,9 @@ class Checkpointer:
         self._providers: dict[str, Provider] = {}
         self._pending: set[str] = set()
         self._lock = threading.Lock()
+        # time.monotonic() past which a whole-workspace walk stops and reports what it found
+        # (the agent hooks' time budget); None: walks run to the end.
+        self.deadline: float | None = None
 
     def add_provider(self, name: str, fn: Provider) -> None:
         self._providers[name] = fn
@@ -107,6 +110,7 @@ class Checkpointer:
                         [*scan.stat_updates, *extra.stat_updates],
                         [*scan.skipped, *extra.skipped] if scan.scope is not None else scan.skipped,
                         scan.seen,
+                        complete=scan.complete,
                     )
                     if skipped_scope is not None and extra.scope is not None:
                         skipped_scope = sorted({*skipped_scope, *extra.scope})
@@ -116,6 +120,8 @@ class Checkpointer:
             else:
                 scan = self.scan_told(told)
                 skipped_scope = scan.scope
+            if not scan.complete and skipped_scope is None:
+                skipped_scope = []  # a walk stopped early: add its skips, drop none it did not see
             attachments = {} if files_only and not scan.changes else self._attachments()
             if extra_attachments:
                 attachments.update(extra_attachments)
@@ -158,18 +164,20 @@ class Checkpointer:
         directories found exactly as stored need no head rows; only the others' are read,
         unless they are many (then all at once is cheaper). Listings not yet stored (their
         export failed) are newer than the store's: then the walk uses them and all head rows.
+        Past :attr:`deadline` the walk stops: the result is then not ``complete``.
         """
+        deadline = self.deadline
         if self.scanner.has_listings and self.scanner.listings_dirty:
-            return self.scanner.full_scan(self.store.head_rows())
+            return self.scanner.full_scan(self.store.head_rows(), deadline=deadline)
         with self.store.snapshot():
             meta, rows = self.store.scan_dirs()
             if not self.scanner.import_dirs(meta, rows):
-                return self.scanner.full_scan(self.store.head_rows())
+                return self.scanner.full_scan(self.store.head_rows(), deadline=deadline)
             verified = self.scanner.verify_imported()
             others = self.scanner.listed_paths(exclude=verified)
             if len(others) * LAZY_HEAD_SHARE > self.scanner.listed_count():
-                return self.scanner.full_scan(self.store.head_rows(), verified)
-            return self.scanner.full_scan(LazyHead(self.store, others), verified)
+                return self.scanner.full_scan(self.store.head_rows(), verified, deadline)
+            return self.scanner.full_scan(LazyHead(self.store, others), verified, deadline)
 
     def _save_listings(self) -> None:
         # After the checkpoint, in its own small transaction: the next process's first walk

@@ -19,7 +19,6 @@ import gc
 import json
 import logging
 import os
-import re
 import select
 import signal
 import stat as stat_mod
@@ -31,9 +30,9 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pathspec
-
 from tether.errors import OutsideWorkspaceError
+from tether.ignore import Rules, rules_from_bytes
+from tether.ignore_sources import excludes_sources, read_pattern_file
 from tether.paths import normalize_rel, restore_temp_pid
 from tether.scan_cache import STAT, DirRow, DirsExport
 from tether.store import RACY_NS, FileChange, HeadRow, Skipped, StatEntry, blob_hash
@@ -62,7 +61,8 @@ DEFAULT_IGNORED_DIRS = frozenset(
 # every checkpoint rewrite look like a change.
 DEFAULT_IGNORED_FILES = frozenset({".agent-session.json", ".DS_Store"})
 GITIGNORE = ".gitignore"
-LISTINGS_FORMAT = 2
+# 3: git-exact ignore matching (tether.ignore), info/exclude and core.excludesFile read.
+LISTINGS_FORMAT = 3
 # Threads for a whole-tree walk that lists directories, from this many tracked files on (below,
 # one thread is faster). A walk from kept listings only stats files: Python work under the GIL,
 # faster on one thread (measured: 30 vs 39 ms at 10k files, 167 vs 202 ms at 50k).
@@ -81,8 +81,10 @@ FORK_ENV = "TETHER_SCAN_FORK"
 # Bound on the wait for that child; past it, its half is walked file by file instead.
 FORK_TIMEOUT_S = 30.0
 BAD_NAME_REASON = "file name is not valid UTF-8 (not tracked)"
+# A walk with a deadline looks at the clock between directories and every this many entries.
+_DEADLINE_EVERY = 256
 
-_NAMED_GROUP = re.compile(r"\(\?P<\w+>")
+IGNORE_RULES_REASON = "ignore rules not all applied"
 
 
 def printable_name(name: str) -> str:
@@ -109,6 +111,9 @@ class ScanResult:
     # None: the whole workspace was walked. Else the paths looked at (a told-paths scan): what
     # it found says nothing about the rest, e.g. about files skipped elsewhere.
     scope: list[str] | None = None
+    # False when a walk stopped at its deadline: ``changes`` holds what it found until then,
+    # and no deletion is reported (the directories not reached were not looked at).
+    complete: bool = True
 
     @property
     def changed_paths(self) -> list[str]:
@@ -119,99 +124,72 @@ class ScanResult:
         return {c.path for c in self.changes}
 
 
-class _Rules:
-    """One .gitignore, compiled.
-
-    A pattern without an inner ``/`` (``*.log``, ``build/``) can only match the last path
-    component (every parent directory was checked on the way down and not ignored), so it is
-    matched against the short name, not the whole path. Per entry, one combined regex per
-    kind answers "does any pattern match?" (almost always no); only then are the patterns tried
-    newest first, because the last matching one decides.
-    """
-
-    __slots__ = ("any_name", "any_path", "negations", "ordered", "prefix")
-
-    def __init__(self, base: str, spec: pathspec.GitIgnoreSpec) -> None:
-        pats = [
-            (p.regex, bool(p.include), _basename_only(getattr(p, "pattern", None)))
-            for p in spec.patterns
-            if p.include is not None and p.regex
-        ]
-        self.prefix = len(base) + 1 if base else 0
-        self.ordered: list[tuple[re.Pattern[str], bool, bool]] = list(reversed(pats))
-        self.negations = any(not inc for _, inc, _ in pats)
-        self.any_name = _combine([rx for rx, _, short in pats if short])
-        self.any_path = _combine([rx for rx, _, short in pats if not short])
-
-    def verdict(self, rel: str, name: str) -> bool | None:
-        """``rel`` and ``name`` with a trailing ``/`` for a directory."""
-        sub = rel[self.prefix :]
-        if (self.any_name is None or self.any_name.match(name) is None) and (
-            self.any_path is None or self.any_path.match(sub) is None
-        ):
-            return None
-        if not self.negations:
-            return True
-        for rx, include, short in self.ordered:
-            if rx.match(name if short else sub) is not None:
-                return include
-        return None
+Stack = tuple[Rules, ...]
 
 
-def _basename_only(pattern: object) -> bool:
-    if not isinstance(pattern, str):
-        return False
-    body = pattern.strip().removeprefix("!").rstrip("/")
-    return bool(body) and "/" not in body and "**" not in body and not body.startswith("\\")
-
-
-def _combine(regexes: list[re.Pattern[str]]) -> re.Pattern[str] | None:
-    if not regexes:
-        return None
-    return re.compile("|".join(f"(?:{_NAMED_GROUP.sub('(?:', rx.pattern)})" for rx in regexes))
-
-
-Stack = tuple[_Rules, ...]
-
-
-def _ignored(checks: Stack, rel: str, name: str) -> bool:
-    """Whether ``rel`` (named ``name``; both with a trailing ``/`` for a directory) is ignored.
-
-    ``checks`` holds the applicable .gitignore files, deepest first: it has the last word.
-    """
+def _ignored(checks: Stack, rel: str, name: str, is_dir: bool) -> bool:
+    """Whether ``rel`` (named ``name``) is ignored by the rules in ``checks``, which hold the
+    applicable pattern files, deepest first: the deepest with a matching pattern decides."""
     for rules in checks:
-        verdict = rules.verdict(rel, name)
+        verdict = rules.verdict(rel, name, is_dir)
         if verdict is not None:
             return verdict
     return False
 
 
 class _Ignore:
-    """.gitignore rules per directory, read once per scan; a deeper file overrides a shallower one."""
+    """Ignore rules per directory, read once per scan; a deeper .gitignore overrides a
+    shallower one, which overrides the repository's info/exclude, which overrides the user's
+    core.excludesFile."""
 
     def __init__(self, root: Path, ignored_dirs: frozenset[str], ignored_files: frozenset[str]) -> None:
         self.root = root
         self.ignored_dirs = ignored_dirs
         self.ignored_files = ignored_files
-        self._rules: dict[str, _Rules | None] = {}
+        self._rules: dict[str, Rules | None] = {}
+        # Per directory ("" also for the sources outside the tree): what was not applied.
+        self._problems: dict[str, list[Skipped]] = {}
+        self._base: Stack | None = None
+        # Sources outside the tree (absolute path → (mtime, size, inode)): listings filtered
+        # with them are kept only while these are unchanged.
+        self.external: dict[str, tuple[int, int, int]] = {}
 
-    def rules_for(self, rel_dir: str) -> _Rules | None:
+    def _load(self, path: str, shown: str, follow: bool, rel_dir: str, base: str) -> Rules | None:
+        data, problems, key = read_pattern_file(path, follow)
+        if follow:
+            self.external[path] = key
+        rules = None
+        if data:
+            rules, parse_problems = rules_from_bytes(data, base)
+            problems = [*problems, *(str(p) for p in parse_problems)]
+        if problems:
+            reason = f"{IGNORE_RULES_REASON}: " + "; ".join(problems)
+            self._problems.setdefault(rel_dir, []).append(Skipped(shown, reason))
+            log.debug("%s: %s", shown, reason)
+        return rules if rules else None
+
+    def rules_for(self, rel_dir: str) -> Rules | None:
         if rel_dir in self._rules:
             return self._rules[rel_dir]
-        path = os.path.join(self.root, rel_dir, GITIGNORE)
-        rules = None
-        try:
-            with open(path, encoding="utf-8", errors="replace") as fh:
-                lines = fh.read().splitlines()
-            spec = pathspec.GitIgnoreSpec.from_lines(lines)
-            if any(p.include is not None for p in spec.patterns):
-                rules = _Rules(rel_dir, spec)
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            pass
-        except (OSError, ValueError) as exc:
-            log.warning("cannot use %s: %s", path, exc)
+        rel = f"{rel_dir}/{GITIGNORE}" if rel_dir else GITIGNORE
+        rules = self._load(os.path.join(self.root, rel), rel, False, rel_dir, rel_dir)
         self._rules[rel_dir] = rules
         return rules
+
+    def root_stack(self) -> Stack:
+        """The rules for the workspace root: the sources outside the tree, then its .gitignore."""
+        if self._base is None:
+            base: list[Rules] = []
+            for path, shown in excludes_sources(self.root):
+                rules = self._load(path, shown, True, "", "")
+                if rules is not None:
+                    base.append(rules)
+            self._base = tuple(base)
+        return self.extend(self._base, "")
+
+    def problems(self, rel_dir: str) -> list[Skipped]:
+        """Pattern files read for ``rel_dir`` that were not wholly applied, and why."""
+        return self._problems.get(rel_dir, [])
 
     def extend(self, stack: Stack, rel_dir: str) -> Stack:
         rules = self.rules_for(rel_dir)
@@ -220,12 +198,11 @@ class _Ignore:
     def ignored(self, rel: str, name: str, is_dir: bool, stack: Stack) -> bool:
         if name in (self.ignored_dirs if is_dir else self.ignored_files):
             return True
-        suffix = "/" if is_dir else ""
-        return _ignored(stack[::-1], rel + suffix, name + suffix)
+        return _ignored(stack[::-1], rel, name, is_dir)
 
     def stack_for(self, rel_dir: str) -> Stack | None:
         """Rules that apply inside ``rel_dir``, or None when ``rel_dir`` itself is ignored."""
-        stack = self.extend((), "")
+        stack = self.root_stack()
         if not rel_dir:
             return stack
         parts = rel_dir.split("/")
@@ -236,8 +213,10 @@ class _Ignore:
             stack = self.extend(stack, d)
         return stack
 
-    def path_ignored(self, rel: str) -> bool:
-        """Whether file ``rel`` or any of its parent directories is ignored."""
+    def path_ignored(self, rel: str, is_dir: bool = False) -> bool:
+        """Whether ``rel`` (a file unless ``is_dir``) or any of its parent directories is ignored."""
+        if is_dir:
+            return self.stack_for(rel) is None
         parent, _, name = rel.rpartition("/")
         stack = self.stack_for(parent)
         return stack is None or self.ignored(rel, name, False, stack)
@@ -269,6 +248,8 @@ class _Walk:
     vouched: list[tuple[str, list[str]]] = field(default_factory=list)  # verified ones reached
     visited: list[str] = field(default_factory=list)
     untracked: int = 0
+    deadline: float | None = None  # time.monotonic(); past it the walk stops
+    stopped: bool = False
 
 
 class Scanner:
@@ -428,21 +409,32 @@ class Scanner:
 
     # --- whole tree -----------------------------------------------------------------------
 
-    def full_scan(self, head: Mapping[str, HeadRow], verified: Collection[str] = ()) -> ScanResult:
-        """``verified``: directories :meth:`verify_imported` found unchanged, taken as listed."""
+    def full_scan(
+        self, head: Mapping[str, HeadRow], verified: Collection[str] = (), deadline: float | None = None
+    ) -> ScanResult:
+        """``verified``: directories :meth:`verify_imported` found unchanged, taken as listed.
+        ``deadline`` (``time.monotonic()``): past it the walk stops, and the result says so."""
         result = ScanResult()
         if self._check_gitignores():
             verified = ()
         ignore = self.ignore_rules()
-        self._walk("", ignore.extend((), ""), ignore, head, result, verified=verified)
+        stack = ignore.root_stack()
+        with self._cache_lock:
+            for path, key in ignore.external.items():
+                if self._gitignores.get(path) != key:
+                    self._gitignores[path] = key
+                    self._in_sync = False  # the store's copy must learn of it
+        self._walk("", stack, ignore, head, result, verified=verified, deadline=deadline)
         return result
 
     def _check_gitignores(self) -> bool:
-        """Drop every listing when a .gitignore they were filtered with changed; True if so."""
+        """Drop every listing when a pattern file they were filtered with changed; True if so.
+        (.gitignore files by relative path, never followed; the sources outside the tree by
+        absolute path, followed as they are read: a dotfile manager's symlink is usual.)"""
         with self._cache_lock:
             for rel, key in self._gitignores.items():
                 try:
-                    st = os.lstat(os.path.join(self.root, rel))
+                    st = os.stat(rel) if os.path.isabs(rel) else os.lstat(os.path.join(self.root, rel))
                     now = (st.st_mtime_ns, st.st_size, st.st_ino)
                 except OSError:
                     now = (0, 0, 0)
@@ -465,23 +457,32 @@ class Scanner:
         result: ScanResult,
         *,
         verified: Collection[str] = (),
+        deadline: float | None = None,
     ) -> None:
         """Walk below ``start`` and record, in ``result``, what differs from ``head``.
 
-        Deletions are reported only for head paths below ``start``.
+        Deletions are reported only for head paths below ``start``, and only when the walk
+        reached every directory before ``deadline``.
         """
         todo: list[tuple[str, Stack | None]] = [(start, start_stack)]
         workers = WALK_THREADS if not self._listings and len(head) >= PARALLEL_MIN_FILES else 1
-        walks = [_Walk(ignore, head, result, [], [], [], verified) for _ in range(workers)]
+        walks = [_Walk(ignore, head, result, [], [], [], verified, deadline=deadline) for _ in range(workers)]
         if workers == 1:
             # Iterative walk: deep trees must not hit the recursion limit.
             walk = walks[0]
             while todo:
+                # Past the deadline, no new directory; the first is always walked, so that
+                # hooks that keep running out of time still make progress.
+                if deadline is not None and walk.visited and time.monotonic() > deadline:
+                    walk.stopped = True
+                    break
                 self._visit(*todo.pop(), walk)
                 todo.extend(walk.todo)
                 walk.todo.clear()
         else:
             self._walk_parallel(todo, walks)
+        if any(w.stopped for w in walks):
+            result.complete = False
         seen = [p for w in walks for p in w.seen]
         unreadable = [u for w in walks for u in w.unreadable]
         vouched = [v for w in walks for v in w.vouched]
@@ -489,6 +490,8 @@ class Scanner:
         result.seen += sum(w.untracked for w in walks) + vouched_files
         skipped = result.skipped
         result.seen += len(seen)
+        if not result.complete:
+            return  # what was not reached is neither pruned nor reported deleted
         if not start:
             self._prune({d for w in walks for d in w.visited})
         # A tracked file that grew past the size cap (or became unreadable) is reported as
@@ -513,6 +516,7 @@ class Scanner:
         system calls overlap with another's Python: what git status gets from its threads."""
         cond = threading.Condition()
         active = [0]
+        started = [False]
         errors: list[BaseException] = []
 
         def work(walk: _Walk) -> None:
@@ -522,8 +526,14 @@ class Scanner:
                         cond.wait()
                     if not todo:
                         return
+                    if walk.deadline is not None and started[0] and time.monotonic() > walk.deadline:
+                        walk.stopped = True
+                        todo.clear()
+                        cond.notify_all()
+                        return
                     item = todo.pop()
                     active[0] += 1
+                    started[0] = True
                 try:
                     self._visit(*item, walk)
                 except BaseException as exc:  # re-raised by the caller's thread below
@@ -678,40 +688,48 @@ class Scanner:
         subdirs: list[str] = []
         skips: list[Skipped] = []
         has_gitignore = False
-        for entry in entries:
-            name = entry.name
-            if not name.isascii() and not valid_name(name):
-                skips.append(Skipped(printable_name(prefix + name), BAD_NAME_REASON))
-                continue
-            rel = prefix + name
-            try:
-                is_dir = entry.is_dir(follow_symlinks=False)
-            except OSError:
-                continue
-            if is_dir:
-                if name in ignored_dirs or (checks and _ignored(checks, rel + "/", name + "/")):
+        deadline = walk.deadline
+        for first in range(0, len(entries), _DEADLINE_EVERY):
+            if deadline is not None and first and time.monotonic() > deadline:
+                walk.stopped = True  # this directory is not remembered: it was not seen whole
+                skipped.extend(skips)
+                return
+            for entry in entries[first : first + _DEADLINE_EVERY]:
+                name = entry.name
+                if not name.isascii() and not valid_name(name):
+                    skips.append(Skipped(printable_name(prefix + name), BAD_NAME_REASON))
                     continue
-                subdirs.append(rel)
-                todo.append((rel, ignore.extend(stack, rel)))
-                continue
-            if name == GITIGNORE:
-                has_gitignore = True
-            if name in ignored_files or (checks and _ignored(checks, rel, name)):
-                continue
-            files.append(name)
-            try:
-                st = entry.stat(follow_symlinks=False)
-            except OSError as exc:
-                skipped.append(Skipped(rel, f"unreadable: {exc.strerror}"))
-                continue
-            cached = head_get(rel)
-            if cached is not None:
-                seen.append(rel)
-                if _vouches(cached, st, max_bytes):
-                    continue  # the common case
-            else:
-                walk.untracked += 1
-            consider(rel, st, cached, result)
+                rel = prefix + name
+                try:
+                    is_dir = entry.is_dir(follow_symlinks=False)
+                except OSError:
+                    continue
+                if is_dir:
+                    if name in ignored_dirs or (checks and _ignored(checks, rel, name, True)):
+                        continue
+                    subdirs.append(rel)
+                    todo.append((rel, ignore.extend(stack, rel)))
+                    continue
+                if name == GITIGNORE:
+                    has_gitignore = True
+                if name in ignored_files or (checks and _ignored(checks, rel, name, False)):
+                    continue
+                files.append(name)
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError as exc:
+                    skipped.append(Skipped(rel, f"unreadable: {exc.strerror}"))
+                    continue
+                cached = head_get(rel)
+                if cached is not None:
+                    seen.append(rel)
+                    if _vouches(cached, st, max_bytes):
+                        continue  # the common case
+                else:
+                    walk.untracked += 1
+                consider(rel, st, cached, result)
+        if has_gitignore or not rel_dir:
+            skips.extend(ignore.problems(rel_dir))  # kept with the listing: said at every scan
         skipped.extend(skips)
         if key is not None:
             self._remember(rel_dir, fd, _Listing(key, files, subdirs, skips, has_gitignore))

@@ -13,7 +13,7 @@ from typing import Any
 from tether.agent_state import AgentSession, status_section
 from tether.checkpoints import Checkpointer
 from tether.humanize import ago, plural
-from tether.scan import ScanResult
+from tether.scan import IGNORE_RULES_REASON, ScanResult
 from tether.store import Skipped, Store
 
 
@@ -68,7 +68,10 @@ def workspace_status(
         )
     else:
         lines.append("changed    nothing since the last checkpoint")
-    lines.extend(f"skipped    {s.path}: {s.reason}" for s in skipped)
+    for s in skipped:
+        # A pattern file over the bounds is a warning about the rules, not a skipped file.
+        label = "warning " if s.reason.startswith(IGNORE_RULES_REASON) else "skipped "
+        lines.append(f"{label}   {s.path}: {s.reason}")
     agent_lines, agent_data = status_section(store, scan)
     lines.extend(agent_lines)
     data.update(agent_data)

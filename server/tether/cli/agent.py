@@ -13,9 +13,10 @@ import json
 import os
 import shlex
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tether import protocol
 from tether.agent_checkpoints import make_checkpointer, record_conversations, record_step
@@ -23,7 +24,12 @@ from tether.agent_state import AgentSession, handoff_text
 from tether.cli.common import add_output_flags, open_store
 from tether.cli.output import emit
 from tether.errors import TetherError
+from tether.humanize import plural
 from tether.store import Store
+
+if TYPE_CHECKING:
+    from tether.checkpoints import Checkpointer
+    from tether.scan import ScanResult
 
 
 def register(sub: Any) -> None:
@@ -386,13 +392,35 @@ def _hook_message(event: dict[str, Any], label: str = "claude") -> str:
     return clean_text(redact_text(text), 120)
 
 
+# The agent waits for its hook after every tool call (and Gemini CLI kills it at the 10 s that
+# `tether setup` gives it): a workspace walk that has not finished by then stops, and the hook
+# checkpoints what it found. TETHER_HOOK_BUDGET (seconds) overrides it.
+HOOK_SCAN_BUDGET_S = 4.0
+HOOK_BUDGET_ENV = "TETHER_HOOK_BUDGET"
+
+
+def hook_budget() -> float:
+    raw = os.environ.get(HOOK_BUDGET_ENV)
+    if raw:
+        try:
+            value = float(raw)
+        except ValueError:
+            value = -1.0
+        if 0 <= value < float("inf"):
+            return value
+        _warn(f"{HOOK_BUDGET_ENV}={raw!r} is not a number of seconds: using {HOOK_SCAN_BUDGET_S}")
+    return HOOK_SCAN_BUDGET_S
+
+
 def cmd_hook(args: argparse.Namespace) -> int:
     """Never raises and always returns 0: a hook must not break or block the agent."""
+    budget = hook_budget()
+    deadline = time.monotonic() + budget
     agent = HOOK_AGENTS[args.kind]
     event = _hook_input()
     out: list[str] = []
     try:
-        _run_hook(args, event, agent, out)
+        _run_hook(args, event, agent, out, deadline=deadline, budget=budget)
     except Exception as exc:  # reported, never fatal for the agent
         print(f"tether hook: {exc}", file=sys.stderr)
     _hook_output(agent, event.get("hook_event_name"), "".join(out))
@@ -418,7 +446,29 @@ def _hook_output(agent: HookAgent, name: Any, context: str) -> None:
         print(f"tether hook: {exc}", file=sys.stderr)
 
 
-def _run_hook(args: argparse.Namespace, event: dict[str, Any], agent: HookAgent, out: list[str]) -> None:
+def _hook_scan(cp: Checkpointer, deadline: float, budget: float) -> ScanResult:
+    """The workspace walk within the hook's time budget; says so on stderr when it ran out."""
+    cp.deadline = deadline
+    scan = cp.scan_workspace()
+    if not scan.complete:
+        print(
+            f"tether hook: the workspace scan did not finish within {budget:g} s: checkpointing the "
+            f"{plural(len(scan.changes), 'change')} found so far (`tether status` shows the rest; "
+            f"the next hooks go on from there)",
+            file=sys.stderr,
+        )
+    return scan
+
+
+def _run_hook(
+    args: argparse.Namespace,
+    event: dict[str, Any],
+    agent: HookAgent,
+    out: list[str],
+    *,
+    deadline: float,
+    budget: float,
+) -> None:
     """Does the hook's work; what goes to the agent's context is appended to ``out``."""
     if not args.workspace:
         base = next((os.environ[v] for v in agent.project_env if os.environ.get(v)), None) or (
@@ -450,7 +500,7 @@ def _run_hook(args: argparse.Namespace, event: dict[str, Any], agent: HookAgent,
             cp = make_checkpointer(store, session, args.state_dir)
             # A stat-cache scan finds edits the tool made through the shell too. Nothing changed
             # (a `ls`, a read): no checkpoint, even if a tmux pane scrolled.
-            scan = cp.scan_workspace()
+            scan = _hook_scan(cp, deadline, budget)
             if not scan.changes:
                 return
             outcome = cp.checkpoint(protocol.TRIGGER_MANUAL, _hook_message(event, agent.label), scan=scan)
@@ -459,5 +509,6 @@ def _run_hook(args: argparse.Namespace, event: dict[str, Any], agent: HookAgent,
             return
         if name in agent.stop_events and not event.get("stop_hook_active"):
             cp = make_checkpointer(store, session, args.state_dir)
-            if cp.scan_workspace().changes:
-                session.record_step(cp, f"{agent.label}: turn finished")
+            scan = _hook_scan(cp, deadline, budget)
+            if scan.changes:
+                session.record_step(cp, f"{agent.label}: turn finished", scan=scan)
