@@ -29,7 +29,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import stat as stat_mod
 import time
 from dataclasses import dataclass, field, replace
@@ -42,6 +41,7 @@ from tether.humanize import ago
 from tether.paths import normalize_rel
 from tether.procs import pid_alive
 from tether.store import CheckpointInfo, Store, iso_time
+from tether.text import escape, has_controls, strip_controls, strip_escapes
 
 if TYPE_CHECKING:
     from tether.checkpoints import Checkpointer
@@ -74,18 +74,14 @@ MAX_STEP_FILES = 200
 
 KNOWN_KEYS = ("current_task", "files_in_progress", "next_steps", "environment", "last_checkpoint")
 
-# CSI / OSC / other escape sequences, then any remaining C0/C1 control character.
-_ESCAPE_RE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
-_CTRL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
 
 def clean_text(value: str, limit: int = MAX_TEXT, *, multiline: bool = False) -> str:
     """Untrusted text made safe to print: no escape sequences or control characters, capped."""
-    text = _ESCAPE_RE.sub("", value)
+    text = strip_escapes(value)
     text = text.replace("\r\n", "\n").replace("\t", " ")
     if not multiline:
         text = text.replace("\n", " ")
-    text = _CTRL_RE.sub("", text).strip()
+    text = strip_controls(text).strip()
     if len(text) > limit:
         text = text[: limit - 1] + "…"
     return text
@@ -347,7 +343,7 @@ def parse_session_file(raw: bytes, root: Path) -> tuple[FilePatch | None, str | 
         good: list[str] = []
         for f in files[:MAX_FILES]:
             try:
-                if _CTRL_RE.search(f):
+                if has_controls(f):
                     # A path is never silently edited into another one: refuse it.
                     raise OutsideWorkspaceError(f"{clean_text(f)!r} contains control characters")
                 rel = normalize_rel(root, f)
@@ -937,14 +933,15 @@ class AgentSession:
     ) -> dict[str, Any]:
         lines = []
         if state.task:
-            lines.append(f"Task: {state.task}")
+            lines.append(f"Task: {escape(state.task)}")
         if state.next_steps:
             more = " …" if len(state.next_steps) > 5 else ""
-            lines.append("Next: " + "; ".join(state.next_steps[:5]) + more)
-        lines.extend(r.summary for r in runs[:3])
+            lines.append("Next: " + "; ".join(map(escape, state.next_steps[:5])) + more)
+        lines.extend(escape(r.summary) for r in runs[:3])
         for h in history or []:
             if h.history:
-                lines.append(f"Recent commands in {h.label()}: " + " · ".join(h.history[-3:]))
+                shown = " · ".join(map(escape, h.history[-3:]))
+                lines.append(f"Recent commands in {escape(h.label())}: {shown}")
         return {
             "task": state.task,
             "nextSteps": state.next_steps,
@@ -1080,22 +1077,22 @@ def status_section(store: Store, scan: ScanResult | None = None) -> tuple[list[s
     hist = pane_histories(store, limit=3)
     lines: list[str] = []
     if state.task:
-        lines.append(f"task       {state.task}")
+        lines.append(f"task       {escape(state.task)}")
     for i, s in enumerate(state.next_steps[:5]):
-        lines.append(f"{'next' if i == 0 else '':<10} {i + 1}. {s}")
+        lines.append(f"{'next' if i == 0 else '':<10} {i + 1}. {escape(s)}")
     if len(state.next_steps) > 5:
         lines.append(f"{'':<10} … {len(state.next_steps) - 5} more (`tether next`)")
     if state.steps:
         last = state.steps[-1]
         where = f"checkpoint {last.checkpoint}" if last.checkpoint else "no checkpoint"
-        lines.append(f"step       {last.message} ({where}, {ago_iso(last.time)})")
+        lines.append(f"step       {escape(last.message)} ({where}, {ago_iso(last.time)})")
     for r in runs:
-        lines.append(f"{'run':<10} {r.summary}")
+        lines.append(f"{'run':<10} {escape(r.summary)}")
     for h in hist:
         if h.history:
-            lines.append(f"{'history':<10} {h.label()}: " + " · ".join(h.history))
+            lines.append(f"{'history':<10} {escape(h.label())}: " + " · ".join(map(escape, h.history)))
     if state.warning:
-        lines.append(f"warning    {state.warning}")
+        lines.append(f"warning    {escape(state.warning)}")
     data = {
         "agent": {
             "task": state.task,
@@ -1165,16 +1162,18 @@ def handoff_text(store: Store, scan: ScanResult | None = None) -> tuple[str, dic
     live_tree = LiveTree(store, scan)
     runs = run_summaries(store, scan)
     out: list[str] = ["# Tether hand-off", ""]
-    out.append(f"Task: {state.task or '(none recorded: set one with `tether task TEXT`)'}")
+    out.append(f"Task: {escape(state.task or '(none recorded: set one with `tether task TEXT`)')}")
     if state.environment:
-        out.append(f"Environment: {state.environment}")
+        out.append(f"Environment: {escape(state.environment)}")
     convs = _conversations(store)
     for c in convs:
-        where = f" in {c.cwd}" if c.cwd else ""
-        out.append(f"Continues: {c.agent} conversation {c.id}{where} (recorded {ago(c.time)})")
+        where = f" in {escape(c.cwd)}" if c.cwd else ""
+        out.append(
+            f"Continues: {escape(c.agent)} conversation {escape(c.id)}{where} (recorded {ago(c.time)})"
+        )
     out.append("")
     out.append("Next steps:")
-    out.extend(f"  {i + 1}. {s}" for i, s in enumerate(state.next_steps))
+    out.extend(f"  {i + 1}. {escape(s)}" for i, s in enumerate(state.next_steps))
     if not state.next_steps:
         out.append("  (none recorded)")
 
@@ -1206,7 +1205,7 @@ def handoff_text(store: Store, scan: ScanResult | None = None) -> tuple[str, dic
                 summary = _line_counts(before, live)
             files_data.append({"path": path, "change": summary})
             if i < HANDOFF_FILES:
-                out.append(f"  {path}  {summary}")
+                out.append(f"  {escape(path)}  {summary}")
         if len(state.files_in_progress) > HANDOFF_FILES:
             out.append(f"  … {len(state.files_in_progress) - HANDOFF_FILES} more")
     other: list[str] = []
@@ -1214,18 +1213,19 @@ def handoff_text(store: Store, scan: ScanResult | None = None) -> tuple[str, dic
         other = [p for p in changed if p not in state.files_in_progress]
         if other:
             out.append(
-                f"Also changed since that step: {', '.join(other[:10])}" + (" …" if len(other) > 10 else "")
+                f"Also changed since that step: {', '.join(map(escape, other[:10]))}"
+                + (" …" if len(other) > 10 else "")
             )
     if state.steps:
         out.append("")
         out.append("Recent steps:")
         for s in state.steps[-5:]:
             cp = f"checkpoint {s.checkpoint}" if s.checkpoint else "no checkpoint"
-            out.append(f"  - {s.message} ({cp}, {ago_iso(s.time)})")
+            out.append(f"  - {escape(s.message)} ({cp}, {ago_iso(s.time)})")
     if runs:
         out.append("")
         out.append("Runs:")
-        out.extend(f"  - {r.summary}" for r in runs)
+        out.extend(f"  - {escape(r.summary)}" for r in runs)
     # The newest failure among each command's latest run: a failure fixed by a later passing run
     # of the same command is history, not something to act on.
     latest_per_command: dict[str, Any] = {}
@@ -1236,18 +1236,20 @@ def handoff_text(store: Store, scan: ScanResult | None = None) -> tuple[str, dic
     )
     if failing is not None and failing.output_tail:
         out.append("")
-        out.append(f"Last failing run: `{failing.command_text}` (exit {failing.exit_code}), output tail:")
-        out.extend(f"    {ln}" for ln in failing.output_tail[-20:])
+        out.append(
+            f"Last failing run: `{escape(failing.command_text)}` (exit {failing.exit_code}), output tail:"
+        )
+        out.extend(f"    {escape(ln)}" for ln in failing.output_tail[-20:])
     hist = pane_histories(store)
     if any(h.history for h in hist):
         out.append("")
         out.append("Recent shell history (tmux):")
         for h in [h for h in hist if h.history][:HANDOFF_PANES]:
-            out.append(f"  {h.label()} in {h.cwd}:")
-            out.extend(f"    $ {c}" for c in h.history)
+            out.append(f"  {escape(h.label())} in {escape(h.cwd)}:")
+            out.extend(f"    $ {escape(c)}" for c in h.history)
     if state.warning:
         out.append("")
-        out.append(f"Warning: {state.warning}")
+        out.append(f"Warning: {escape(state.warning)}")
     data = {
         **session.hand_off_from(state, runs, hist),
         "environment": state.environment,

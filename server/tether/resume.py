@@ -19,6 +19,7 @@ from tether.errors import OutsideWorkspaceError
 from tether.paths import normalize_rel
 from tether.protocol import ATTACH_EDITOR
 from tether.store import Store
+from tether.text import escape
 
 # Live state keys (Store.put_state). STATE_JOURNAL holds one journal per running (or
 # crashed) server: {"version": 2, "sessions": [journal, ...]}, updated read-modify-write so two
@@ -217,8 +218,9 @@ def next_steps_payload(hand: Mapping[str, Any], fallback_files: list[str]) -> di
     files = hand.get("filesInProgress")
     runs = hand.get("runs")
     summary = hand.get("summary")
-    task = task if isinstance(task, str) else None
-    steps = [s for s in steps if isinstance(s, str)] if isinstance(steps, list) else []
+    # Shown to the user (and pasted into agents): untrusted text escaped; file paths stay data.
+    task = escape(task) if isinstance(task, str) else None
+    steps = [escape(s) for s in steps if isinstance(s, str)] if isinstance(steps, list) else []
     agent_files = [f for f in files if isinstance(f, str)] if isinstance(files, list) else []
     # The agent's list first, then what the editor had open.
     files = list(dict.fromkeys([*agent_files, *fallback_files]))
@@ -232,4 +234,5 @@ def next_steps_payload(hand: Mapping[str, Any], fallback_files: list[str]) -> di
         if files:
             parts.append(f"{len(files)} file{'s' if len(files) != 1 else ''} in progress")
         summary = ". ".join(parts) if parts else "No task recorded"
+    summary = escape(summary, multiline=True)
     return {"task": task, "nextSteps": steps, "filesInProgress": files, "runs": runs, "summary": summary}

@@ -41,6 +41,7 @@ from typing import Any, Literal
 from tether import conversations, paths
 from tether.conversations import PaneAgent
 from tether.errors import TmuxError
+from tether.text import strip_controls
 from tether.tmux_env import (
     EnvVar,
     classify_env,
@@ -728,9 +729,6 @@ def _tail_lines(path: Path, n: int) -> list[str]:
     return lines[-n:]
 
 
-_CTRL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-
-
 # Shell hooks Tether installs into panes it creates. They only read Tether's own env variables.
 _PANE_START = """\
 # Tether pane start: replay this pane's saved scrollback, type its command, become the shell.
@@ -1167,7 +1165,7 @@ class TmuxLink:
         for i, r in enumerate(rows):
             text = sections.get(f"p{i}", [])
             # One regex pass over the pane's text, not one per line.
-            scroll = [ln.rstrip() for ln in _CTRL_RE.sub("", "\n".join(text)).split("\n")] if text else []
+            scroll = [ln.rstrip() for ln in strip_controls("\n".join(text)).split("\n")] if text else []
             while scroll and not scroll[-1]:
                 scroll.pop()
             shell, command = (None, None) if r.dead else foreground_argv(r.pane_pid)

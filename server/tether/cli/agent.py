@@ -26,6 +26,7 @@ from tether.cli.output import emit
 from tether.errors import TetherError, TmuxError
 from tether.humanize import plural
 from tether.store import CheckpointInfo, Store
+from tether.text import escape
 
 
 def register(sub: Any) -> None:
@@ -146,8 +147,9 @@ def checkpoint_extension(
 
 
 def _warn(message: str | None) -> None:
-    if message:
-        print(f"tether: warning: {message}", file=sys.stderr)
+    from tether.cli.output import warn
+
+    warn(message)
 
 
 @contextlib.contextmanager
@@ -226,11 +228,15 @@ def cmd_step(args: argparse.Namespace) -> int:
         files = plural(len(touched), "file")
         lines = [
             f"step recorded in checkpoint {info.id}: {files} changed since the last step"
-            + (f" ({', '.join(touched[:6])}{' …' if len(touched) > 6 else ''})" if touched else "")
+            + (
+                f" ({', '.join(map(escape, touched[:6]))}{' …' if len(touched) > 6 else ''})"
+                if touched
+                else ""
+            )
         ]
         if state.next_steps:
             lines.append("next:")
-            lines.extend(f"  {i + 1}. {s}" for i, s in enumerate(state.next_steps))
+            lines.extend(f"  {i + 1}. {escape(s)}" for i, s in enumerate(state.next_steps))
         emit(
             args,
             {
@@ -250,7 +256,7 @@ def cmd_next(args: argparse.Namespace) -> int:
     with _agent(args) as (_store, session, _warning):
         state = session.state()
         text = (
-            "\n".join(f"{i + 1}. {s}" for i, s in enumerate(state.next_steps))
+            "\n".join(f"{i + 1}. {escape(s)}" for i, s in enumerate(state.next_steps))
             if state.next_steps
             else "no next steps recorded (`tether step --done MSG --next STEP`)"
         )
@@ -268,8 +274,9 @@ def cmd_steps(args: argparse.Namespace) -> int:
         lines = []
         for st in steps:
             cp = f"checkpoint {st.checkpoint}" if st.checkpoint else "no checkpoint"
-            files = f"  ({', '.join(st.files[:5])}{' …' if len(st.files) > 5 else ''})" if st.files else ""
-            lines.append(f"{ago_iso(st.time):>9}  {cp:<15} {st.message}{files}")
+            shown = ", ".join(escape(f) for f in st.files[:5])
+            files = f"  ({shown}{' …' if len(st.files) > 5 else ''})" if st.files else ""
+            lines.append(f"{ago_iso(st.time):>9}  {cp:<15} {escape(st.message)}{files}")
         emit(
             args,
             {"steps": [st.to_json() for st in steps]},
@@ -285,9 +292,9 @@ def cmd_task(args: argparse.Namespace) -> int:
             state = session.set_fields(task=task, environment=args.environment)
         else:
             state = session.state()
-        text = state.task or "no task recorded (`tether task TEXT`)"
+        text = escape(state.task) if state.task else "no task recorded (`tether task TEXT`)"
         if state.environment:
-            text += f"\nenvironment: {state.environment}"
+            text += f"\nenvironment: {escape(state.environment)}"
         emit(args, {"task": state.task, "environment": state.environment}, text)
     return 0
 
@@ -307,7 +314,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             session.after_checkpoint(store.get_checkpoint(run.checkpoint))
         verdict = "ok" if run.exit_code == 0 else f"exit {run.exit_code}"
         print(
-            f"tether: run {run.id} recorded: `{run.command_text}` {verdict} in {run.duration:.1f}s "
+            f"tether: run {run.id} recorded: `{escape(run.command_text)}` {verdict} in {run.duration:.1f}s "
             f"at checkpoint {run.checkpoint}",
             file=sys.stderr,
         )
@@ -352,14 +359,16 @@ def _restore_tmux(
 
             what = describe(p.agent, p.conversation)
             verb = "resumed" if p.action == "ran" else "typed, waiting for Enter"
-            lines.append(f"  {verb}: {what}: {shlex.join(p.command or [])}")
+            lines.append(f"  {verb}: {escape(what)}: {escape(shlex.join(p.command or []))}")
         elif p.command and p.action == "ran":
-            lines.append(f"  re-ran (allowlisted): {' '.join(p.command)}")
+            lines.append(f"  re-ran (allowlisted): {escape(' '.join(p.command))}")
         elif p.command and p.action == "typed":
-            lines.append(f"  typed, waiting for Enter: {' '.join(p.command)}")
+            lines.append(f"  typed, waiting for Enter: {escape(' '.join(p.command))}")
     if report.missing_secrets:
-        lines.append("  secrets not restored (set them again): " + ", ".join(report.missing_secrets))
-    lines.extend(f"  {w}" for w in report.warnings)
+        lines.append(
+            "  secrets not restored (set them again): " + ", ".join(map(escape, report.missing_secrets))
+        )
+    lines.extend(f"  {escape(w)}" for w in report.warnings)
     lines.append(f"  attach with `{' '.join(argv)}`")
     return lines, report.to_json(), argv
 
@@ -471,7 +480,7 @@ def cmd_hook(args: argparse.Namespace) -> int:
     try:
         _run_hook(args, event, agent, out)
     except Exception as exc:  # reported, never fatal for the agent
-        print(f"tether hook: {exc}", file=sys.stderr)
+        print(f"tether hook: {escape(str(exc), multiline=True)}", file=sys.stderr)
     _hook_output(agent, event.get("hook_event_name"), "".join(out))
     return 0
 
@@ -479,7 +488,8 @@ def cmd_hook(args: argparse.Namespace) -> int:
 def _hook_output(agent: HookAgent, name: Any, context: str) -> None:
     """Print what the agent expects on stdout: Gemini parses every hook's stdout as JSON (plain
     text would become a message shown to the user); Codex's Stop hook must print JSON."""
-    context = cap_handoff(context) if context else ""
+    # The agent's context is a terminal of sorts: nothing raw from the workspace reaches it.
+    context = cap_handoff(escape(context, multiline=True)) if context else ""
     try:
         if agent.json_output:
             doc: dict[str, Any] = {}

@@ -23,6 +23,7 @@ from tether.errors import BadParamsError
 from tether.humanize import ago, plural, size
 from tether.protocol import TRIGGER_MANUAL
 from tether.store import CheckpointInfo
+from tether.text import escape
 
 
 def register(sub: Any) -> None:
@@ -72,9 +73,9 @@ def register(sub: Any) -> None:
 
 
 def _line(info: CheckpointInfo) -> str:
-    msg = f"  {info.message}" if info.message else ""
+    msg = f"  {escape(info.message)}" if info.message else ""
     if info.origin:
-        msg = f"  [from {info.origin}]{msg}"
+        msg = f"  [from {escape(info.origin)}]{msg}"
     files = plural(len(info.files), "file")
     return (
         f"{info.id:>5}  {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(info.time))}  "
@@ -154,11 +155,11 @@ def _diff_text(diffs: list[FileDiff]) -> str:
         if d.diff:
             out.append(d.diff)
         elif d.binary:
-            out.append(f"Binary file {d.path} {d.status}\n")
+            out.append(f"Binary file {escape(d.path)} {d.status}\n")
         elif d.diff is None:
-            out.append(f"File {d.path} {d.status} (too large to show)\n")
+            out.append(f"File {escape(d.path)} {d.status} (too large to show)\n")
         else:
-            out.append(f"File {d.path}: mode changed\n")
+            out.append(f"File {escape(d.path)}: mode changed\n")
     return "".join(out)
 
 
@@ -166,7 +167,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     b, paths = _split_diff_args(list(args.rest), args)
     with open_store(args) as store:
         diffs = restore_mod.diff(store, args.a, b, paths or None)
-        stat_lines = "\n".join(f"{d.status[0].upper()} {d.path}" for d in diffs)
+        stat_lines = "\n".join(f"{d.status[0].upper()} {escape(d.path)}" for d in diffs)
         text = stat_lines if args.stat else _diff_text(diffs)
         emit(args, {"from": args.a, "to": b, "paths": paths, "files": [d.to_wire() for d in diffs]}, text)
     return 0
@@ -207,24 +208,24 @@ def cmd_status(args: argparse.Namespace) -> int:
             "changedSinceCheckpoint": scan.changed_paths,
             "skipped": _skipped_wire(sorted(skipped.values(), key=lambda s: s.path)),
         }
-        lines = [f"workspace  {store.root}"]
+        lines = [f"workspace  {escape(str(store.root))}"]
         if latest:
             lines.append(
                 f"last       checkpoint {latest.id}, {ago(latest.time)} ({latest.trigger})"
-                + (f": {latest.message}" if latest.message else "")
+                + (f": {escape(latest.message)}" if latest.message else "")
             )
         else:
             lines.append("last       no checkpoint yet (run `tether checkpoint`)")
         if scan.changes:
             lines.append(
                 f"changed    {plural(len(scan.changes), 'file')} since: "
-                + ", ".join(scan.changed_paths[:8])
+                + ", ".join(escape(p) for p in scan.changed_paths[:8])
                 + (" …" if len(scan.changes) > 8 else "")
             )
         else:
             lines.append("changed    nothing since the last checkpoint")
         for s in sorted(skipped.values(), key=lambda s: s.path):
-            lines.append(f"skipped    {s.path}: {s.reason}")
+            lines.append(f"skipped    {escape(s.path)}: {escape(s.reason)}")
         from tether.cli.agent import status_extension  # recorded runs, task, next steps
 
         status_extension(store, data, lines)

@@ -16,9 +16,10 @@ from typing import Any, NoReturn
 
 from tether import paths
 from tether.cli.common import add_output_flags, find_workspace
-from tether.cli.output import emit
+from tether.cli.output import emit, warn
 from tether.errors import TetherError, TmuxError
 from tether.protocol import ATTACH_TMUX
+from tether.text import escape
 from tether.tmux_link import RunPolicy, TmuxLink
 from tether.user_config import user_link
 
@@ -53,7 +54,7 @@ def _link(args: argparse.Namespace) -> TmuxLink:
     state = Path(args.state_dir) if args.state_dir else None
     link, warnings = user_link(root, state)
     for w in warnings:
-        print(f"tether: warning: {w}", file=sys.stderr)
+        warn(w)
     return link
 
 
@@ -104,9 +105,9 @@ def cmd_attach(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             for m in report.missing_secrets:
-                print(f"tether: not restored (secret, re-export it): {m}", file=sys.stderr)
+                print(f"tether: not restored (secret, re-export it): {escape(m)}", file=sys.stderr)
             for w in report.warnings:
-                print(f"tether: warning: {w}", file=sys.stderr)
+                warn(w)
         else:
             link.ensure_session()
             result["recreated"] = True

@@ -41,6 +41,7 @@ from tether.lsp import params as prm
 from tether.paths import normalize_rel
 from tether.scan import DEFAULT_IGNORED_DIRS, Scanner
 from tether.store import CheckpointInfo, Store
+from tether.text import escape
 from tether.user_config import agent_resume, config_path, load_user_config
 
 log = logging.getLogger(__name__)
@@ -688,7 +689,7 @@ class Engine:
         else:
             state = P.STATE_IDLE
         if self._error:
-            text = f"error: {self._error}"
+            text = f"error: {escape(self._error)}"
         elif last is None:
             text = "no checkpoint yet"
         else:

@@ -24,6 +24,7 @@ from tether.config import Config
 from tether.errors import BadParamsError, OutsideWorkspaceError, TetherError
 from tether.lsp.engine import Engine, root_from
 from tether.lsp.params import as_params
+from tether.text import escape
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,8 @@ class _Client:
             "warning": types.MessageType.Warning,
             "info": types.MessageType.Info,
         }.get(level, types.MessageType.Log)
-        self.ls.window_show_message(types.ShowMessageParams(type=kind, message=text))
+        # Messages name workspace files and quote workspace text: never raw control characters.
+        self.ls.window_show_message(types.ShowMessageParams(type=kind, message=escape(text, multiline=True)))
 
     async def show_document(self, uri: str, line: int, character: int, focus: bool) -> bool:
         pos = types.Position(line=line, character=character)
