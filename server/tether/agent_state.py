@@ -35,7 +35,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tether import protocol
+from tether import jsonsafe, protocol
 from tether.errors import BadParamsError, NoCheckpointError, OutsideWorkspaceError
 from tether.humanize import ago
 from tether.paths import normalize_rel
@@ -294,7 +294,7 @@ def parse_session_file(raw: bytes, root: Path) -> tuple[FilePatch | None, str | 
     except UnicodeDecodeError as exc:
         return None, f"{where}: not UTF-8 text (bad byte at offset {exc.start})"
     try:
-        doc = json.loads(text, parse_constant=_reject_constant)
+        doc = jsonsafe.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         return None, f"{where}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
     except (ValueError, RecursionError) as exc:

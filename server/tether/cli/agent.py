@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tether import protocol
-from tether.agent_state import AgentSession, handoff_text
+from tether import jsonsafe, protocol
+from tether.agent_state import AGENT_FILE, AgentSession, handoff_text
 from tether.checkpoints import Checkpointer
 from tether.cli.common import add_output_flags, open_store
 from tether.cli.output import emit
@@ -153,12 +153,20 @@ def _warn(message: str | None) -> None:
 
 
 @contextlib.contextmanager
-def _agent(args: argparse.Namespace) -> Iterator[tuple[Store, AgentSession, str | None]]:
+def _agent(
+    args: argparse.Namespace, lenient: bool = False
+) -> Iterator[tuple[Store, AgentSession, str | None]]:
     """The workspace's store and agent session, the agent's latest file taken in first (an agent
-    may have just written it); a warning about that file is printed once, here."""
+    may have just written it); a warning about that file is printed once, here. ``lenient``:
+    a failure to take the file in is only a warning (`tether run` must run its command)."""
     with open_store(args) as store:
         session = AgentSession(store)
-        _, warning = session.import_file()
+        try:
+            _, warning = session.import_file()
+        except Exception as exc:
+            if not lenient:
+                raise
+            warning = f"could not read {AGENT_FILE}: {exc}"
         _warn(warning)
         yield store, session, warning
 
@@ -305,7 +313,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     argv = list(args.cmd)
     if argv and argv[0] == "--":
         argv = argv[1:]
-    with _agent(args) as (store, session, _):
+    with _agent(args, lenient=True) as (store, session, _):
         sys.stdout.flush()
         run = record_run(
             store, make_checkpointer(store, session, args.state_dir), argv, os.getcwd(), out=sys.stdout.buffer
@@ -400,7 +408,7 @@ _HOOK_INPUT_LIMIT = 1024 * 1024
 def _hook_input() -> dict[str, Any]:
     try:
         raw = sys.stdin.read(_HOOK_INPUT_LIMIT) if not sys.stdin.isatty() else ""
-        doc = json.loads(raw) if raw.strip() else {}
+        doc = jsonsafe.loads(raw) if raw.strip() else {}
     except (ValueError, OSError, UnicodeDecodeError):
         return {}
     return doc if isinstance(doc, dict) else {}
