@@ -294,15 +294,17 @@ class Store:
         if not root.is_dir():
             raise StoreError(f"workspace {root} is not a directory")
         try:
-            ws_dir = ensure_private_dir(
-                ensure_private_dir(state_dir(state) / "workspaces") / workspace_key(root)
-            )
+            base = state_dir(state)
+            # Below the state dir nothing is followed through a symlink (safefs.private_dir).
+            ws_dir = ensure_private_dir(base / "workspaces" / workspace_key(root), base)
             db_path = ws_dir / DB_NAME
+            if os.path.islink(db_path):
+                raise StoreError(f"the store {db_path} is a symlink; Tether does not follow it")
             if db_path.exists() and db_path.stat().st_size > 0:
                 _check_header(db_path)
             # Create the file 0600 ourselves: sqlite would honour the umask.
             if not db_path.exists():
-                os.close(os.open(db_path, os.O_WRONLY | os.O_CREAT, 0o600))
+                os.close(os.open(db_path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600))
             elif (db_path.stat().st_mode & 0o777) != 0o600:
                 db_path.chmod(0o600)
         except OSError as exc:

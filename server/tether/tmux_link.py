@@ -41,6 +41,7 @@ from typing import Any, Literal
 from tether import conversations, paths
 from tether.conversations import PaneAgent
 from tether.errors import TmuxError
+from tether.safefs import create_private_file
 from tether.text import strip_controls
 from tether.tmux_env import (
     EnvVar,
@@ -912,13 +913,16 @@ class TmuxLink:
         return f"tmux {what} failed: {err}"
 
     def _state(self) -> Path:
-        base = self._state_dir if self._state_dir is not None else paths.state_dir()
-        return paths.ensure_private_dir(Path(base) / "tmux")
+        # Hook scripts and history files live here: never through a symlink (a state dir the
+        # user put inside a repository could hold one the repository shipped).
+        base = paths.state_dir(self._state_dir)
+        return paths.ensure_private_dir(base / "tmux", base)
 
     def _session_dir(self, sub: str) -> Path:
         d = self._dirs.get(sub)
         if d is None or not d.is_dir():
-            d = self._dirs[sub] = paths.ensure_private_dir(self._state() / self.session / sub)
+            tmux = self._state()
+            d = self._dirs[sub] = paths.ensure_private_dir(tmux / self.session / sub, tmux)
         return d
 
     def history_file(self, uid: str) -> Path:
@@ -934,8 +938,8 @@ class TmuxLink:
         ):
             p = d / rel
             data = text.encode()
-            if _read_proc(str(p)) != data:
-                paths.write_private_file(p, data)
+            if os.path.islink(p) or _read_proc(str(p)) != data:
+                paths.write_private_file(p, data, base=d)
         return d
 
     def _shell(self) -> tuple[str, str]:
@@ -1369,9 +1373,8 @@ class TmuxLink:
 def _write_private(path: Path, data: bytes) -> None:
     """0600 file in a 0700 dir, without fsync: replay and seeded history files are consumed within
     seconds and rebuilt from the snapshot if lost, so durability would only cost ~3 ms per pane."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = create_private_file(path.parent, path.name)
     with os.fdopen(fd, "wb") as fh:
-        os.fchmod(fd, 0o600)  # an older file may have been created with other bits
         fh.write(data)
 
 

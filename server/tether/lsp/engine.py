@@ -258,11 +258,12 @@ class Engine:
             log.info("tmux link not available: tmux disabled")
             return None
         try:
-            wire, dropped = _safe_tmux_wire(self.config.tmux.wire or {})
+            wire, dropped = _safe_tmux_wire(self.config.tmux.wire or {}, root)
             if dropped:
                 self._startup_warnings.append(
                     "Tether: ignoring " + ", ".join(dropped) + " from editor settings (they could come "
-                    "from a workspace file and would run commands); set them in your own Tether config"
+                    "from a workspace file and would run commands or start outside the workspace); "
+                    "set them in your own Tether config"
                 )
             raw = self.config.tmux.wire or {}
             # The user's own config file is the trusted base (it may name window commands and the
@@ -281,8 +282,8 @@ class Engine:
             # Only the user's own file decides whether agents' resume commands run.
             cfg.agent_resume, agent_warnings = agent_resume(user)
             file_warnings.extend(agent_warnings)
-            if "socketPath" in raw or cfg.socket_path is None:
-                cfg.socket_path = self.config.tmux.socket_path
+            # cfg.socket_path is the user's file's (Config drops it from editor settings);
+            # None: $TETHER_TMUX_SOCKET, else tmux's default server.
             if "scrollbackLines" in raw:
                 cfg.scrollback_lines = self.config.tmux.scrollback_lines
             self._startup_warnings.extend(f"Tether: {w}" for w in [*file_warnings, *warnings])
@@ -1052,10 +1053,11 @@ class Engine:
         return {"session": name, "recreated": recreated, "agents": agents}
 
 
-def _safe_tmux_wire(raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+def _safe_tmux_wire(raw: Mapping[str, Any], root: Path) -> tuple[dict[str, Any], list[str]]:
     """The tmux options editor settings may set. Settings can come from a workspace file
     (``.vscode/settings.json``), which is untrusted: nothing that makes tmux run a command
-    (window commands, the shell, the re-run allowlist) is taken from there."""
+    (window commands, the shell, the re-run allowlist) is taken from there, and a window starts
+    only inside the workspace (the socket is Config's to drop)."""
     out: dict[str, Any] = {}
     dropped: list[str] = []
     for key, value in raw.items():
@@ -1067,15 +1069,30 @@ def _safe_tmux_wire(raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
             wins = []
             for w in value:
                 if isinstance(w, Mapping):
+                    drop = {"command"}
                     if w.get("command") is not None:
                         dropped.append(f"tmux.windows[{w.get('name')!r}].command")
-                    wins.append({k: v for k, v in w.items() if k != "command"})
+                    cwd = w.get("cwd")
+                    if isinstance(cwd, str) and not _inside(root, cwd):
+                        dropped.append(f"tmux.windows[{w.get('name')!r}].cwd")
+                        drop.add("cwd")
+                    wins.append({k: v for k, v in w.items() if k not in drop})
                 else:
                     wins.append(w)
             out[key] = wins
         else:
             out[key] = value
     return out, dropped
+
+
+def _inside(root: Path, rel: str) -> bool:
+    if os.path.isabs(os.path.expanduser(rel)):
+        return False
+    try:
+        normalize_rel(root, rel)
+    except OutsideWorkspaceError:
+        return rel in (".", "./")
+    return True
 
 
 def _updated(journal: Mapping[str, Any]) -> float:
