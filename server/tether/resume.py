@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tether import safefs
 from tether.documents import end_position, has_content, parse_editor_state, path_to_uri, text_hash
 from tether.errors import OutsideWorkspaceError
 from tether.paths import normalize_rel
@@ -119,9 +120,10 @@ def load_inputs(
         if rel is None:
             continue
         try:
-            disk[rel] = (store.root / rel).read_bytes()
+            live = safefs.read_file(store.root, rel)  # never through a symlinked directory
         except OSError:
-            disk[rel] = None
+            live = None
+        disk[rel] = live[0] if live is not None else None
     return ResumeInputs(store.root, checkpoint, editor, disk, hand_off, max_files)
 
 

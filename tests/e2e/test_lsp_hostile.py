@@ -69,3 +69,46 @@ async def test_editor_settings_cannot_choose_the_store_or_the_tmux_socket(
     assert list(outside.iterdir()) == []
     assert sorted(p.name for p in (workspace / ".ts").iterdir()) == ["tmux"]
     assert not os.path.exists(repo_sock)
+
+
+async def test_tether_diff_never_reads_through_a_symlinked_directory(
+    workspace: Path, state_dir: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "a.txt").write_text("OUTSIDE SECRET\n")
+    (workspace / "src").mkdir()
+    (workspace / "src" / "a.txt").write_text("tracked\n")
+    s = await start_session(workspace, state_dir)
+    try:
+        st = await s.wait_status(lambda x: x["lastCheckpoint"] is not None, "baseline")
+        base = st["lastCheckpoint"]["id"]
+        (workspace / "src" / "a.txt").unlink()
+        (workspace / "src").rmdir()
+        (workspace / "src").symlink_to(outside)
+        res = await s.command(P.CMD_DIFF, {"from": base})
+        assert [(f["path"], f["status"]) for f in res["files"]] == [("src/a.txt", "deleted")]
+        assert "OUTSIDE" not in str(res)
+        dry = await s.command(P.CMD_RESTORE, {"checkpoint": base, "dryRun": True})
+        assert "OUTSIDE" not in str(dry)
+    finally:
+        await s.stop()
+
+
+async def test_next_steps_reach_the_editor_escaped(workspace: Path, state_dir: Path) -> None:
+    (workspace / "a.py").write_text("x = 1\n")
+    (workspace / ".agent-session.json").write_text(
+        '{"current_task": "fix \\u202elogin", "next_steps": ["run \\u200btests", "a\\u2066b"]}'
+    )
+    s = await start_session(workspace, state_dir)
+    try:
+        await s.wait_status(lambda x: x["state"] == "idle", "ready")
+        await s.command(P.CMD_STEP, {"done": "did \u202ethis"})
+        await aretry_until(lambda: s.next_steps, timeout=5, what="showNextSteps")
+        shown = s.next_steps[-1]
+        text = str([shown["task"], shown["nextSteps"], shown["summary"]])
+        for ch in ("\u202e", "\u200b", "\u2066"):
+            assert ch not in str(shown), shown
+        assert "\\\\u202e" in text  # shown as an escape, not dropped
+    finally:
+        await s.stop()

@@ -24,6 +24,7 @@ from typing import Any, Protocol, TypeVar
 
 from tether import protocol as P
 from tether import resume as resume_mod
+from tether import safefs
 from tether.checkpoints import Checkpointer
 from tether.config import Config
 from tether.diffing import is_binary
@@ -567,9 +568,10 @@ class Engine:
         def check() -> tuple[bool, str | None]:
             allowed = not looks_secret(rel) and not self._path_ignored(rel)
             try:
-                return allowed, text_hash((self.root / rel).read_bytes())
+                found = safefs.read_file(self.root, rel)  # never through a symlinked directory
             except OSError:
                 return allowed, None
+            return allowed, text_hash(found[0]) if found is not None else None
 
         allowed, found = await asyncio.get_running_loop().run_in_executor(None, check)
         self.docs.set_journal_text(uri, allowed)
