@@ -560,11 +560,24 @@ class RestoreReport:
         return asdict(self)
 
 
-def matches_allowlist(argv: Sequence[str], patterns: Sequence[str]) -> bool:
+def matches_allowlist(
+    argv: Sequence[str],
+    patterns: Sequence[str],
+    *,
+    root: Path | None = None,
+    cwd: str | None = None,
+    search_path: str | None = None,
+) -> bool:
     """True when ``argv`` starts with the tokens of one pattern (glob per token, basename for argv[0]).
 
     Interpreter-launched tools (``node /usr/bin/npm run dev``, ``python3 /usr/bin/ptw``) are also
     matched with the interpreter stripped.
+
+    With ``root`` (the workspace), a match counts only when its program resolves (relative to
+    ``cwd``, or on ``search_path``) to a file outside the workspace: an allowlisted name must
+    not re-run a script the repository ships (``./tools/vite``, ``sh tools/vite``). A pattern
+    whose program is a path (``/opt/tools/vite --watch``, from the user's own config) matches
+    that file exactly, wherever it is.
     """
     if not argv:
         return False
@@ -572,19 +585,49 @@ def matches_allowlist(argv: Sequence[str], patterns: Sequence[str]) -> bool:
     if len(argv) > 1 and os.path.basename(argv[0]).startswith(_INTERPRETERS) and not argv[1].startswith("-"):
         candidates.append(list(argv[1:]))
     for cand in candidates:
-        cand[0] = os.path.basename(cand[0])
+        program = cand[0]
+        name = os.path.basename(program)
         for pat in patterns:
             try:
                 toks = shlex.split(pat)
             except ValueError:
                 continue
-            if (
-                toks
-                and len(toks) <= len(cand)
-                and all(fnmatchcase(a, t) for a, t in zip(cand, toks, strict=False))
-            ):
+            if not toks or len(toks) > len(cand):
+                continue
+            if not all(fnmatchcase(a, t) for a, t in zip(cand[1:], toks[1:], strict=False)):
+                continue
+            explicit = "/" in toks[0]
+            if explicit:
+                if root is None or _resolve_program(program, root, cwd, search_path) != _real(toks[0]):
+                    continue
+                return True
+            if not fnmatchcase(name, toks[0]):
+                continue
+            if root is None:
+                return True
+            found = _resolve_program(program, root, cwd, search_path)
+            if found is not None and not _inside(found, root):
                 return True
     return False
+
+
+def _real(path: str) -> str:
+    return os.path.realpath(os.path.expanduser(path))
+
+
+def _inside(path: str, root: Path) -> bool:
+    base = os.path.realpath(root)
+    return path == base or path.startswith(base.rstrip("/") + "/")
+
+
+def _resolve_program(program: str, root: Path, cwd: str | None, search_path: str | None) -> str | None:
+    """The real path of the file ``program`` names when run in ``cwd``; None when not found."""
+    if "/" in program:
+        path = program if os.path.isabs(program) else os.path.join(cwd or str(root), program)
+        found: str | None = path if os.path.isfile(path) else None
+    else:
+        found = shutil.which(program, path=search_path)
+    return os.path.realpath(found) if found else None
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -1084,7 +1127,14 @@ class TmuxLink:
                 elif p.command and not p.dead:
                     keys = shlex.join(conversations.plain_argv(p.command) if p.agent else p.command)
                     if policy.mode == "allowlist" and (
-                        p.uid in policy.confirmed or matches_allowlist(p.command, self.config.allowlist)
+                        p.uid in policy.confirmed
+                        or matches_allowlist(
+                            p.command,
+                            self.config.allowlist,
+                            root=self.root,
+                            cwd=p.cwd,
+                            search_path=env.get("PATH") or session_env.get("PATH") or os.environ.get("PATH"),
+                        )
                     ):
                         enter = True
                         action = "ran"
