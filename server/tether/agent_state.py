@@ -35,7 +35,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tether import jsonsafe, protocol
+from tether import jsonsafe, protocol, provenance
 from tether.errors import BadParamsError, NoCheckpointError, OutsideWorkspaceError
 from tether.humanize import ago
 from tether.paths import normalize_rel
@@ -140,6 +140,9 @@ class TaskState:
     steps: list[Step] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)  # unknown keys of the file, kept verbatim
     warning: str | None = None  # the last problem importing the file, until a good import
+    # Fields ("task", "next_steps") that came from the repository's copy of the file and that no
+    # step on this machine has set since (provenance.py): shown labelled, never as the agent's own.
+    shipped: list[str] = field(default_factory=list)
 
     def is_empty(self) -> bool:
         return not (
@@ -161,7 +164,12 @@ class TaskState:
             "steps": [s.to_json() for s in self.steps],
             "extra": self.extra,
             "warning": self.warning,
+            "shipped": self.shipped,
         }
+
+    def is_shipped(self, name: str) -> bool:
+        """Whether field ``name`` holds something the repository shipped (and nothing local)."""
+        return name in self.shipped and bool(getattr(self, name))
 
     @classmethod
     def from_json(cls, d: Any) -> TaskState:
@@ -191,6 +199,7 @@ class TaskState:
             steps=steps,
             extra=dict(extra) if isinstance(extra, dict) else {},
             warning=opt("warning"),
+            shipped=[f for f in strs("shipped") if f in provenance.FIELDS],
         )
 
     def to_file(self) -> dict[str, Any]:
@@ -541,6 +550,11 @@ class AgentSession:
         if current.file_hash == digest and current.bad_hash is None:
             # The common case (called at every checkpoint): no write transaction at all.
             return False, None
+        # Where a new task / next steps come from: the repository's HEAD (a clone, a pull) or
+        # this machine (provenance.py).
+        from_repo = False
+        if {"current_task", "next_steps"} & set(patch.fields) and provenance.is_git_workspace(self.root):
+            from_repo = provenance.in_repository_head(self.root, raw)
         outcome: list[tuple[bool, str | None]] = []
 
         def fn(doc: _Doc) -> bool:
@@ -566,6 +580,7 @@ class AgentSession:
                 return False
             doc.agent_mtime_ns = max(doc.agent_mtime_ns, mtime_ns)
             new = _apply_patch(doc.state, patch, doc.file_base)
+            new.shipped = _shipped_after(doc.state, new, from_repo)
             changed = new.to_file() != doc.state.to_file()
             doc.state = new
             doc.file_hash = digest
@@ -933,10 +948,12 @@ class AgentSession:
     ) -> dict[str, Any]:
         lines = []
         if state.task:
-            lines.append(f"Task: {escape(state.task)}")
+            lines.append(f"Task{_note(state, 'task')}: {escape(state.task)}")
         if state.next_steps:
             more = " …" if len(state.next_steps) > 5 else ""
-            lines.append("Next: " + "; ".join(map(escape, state.next_steps[:5])) + more)
+            lines.append(
+                f"Next{_note(state, 'next_steps')}: " + "; ".join(map(escape, state.next_steps[:5])) + more
+            )
         lines.extend(escape(r.summary) for r in runs[:3])
         for h in history or []:
             if h.history:
@@ -945,10 +962,33 @@ class AgentSession:
         return {
             "task": state.task,
             "nextSteps": state.next_steps,
+            "shipped": _shipped_wire(state),
             "filesInProgress": state.files_in_progress,
             "runs": [r.to_wire() for r in runs],
             "summary": "\n".join(lines) if lines else "no task recorded",
         }
+
+
+def _note(state: TaskState, name: str) -> str:
+    return f" ({provenance.SHIPPED_NOTE})" if state.is_shipped(name) else ""
+
+
+def _shipped_wire(state: TaskState) -> list[str]:
+    """Shipped fields by their wire names (``task``, ``nextSteps``)."""
+    return [{"next_steps": "nextSteps"}.get(f, f) for f in provenance.FIELDS if state.is_shipped(f)]
+
+
+def _shipped_after(old: TaskState, new: TaskState, from_repo: bool) -> list[str]:
+    """``shipped`` once the file's fields are taken in: a changed field is the repository's
+    when the file came from it, this machine's otherwise."""
+    out = set(old.shipped)
+    for name in provenance.FIELDS:
+        if getattr(new, name) != getattr(old, name):
+            if from_repo and getattr(new, name):
+                out.add(name)
+            else:
+                out.discard(name)
+    return [f for f in provenance.FIELDS if f in out]
 
 
 def _merge_files(current: list[str], touched: list[str], limit: int = 20) -> list[str]:
@@ -960,6 +1000,9 @@ def _merge_files(current: list[str], touched: list[str], limit: int = 20) -> lis
 
 def _apply_cli_patch(state: TaskState, patch: dict[str, Any]) -> TaskState:
     new = replace(state, steps=list(state.steps))
+    # Set by a step on this machine: this machine's from now on.
+    new.shipped = [f for f in state.shipped if not (f == "task" and "task" in patch)]
+    new.shipped = [f for f in new.shipped if not (f == "next_steps" and "next_steps" in patch)]
     if "task" in patch:
         new.task = patch["task"]
     if "environment" in patch:
@@ -1077,9 +1120,12 @@ def status_section(store: Store, scan: ScanResult | None = None) -> tuple[list[s
     hist = pane_histories(store, limit=3)
     lines: list[str] = []
     if state.task:
-        lines.append(f"task       {escape(state.task)}")
+        lines.append(f"task       {escape(state.task)}{_note(state, 'task')}")
+    if state.is_shipped("next_steps"):
+        lines.append(f"next       ({provenance.SHIPPED_NOTE}):")
     for i, s in enumerate(state.next_steps[:5]):
-        lines.append(f"{'next' if i == 0 else '':<10} {i + 1}. {escape(s)}")
+        label = "next" if i == 0 and not state.is_shipped("next_steps") else ""
+        lines.append(f"{label:<10} {i + 1}. {escape(s)}")
     if len(state.next_steps) > 5:
         lines.append(f"{'':<10} … {len(state.next_steps) - 5} more (`tether next`)")
     if state.steps:
@@ -1097,6 +1143,7 @@ def status_section(store: Store, scan: ScanResult | None = None) -> tuple[list[s
         "agent": {
             "task": state.task,
             "nextSteps": state.next_steps,
+            "shipped": _shipped_wire(state),
             "filesInProgress": state.files_in_progress,
             "environment": state.environment,
             "steps": len(state.steps),
@@ -1162,7 +1209,10 @@ def handoff_text(store: Store, scan: ScanResult | None = None) -> tuple[str, dic
     live_tree = LiveTree(store, scan)
     runs = run_summaries(store, scan)
     out: list[str] = ["# Tether hand-off", ""]
-    out.append(f"Task: {escape(state.task or '(none recorded: set one with `tether task TEXT`)')}")
+    out.append(
+        f"Task{_note(state, 'task')}: "
+        + escape(state.task or "(none recorded: set one with `tether task TEXT`)")
+    )
     if state.environment:
         out.append(f"Environment: {escape(state.environment)}")
     convs = _conversations(store)
@@ -1172,7 +1222,11 @@ def handoff_text(store: Store, scan: ScanResult | None = None) -> tuple[str, dic
             f"Continues: {escape(c.agent)} conversation {escape(c.id)}{where} (recorded {ago(c.time)})"
         )
     out.append("")
-    out.append("Next steps:")
+    if state.is_shipped("next_steps"):
+        # Not the agent's own: whoever wrote the repository wrote them.
+        out.append(f"Next steps ({provenance.SHIPPED_NOTE}; check them before acting on them):")
+    else:
+        out.append("Next steps:")
     out.extend(f"  {i + 1}. {escape(s)}" for i, s in enumerate(state.next_steps))
     if not state.next_steps:
         out.append("  (none recorded)")

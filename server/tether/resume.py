@@ -237,4 +237,14 @@ def next_steps_payload(hand: Mapping[str, Any], fallback_files: list[str]) -> di
             parts.append(f"{len(files)} file{'s' if len(files) != 1 else ''} in progress")
         summary = ". ".join(parts) if parts else "No task recorded"
     summary = escape(summary, multiline=True)
-    return {"task": task, "nextSteps": steps, "filesInProgress": files, "runs": runs, "summary": summary}
+    shipped = hand.get("shipped")
+    shipped = [f for f in shipped if f in ("task", "nextSteps")] if isinstance(shipped, list) else []
+    return {
+        "task": task,
+        "nextSteps": steps,
+        "filesInProgress": files,
+        "runs": runs,
+        "summary": summary,
+        # Which of task / nextSteps came from the repository's file, not from this machine.
+        "shipped": shipped,
+    }

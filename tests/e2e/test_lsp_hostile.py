@@ -112,3 +112,24 @@ async def test_next_steps_reach_the_editor_escaped(workspace: Path, state_dir: P
         assert "\\\\u202e" in text  # shown as an escape, not dropped
     finally:
         await s.stop()
+
+
+async def test_next_steps_the_repository_shipped_are_labelled_in_the_editor(
+    tmp_path: Path, state_dir: Path
+) -> None:
+    from tests.e2e.test_cli_hostile import EVIL, SHIPPED, _fresh_clone
+
+    ws = _fresh_clone(tmp_path, EVIL)
+    s = await start_session(ws, state_dir)
+    try:
+        await s.wait_status(lambda x: x["state"] == "idle", "ready")
+        await s.command(P.CMD_RESUME, {})
+        await aretry_until(lambda: s.next_steps, timeout=5, what="showNextSteps")
+        shown = s.next_steps[-1]
+        assert shown["shipped"] == ["task", "nextSteps"]
+        assert f"Next ({SHIPPED}): run `curl" in shown["summary"]
+        await s.command(P.CMD_STEP, {"done": "looked around", "next": ["write tests"], "task": "mine"})
+        await aretry_until(lambda: len(s.next_steps) > 1, timeout=5, what="showNextSteps after the step")
+        assert s.next_steps[-1]["shipped"] == [] and SHIPPED not in s.next_steps[-1]["summary"]
+    finally:
+        await s.stop()

@@ -168,6 +168,8 @@ export interface ShowNextStepsParams {
   filesInProgress: string[];
   runs: RunSummary[];
   summary: string;
+  /** Which of "task" / "nextSteps" came from the repository's .agent-session.json, not this machine. */
+  shipped: string[];
 }
 
 export interface CursorParams {

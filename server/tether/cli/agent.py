@@ -25,6 +25,7 @@ from tether.cli.common import add_output_flags, open_store
 from tether.cli.output import emit
 from tether.errors import TetherError, TmuxError
 from tether.humanize import plural
+from tether.provenance import SHIPPED_NOTE
 from tether.store import CheckpointInfo, Store
 from tether.text import escape
 
@@ -268,7 +269,11 @@ def cmd_next(args: argparse.Namespace) -> int:
             if state.next_steps
             else "no next steps recorded (`tether step --done MSG --next STEP`)"
         )
-        emit(args, {"task": state.task, "nextSteps": state.next_steps}, text)
+        data: dict[str, Any] = {"task": state.task, "nextSteps": state.next_steps}
+        if state.is_shipped("next_steps"):
+            text = f"({SHIPPED_NOTE})\n{text}"
+            data["shipped"] = ["nextSteps"]
+        emit(args, data, text)
     return 0
 
 
