@@ -21,7 +21,7 @@ from typing import Any
 from tether import jsonsafe, protocol
 from tether.agent_state import AGENT_FILE, AgentSession, handoff_text
 from tether.checkpoints import Checkpointer
-from tether.cli.common import add_output_flags, open_store
+from tether.cli.common import add_output_flags, non_negative_int, open_store
 from tether.cli.output import emit
 from tether.errors import TetherError, TmuxError
 from tether.humanize import plural
@@ -66,7 +66,7 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=cmd_next)
 
     p = sub.add_parser("steps", help="the step log, newest last: message, checkpoint, files")
-    p.add_argument("-n", "--limit", type=int, default=20, help="how many (default 20; 0: all)")
+    p.add_argument("-n", "--limit", type=non_negative_int, default=20, help="how many (default 20; 0: all)")
     add_output_flags(p)
     p.set_defaults(handler=cmd_steps)
 

@@ -14,6 +14,8 @@ if TYPE_CHECKING:  # the store (sqlite3, zlib…) is imported by the commands th
     from tether.store import Store
 
 ROOT_MARKERS = (".git", ".agent-session.json", ".hg")
+# Every number reaches SQLite (64-bit integers): larger ones are refused here, not there.
+MAX_NUMBER = 2**63 - 1
 
 
 def find_workspace(args: argparse.Namespace) -> Path:
@@ -36,11 +38,18 @@ def open_store(args: argparse.Namespace) -> Store:
     return Store.open(find_workspace(args), args.state_dir)
 
 
-def parse_checkpoint(text: str) -> int:
+def _whole(text: str, what: str) -> int:
     try:
         n = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"checkpoint must be a number, not {text!r}") from None
+        raise argparse.ArgumentTypeError(f"{what} must be a whole number, not {text!r}") from None
+    if n > MAX_NUMBER:
+        raise argparse.ArgumentTypeError(f"{what} {text} is out of range (at most {MAX_NUMBER})")
+    return n
+
+
+def parse_checkpoint(text: str) -> int:
+    n = _whole(text, "checkpoint")
     if n < 1:
         raise argparse.ArgumentTypeError("checkpoint numbers start at 1")
     return n
@@ -55,10 +64,7 @@ def add_output_flags(p: argparse.ArgumentParser) -> None:
 
 
 def non_negative_int(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+    n = _whole(text, "the number")
     if n < 0:
         raise argparse.ArgumentTypeError(f"expected a number >= 0, not {n}")
     return n

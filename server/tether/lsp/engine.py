@@ -36,7 +36,14 @@ from tether.documents import (
     parse_editor_state,
     text_hash,
 )
-from tether.errors import OutsideWorkspaceError, StoreError, TetherError, TmuxError
+from tether.errors import (
+    BusyError,
+    ClientTimeoutError,
+    OutsideWorkspaceError,
+    StoreError,
+    TetherError,
+    TmuxError,
+)
 from tether.humanize import ago, plural
 from tether.lsp import params as prm
 from tether.paths import normalize_rel
@@ -53,6 +60,8 @@ AGENT_FILE = ".agent-session.json"
 TMUX_POLL_SECONDS = 15.0
 STATUS_REFRESH_SECONDS = 30.0
 READY_TIMEOUT = 60.0
+# A second tether.resume waits this long for the first (whose client requests are bounded).
+RESUME_QUEUE_TIMEOUT = 30.0
 
 
 class ClientPort(Protocol):
@@ -129,6 +138,10 @@ class Engine:
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, lambda: fn(*args))
+
+    def spawn(self, coro: Any) -> asyncio.Task[Any]:
+        """Run ``coro`` beside the engine's own work (kept referenced, failures logged)."""
+        return self._spawn(coro)
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task: asyncio.Task[Any] = asyncio.ensure_future(coro)
@@ -294,6 +307,33 @@ class Engine:
             log.exception("tmux link failed to start: tmux disabled")
             return None
 
+    async def apply_config(self, data: object, source: str) -> None:
+        """Settings that arrive after start (workspace/configuration, didChangeConfiguration):
+        merged over the current ones; a changed tmux section rebuilds the tmux link."""
+        cfg, warnings = self.config.merged(data, source)
+        for w in warnings:
+            self.client.show_message("warning", w)
+        old, self.config = self.config, cfg
+        if cfg.tmux == old.tmux and cfg.tmux.wire == old.tmux.wire:
+            return
+        b = self._backend
+        if b is None:
+            return  # the store is still opening: it builds the link from this config
+
+        def rebuild() -> None:
+            self._startup_warnings.clear()
+            b.tmux = self._make_tmux(b.store.root)
+            provider = getattr(b.tmux, "snapshot_bytes", None)
+            if callable(provider):
+                b.checkpointer.add_provider(P.ATTACH_TMUX, provider)
+            self._refresh_side_state()
+
+        await self._run(rebuild)
+        for w in self._startup_warnings:
+            self.client.show_message("warning", w)
+        self._startup_warnings.clear()
+        self.update_status()
+
     def _make_agent(self, store: Store) -> Any | None:
         try:
             from tether import agent_state
@@ -356,8 +396,10 @@ class Engine:
     # --- background jobs ------------------------------------------------------------------
 
     async def _baseline(self) -> None:
-        token = (
-            await self.client.progress_begin("Tether", "scanning workspace")
+        # The progress token is asked for beside the scan, not before it: a client slow to answer
+        # workDoneProgress/create must not hold the baseline up.
+        progress = (
+            self._spawn(self.client.progress_begin("Tether", "scanning workspace"))
             if self.client.supports_progress
             else None
         )
@@ -369,6 +411,12 @@ class Engine:
         finally:
             self._busy -= 1
             self.update_status()
+            token = None
+            if progress is not None:
+                if progress.done() and not progress.cancelled() and progress.exception() is None:
+                    token = progress.result()
+                else:
+                    progress.cancel()
             msg = f"{plural(len(info.files), 'file')} recorded" if info else "up to date"
             self.client.progress_end(token, msg)
 
@@ -547,12 +595,14 @@ class Engine:
 
     # --- documents (loop thread) ----------------------------------------------------------
 
-    def did_open(self, uri: str, version: int, text: str, language_id: str) -> None:
+    def did_open(self, uri: str, version: int, text: str | None, language_id: str) -> None:
+        """``text`` None: over maxFileBytes, tracked without it (see Documents)."""
         doc = self.docs.open(uri, version, text, language_id)
         if doc is None:
             log.debug("not tracking %s (outside the workspace)", uri)
             return
-        self._spawn(self._check_open_base(uri, doc.path, doc.base_hash))
+        if text is not None:
+            self._spawn(self._check_open_base(uri, doc.path, doc.base_hash))
         self._schedule_journal()
         self.update_status()
 
@@ -589,7 +639,18 @@ class Engine:
             log.debug("ignore check failed for %s: %s", rel, exc)
             return True
 
-    def did_change(self, uri: str, version: int, text: str, edit_end: tuple[int, int] | None) -> None:
+    def too_large(self, text: str) -> bool:
+        """Whether a buffer's text is over maxFileBytes (then it is tracked without it)."""
+        cap = self.config.max_file_bytes
+        if len(text) > cap:
+            return True
+        return len(text) * 4 > cap and len(text.encode("utf-8", "surrogatepass")) > cap
+
+    def tracks_without_text(self, uri: str) -> bool:
+        doc = self.docs.get(uri)
+        return doc is not None and doc.text is None
+
+    def did_change(self, uri: str, version: int, text: str | None, edit_end: tuple[int, int] | None) -> None:
         if self.docs.change(uri, version, text, edit_end) is None:
             return
         self._schedule_journal()
@@ -916,9 +977,18 @@ class Engine:
     async def cmd_resume(self, p: Mapping[str, Any]) -> dict[str, Any]:
         n = prm.checkpoint_id(P.CMD_RESUME, p, "checkpoint", required=False)
         await self.wait_ready()
-        # One resume at a time: a double-clicked command must not apply the buffers twice.
-        async with self._resume_lock:
+        # One resume at a time: a double-clicked command must not apply the buffers twice. The
+        # first one's client requests are bounded, so this wait is too.
+        try:
+            await asyncio.wait_for(self._resume_lock.acquire(), RESUME_QUEUE_TIMEOUT)
+        except TimeoutError:
+            raise BusyError(
+                f"another tether.resume is still running after {RESUME_QUEUE_TIMEOUT:g} s; try again"
+            ) from None
+        try:
             return await self._resume(n)
+        finally:
+            self._resume_lock.release()
 
     async def _resume(self, n: int | None) -> dict[str, Any]:
 
@@ -953,12 +1023,19 @@ class Engine:
             *(self.client.apply_edit(label, b.uri, b.end, b.text) for b in buffers),
             return_exceptions=True,
         )
+        # Requests the editor never answered (each is bounded): said in the result.
+        timed_out: list[dict[str, str]] = []
         for s, ok in zip(shows, results[: len(shows)], strict=True):
             if ok is True:
                 opened.append(s.path)
+            elif isinstance(ok, ClientTimeoutError):
+                timed_out.append({"request": ok.request, "path": s.path})
         for b, res in zip(buffers, results[len(shows) :], strict=True):
             if isinstance(res, tuple) and res[0]:
                 restored.append(b.path)
+            elif isinstance(res, ClientTimeoutError):
+                timed_out.append({"request": res.request, "path": b.path})
+                skipped.append({"path": b.path, "reason": res.message})
             else:
                 why = res[1] if isinstance(res, tuple) else str(res)
                 skipped.append(
@@ -966,9 +1043,13 @@ class Engine:
                 )
         # The focused document last, so it ends up in front.
         for s in focus:
-            with contextlib.suppress(Exception):
+            try:
                 if await self.client.show_document(s.uri, s.line, s.character, True):
                     opened.append(s.path)
+            except ClientTimeoutError as exc:
+                timed_out.append({"request": exc.request, "path": s.path})
+            except Exception as exc:
+                log.info("showDocument %s failed: %s", s.uri, exc)
         t_editor = time.perf_counter()
         terminal = await terminal_task
         t_term = time.perf_counter()
@@ -994,6 +1075,7 @@ class Engine:
             "skippedBuffers": skipped,
             "terminal": terminal,
             "nextSteps": plan.next_steps.get("nextSteps", []),
+            "timedOut": timed_out,
         }
 
     def _against_live_doc(self, path: str, text: str) -> tuple[str | None, tuple[int, int] | None]:
@@ -1003,6 +1085,8 @@ class Engine:
         for doc in self.docs.all():
             if doc.path != path:
                 continue
+            if doc.text is None:
+                return "the document is larger than maxFileBytes: its text is not tracked", None
             if text_hash(doc.text) == text_hash(text):
                 return "same", None
             if doc.dirty:
