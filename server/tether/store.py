@@ -13,6 +13,7 @@ import contextlib
 import errno
 import gc
 import hashlib
+import json
 import logging
 import os
 import sqlite3
@@ -24,7 +25,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from tether import scan_cache
+from tether import scan_cache, walcheck
 from tether.errors import CorruptStoreError, NoCheckpointError, StoreError, StoreFullError
 from tether.paths import STATE_DIR_ENV, ensure_private_dir, state_dir
 from tether.scan_cache import DirRow, DirsExport
@@ -41,6 +42,7 @@ RACY_NS = 2_000_000_000
 _CHUNK = 500
 # Live state: the rules the stored directory listings were filtered with (scan_cache.py).
 SCAN_META = "scan.meta"
+WAL_DAMAGE_KEY = "walDamage"
 
 
 @dataclass(frozen=True)
@@ -285,6 +287,8 @@ class Store:
         # says no other connection has committed; our own commits update it in place.
         self._head: dict[str, HeadRow] | None = None
         self._head_version = -1
+        # Damage found in the write-ahead log when this store was opened (walcheck.py).
+        self.wal_damage: str | None = None
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -339,6 +343,7 @@ class Store:
         # FULL: each checkpoint is fsynced; a power cut keeps every acknowledged checkpoint.
         db.execute("PRAGMA synchronous=FULL")
         db.execute("PRAGMA foreign_keys=ON")
+        damage = self._check_wal()
         for suffix in ("-wal", "-shm"):
             side = self.db_path.with_name(self.db_path.name + suffix)
             if side.exists() and (side.stat().st_mode & 0o777) != 0o600:
@@ -353,6 +358,37 @@ class Store:
             )
         elif stored_root != str(self.root):
             raise StoreError(f"store {self.db_path} belongs to {stored_root}, not {self.root}")
+        if damage is not None:
+            self.wal_damage = damage.message(self.db_path)
+            log.warning("%s", self.wal_damage)
+            # The next write reuses the damaged frames: keep what was found for `tether doctor`.
+            record = json.dumps({"time": time.time(), "message": self.wal_damage})
+            self._tx(
+                lambda: self._db.execute(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (WAL_DAMAGE_KEY, record)
+                )
+            )
+
+    def _check_wal(self) -> walcheck.WalDamage | None:
+        """Committed transactions SQLite dropped from a damaged WAL, looked for under the write
+        lock (no writer between its frames and its index update) and before any write."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            return walcheck.check(self.db_path)
+        finally:
+            self._db.execute("ROLLBACK")
+
+    def recorded_wal_damage(self) -> tuple[float, str] | None:
+        """(when, what) of the last damage found in the write-ahead log, if any."""
+        raw = self.get_meta(WAL_DAMAGE_KEY)
+        try:
+            doc = json.loads(raw) if raw else None
+        except ValueError:
+            return None
+        if isinstance(doc, dict) and isinstance(doc.get("message"), str):
+            when = doc.get("time")
+            return (float(when) if isinstance(when, int | float) else 0.0), doc["message"]
+        return None
 
     def _enable_wal(self) -> str:
         """Switch to WAL, retrying: when two processes open a new store at the same moment,

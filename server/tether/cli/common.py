@@ -35,7 +35,12 @@ def find_workspace(args: argparse.Namespace) -> Path:
 def open_store(args: argparse.Namespace) -> Store:
     from tether.store import Store
 
-    return Store.open(find_workspace(args), args.state_dir)
+    store = Store.open(find_workspace(args), args.state_dir)
+    if store.wal_damage:
+        from tether.cli.output import warn
+
+        warn(f"{store.wal_damage}. `tether doctor` keeps a record of it.")
+    return store
 
 
 def _whole(text: str, what: str) -> int:

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -168,7 +169,12 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         if sd is not None and (sd / "workspaces" / workspace_key(root) / DB_NAME).exists():
             with Store.open(root, args.state_dir) as store:
                 latest = store.latest()
+                damage = store.recorded_wal_damage()
             check("store", True, f"readable; last checkpoint {latest.id if latest else 'none'}")
+            if damage is not None:
+                when = time.strftime("%Y-%m-%d %H:%M", time.localtime(damage[0]))
+                # Found at this open: an error; found earlier and recorded: said, not failed.
+                check("log", store.wal_damage is None, f"{damage[1]} (found {when})")
         else:
             check("store", True, f"no store yet for {root}")
     except TetherError as exc:

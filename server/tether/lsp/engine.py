@@ -208,6 +208,8 @@ class Engine:
 
     def _open_backend(self) -> None:
         store = Store.open(self.root, self.config.state_dir)
+        if store.wal_damage:
+            self._startup_warnings.append(f"Tether: {store.wal_damage}")
         cp = Checkpointer(store, self.config.max_file_bytes, self._scanner_for(store))
         backend = _Backend(store, cp)
         cp.add_provider(P.ATTACH_EDITOR, lambda: self.docs.attachment_bytes(self.session_id))
