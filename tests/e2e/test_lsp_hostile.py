@@ -110,6 +110,8 @@ async def test_next_steps_reach_the_editor_escaped(workspace: Path, state_dir: P
         for ch in ("\u202e", "\u200b", "\u2066"):
             assert ch not in str(shown), shown
         assert "\\\\u202e" in text  # shown as an escape, not dropped
+        timeline = await s.command(P.CMD_TIMELINE, {})
+        assert timeline["checkpoints"][0]["message"] == "did \\u202ethis"
     finally:
         await s.stop()
 

@@ -129,6 +129,8 @@ export interface ResumeResult {
   skippedBuffers: { path: string; reason: string }[];
   terminal: { session: string; recreated: boolean; agents?: AgentResume[] } | null;
   nextSteps: string[];
+  /** Requests the editor did not answer in time (the resume went on without them). */
+  timedOut?: { request: string; path: string }[];
 }
 
 /** An agent pane of a recreated tmux session and the conversation it resumes. */

@@ -764,7 +764,7 @@ class Engine:
             "workspace": str(self.root),
             "state": state,
             "error": self._error,
-            "lastCheckpoint": last.to_wire() if last else None,
+            "lastCheckpoint": _shown(last) if last else None,
             "filesInProgress": in_progress,
             "dirtyBuffers": dirty,
             "tmux": dict(self._tmux_status) if self._tmux_status is not None else None,
@@ -814,13 +814,13 @@ class Engine:
         await self._run(lambda: self.backend.checkpointer.note_changed(paths)) if paths else None
         info = await self._checkpoint(P.TRIGGER_MANUAL, message, full=True, allow_empty=True)
         assert info is not None
-        return info.to_wire()
+        return _shown(info)
 
     async def cmd_timeline(self, p: Mapping[str, Any]) -> dict[str, Any]:
         limit = prm.opt_int(P.CMD_TIMELINE, p, "limit", 50, minimum=1)
         await self.wait_ready()
         infos = await self._run(self.backend.store.list_checkpoints, limit)
-        return {"checkpoints": [i.to_wire() for i in infos]}
+        return {"checkpoints": [_shown(i) for i in infos]}
 
     def _rel_paths(self, command: str, paths: list[str] | None) -> list[str] | None:
         if paths is None:
@@ -938,7 +938,7 @@ class Engine:
         )
         if info is None:
             raise StoreError("the step was not recorded")
-        return info.to_wire()
+        return _shown(info)
 
     def _hand_off_sync(self) -> dict[str, Any]:
         b = self.backend
@@ -1139,6 +1139,16 @@ class Engine:
         self.client.notify(P.NOTIFY_OPEN_TERMINAL, {"name": name, "argv": argv, "cwd": str(self.root)})
         self.update_status()
         return {"session": name, "recreated": recreated, "agents": agents}
+
+
+def _shown(info: CheckpointInfo) -> dict[str, Any]:
+    """A checkpoint for the editor to display: its message (a step's text, a hook's command line)
+    escaped like every workspace-derived string an editor shows."""
+    wire = info.to_wire()
+    for key in ("message", "origin"):
+        if isinstance(wire.get(key), str):
+            wire[key] = escape(wire[key])
+    return wire
 
 
 def _safe_tmux_wire(raw: Mapping[str, Any], root: Path) -> tuple[dict[str, Any], list[str]]:
