@@ -289,6 +289,7 @@ class Store:
         self._head_version = -1
         # Damage found in the write-ahead log when this store was opened (walcheck.py).
         self.wal_damage: str | None = None
+        self._closed = False
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -317,6 +318,9 @@ class Store:
                 f"cannot use the store location {where}: {exc.strerror or exc}. "
                 f"Set ${STATE_DIR_ENV} to a writable directory."
             ) from exc
+        # Before connecting: the first connection after a crash replays the log, dropping what
+        # follows a damaged frame (walcheck.py). Not while this process has the database open.
+        damage = walcheck.check(db_path) if not _OPEN.get(db_path) else None
         try:
             conn = sqlite3.connect(
                 db_path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
@@ -324,17 +328,18 @@ class Store:
         except sqlite3.Error as exc:
             raise _translate(exc, db_path) from exc
         store = cls(root, db_path, conn)
+        _OPEN[db_path] = _OPEN.get(db_path, 0) + 1
         try:
-            store._setup()
+            store._setup(damage)
         except sqlite3.Error as exc:
-            conn.close()
+            store.close()
             raise _translate(exc, db_path) from exc
         except BaseException:
-            conn.close()
+            store.close()
             raise
         return store
 
-    def _setup(self) -> None:
+    def _setup(self, damage: walcheck.WalDamage | None = None) -> None:
         db = self._db
         db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         mode = self._enable_wal()
@@ -343,7 +348,6 @@ class Store:
         # FULL: each checkpoint is fsynced; a power cut keeps every acknowledged checkpoint.
         db.execute("PRAGMA synchronous=FULL")
         db.execute("PRAGMA foreign_keys=ON")
-        damage = self._check_wal()
         for suffix in ("-wal", "-shm"):
             side = self.db_path.with_name(self.db_path.name + suffix)
             if side.exists() and (side.stat().st_mode & 0o777) != 0o600:
@@ -368,15 +372,6 @@ class Store:
                     "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (WAL_DAMAGE_KEY, record)
                 )
             )
-
-    def _check_wal(self) -> walcheck.WalDamage | None:
-        """Committed transactions SQLite dropped from a damaged WAL, looked for under the write
-        lock (no writer between its frames and its index update) and before any write."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            return walcheck.check(self.db_path)
-        finally:
-            self._db.execute("ROLLBACK")
 
     def recorded_wal_damage(self) -> tuple[float, str] | None:
         """(when, what) of the last damage found in the write-ahead log, if any."""
@@ -430,6 +425,13 @@ class Store:
 
     def close(self) -> None:
         self._db.close()
+        if not self._closed:
+            self._closed = True
+            left = _OPEN.get(self.db_path, 1) - 1
+            if left > 0:
+                _OPEN[self.db_path] = left
+            else:
+                _OPEN.pop(self.db_path, None)
 
     def __enter__(self) -> Store:
         return self
@@ -1171,6 +1173,10 @@ class LazyHead(Mapping[str, HeadRow]):
         if self._all is None:
             self._all = self._store.head_rows()
         return iter(self._all)
+
+
+# Stores this process has open, per database: walcheck must not open (and close) their -shm.
+_OPEN: dict[Path, int] = {}
 
 
 def _stat_voucher(now_ns: int) -> Callable[[int], int]:
