@@ -132,6 +132,7 @@ class Engine:
         self.checkpoints_written = 0
         self._startup_warnings: list[str] = []
         self._resume_lock = asyncio.Lock()
+        self._tmux_built_from: object = None
 
     # --- plumbing -------------------------------------------------------------------------
 
@@ -197,7 +198,10 @@ class Engine:
         self._ready.set()
         for w in self._startup_warnings:
             self.client.show_message("warning", w)
+        self._startup_warnings.clear()
         self.update_status()
+        # Settings that arrived while the store was opening (workspace/configuration).
+        self._spawn(self._sync_tmux())
         if self.config.baseline_scan:
             self._spawn(self._baseline())
         if self.config.watcher:
@@ -266,6 +270,7 @@ class Engine:
             store.put_state(resume_mod.STATE_PENDING, json.dumps(newest).encode("utf-8"))
 
     def _make_tmux(self, root: Path) -> Any | None:
+        self._tmux_built_from = _tmux_key(self.config)
         if not self.config.tmux.enabled:
             return None
         try:
@@ -315,12 +320,15 @@ class Engine:
         cfg, warnings = self.config.merged(data, source)
         for w in warnings:
             self.client.show_message("warning", w)
-        old, self.config = self.config, cfg
-        if cfg.tmux == old.tmux and cfg.tmux.wire == old.tmux.wire:
-            return
+        self.config = cfg
+        if self._backend is not None:  # else start() builds the link from this config
+            await self._sync_tmux()
+
+    async def _sync_tmux(self) -> None:
+        """Rebuild the tmux link when the settings changed since it was built."""
         b = self._backend
-        if b is None:
-            return  # the store is still opening: it builds the link from this config
+        if b is None or self._tmux_built_from == _tmux_key(self.config):
+            return
 
         def rebuild() -> None:
             self._startup_warnings.clear()
@@ -1139,6 +1147,11 @@ class Engine:
         self.client.notify(P.NOTIFY_OPEN_TERMINAL, {"name": name, "argv": argv, "cwd": str(self.root)})
         self.update_status()
         return {"session": name, "recreated": recreated, "agents": agents}
+
+
+def _tmux_key(config: Config) -> object:
+    wire = config.tmux.wire
+    return config.tmux, json.dumps(wire, sort_keys=True, default=str) if wire is not None else None
 
 
 def _shown(info: CheckpointInfo) -> dict[str, Any]:
