@@ -21,6 +21,7 @@ from tether.errors import TmuxError
 from tether.humanize import plural
 from tether.scan import ScanResult
 from tether.store import CheckpointInfo, Store
+from tether.text import escape
 
 log = logging.getLogger(__name__)
 
@@ -87,14 +88,14 @@ class StepOutcome:
 
     def lines(self) -> list[str]:
         touched = self.touched
+        names = ", ".join(map(escape, touched[:6])) + (" …" if len(touched) > 6 else "")
         out = [
             f"step recorded in checkpoint {self.info.id}: {plural(len(touched), 'file')} changed since "
-            "the last step"
-            + (f" ({', '.join(touched[:6])}{' …' if len(touched) > 6 else ''})" if touched else "")
+            "the last step" + (f" ({names})" if touched else "")
         ]
         if self.state.next_steps:
             out.append("next:")
-            out.extend(f"  {i + 1}. {s}" for i, s in enumerate(self.state.next_steps))
+            out.extend(f"  {i + 1}. {escape(s)}" for i, s in enumerate(self.state.next_steps))
         return out
 
 

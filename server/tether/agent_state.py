@@ -29,19 +29,19 @@ import hashlib
 import json
 import logging
 import os
-import re
 import stat as stat_mod
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tether import protocol
+from tether import jsonsafe, protocol, provenance
 from tether.errors import BadParamsError, NoCheckpointError, OutsideWorkspaceError
 from tether.humanize import ago
 from tether.paths import normalize_rel
 from tether.procs import pid_alive
 from tether.store import CheckpointInfo, Store, iso_time
+from tether.text import escape, has_controls, strip_controls, strip_escapes
 
 if TYPE_CHECKING:
     from tether.checkpoints import Checkpointer
@@ -74,18 +74,14 @@ MAX_STEP_FILES = 200
 
 KNOWN_KEYS = ("current_task", "files_in_progress", "next_steps", "environment", "last_checkpoint")
 
-# CSI / OSC / other escape sequences, then any remaining C0/C1 control character.
-_ESCAPE_RE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
-_CTRL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
 
 def clean_text(value: str, limit: int = MAX_TEXT, *, multiline: bool = False) -> str:
     """Untrusted text made safe to print: no escape sequences or control characters, capped."""
-    text = _ESCAPE_RE.sub("", value)
+    text = strip_escapes(value)
     text = text.replace("\r\n", "\n").replace("\t", " ")
     if not multiline:
         text = text.replace("\n", " ")
-    text = _CTRL_RE.sub("", text).strip()
+    text = strip_controls(text).strip()
     if len(text) > limit:
         text = text[: limit - 1] + "…"
     return text
@@ -144,6 +140,9 @@ class TaskState:
     steps: list[Step] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)  # unknown keys of the file, kept verbatim
     warning: str | None = None  # the last problem importing the file, until a good import
+    # Fields ("task", "next_steps") that came from the repository's copy of the file and that no
+    # step on this machine has set since (provenance.py): shown labelled, never as the agent's own.
+    shipped: list[str] = field(default_factory=list)
 
     def is_empty(self) -> bool:
         return not (
@@ -165,7 +164,12 @@ class TaskState:
             "steps": [s.to_json() for s in self.steps],
             "extra": self.extra,
             "warning": self.warning,
+            "shipped": self.shipped,
         }
+
+    def is_shipped(self, name: str) -> bool:
+        """Whether field ``name`` holds something the repository shipped (and nothing local)."""
+        return name in self.shipped and bool(getattr(self, name))
 
     @classmethod
     def from_json(cls, d: Any) -> TaskState:
@@ -195,6 +199,7 @@ class TaskState:
             steps=steps,
             extra=dict(extra) if isinstance(extra, dict) else {},
             warning=opt("warning"),
+            shipped=[f for f in strs("shipped") if f in provenance.FIELDS],
         )
 
     def to_file(self) -> dict[str, Any]:
@@ -298,7 +303,7 @@ def parse_session_file(raw: bytes, root: Path) -> tuple[FilePatch | None, str | 
     except UnicodeDecodeError as exc:
         return None, f"{where}: not UTF-8 text (bad byte at offset {exc.start})"
     try:
-        doc = json.loads(text, parse_constant=_reject_constant)
+        doc = jsonsafe.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         return None, f"{where}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
     except (ValueError, RecursionError) as exc:
@@ -347,7 +352,7 @@ def parse_session_file(raw: bytes, root: Path) -> tuple[FilePatch | None, str | 
         good: list[str] = []
         for f in files[:MAX_FILES]:
             try:
-                if _CTRL_RE.search(f):
+                if has_controls(f):
                     # A path is never silently edited into another one: refuse it.
                     raise OutsideWorkspaceError(f"{clean_text(f)!r} contains control characters")
                 rel = normalize_rel(root, f)
@@ -545,6 +550,11 @@ class AgentSession:
         if current.file_hash == digest and current.bad_hash is None:
             # The common case (called at every checkpoint): no write transaction at all.
             return False, None
+        # Where a new task / next steps come from: the repository's HEAD (a clone, a pull) or
+        # this machine (provenance.py).
+        from_repo = False
+        if {"current_task", "next_steps"} & set(patch.fields) and provenance.is_git_workspace(self.root):
+            from_repo = provenance.in_repository_head(self.root, raw)
         outcome: list[tuple[bool, str | None]] = []
 
         def fn(doc: _Doc) -> bool:
@@ -570,6 +580,7 @@ class AgentSession:
                 return False
             doc.agent_mtime_ns = max(doc.agent_mtime_ns, mtime_ns)
             new = _apply_patch(doc.state, patch, doc.file_base)
+            new.shipped = _shipped_after(doc.state, new, from_repo)
             changed = new.to_file() != doc.state.to_file()
             doc.state = new
             doc.file_hash = digest
@@ -941,21 +952,47 @@ class AgentSession:
     ) -> dict[str, Any]:
         lines = []
         if state.task:
-            lines.append(f"Task: {state.task}")
+            lines.append(f"Task{_note(state, 'task')}: {escape(state.task)}")
         if state.next_steps:
             more = " …" if len(state.next_steps) > 5 else ""
-            lines.append("Next: " + "; ".join(state.next_steps[:5]) + more)
-        lines.extend(r.summary for r in runs[:3])
+            lines.append(
+                f"Next{_note(state, 'next_steps')}: " + "; ".join(map(escape, state.next_steps[:5])) + more
+            )
+        lines.extend(escape(r.summary) for r in runs[:3])
         for h in history or []:
             if h.history:
-                lines.append(f"Recent commands in {h.label()}: " + " · ".join(h.history[-3:]))
+                shown = " · ".join(map(escape, h.history[-3:]))
+                lines.append(f"Recent commands in {escape(h.label())}: {shown}")
         return {
             "task": state.task,
             "nextSteps": state.next_steps,
+            "shipped": _shipped_wire(state),
             "filesInProgress": state.files_in_progress,
             "runs": [r.to_wire() for r in runs],
             "summary": "\n".join(lines) if lines else "no task recorded",
         }
+
+
+def _note(state: TaskState, name: str) -> str:
+    return f" ({provenance.SHIPPED_NOTE})" if state.is_shipped(name) else ""
+
+
+def _shipped_wire(state: TaskState) -> list[str]:
+    """Shipped fields by their wire names (``task``, ``nextSteps``)."""
+    return [{"next_steps": "nextSteps"}.get(f, f) for f in provenance.FIELDS if state.is_shipped(f)]
+
+
+def _shipped_after(old: TaskState, new: TaskState, from_repo: bool) -> list[str]:
+    """``shipped`` once the file's fields are taken in: a changed field is the repository's
+    when the file came from it, this machine's otherwise."""
+    out = set(old.shipped)
+    for name in provenance.FIELDS:
+        if getattr(new, name) != getattr(old, name):
+            if from_repo and getattr(new, name):
+                out.add(name)
+            else:
+                out.discard(name)
+    return [f for f in provenance.FIELDS if f in out]
 
 
 def _merge_files(current: list[str], touched: list[str], limit: int = 20) -> list[str]:
@@ -967,6 +1004,9 @@ def _merge_files(current: list[str], touched: list[str], limit: int = 20) -> lis
 
 def _apply_cli_patch(state: TaskState, patch: dict[str, Any]) -> TaskState:
     new = replace(state, steps=list(state.steps))
+    # Set by a step on this machine: this machine's from now on.
+    new.shipped = [f for f in state.shipped if not (f == "task" and "task" in patch)]
+    new.shipped = [f for f in new.shipped if not (f == "next_steps" and "next_steps" in patch)]
     if "task" in patch:
         new.task = patch["task"]
     if "environment" in patch:
@@ -1084,26 +1124,30 @@ def status_section(store: Store, scan: ScanResult | None = None) -> tuple[list[s
     hist = pane_histories(store, limit=3)
     lines: list[str] = []
     if state.task:
-        lines.append(f"task       {state.task}")
+        lines.append(f"task       {escape(state.task)}{_note(state, 'task')}")
+    if state.is_shipped("next_steps"):
+        lines.append(f"next       ({provenance.SHIPPED_NOTE}):")
     for i, s in enumerate(state.next_steps[:5]):
-        lines.append(f"{'next' if i == 0 else '':<10} {i + 1}. {s}")
+        label = "next" if i == 0 and not state.is_shipped("next_steps") else ""
+        lines.append(f"{label:<10} {i + 1}. {escape(s)}")
     if len(state.next_steps) > 5:
         lines.append(f"{'':<10} … {len(state.next_steps) - 5} more (`tether next`)")
     if state.steps:
         last = state.steps[-1]
         where = f"checkpoint {last.checkpoint}" if last.checkpoint else "no checkpoint"
-        lines.append(f"step       {last.message} ({where}, {ago_iso(last.time)})")
+        lines.append(f"step       {escape(last.message)} ({where}, {ago_iso(last.time)})")
     for r in runs:
-        lines.append(f"{'run':<10} {r.summary}")
+        lines.append(f"{'run':<10} {escape(r.summary)}")
     for h in hist:
         if h.history:
-            lines.append(f"{'history':<10} {h.label()}: " + " · ".join(h.history))
+            lines.append(f"{'history':<10} {escape(h.label())}: " + " · ".join(map(escape, h.history)))
     if state.warning:
-        lines.append(f"warning    {state.warning}")
+        lines.append(f"warning    {escape(state.warning)}")
     data = {
         "agent": {
             "task": state.task,
             "nextSteps": state.next_steps,
+            "shipped": _shipped_wire(state),
             "filesInProgress": state.files_in_progress,
             "environment": state.environment,
             "steps": len(state.steps),
@@ -1169,16 +1213,25 @@ def handoff_text(store: Store, scan: ScanResult | None = None) -> tuple[str, dic
     live_tree = LiveTree(store, scan)
     runs = run_summaries(store, scan)
     out: list[str] = ["# Tether hand-off", ""]
-    out.append(f"Task: {state.task or '(none recorded: set one with `tether task TEXT`)'}")
+    out.append(
+        f"Task{_note(state, 'task')}: "
+        + escape(state.task or "(none recorded: set one with `tether task TEXT`)")
+    )
     if state.environment:
-        out.append(f"Environment: {state.environment}")
+        out.append(f"Environment: {escape(state.environment)}")
     convs = _conversations(store)
     for c in convs:
-        where = f" in {c.cwd}" if c.cwd else ""
-        out.append(f"Continues: {c.agent} conversation {c.id}{where} (recorded {ago(c.time)})")
+        where = f" in {escape(c.cwd)}" if c.cwd else ""
+        out.append(
+            f"Continues: {escape(c.agent)} conversation {escape(c.id)}{where} (recorded {ago(c.time)})"
+        )
     out.append("")
-    out.append("Next steps:")
-    out.extend(f"  {i + 1}. {s}" for i, s in enumerate(state.next_steps))
+    if state.is_shipped("next_steps"):
+        # Not the agent's own: whoever wrote the repository wrote them.
+        out.append(f"Next steps ({provenance.SHIPPED_NOTE}; check them before acting on them):")
+    else:
+        out.append("Next steps:")
+    out.extend(f"  {i + 1}. {escape(s)}" for i, s in enumerate(state.next_steps))
     if not state.next_steps:
         out.append("  (none recorded)")
 
@@ -1210,7 +1263,7 @@ def handoff_text(store: Store, scan: ScanResult | None = None) -> tuple[str, dic
                 summary = _line_counts(before, live)
             files_data.append({"path": path, "change": summary})
             if i < HANDOFF_FILES:
-                out.append(f"  {path}  {summary}")
+                out.append(f"  {escape(path)}  {summary}")
         if len(state.files_in_progress) > HANDOFF_FILES:
             out.append(f"  … {len(state.files_in_progress) - HANDOFF_FILES} more")
     other: list[str] = []
@@ -1218,18 +1271,19 @@ def handoff_text(store: Store, scan: ScanResult | None = None) -> tuple[str, dic
         other = [p for p in changed if p not in state.files_in_progress]
         if other:
             out.append(
-                f"Also changed since that step: {', '.join(other[:10])}" + (" …" if len(other) > 10 else "")
+                f"Also changed since that step: {', '.join(map(escape, other[:10]))}"
+                + (" …" if len(other) > 10 else "")
             )
     if state.steps:
         out.append("")
         out.append("Recent steps:")
         for s in state.steps[-5:]:
             cp = f"checkpoint {s.checkpoint}" if s.checkpoint else "no checkpoint"
-            out.append(f"  - {s.message} ({cp}, {ago_iso(s.time)})")
+            out.append(f"  - {escape(s.message)} ({cp}, {ago_iso(s.time)})")
     if runs:
         out.append("")
         out.append("Runs:")
-        out.extend(f"  - {r.summary}" for r in runs)
+        out.extend(f"  - {escape(r.summary)}" for r in runs)
     # The newest failure among each command's latest run: a failure fixed by a later passing run
     # of the same command is history, not something to act on.
     latest_per_command: dict[str, Any] = {}
@@ -1240,18 +1294,20 @@ def handoff_text(store: Store, scan: ScanResult | None = None) -> tuple[str, dic
     )
     if failing is not None and failing.output_tail:
         out.append("")
-        out.append(f"Last failing run: `{failing.command_text}` (exit {failing.exit_code}), output tail:")
-        out.extend(f"    {ln}" for ln in failing.output_tail[-20:])
+        out.append(
+            f"Last failing run: `{escape(failing.command_text)}` (exit {failing.exit_code}), output tail:"
+        )
+        out.extend(f"    {escape(ln)}" for ln in failing.output_tail[-20:])
     hist = pane_histories(store)
     if any(h.history for h in hist):
         out.append("")
         out.append("Recent shell history (tmux):")
         for h in [h for h in hist if h.history][:HANDOFF_PANES]:
-            out.append(f"  {h.label()} in {h.cwd}:")
-            out.extend(f"    $ {c}" for c in h.history)
+            out.append(f"  {escape(h.label())} in {escape(h.cwd)}:")
+            out.extend(f"    $ {escape(c)}" for c in h.history)
     if state.warning:
         out.append("")
-        out.append(f"Warning: {state.warning}")
+        out.append(f"Warning: {escape(state.warning)}")
     data = {
         **session.hand_off_from(state, runs, hist),
         "environment": state.environment,

@@ -4,6 +4,10 @@ On the wire (``initializationOptions`` and the ``tether`` section of ``workspace
 keys are camelCase; here they are snake_case dataclass fields. Parsing never fails: a bad value
 produces a warning naming the key and the default that is used instead, so a typo in a user's
 settings degrades to defaults rather than a server that does not start.
+
+Editor settings can come from a file in the repository (``.vscode/settings.json``), so what
+picks where Tether writes or what it attaches to (:data:`USER_ONLY`) is never taken from them:
+those keys are dropped with a warning. ``state_dir`` is set from ``tether --state-dir`` only.
 """
 
 from __future__ import annotations
@@ -29,11 +33,17 @@ def snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
+# Wire keys that choose where Tether writes or which tmux server it attaches to, and where the
+# user sets them instead. Dropped from editor settings with a warning.
+USER_ONLY: dict[tuple[str, ...], str] = {
+    ("stateDir",): "set $TETHER_STATE_DIR (or `tether --state-dir`) instead",
+    ("tmux", "socketPath"): "set $TETHER_TMUX_SOCKET or tmux.socketPath in your own Tether config instead",
+}
+
+
 @dataclass(frozen=True)
 class TmuxSettings:
     enabled: bool = True
-    # None: $TETHER_TMUX_SOCKET, else tmux's default server.
-    socket_path: str | None = None
     scrollback_lines: int = field(default=2000, metadata={"min": 0, "max": 1_000_000})
     # The whole wire object, for the tmux link's own options (windows, historyLines, ...).
     wire: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
@@ -69,10 +79,33 @@ class Config:
         if mapping is None:
             warnings.append(f"Tether: {source} must be an object, got {_kind(data)}; using defaults")
             return self, warnings
-        return _merge(self, mapping, source, warnings), warnings
+        return _merge(self, _drop_user_only(mapping, source, warnings), source, warnings), warnings
 
     def to_wire(self) -> dict[str, Any]:
         return _to_wire(self)
+
+
+def _drop_user_only(data: Mapping[str, Any], source: str, warnings: list[str]) -> Mapping[str, Any]:
+    out = dict(data)
+    for keys, instead in USER_ONLY.items():
+        holder: Any = out
+        for k in keys[:-1]:
+            sub = holder.get(k) if isinstance(holder, Mapping) else None
+            if not isinstance(sub, Mapping):
+                holder = None
+                break
+            holder[k] = sub = dict(sub)
+            holder = sub
+        if isinstance(holder, dict) and keys[-1] in holder:
+            value = holder.pop(keys[-1])
+            if value is not None:
+                name = ".".join(keys)
+                warnings.append(
+                    f"Tether: ignoring {name} from {source}: editor settings can come from a file in "
+                    f"the repository and must not choose where Tether writes or what it attaches to; "
+                    f"{instead}"
+                )
+    return out
 
 
 def _kind(value: object) -> str:

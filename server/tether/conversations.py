@@ -688,14 +688,16 @@ class ConversationLog:
     write, and replace it atomically, so two hooks at once never lose each other's record.
     """
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, base: Path | None = None) -> None:
         self.path = directory / _LOG_NAME
+        self.base = base  # the state dir: nothing below it is followed through a symlink
 
     @classmethod
     def for_workspace(cls, root: Path, state: str | os.PathLike[str] | None = None) -> ConversationLog:
         from tether.store import workspace_key
 
-        return cls(paths.state_dir(state) / "workspaces" / workspace_key(Path(root).resolve()))
+        base = paths.state_dir(state)
+        return cls(base / "workspaces" / workspace_key(Path(root).resolve()), base)
 
     def entries(self) -> list[Conversation]:
         raw = read_capped(self.path, 4 << 20)
@@ -712,8 +714,10 @@ class ConversationLog:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        paths.ensure_private_dir(self.path.parent)
-        fd = os.open(self.path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        paths.ensure_private_dir(self.path.parent, self.base)
+        fd = os.open(
+            self.path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600
+        )
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield

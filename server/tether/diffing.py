@@ -6,6 +6,8 @@ import difflib
 from dataclasses import dataclass
 from typing import Any
 
+from tether.text import escape
+
 # Diffs of huge files are useless in a preview and slow to compute.
 MAX_DIFF_BYTES = 1024 * 1024
 
@@ -43,11 +45,14 @@ def file_diff(
         return FileDiff(path, status, binary, None)
     a = (before or b"").decode("utf-8").splitlines(keepends=True)
     b = (after or b"").decode("utf-8").splitlines(keepends=True)
+    # The header names the path escaped: a newline or escape in a file name must not forge
+    # diff lines or reach a terminal (the path field keeps the real name).
+    shown = escape(path)
     lines = difflib.unified_diff(
         a,
         b,
-        fromfile=f"{before_label}/{path}" if before is not None else "/dev/null",
-        tofile=f"{after_label}/{path}" if after is not None else "/dev/null",
+        fromfile=f"{before_label}/{shown}" if before is not None else "/dev/null",
+        tofile=f"{after_label}/{shown}" if after is not None else "/dev/null",
     )
     text = "".join(
         line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines
@@ -60,10 +65,10 @@ def diff_piece(d: FileDiff) -> str:
     if d.diff:
         return d.diff
     if d.binary:
-        return f"Binary file {d.path} {d.status}\n"
+        return f"Binary file {escape(d.path)} {d.status}\n"
     if d.diff is None:
-        return f"File {d.path} {d.status} (too large to show)\n"
-    return f"File {d.path}: mode changed\n"
+        return f"File {escape(d.path)} {d.status} (too large to show)\n"
+    return f"File {escape(d.path)}: mode changed\n"
 
 
 def diff_text(diffs: list[FileDiff]) -> str:

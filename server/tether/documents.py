@@ -63,9 +63,11 @@ class Doc:
     uri: str
     path: str  # workspace-relative POSIX path
     version: int
-    text: str
+    # None: a buffer over maxFileBytes, tracked (open, dirty, cursor) without its text: keeping
+    # and re-hashing 50 MB per keystroke would stall the event loop, and it is never journaled.
+    text: str | None
     language_id: str
-    base_hash: str  # hash of the on-disk content the unsaved edits start from
+    base_hash: str  # hash of the on-disk content the unsaved edits start from ("" without text)
     dirty: bool = False
     cursor: tuple[int, int] | None = None
     visible: tuple[int, int] | None = None  # first/last visible line, when the client says
@@ -122,13 +124,16 @@ class Documents:
         except OutsideWorkspaceError:
             return None
 
-    def open(self, uri: str, version: int, text: str, language_id: str = "") -> Doc | None:
+    def open(self, uri: str, version: int, text: str | None, language_id: str = "") -> Doc | None:
         rel = self.rel_path(uri)
         if rel is None:
             return None
         # Assume the buffer starts equal to the disk file; the editor may reopen with unsaved
         # text (its own hot exit), which is_dirty_vs_disk() detects off-loop.
-        doc = Doc(uri, rel, version, text, language_id, base_hash=text_hash(text))
+        base = text_hash(text) if text is not None else ""
+        doc = Doc(uri, rel, version, text, language_id, base_hash=base)
+        if text is None:
+            doc.journal_text = False
         with self._lock:
             prev = self._docs.get(uri)
             if prev is not None and prev.cursor is not None:
@@ -138,15 +143,20 @@ class Documents:
         return doc
 
     def change(
-        self, uri: str, version: int, text: str, edit_end: tuple[int, int] | None = None
+        self, uri: str, version: int, text: str | None, edit_end: tuple[int, int] | None = None
     ) -> Doc | None:
+        """An edit; ``text`` None: the buffer is (now) over the size cap, tracked without text."""
         with self._lock:
             doc = self._docs.get(uri)
             if doc is None:
                 return None
             doc.version = version
             doc.text = text
-            doc.dirty = text_hash(text) != doc.base_hash if len(text) < 65536 else True
+            if text is None:
+                doc.dirty = True
+                doc.journal_text = False
+            else:
+                doc.dirty = text_hash(text) != doc.base_hash if len(text) < 65536 else True
             doc.edited = time.time()
             if edit_end is not None:
                 doc.cursor = edit_end
@@ -159,9 +169,9 @@ class Documents:
             doc = self._docs.get(uri)
             if doc is None:
                 return None
-            if text is not None:
+            if text is not None and doc.text is not None:
                 doc.text = text
-            doc.base_hash = text_hash(doc.text)
+            doc.base_hash = text_hash(doc.text) if doc.text is not None else ""
             doc.dirty = False
             self._generation += 1
             self.edited_paths.add(doc.path)
@@ -260,6 +270,7 @@ class Documents:
                     }
                     for d in docs
                     if d.dirty
+                    and d.text is not None
                     and d.journal_text is not False
                     and (max_text is None or len(d.text) <= max_text)
                 ]

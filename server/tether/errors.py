@@ -45,3 +45,19 @@ class StoreFullError(StoreError):
 class TmuxError(TetherError):
     reason = "tmuxError"
     exit_code = 6
+
+
+class ClientTimeoutError(TetherError):
+    """The editor did not answer one of the server's requests in time (``request``: its method)."""
+
+    reason = "clientTimeout"
+
+    def __init__(self, message: str, request: str) -> None:
+        super().__init__(message)
+        self.request = request
+
+
+class BusyError(TetherError):
+    """The same operation is already running and did not finish in time."""
+
+    reason = "busy"

@@ -35,9 +35,10 @@ def size(n: int) -> str:
 
 def checkpoint_line(info: CheckpointInfo) -> str:
     """One timeline row: number, local time, age, trigger, file count, message."""
-    msg = f"  {info.message}" if info.message else ""
+    from tether.text import escape
+    msg = f"  {escape(info.message)}" if info.message else ""
     if info.origin:
-        msg = f"  [from {info.origin}]{msg}"
+        msg = f"  [from {escape(info.origin)}]{msg}"
     files = plural(len(info.files), "file")
     return (
         f"{info.id:>5}  {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(info.time))}  "

@@ -40,7 +40,9 @@ def find_root(start: Path) -> Path:
 
 
 def state_dir(override: str | os.PathLike[str] | None = None) -> Path:
-    """The store's directory: explicit override, then $TETHER_STATE_DIR, then the platform's."""
+    """The store's directory, created 0700 and returned resolved: explicit override (``tether
+    --state-dir``), then $TETHER_STATE_DIR, then the platform's. Never an editor setting: those
+    can come from a file in the repository."""
     if override:
         base = Path(override)
     elif os.environ.get(STATE_DIR_ENV):
@@ -50,36 +52,26 @@ def state_dir(override: str | os.PathLike[str] | None = None) -> Path:
     return ensure_private_dir(base)
 
 
-def ensure_private_dir(path: Path) -> Path:
-    """Create ``path`` (and missing parents, also 0700) and force it to 0700, whatever the umask.
-
-    ``mkdir(parents=True)`` would create the parents with the umask's mode (0777 under umask
-    000), so missing parents are created one by one here.
+def ensure_private_dir(path: Path, base: Path | None = None) -> Path:
+    """Create ``path`` (and missing parents, also 0700) and force it to 0700, whatever the umask;
+    returned resolved. Below ``base`` (a state dir), no component is followed through a symlink
+    or taken when another user owns it (see :func:`tether.safefs.private_dir`).
     """
-    missing = []
-    p = path
-    while not p.exists() and p != p.parent:
-        missing.append(p)
-        p = p.parent
-    for d in reversed(missing):
-        # Another process opening its store may create it concurrently.
-        with contextlib.suppress(FileExistsError):
-            d.mkdir(mode=0o700)
-        if (d.stat().st_mode & 0o777) != 0o700:
-            d.chmod(0o700)
-    if not path.is_dir():
-        raise NotADirectoryError(f"{path} is not a directory")
-    if (path.stat().st_mode & 0o777) != 0o700:
-        path.chmod(0o700)
-    return path
+    from tether.safefs import private_dir
+
+    return private_dir(path, base)
 
 
-def write_private_file(path: Path, data: bytes) -> None:
-    """Atomically replace ``path`` with ``data``, mode 0600 (temp file + fsync + rename)."""
-    if not path.parent.exists():
-        ensure_private_dir(path.parent)
+def write_private_file(path: Path, data: bytes, base: Path | None = None) -> None:
+    """Atomically replace ``path`` with ``data``, mode 0600 (temp file + fsync + rename); the
+    temp file is created with O_NOFOLLOW | O_EXCL. ``base``: as for :func:`ensure_private_dir`
+    when the directory must be created."""
+    if base is not None or not path.parent.is_dir():
+        ensure_private_dir(path.parent, base)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)

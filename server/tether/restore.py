@@ -1,9 +1,12 @@
 """Diff and restore workspace files against checkpoints.
 
 Restoring never writes outside the workspace: every stored path is re-validated against the
-current tree (a symlink planted since the checkpoint is not followed), files are replaced
-atomically (temp file + rename), and untracked files are never deleted. Before writing, the
-current state of the affected paths is checkpointed so the restore can be undone.
+current tree (a symlink planted since the checkpoint is not followed), and every write, rename
+and removal happens relative to a directory opened component by component with O_NOFOLLOW
+(:mod:`tether.safefs`), so a directory swapped for a symlink mid-restore cannot redirect it.
+Files are replaced atomically (temp file + rename), and untracked files are never deleted.
+Before writing, the current state of the affected paths is checkpointed so the restore can be
+undone. Live content is never read through a symlinked directory either (diffs, dry runs).
 """
 
 from __future__ import annotations
@@ -12,12 +15,12 @@ import contextlib
 import json
 import logging
 import os
-import stat as stat_mod
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from tether import safefs
 from tether.checkpoints import Checkpointer
 from tether.diffing import FileDiff, file_diff
 from tether.errors import OutsideWorkspaceError, StoreError, TetherError
@@ -55,13 +58,10 @@ class RestoreResult:
 
 
 def read_live(root: Path, rel: str) -> bytes | None:
-    path = root / rel
-    try:
-        if path.is_symlink() or not path.is_file():
-            return None
-        return path.read_bytes()
-    except (FileNotFoundError, NotADirectoryError):
-        return None
+    """The live content of workspace file ``rel``; None when absent, not a regular file, a
+    symlink, or reached through a symlinked directory (never read outside the workspace)."""
+    found = safefs.read_file(root, rel)
+    return found[0] if found is not None else None
 
 
 # What a running restore is about to do: the paths it will create (absent and untracked before
@@ -179,14 +179,8 @@ def plan(
 
 def _read_state(root: Path, rel: str) -> tuple[str, int] | None:
     """(hash, mode) of a live regular file, None when absent or not a regular file."""
-    data = read_live(root, rel)
-    if data is None:
-        return None
-    try:
-        mode = stat_mod.S_IMODE(os.lstat(root / rel).st_mode)
-    except OSError:
-        return None
-    return blob_hash(data), mode
+    found = safefs.read_file(root, rel)
+    return (blob_hash(found[0]), found[1]) if found is not None else None
 
 
 def restore(
@@ -214,7 +208,7 @@ def restore(
     result = RestoreResult(checkpoint=n, dry_run=dry_run, files=[p.diff for p in planned])
     killed_dirs = set() if dry_run else _pending(store)[1]
     if killed_dirs:
-        _sweep_stale_temps(_dirs(store.root, killed_dirs))
+        _sweep_stale_temps(store.root, _dirs(store.root, killed_dirs))
     if dry_run or not planned:
         if killed_dirs:
             store.delete_state(PENDING)
@@ -231,19 +225,23 @@ def restore(
     created = sorted(p.path for p in planned if p.want is not None and p.path not in head)
     dirs = sorted({str(PurePosixPath(p.path).parent) for p in planned})
     store.put_state(PENDING, json.dumps({"created": created, "dirs": dirs}).encode())
-    _sweep_stale_temps(_dirs(store.root, dirs))
+    _sweep_stale_temps(store.root, _dirs(store.root, dirs))
     written: list[str] = []
     try:
-        for item, target in targets:
+        for item, _target in targets:
             if item.want is None:
-                with contextlib.suppress(FileNotFoundError):
-                    target.unlink()
+                safefs.unlink_file(store.root, item.path)
             else:
-                _write_atomic(store.root, target, store.read_blob(item.want.hash), item.want.mode)
+                data = store.read_blob(item.want.hash)
+                name = restore_temp_name(PurePosixPath(item.path).name)
+                safefs.write_file(store.root, item.path, data, item.want.mode, name)
             written.append(item.path)
-    except OSError as exc:
-        raise StoreError(
-            f"restore of checkpoint {n} stopped after {len(written)} of {len(targets)} files: {exc}. "
+    except (OSError, OutsideWorkspaceError) as exc:
+        # A directory swapped for a symlink meanwhile: refused, like a disk error, with the undo.
+        cls = OutsideWorkspaceError if isinstance(exc, OutsideWorkspaceError) else StoreError
+        why = exc.message if isinstance(exc, OutsideWorkspaceError) else str(exc)
+        raise cls(
+            f"restore of checkpoint {n} stopped after {len(written)} of {len(targets)} files: {why}. "
             f"Undo with `tether restore {result.undo_checkpoint}`."
         ) from exc
     after = checkpointer.checkpoint(TRIGGER_RESTORE, f"restored checkpoint {n}", paths=written)
@@ -252,63 +250,38 @@ def restore(
     return result
 
 
-def _dirs(root: Path, rels: Iterable[str]) -> list[Path]:
+def _dirs(root: Path, rels: Iterable[str]) -> list[str]:
     """Workspace directories from stored relative names, never leaving the workspace."""
     out = []
     for rel in rels:
         if rel == ".":
-            out.append(root)
+            out.append("")
             continue
         try:
-            d = safe_target(root, rel)
+            safe_target(root, rel)
         except OutsideWorkspaceError:
             continue
-        try:
-            if stat_mod.S_ISDIR(os.lstat(d).st_mode):  # never a symlink: scandir would follow it
-                out.append(d)
-        except OSError:
-            continue
+        out.append(rel)
     return out
 
 
-def _sweep_stale_temps(dirs: Iterable[Path]) -> None:
+def _sweep_stale_temps(root: Path, dirs: Iterable[str]) -> None:
     """Remove temp files left by restores that were killed between write and rename."""
     for d in dirs:
         try:
-            with os.scandir(d) as it:
+            with safefs.open_dir(root, d) as dfd, os.scandir(dfd) as it:
                 stale = [
-                    e.path
+                    e.name
                     for e in it
                     if (pid := restore_temp_pid(e.name)) is not None
                     and (pid == os.getpid() or not pid_alive(pid))
                     and e.is_file(follow_symlinks=False)
                 ]
-        except OSError:
+                for name in stale:
+                    with contextlib.suppress(OSError):
+                        os.unlink(name, dir_fd=dfd)
+        except (OSError, OutsideWorkspaceError):
             continue
-        for p in stale:
-            with contextlib.suppress(OSError):
-                os.unlink(p)
-
-
-def _write_atomic(root: Path, target: Path, data: bytes, mode: int) -> None:
-    parent = target.parent
-    if not parent.exists():
-        parent.mkdir(parents=True, exist_ok=True)
-    # Re-check after mkdir: a parent component could be a symlink created meanwhile.
-    real_parent = parent.resolve()
-    if real_parent != root and root not in real_parent.parents:
-        raise OutsideWorkspaceError(f"{target} leads outside the workspace")
-    tmp = parent / restore_temp_name(target.name)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode & 0o7777 or 0o644)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, mode & 0o7777 or 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
 
 
 __all__ = ["PlannedFile", "RestoreResult", "TetherError", "diff", "plan", "read_live", "restore"]

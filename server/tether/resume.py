@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tether import safefs
 from tether.documents import end_position, has_content, parse_editor_state, path_to_uri, text_hash
 from tether.errors import OutsideWorkspaceError
 from tether.paths import normalize_rel
 from tether.protocol import ATTACH_EDITOR
 from tether.store import Store
+from tether.text import escape
 
 # Live state keys (Store.put_state). STATE_JOURNAL holds one journal per running (or
 # crashed) server: {"version": 2, "sessions": [journal, ...]}, updated read-modify-write so two
@@ -118,9 +120,10 @@ def load_inputs(
         if rel is None:
             continue
         try:
-            disk[rel] = (store.root / rel).read_bytes()
+            live = safefs.read_file(store.root, rel)  # never through a symlinked directory
         except OSError:
-            disk[rel] = None
+            live = None
+        disk[rel] = live[0] if live is not None else None
     return ResumeInputs(store.root, checkpoint, editor, disk, hand_off, max_files)
 
 
@@ -217,8 +220,9 @@ def next_steps_payload(hand: Mapping[str, Any], fallback_files: list[str]) -> di
     files = hand.get("filesInProgress")
     runs = hand.get("runs")
     summary = hand.get("summary")
-    task = task if isinstance(task, str) else None
-    steps = [s for s in steps if isinstance(s, str)] if isinstance(steps, list) else []
+    # Shown to the user (and pasted into agents): untrusted text escaped; file paths stay data.
+    task = escape(task) if isinstance(task, str) else None
+    steps = [escape(s) for s in steps if isinstance(s, str)] if isinstance(steps, list) else []
     agent_files = [f for f in files if isinstance(f, str)] if isinstance(files, list) else []
     # The agent's list first, then what the editor had open.
     files = list(dict.fromkeys([*agent_files, *fallback_files]))
@@ -232,4 +236,15 @@ def next_steps_payload(hand: Mapping[str, Any], fallback_files: list[str]) -> di
         if files:
             parts.append(f"{len(files)} file{'s' if len(files) != 1 else ''} in progress")
         summary = ". ".join(parts) if parts else "No task recorded"
-    return {"task": task, "nextSteps": steps, "filesInProgress": files, "runs": runs, "summary": summary}
+    summary = escape(summary, multiline=True)
+    shipped = hand.get("shipped")
+    shipped = [f for f in shipped if f in ("task", "nextSteps")] if isinstance(shipped, list) else []
+    return {
+        "task": task,
+        "nextSteps": steps,
+        "filesInProgress": files,
+        "runs": runs,
+        "summary": summary,
+        # Which of task / nextSteps came from the repository's file, not from this machine.
+        "shipped": shipped,
+    }

@@ -17,7 +17,6 @@ import contextlib
 import json
 import logging
 import os
-import re
 import select
 import shlex
 import signal
@@ -35,6 +34,7 @@ from tether.errors import BadParamsError, NoCheckpointError, OutsideWorkspaceErr
 from tether.humanize import plural
 from tether.paths import normalize_rel
 from tether.store import Store, blob_hash, iso_time
+from tether.text import strip_controls, strip_escapes
 from tether.tmux_env import redact_text
 
 if TYPE_CHECKING:
@@ -50,9 +50,6 @@ TAIL_LINE_CHARS = 400
 # Bytes of raw output kept while the command runs (only the tail is stored).
 TAIL_BYTES = 64 * 1024
 SUMMARY_COMMANDS = 5
-
-_ANSI_RE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
-_CTRL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
 @dataclass
@@ -171,11 +168,11 @@ def clean_tail(raw: bytes, lines: int = TAIL_LINES) -> list[str]:
     """The last ``lines`` lines of terminal output: escapes stripped, ``\\r`` overwrites applied,
     secrets redacted."""
     text = raw.decode("utf-8", errors="replace")
-    text = _ANSI_RE.sub("", text).replace("\r\n", "\n")
+    text = strip_escapes(text).replace("\r\n", "\n")
     out: list[str] = []
     for raw_line in text.split("\n"):
         # A progress bar rewrites its line with \r: what a terminal would show is the last part.
-        line = _CTRL_RE.sub("", raw_line.rsplit("\r", 1)[-1].replace("\t", "    ")).rstrip()
+        line = strip_controls(raw_line.rsplit("\r", 1)[-1].replace("\t", "    ")).rstrip()
         if len(line) > TAIL_LINE_CHARS:
             line = line[: TAIL_LINE_CHARS - 1] + "…"
         out.append(line)

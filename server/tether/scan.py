@@ -800,7 +800,10 @@ class Scanner:
         if not parent:
             return False
         path = os.path.join(self.root, parent)
-        return os.path.realpath(path) != path
+        try:
+            return os.path.realpath(path) != path
+        except OSError:  # a component swapped between realpath's lstat and readlink
+            return True
 
     # --- one file -------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from tether.checkpoints import Checkpointer
 from tether.humanize import ago, plural
 from tether.scan import IGNORE_RULES_REASON, ScanResult
 from tether.store import Skipped, Store
+from tether.text import escape
 
 
 @dataclass
@@ -52,18 +53,18 @@ def workspace_status(
         "changedSinceCheckpoint": scan.changed_paths,
         "skipped": skipped_wire(skipped),
     }
-    lines = [f"workspace  {store.root}"]
+    lines = [f"workspace  {escape(str(store.root))}"]
     if latest:
         lines.append(
             f"last       checkpoint {latest.id}, {ago(latest.time)} ({latest.trigger})"
-            + (f": {latest.message}" if latest.message else "")
+            + (f": {escape(latest.message)}" if latest.message else "")
         )
     else:
         lines.append("last       no checkpoint yet (run `tether checkpoint`)")
     if scan.changes:
         lines.append(
             f"changed    {plural(len(scan.changes), 'file')} since: "
-            + ", ".join(scan.changed_paths[:8])
+            + ", ".join(escape(p) for p in scan.changed_paths[:8])
             + (" …" if len(scan.changes) > 8 else "")
         )
     else:
@@ -71,7 +72,7 @@ def workspace_status(
     for s in skipped:
         # A pattern file over the bounds is a warning about the rules, not a skipped file.
         label = "warning " if s.reason.startswith(IGNORE_RULES_REASON) else "skipped "
-        lines.append(f"{label}   {s.path}: {s.reason}")
+        lines.append(f"{label}   {escape(s.path)}: {escape(s.reason)}")
     agent_lines, agent_data = status_section(store, scan)
     lines.extend(agent_lines)
     data.update(agent_data)

@@ -13,6 +13,7 @@ import contextlib
 import errno
 import gc
 import hashlib
+import json
 import logging
 import os
 import sqlite3
@@ -24,7 +25,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from tether import scan_cache
+from tether import scan_cache, walcheck
 from tether.errors import CorruptStoreError, NoCheckpointError, StoreError, StoreFullError
 from tether.paths import STATE_DIR_ENV, ensure_private_dir, state_dir
 from tether.scan_cache import DirRow, DirsExport
@@ -41,6 +42,7 @@ RACY_NS = 2_000_000_000
 _CHUNK = 500
 # Live state: the rules the stored directory listings were filtered with (scan_cache.py).
 SCAN_META = "scan.meta"
+WAL_DAMAGE_KEY = "walDamage"
 
 
 @dataclass(frozen=True)
@@ -285,6 +287,9 @@ class Store:
         # says no other connection has committed; our own commits update it in place.
         self._head: dict[str, HeadRow] | None = None
         self._head_version = -1
+        # Damage found in the write-ahead log when this store was opened (walcheck.py).
+        self.wal_damage: str | None = None
+        self._closed = False
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -294,15 +299,17 @@ class Store:
         if not root.is_dir():
             raise StoreError(f"workspace {root} is not a directory")
         try:
-            ws_dir = ensure_private_dir(
-                ensure_private_dir(state_dir(state) / "workspaces") / workspace_key(root)
-            )
+            base = state_dir(state)
+            # Below the state dir nothing is followed through a symlink (safefs.private_dir).
+            ws_dir = ensure_private_dir(base / "workspaces" / workspace_key(root), base)
             db_path = ws_dir / DB_NAME
+            if os.path.islink(db_path):
+                raise StoreError(f"the store {db_path} is a symlink; Tether does not follow it")
             if db_path.exists() and db_path.stat().st_size > 0:
                 _check_header(db_path)
             # Create the file 0600 ourselves: sqlite would honour the umask.
             if not db_path.exists():
-                os.close(os.open(db_path, os.O_WRONLY | os.O_CREAT, 0o600))
+                os.close(os.open(db_path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600))
             elif (db_path.stat().st_mode & 0o777) != 0o600:
                 db_path.chmod(0o600)
         except OSError as exc:
@@ -311,6 +318,9 @@ class Store:
                 f"cannot use the store location {where}: {exc.strerror or exc}. "
                 f"Set ${STATE_DIR_ENV} to a writable directory."
             ) from exc
+        # Before connecting: the first connection after a crash replays the log, dropping what
+        # follows a damaged frame (walcheck.py). Not while this process has the database open.
+        damage = walcheck.check(db_path) if not _OPEN.get(db_path) else None
         try:
             conn = sqlite3.connect(
                 db_path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
@@ -318,17 +328,18 @@ class Store:
         except sqlite3.Error as exc:
             raise _translate(exc, db_path) from exc
         store = cls(root, db_path, conn)
+        _OPEN[db_path] = _OPEN.get(db_path, 0) + 1
         try:
-            store._setup()
+            store._setup(damage)
         except sqlite3.Error as exc:
-            conn.close()
+            store.close()
             raise _translate(exc, db_path) from exc
         except BaseException:
-            conn.close()
+            store.close()
             raise
         return store
 
-    def _setup(self) -> None:
+    def _setup(self, damage: walcheck.WalDamage | None = None) -> None:
         db = self._db
         db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         mode = self._enable_wal()
@@ -351,6 +362,28 @@ class Store:
             )
         elif stored_root != str(self.root):
             raise StoreError(f"store {self.db_path} belongs to {stored_root}, not {self.root}")
+        if damage is not None:
+            self.wal_damage = damage.message(self.db_path)
+            log.warning("%s", self.wal_damage)
+            # The next write reuses the damaged frames: keep what was found for `tether doctor`.
+            record = json.dumps({"time": time.time(), "message": self.wal_damage})
+            self._tx(
+                lambda: self._db.execute(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (WAL_DAMAGE_KEY, record)
+                )
+            )
+
+    def recorded_wal_damage(self) -> tuple[float, str] | None:
+        """(when, what) of the last damage found in the write-ahead log, if any."""
+        raw = self.get_meta(WAL_DAMAGE_KEY)
+        try:
+            doc = json.loads(raw) if raw else None
+        except ValueError:
+            return None
+        if isinstance(doc, dict) and isinstance(doc.get("message"), str):
+            when = doc.get("time")
+            return (float(when) if isinstance(when, int | float) else 0.0), doc["message"]
+        return None
 
     def _enable_wal(self) -> str:
         """Switch to WAL, retrying: when two processes open a new store at the same moment,
@@ -392,6 +425,13 @@ class Store:
 
     def close(self) -> None:
         self._db.close()
+        if not self._closed:
+            self._closed = True
+            left = _OPEN.get(self.db_path, 1) - 1
+            if left > 0:
+                _OPEN[self.db_path] = left
+            else:
+                _OPEN.pop(self.db_path, None)
 
     def __enter__(self) -> Store:
         return self
@@ -1133,6 +1173,10 @@ class LazyHead(Mapping[str, HeadRow]):
         if self._all is None:
             self._all = self._store.head_rows()
         return iter(self._all)
+
+
+# Stores this process has open, per database: walcheck must not open (and close) their -shm.
+_OPEN: dict[Path, int] = {}
 
 
 def _stat_voucher(now_ns: int) -> Callable[[int], int]:

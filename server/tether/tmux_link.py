@@ -41,6 +41,8 @@ from typing import Any, Literal
 from tether import conversations, paths
 from tether.conversations import PaneAgent
 from tether.errors import TmuxError
+from tether.safefs import create_private_file
+from tether.text import strip_controls
 from tether.tmux_env import (
     EnvVar,
     classify_env,
@@ -558,11 +560,24 @@ class RestoreReport:
         return asdict(self)
 
 
-def matches_allowlist(argv: Sequence[str], patterns: Sequence[str]) -> bool:
+def matches_allowlist(
+    argv: Sequence[str],
+    patterns: Sequence[str],
+    *,
+    root: Path | None = None,
+    cwd: str | None = None,
+    search_path: str | None = None,
+) -> bool:
     """True when ``argv`` starts with the tokens of one pattern (glob per token, basename for argv[0]).
 
     Interpreter-launched tools (``node /usr/bin/npm run dev``, ``python3 /usr/bin/ptw``) are also
     matched with the interpreter stripped.
+
+    With ``root`` (the workspace), a match counts only when its program resolves (relative to
+    ``cwd``, or on ``search_path``) to a file outside the workspace: an allowlisted name must
+    not re-run a script the repository ships (``./tools/vite``, ``sh tools/vite``). A pattern
+    whose program is a path (``/opt/tools/vite --watch``, from the user's own config) matches
+    that file exactly, wherever it is.
     """
     if not argv:
         return False
@@ -570,19 +585,49 @@ def matches_allowlist(argv: Sequence[str], patterns: Sequence[str]) -> bool:
     if len(argv) > 1 and os.path.basename(argv[0]).startswith(_INTERPRETERS) and not argv[1].startswith("-"):
         candidates.append(list(argv[1:]))
     for cand in candidates:
-        cand[0] = os.path.basename(cand[0])
+        program = cand[0]
+        name = os.path.basename(program)
         for pat in patterns:
             try:
                 toks = shlex.split(pat)
             except ValueError:
                 continue
-            if (
-                toks
-                and len(toks) <= len(cand)
-                and all(fnmatchcase(a, t) for a, t in zip(cand, toks, strict=False))
-            ):
+            if not toks or len(toks) > len(cand):
+                continue
+            if not all(fnmatchcase(a, t) for a, t in zip(cand[1:], toks[1:], strict=False)):
+                continue
+            explicit = "/" in toks[0]
+            if explicit:
+                if root is None or _resolve_program(program, root, cwd, search_path) != _real(toks[0]):
+                    continue
+                return True
+            if not fnmatchcase(name, toks[0]):
+                continue
+            if root is None:
+                return True
+            found = _resolve_program(program, root, cwd, search_path)
+            if found is not None and not _inside(found, root):
                 return True
     return False
+
+
+def _real(path: str) -> str:
+    return os.path.realpath(os.path.expanduser(path))
+
+
+def _inside(path: str, root: Path) -> bool:
+    base = os.path.realpath(root)
+    return path == base or path.startswith(base.rstrip("/") + "/")
+
+
+def _resolve_program(program: str, root: Path, cwd: str | None, search_path: str | None) -> str | None:
+    """The real path of the file ``program`` names when run in ``cwd``; None when not found."""
+    if "/" in program:
+        path = program if os.path.isabs(program) else os.path.join(cwd or str(root), program)
+        found: str | None = path if os.path.isfile(path) else None
+    else:
+        found = shutil.which(program, path=search_path)
+    return os.path.realpath(found) if found else None
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -726,9 +771,6 @@ def _tail_lines(path: Path, n: int) -> list[str]:
     # bash writes "#<epoch>" lines when HISTTIMEFORMAT is set; they are not commands.
     lines = [ln for ln in lines if ln and not re.fullmatch(r"#\d+", ln)]
     return lines[-n:]
-
-
-_CTRL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
 # Shell hooks Tether installs into panes it creates. They only read Tether's own env variables.
@@ -914,13 +956,16 @@ class TmuxLink:
         return f"tmux {what} failed: {err}"
 
     def _state(self) -> Path:
-        base = self._state_dir if self._state_dir is not None else paths.state_dir()
-        return paths.ensure_private_dir(Path(base) / "tmux")
+        # Hook scripts and history files live here: never through a symlink (a state dir the
+        # user put inside a repository could hold one the repository shipped).
+        base = paths.state_dir(self._state_dir)
+        return paths.ensure_private_dir(base / "tmux", base)
 
     def _session_dir(self, sub: str) -> Path:
         d = self._dirs.get(sub)
         if d is None or not d.is_dir():
-            d = self._dirs[sub] = paths.ensure_private_dir(self._state() / self.session / sub)
+            tmux = self._state()
+            d = self._dirs[sub] = paths.ensure_private_dir(tmux / self.session / sub, tmux)
         return d
 
     def history_file(self, uid: str) -> Path:
@@ -936,8 +981,8 @@ class TmuxLink:
         ):
             p = d / rel
             data = text.encode()
-            if _read_proc(str(p)) != data:
-                paths.write_private_file(p, data)
+            if os.path.islink(p) or _read_proc(str(p)) != data:
+                paths.write_private_file(p, data, base=d)
         return d
 
     def _shell(self) -> tuple[str, str]:
@@ -1082,7 +1127,14 @@ class TmuxLink:
                 elif p.command and not p.dead:
                     keys = shlex.join(conversations.plain_argv(p.command) if p.agent else p.command)
                     if policy.mode == "allowlist" and (
-                        p.uid in policy.confirmed or matches_allowlist(p.command, self.config.allowlist)
+                        p.uid in policy.confirmed
+                        or matches_allowlist(
+                            p.command,
+                            self.config.allowlist,
+                            root=self.root,
+                            cwd=p.cwd,
+                            search_path=env.get("PATH") or session_env.get("PATH") or os.environ.get("PATH"),
+                        )
                     ):
                         enter = True
                         action = "ran"
@@ -1167,7 +1219,7 @@ class TmuxLink:
         for i, r in enumerate(rows):
             text = sections.get(f"p{i}", [])
             # One regex pass over the pane's text, not one per line.
-            scroll = [ln.rstrip() for ln in _CTRL_RE.sub("", "\n".join(text)).split("\n")] if text else []
+            scroll = [ln.rstrip() for ln in strip_controls("\n".join(text)).split("\n")] if text else []
             while scroll and not scroll[-1]:
                 scroll.pop()
             shell, command = (None, None) if r.dead else foreground_argv(r.pane_pid)
@@ -1371,9 +1423,8 @@ class TmuxLink:
 def _write_private(path: Path, data: bytes) -> None:
     """0600 file in a 0700 dir, without fsync: replay and seeded history files are consumed within
     seconds and rebuilt from the snapshot if lost, so durability would only cost ~3 ms per pane."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = create_private_file(path.parent, path.name)
     with os.fdopen(fd, "wb") as fh:
-        os.fchmod(fd, 0o600)  # an older file may have been created with other bits
         fh.write(data)
 
 

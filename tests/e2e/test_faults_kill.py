@@ -266,19 +266,19 @@ def test_restore_interrupted_after_creating_files_is_undone_exactly(
         (workspace / "keep.txt").write_text("v2\n")
         cp.checkpoint("manual", full=True)
         before = tree_files(workspace)
-        real_write = restore_mod._write_atomic
+        real_write = restore_mod.safefs.write_file
         calls = []
 
-        def dying_write(root: Path, target: Path, data: bytes, mode: int) -> None:
-            calls.append(target.name)
-            real_write(root, target, data, mode)
+        def dying_write(root: Path, rel: str, data: bytes, mode: int, temp_name: str) -> None:
+            calls.append(rel)
+            real_write(root, rel, data, mode, temp_name)
             if len(calls) == 1:
                 raise _Killed
 
-        monkeypatch.setattr(restore_mod, "_write_atomic", dying_write)
+        monkeypatch.setattr(restore_mod.safefs, "write_file", dying_write)
         with pytest.raises(_Killed):
             restore_mod.restore(store, cp, first.id, dry_run=False)
-        monkeypatch.setattr(restore_mod, "_write_atomic", real_write)
+        monkeypatch.setattr(restore_mod.safefs, "write_file", real_write)
         assert calls == ["a_created.txt"] and (workspace / "a_created.txt").exists()  # half-restored
         undo = [
             c.id for c in store.list_checkpoints() if c.message == f"before restoring checkpoint {first.id}"

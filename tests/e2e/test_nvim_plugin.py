@@ -336,13 +336,13 @@ def test_checkhealth_reports_problems(nvim_factory, tmp_path: Path) -> None:
         {
             "autostart": False,
             "cmd": ["/nonexistent/tether", "lsp"],
-            "init_options": {"stateDir": str(not_a_dir)},
+            "cmd_env": {"TETHER_STATE_DIR": str(not_a_dir)},
         }
     )
     nv.cmd("checkhealth tether")
     report = "\n".join(nv.lua("return vim.api.nvim_buf_get_lines(0, 0, -1, false)"))
     assert "ERROR `/nonexistent/tether` not found or not executable" in report
-    assert f"ERROR {not_a_dir} (init_options.stateDir) is not a directory" in report
+    assert f"ERROR {not_a_dir} ($TETHER_STATE_DIR) is not a directory" in report
 
 
 def test_help_file_has_tags(nvim_factory, tmp_path: Path) -> None:

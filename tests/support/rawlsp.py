@@ -50,8 +50,12 @@ class RawLsp:
         self._next = 0
         self._write_lock = threading.Lock()
         self._cond = threading.Condition()
-        self._responses: dict[int, dict[str, Any]] = {}
+        self._responses: dict[int | None, dict[str, Any]] = {}
         self.notifications: list[tuple[str, Any]] = []
+        # The server's own requests, and how to answer them: method -> "never" (no answer),
+        # "null" (result null), "error" (an error response), or a result value.
+        self.server_requests: list[tuple[str, Any]] = []
+        self.answers: dict[str, Any] = {}
         self.closed = False
         self._reader = threading.Thread(target=self._read_loop, daemon=True)
         self._reader.start()
@@ -105,6 +109,21 @@ class RawLsp:
                 self._cond.notify_all()
 
     def _answer(self, msg: dict[str, Any]) -> None:
+        with self._cond:
+            self.server_requests.append((msg["method"], msg.get("params")))
+            self._cond.notify_all()
+        policy = self.answers.get(msg["method"], "default")
+        if policy == "never":
+            return
+        if policy == "error":
+            with contextlib.suppress(OSError, ValueError):
+                self._send({"jsonrpc": "2.0", "id": msg["id"], "error": {"code": -32601, "message": "no"}})
+            return
+        if policy != "default":
+            answer = None if policy == "null" else policy
+            with contextlib.suppress(OSError, ValueError):
+                self._send({"jsonrpc": "2.0", "id": msg["id"], "result": answer})
+            return
         result: Any = None
         if msg["method"] == "workspace/configuration":
             result = [None for _ in (msg.get("params") or {}).get("items", [])]
@@ -136,14 +155,17 @@ class RawLsp:
         args = raw_args if raw_args is not None else ([] if params is None else [params])
         return self.request("workspace/executeCommand", {"command": name, "arguments": args})
 
-    def initialize(self) -> dict[str, Any]:
+    def initialize(
+        self, capabilities: dict[str, Any] | None = None, options: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         res = self.request(
             "initialize",
             {
                 "processId": os.getpid(),
                 "rootUri": self.root.as_uri(),
                 "workspaceFolders": [{"uri": self.root.as_uri(), "name": self.root.name}],
-                "capabilities": {"workspace": {"configuration": True, "applyEdit": True}},
+                "capabilities": capabilities or {"workspace": {"configuration": True, "applyEdit": True}},
+                "initializationOptions": options,
                 "clientInfo": {"name": "rawlsp"},
             },
         )
@@ -177,6 +199,48 @@ class RawLsp:
 
     def save(self, uri: str) -> None:
         self.notify("textDocument/didSave", {"textDocument": {"uri": uri}})
+
+    def write_raw(self, data: bytes) -> None:
+        """Bytes straight onto the server's stdin (malformed framing)."""
+        assert self.proc.stdin is not None
+        with self._write_lock:
+            self.proc.stdin.write(data)
+            self.proc.stdin.flush()
+
+    def close_stdin(self) -> None:
+        """The editor goes away without shutdown/exit."""
+        assert self.proc.stdin is not None
+        with self._write_lock:
+            self.proc.stdin.close()
+
+    def wait_response(self, rid: int | None, timeout: float = TIMEOUT) -> dict[str, Any]:
+        with self._cond:
+            self._cond.wait_for(lambda: rid in self._responses or self.closed, timeout)
+            if rid in self._responses:
+                return self._responses.pop(rid)
+        raise AssertionError(f"no response with id {rid!r} within {timeout}s")
+
+    def send_request(self, method: str, params: Any) -> int:
+        """Send a request without waiting; :meth:`wait_response` collects the answer."""
+        with self._cond:
+            self._next += 1
+            rid = self._next
+        self._send({"jsonrpc": "2.0", "id": rid, "method": method, "params": params})
+        return rid
+
+    def wait_notification(self, method: str, pred: Any = None, timeout: float = TIMEOUT) -> Any:
+        def found() -> Any:
+            for m, p in reversed(self.notifications):
+                if m == method and (pred is None or pred(p)):
+                    return p
+            return None
+
+        with self._cond:
+            self._cond.wait_for(lambda: found() is not None or self.closed, timeout)
+            got = found()
+        if got is None:
+            raise AssertionError(f"no {method} notification within {timeout}s")
+        return got
 
     def messages_of(self, method: str) -> list[Any]:
         with self._cond:

@@ -314,6 +314,35 @@ def test_allowlist_pattern_and_never_policy(tmux_server: PrivateTmux, make_link:
     assert _wait_fg(tmux_server, link, uid, "sleep") == ["sleep", "601"]
 
 
+def test_an_allowlisted_name_never_reruns_a_script_the_repository_ships(
+    tmux_server: PrivateTmux, make_link: MakeLink, workspace: Path
+) -> None:
+    # `vite` is on the default allowlist; the repository ships its own tools/vite (issue 20).
+    tool = workspace / "tools" / "vite"
+    tool.parent.mkdir()
+    tool.write_text(f"#!/bin/sh\ntouch {workspace}/RAN\nsleep 600\n")
+    tool.chmod(0o755)
+    link = make_link()
+    link.ensure_session()
+    s = link.session
+    run_in(tmux_server, f"={s}:", "./tools/vite")
+    uid = next(iter(panes_by_uid(tmux_server, s)))
+    assert _wait_fg(tmux_server, link, uid, "sh") == ["/bin/sh", "./tools/vite"]
+    snap = link.snapshot()
+    assert snap is not None
+    tmux_server.kill()
+    (workspace / "RAN").unlink()
+    report = link.restore(snap, "allowlist")
+    assert [(p.command, p.action) for p in report.panes] == [(["/bin/sh", "./tools/vite"], "typed")]
+    wait_prompt(tmux_server, f"={s}:")
+    retry_until(
+        lambda: capture(tmux_server, f"={s}:", False).rstrip().endswith("/bin/sh ./tools/vite"),
+        what="the command typed at the prompt",
+    )
+    assert not (workspace / "RAN").exists()
+    assert foreground_cmdline(int(panes_by_uid(tmux_server, s)[uid]["pane_pid"])) is None
+
+
 BAD_SNAPSHOTS: list[tuple[str, object]] = [
     ("not json", b"{not json"),
     ("wrong schema", {"schema": 99, "session": "x", "root": "/", "windows": [], "env": []}),

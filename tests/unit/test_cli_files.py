@@ -243,3 +243,26 @@ def test_workspace_found_from_subdirectory(
     data = json.loads(capsys.readouterr().out)
     assert data["files"] == ["src/a.py"]
     assert os.getcwd() == str(workspace / "src")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["restore", "99999999999999999999"],
+        ["restore", "--dry-run", "9223372036854775808"],
+        ["diff", "99999999999999999999"],
+        ["diff", "1", "99999999999999999999"],
+        ["log", "-n", "99999999999999999999"],
+        ["steps", "-n", "99999999999999999999"],
+        ["gc", "--keep", "99999999999999999999"],
+    ],
+)
+def test_numbers_out_of_range_are_a_clear_error(cli: Cli, workspace: Path, argv: list[str]) -> None:
+    # SQLite integers are 64-bit: these used to end in an OverflowError traceback (issue 20).
+    write(workspace, "a.txt", "1\n")
+    cli.run("checkpoint")
+    code, out, err = cli.run(*argv)
+    assert code == 2, (out, err)
+    assert "out of range" in err and "Traceback" not in err
+    data = cli.json(*argv, code=2)
+    assert data["error"]["reason"] == "badParams" and "out of range" in data["error"]["message"]

@@ -19,7 +19,7 @@ def test_defaults_and_round_trip() -> None:
     assert cfg.buffer_journal_debounce_ms == 1000
     wire = cfg.to_wire()
     assert wire["checkpointIntervalSeconds"] == 600
-    assert wire["tmux"] == {"enabled": True, "socketPath": None, "scrollbackLines": 2000}
+    assert wire["tmux"] == {"enabled": True, "scrollbackLines": 2000}
     again, w2 = Config.from_wire(wire)
     assert again == cfg and w2 == []
 
@@ -33,17 +33,34 @@ def test_good_values_are_taken() -> None:
         {
             "checkpointIntervalSeconds": 0,
             "saveDebounceMs": 100.0,
-            "tmux": {"enabled": False, "socketPath": "/tmp/s", "windows": [{"name": "agent"}]},
-            "stateDir": "/tmp/state",
+            "tmux": {"enabled": False, "windows": [{"name": "agent"}]},
         }
     )
     assert warnings == []
     assert cfg.checkpoint_interval_seconds == 0
     assert cfg.save_debounce_ms == 100 and isinstance(cfg.save_debounce_ms, int)
-    assert cfg.tmux == TmuxSettings(enabled=False, socket_path="/tmp/s")
+    assert cfg.tmux == TmuxSettings(enabled=False)
     # The tmux link's own keys travel along untouched.
     assert cfg.tmux.wire is not None and cfg.tmux.wire["windows"] == [{"name": "agent"}]
-    assert cfg.state_dir == "/tmp/state"
+
+
+@pytest.mark.parametrize("source", ["initializationOptions", "settings tether"])
+def test_editor_settings_never_choose_where_tether_writes_or_attaches(source: str) -> None:
+    # A repository's .vscode/settings.json reaches the server as initializationOptions or
+    # workspace/configuration: it must not pick the store or the tmux socket (issue 20).
+    base = Config(state_dir="/from/the/cli")
+    cfg, warnings = base.merged(
+        {"stateDir": ".ts", "tmux": {"socketPath": "./.sock", "scrollbackLines": 10}, "watcher": False},
+        source,
+    )
+    assert cfg.state_dir == "/from/the/cli"
+    assert cfg.tmux.scrollback_lines == 10 and cfg.watcher is False
+    assert cfg.tmux.wire is not None and "socketPath" not in cfg.tmux.wire
+    assert len(warnings) == 2, warnings
+    assert all(w.startswith("Tether: ignoring ") and f"from {source}" in w for w in warnings)
+    assert "$TETHER_STATE_DIR" in warnings[0] and "$TETHER_TMUX_SOCKET" in warnings[1]
+    # null (a client sending every known key) is no cause for a warning
+    assert Config().merged({"stateDir": None, "tmux": {"socketPath": None}})[1] == []
 
 
 @pytest.mark.parametrize(
@@ -60,8 +77,6 @@ def test_good_values_are_taken() -> None:
         ({"saveDebounceMs": 10**9}, "must be at most 60000"),
         ({"watcher": "yes"}, "watcher must be true or false"),
         ({"watcher": None}, "watcher must not be null"),
-        ({"stateDir": 5}, "stateDir must be a string"),
-        ({"stateDir": "a\x00b"}, "must not contain NUL"),
         ({"tmux": 3}, "tmux must be an object, got a number"),
         ({"tmux": {"scrollbackLines": -5}}, "tmux.scrollbackLines must be at least 0"),
         ({"maxFileBytes": [1]}, "maxFileBytes must be a number, got a list"),

@@ -29,6 +29,12 @@ def test_as_params() -> None:
         (lambda p: prm.opt_int("c", p, "n"), {"n": True}, "'n' must be a whole number"),
         (lambda p: prm.opt_int("c", p, "n"), {"n": 1.5}, "'n' must be a whole number"),
         (lambda p: prm.opt_int("c", p, "n", minimum=1), {"n": 0}, "'n' must be at least 1"),
+        # SQLite integers are 64-bit: a bigger number is a bad param, not an OverflowError (issue 20)
+        (lambda p: prm.opt_int("c", p, "n"), {"n": 2**63}, f"'n' must be at most {2**63 - 1}"),
+        (lambda p: prm.checkpoint_id("c", p, "n", True), {"n": 10**20}, "must be at most"),
+        (lambda p: prm.opt_int("c", p, "n"), {"n": 1e300}, "must be at most"),
+        (lambda p: prm.opt_int("c", p, "n"), {"n": float("inf")}, "'n' must be a whole number"),
+        (lambda p: prm.opt_int("c", p, "n"), {"n": float("nan")}, "'n' must be a whole number"),
         (lambda p: prm.req_int("c", p, "n"), {}, "'n' is required"),
         (lambda p: prm.req_str("c", p, "s"), {"s": "  "}, "'s' is required"),
         (lambda p: prm.opt_str("c", p, "s"), {"s": 3}, "'s' must be a string"),

@@ -94,6 +94,7 @@ def test_next_steps_defaults() -> None:
         "filesInProgress": ["x.py"],
         "runs": [],
         "summary": "1 file in progress",
+        "shipped": [],
     }
     assert next_steps_payload({"task": 5, "nextSteps": "no"}, [])["summary"] == "No task recorded"
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 
@@ -211,3 +213,38 @@ def test_split_sections_handles_empty_and_last_sections() -> None:
     assert got == {"p0": ["line a", "", "line b"], "p1": [], "genv": ["A=1"], "senv": []}
     # a pane whose text looks like a marker of another run is just text
     assert _split_sections("@@tether-n1-p0@@\n@@tether-zz-p1@@\n", "n1") == {"p0": ["@@tether-zz-p1@@"]}
+
+
+def test_allowlist_never_matches_a_program_the_repository_ships(workspace: Path, tmp_path: Path) -> None:
+    # The repository ships tools/vite and node_modules/.bin/vite; the user has a real vite
+    # installed outside it. Only the real one may be re-run without Enter (issue 20).
+    script = "#!/bin/sh\nexec sleep 600\n"
+    for rel in ("tools/vite", "node_modules/.bin/vite"):
+        p = workspace / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(script)
+        p.chmod(0o755)
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "vite").write_text(script)
+    (bindir / "vite").chmod(0o755)
+    (bindir / "ln-vite").symlink_to(workspace / "tools" / "vite")  # a link into the workspace
+    cwd = str(workspace)
+    outside_path = str(bindir)
+    repo_path = f"{workspace / 'node_modules' / '.bin'}:{bindir}"
+
+    def ok(argv: list[str], patterns: Sequence[str] = DEFAULT_ALLOWLIST, path: str = outside_path) -> bool:
+        return matches_allowlist(argv, patterns, root=workspace, cwd=cwd, search_path=path)
+
+    assert ok(["vite", "--port", "3000"])  # found on PATH outside the workspace
+    assert not ok(["./tools/vite"])
+    assert not ok(["/bin/sh", "./tools/vite"])  # a shebang script: the kernel's argv
+    assert not ok(["sh", "tools/vite", "--port", "1"])
+    assert not ok([str(workspace / "tools" / "vite")])
+    assert not ok(["vite"], path=repo_path)  # PATH leads into the workspace first
+    assert not ok(["ln-vite"], ["ln-vite"])  # resolved through the symlink: inside
+    assert not ok(["nonexistent-tool"], ["nonexistent-tool"])  # cannot be checked: typed
+    assert ok(["sleep", "601"], ["sleep 6*"], path="/usr/bin:/bin")
+    # An explicit path in the user's own config names that file, wherever it is.
+    assert ok(["./tools/vite", "--watch"], [f"{workspace}/tools/vite --watch"])
+    assert not ok(["./tools/vite", "--watch"], [f"{bindir}/vite --watch"])

@@ -52,8 +52,11 @@ export function normalizeNextSteps(p: unknown): ShowNextStepsParams {
     filesInProgress: isStringArray(o.filesInProgress) ? o.filesInProgress : [],
     runs: Array.isArray(o.runs) ? (o.runs as ShowNextStepsParams["runs"]).filter((r) => r && typeof r === "object") : [],
     summary: typeof o.summary === "string" ? o.summary : "",
+    shipped: isStringArray(o.shipped) ? o.shipped : [],
   };
 }
+
+const SHIPPED = " (from the repository's .agent-session.json, not recorded on this machine)";
 
 export function nextStepsMessage(p: ShowNextStepsParams): string {
   // The server's summary already says task and next steps; built here only when it is absent.
@@ -79,9 +82,9 @@ export async function showAllNextSteps(p: ShowNextStepsParams, root: vscode.Uri 
   const items: NextItem[] = [];
   const sep = (label: string): NextItem => ({ label, kind: vscode.QuickPickItemKind.Separator });
   if (p.task) {
-    items.push(sep("Task"), { label: `$(tasklist) ${p.task}` });
+    items.push(sep(p.shipped.includes("task") ? `Task${SHIPPED}` : "Task"), { label: `$(tasklist) ${p.task}` });
   }
-  items.push(sep("Next steps"));
+  items.push(sep(p.shipped.includes("nextSteps") ? `Next steps${SHIPPED}` : "Next steps"));
   if (p.nextSteps.length) {
     p.nextSteps.forEach((s, i) => items.push({ label: `${i + 1}. ${s}` }));
   } else {

@@ -129,6 +129,8 @@ export interface ResumeResult {
   skippedBuffers: { path: string; reason: string }[];
   terminal: { session: string; recreated: boolean; agents?: AgentResume[] } | null;
   nextSteps: string[];
+  /** Requests the editor did not answer in time (the resume went on without them). */
+  timedOut?: { request: string; path: string }[];
 }
 
 /** An agent pane of a recreated tmux session and the conversation it resumes. */
@@ -168,6 +170,8 @@ export interface ShowNextStepsParams {
   filesInProgress: string[];
   runs: RunSummary[];
   summary: string;
+  /** Which of "task" / "nextSteps" came from the repository's .agent-session.json, not this machine. */
+  shipped: string[];
 }
 
 export interface CursorParams {

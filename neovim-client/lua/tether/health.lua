@@ -31,13 +31,10 @@ local function version_argv(cmd)
   return argv
 end
 
---- Where the server keeps its store: stateDir option, $TETHER_STATE_DIR, or platformdirs'
---- user_state_dir("tether") ($XDG_STATE_HOME/tether on Linux).
+--- Where the server keeps its store: $TETHER_STATE_DIR (cmd_env or Neovim's), or platformdirs'
+--- user_state_dir("tether") ($XDG_STATE_HOME/tether on Linux). Never init_options: editor settings
+--- may come from a repository, so the server ignores a stateDir there.
 local function state_dir(cfg)
-  local opt = cfg.init_options and cfg.init_options.stateDir
-  if type(opt) == 'string' and opt ~= '' then
-    return vim.fs.normalize(opt), 'init_options.stateDir'
-  end
   local env = (cfg.cmd_env and cfg.cmd_env.TETHER_STATE_DIR) or vim.env.TETHER_STATE_DIR
   if env and env ~= '' then
     return vim.fs.normalize(env), '$TETHER_STATE_DIR'

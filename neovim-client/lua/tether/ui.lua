@@ -55,17 +55,20 @@ end
 
 M.next_steps_win = nil
 
+local SHIPPED = " (from the repository's .agent-session.json, not recorded on this machine)"
+
 local function next_steps_lines(p)
   local lines = {}
   local function add(s)
     lines[#lines + 1] = s
   end
+  local shipped = type(p.shipped) == 'table' and p.shipped or {}
   if type(p.task) == 'string' and p.task ~= '' then
-    add('# Task')
+    add('# Task' .. (vim.tbl_contains(shipped, 'task') and SHIPPED or ''))
     add(p.task)
     add('')
   end
-  add('# Next steps')
+  add('# Next steps' .. (vim.tbl_contains(shipped, 'nextSteps') and SHIPPED or ''))
   local steps = type(p.nextSteps) == 'table' and p.nextSteps or {}
   if #steps == 0 then
     add('(none recorded)')

@@ -18,14 +18,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tether import protocol
+from tether import jsonsafe, protocol
 from tether.agent_checkpoints import make_checkpointer, record_conversations, record_step
-from tether.agent_state import AgentSession, handoff_text
-from tether.cli.common import add_output_flags, open_store
+from tether.agent_state import AGENT_FILE, AgentSession, handoff_text
+from tether.cli.common import add_output_flags, non_negative_int, open_store
 from tether.cli.output import emit
 from tether.errors import TetherError
 from tether.humanize import plural
+from tether.provenance import SHIPPED_NOTE
 from tether.store import Store
+from tether.text import escape
 
 if TYPE_CHECKING:
     from tether.checkpoints import Checkpointer
@@ -68,7 +70,7 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=cmd_next)
 
     p = sub.add_parser("steps", help="the step log, newest last: message, checkpoint, files")
-    p.add_argument("-n", "--limit", type=int, default=20, help="how many (default 20; 0: all)")
+    p.add_argument("-n", "--limit", type=non_negative_int, default=20, help="how many (default 20; 0: all)")
     add_output_flags(p)
     p.set_defaults(handler=cmd_steps)
 
@@ -126,17 +128,26 @@ def register(sub: Any) -> None:
 
 
 def _warn(message: str | None) -> None:
-    if message:
-        print(f"tether: warning: {message}", file=sys.stderr)
+    from tether.cli.output import warn
+
+    warn(message)
 
 
 @contextlib.contextmanager
-def _agent(args: argparse.Namespace) -> Iterator[tuple[Store, AgentSession, str | None]]:
+def _agent(
+    args: argparse.Namespace, lenient: bool = False
+) -> Iterator[tuple[Store, AgentSession, str | None]]:
     """The workspace's store and agent session, the agent's latest file taken in first (an agent
-    may have just written it); a warning about that file is printed once, here."""
+    may have just written it); a warning about that file is printed once, here. ``lenient``:
+    a failure to take the file in is only a warning (`tether run` must run its command)."""
     with open_store(args) as store:
         session = AgentSession(store)
-        _, warning = session.import_file()
+        try:
+            _, warning = session.import_file()
+        except Exception as exc:
+            if not lenient:
+                raise
+            warning = f"could not read {AGENT_FILE}: {exc}"
         _warn(warning)
         yield store, session, warning
 
@@ -179,11 +190,15 @@ def cmd_next(args: argparse.Namespace) -> int:
     with _agent(args) as (_store, session, _warning):
         state = session.state()
         text = (
-            "\n".join(f"{i + 1}. {s}" for i, s in enumerate(state.next_steps))
+            "\n".join(f"{i + 1}. {escape(s)}" for i, s in enumerate(state.next_steps))
             if state.next_steps
             else "no next steps recorded (`tether step --done MSG --next STEP`)"
         )
-        emit(args, {"task": state.task, "nextSteps": state.next_steps}, text)
+        data: dict[str, Any] = {"task": state.task, "nextSteps": state.next_steps}
+        if state.is_shipped("next_steps"):
+            text = f"({SHIPPED_NOTE})\n{text}"
+            data["shipped"] = ["nextSteps"]
+        emit(args, data, text)
     return 0
 
 
@@ -197,8 +212,9 @@ def cmd_steps(args: argparse.Namespace) -> int:
         lines = []
         for st in steps:
             cp = f"checkpoint {st.checkpoint}" if st.checkpoint else "no checkpoint"
-            files = f"  ({', '.join(st.files[:5])}{' …' if len(st.files) > 5 else ''})" if st.files else ""
-            lines.append(f"{ago_iso(st.time):>9}  {cp:<15} {st.message}{files}")
+            shown = ", ".join(escape(f) for f in st.files[:5])
+            files = f"  ({shown}{' …' if len(st.files) > 5 else ''})" if st.files else ""
+            lines.append(f"{ago_iso(st.time):>9}  {cp:<15} {escape(st.message)}{files}")
         emit(
             args,
             {"steps": [st.to_json() for st in steps]},
@@ -214,9 +230,9 @@ def cmd_task(args: argparse.Namespace) -> int:
             state = session.set_fields(task=task, environment=args.environment)
         else:
             state = session.state()
-        text = state.task or "no task recorded (`tether task TEXT`)"
+        text = escape(state.task) if state.task else "no task recorded (`tether task TEXT`)"
         if state.environment:
-            text += f"\nenvironment: {state.environment}"
+            text += f"\nenvironment: {escape(state.environment)}"
         emit(args, {"task": state.task, "environment": state.environment}, text)
     return 0
 
@@ -227,7 +243,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     argv = list(args.cmd)
     if argv and argv[0] == "--":
         argv = argv[1:]
-    with _agent(args) as (store, session, _):
+    with _agent(args, lenient=True) as (store, session, _):
         sys.stdout.flush()
         run = record_run(
             store, make_checkpointer(store, session, args.state_dir), argv, os.getcwd(), out=sys.stdout.buffer
@@ -236,7 +252,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             session.after_checkpoint(store.get_checkpoint(run.checkpoint))
         verdict = "ok" if run.exit_code == 0 else f"exit {run.exit_code}"
         print(
-            f"tether: run {run.id} recorded: `{run.command_text}` {verdict} in {run.duration:.1f}s "
+            f"tether: run {run.id} recorded: `{escape(run.command_text)}` {verdict} in {run.duration:.1f}s "
             f"at checkpoint {run.checkpoint}",
             file=sys.stderr,
         )
@@ -281,14 +297,16 @@ def _restore_tmux(
 
             what = describe(p.agent, p.conversation)
             verb = "resumed" if p.action == "ran" else "typed, waiting for Enter"
-            lines.append(f"  {verb}: {what}: {shlex.join(p.command or [])}")
+            lines.append(f"  {verb}: {escape(what)}: {escape(shlex.join(p.command or []))}")
         elif p.command and p.action == "ran":
-            lines.append(f"  re-ran (allowlisted): {' '.join(p.command)}")
+            lines.append(f"  re-ran (allowlisted): {escape(' '.join(p.command))}")
         elif p.command and p.action == "typed":
-            lines.append(f"  typed, waiting for Enter: {' '.join(p.command)}")
+            lines.append(f"  typed, waiting for Enter: {escape(' '.join(p.command))}")
     if report.missing_secrets:
-        lines.append("  secrets not restored (set them again): " + ", ".join(report.missing_secrets))
-    lines.extend(f"  {w}" for w in report.warnings)
+        lines.append(
+            "  secrets not restored (set them again): " + ", ".join(map(escape, report.missing_secrets))
+        )
+    lines.extend(f"  {escape(w)}" for w in report.warnings)
     lines.append(f"  attach with `{' '.join(argv)}`")
     return lines, report.to_json(), argv
 
@@ -320,7 +338,7 @@ _HOOK_INPUT_LIMIT = 1024 * 1024
 def _hook_input() -> dict[str, Any]:
     try:
         raw = sys.stdin.read(_HOOK_INPUT_LIMIT) if not sys.stdin.isatty() else ""
-        doc = json.loads(raw) if raw.strip() else {}
+        doc = jsonsafe.loads(raw) if raw.strip() else {}
     except (ValueError, OSError, UnicodeDecodeError):
         return {}
     return doc if isinstance(doc, dict) else {}
@@ -422,7 +440,7 @@ def cmd_hook(args: argparse.Namespace) -> int:
     try:
         _run_hook(args, event, agent, out, deadline=deadline, budget=budget)
     except Exception as exc:  # reported, never fatal for the agent
-        print(f"tether hook: {exc}", file=sys.stderr)
+        print(f"tether hook: {escape(str(exc), multiline=True)}", file=sys.stderr)
     _hook_output(agent, event.get("hook_event_name"), "".join(out))
     return 0
 
@@ -430,7 +448,8 @@ def cmd_hook(args: argparse.Namespace) -> int:
 def _hook_output(agent: HookAgent, name: Any, context: str) -> None:
     """Print what the agent expects on stdout: Gemini parses every hook's stdout as JSON (plain
     text would become a message shown to the user); Codex's Stop hook must print JSON."""
-    context = cap_handoff(context) if context else ""
+    # The agent's context is a terminal of sorts: nothing raw from the workspace reaches it.
+    context = cap_handoff(escape(context, multiline=True)) if context else ""
     try:
         if agent.json_output:
             doc: dict[str, Any] = {}

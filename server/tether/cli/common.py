@@ -13,6 +13,9 @@ from tether.errors import BadParamsError
 if TYPE_CHECKING:  # the store (sqlite3, zlib…) is imported by the commands that open it
     from tether.store import Store
 
+# Every number reaches SQLite (64-bit integers): larger ones are refused here, not there.
+MAX_NUMBER = 2**63 - 1
+
 
 def find_workspace(args: argparse.Namespace) -> Path:
     """``-C DIR`` when given, else the nearest parent of cwd with a root marker, else cwd."""
@@ -29,14 +32,26 @@ def find_workspace(args: argparse.Namespace) -> Path:
 def open_store(args: argparse.Namespace) -> Store:
     from tether.store import Store
 
-    return Store.open(find_workspace(args), args.state_dir)
+    store = Store.open(find_workspace(args), args.state_dir)
+    if store.wal_damage:
+        from tether.cli.output import warn
+
+        warn(f"{store.wal_damage}. `tether doctor` keeps a record of it.")
+    return store
 
 
-def parse_checkpoint(text: str) -> int:
+def _whole(text: str, what: str) -> int:
     try:
         n = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"checkpoint must be a number, not {text!r}") from None
+        raise argparse.ArgumentTypeError(f"{what} must be a whole number, not {text!r}") from None
+    if n > MAX_NUMBER:
+        raise argparse.ArgumentTypeError(f"{what} {text} is out of range (at most {MAX_NUMBER})")
+    return n
+
+
+def parse_checkpoint(text: str) -> int:
+    n = _whole(text, "checkpoint")
     if n < 1:
         raise argparse.ArgumentTypeError("checkpoint numbers start at 1")
     return n
@@ -51,10 +66,7 @@ def add_output_flags(p: argparse.ArgumentParser) -> None:
 
 
 def non_negative_int(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+    n = _whole(text, "the number")
     if n < 0:
         raise argparse.ArgumentTypeError(f"expected a number >= 0, not {n}")
     return n

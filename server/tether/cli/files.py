@@ -21,6 +21,7 @@ from tether.cli.output import emit
 from tether.diffing import diff_text
 from tether.errors import BadParamsError
 from tether.humanize import checkpoint_line, plural, size
+from tether.text import escape
 
 
 def register(sub: Any) -> None:
@@ -137,7 +138,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     b, paths = _split_diff_args(list(args.rest), args)
     with open_store(args) as store:
         diffs = restore_mod.diff(store, args.a, b, paths or None)
-        stat_lines = "\n".join(f"{d.status[0].upper()} {d.path}" for d in diffs)
+        stat_lines = "\n".join(f"{d.status[0].upper()} {escape(d.path)}" for d in diffs)
         text = stat_lines if args.stat else diff_text(diffs)
         emit(args, {"from": args.a, "to": b, "paths": paths, "files": [d.to_wire() for d in diffs]}, text)
     return 0

@@ -43,7 +43,7 @@ class _PrivateRotatingHandler(logging.handlers.RotatingFileHandler):
         super().__init__(path, maxBytes=2 * 1024 * 1024, backupCount=2, encoding="utf-8", delay=True)
 
     def _open(self) -> Any:
-        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
         return os.fdopen(fd, "a", encoding="utf-8")
 
 

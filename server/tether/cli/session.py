@@ -11,14 +11,16 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, NoReturn
 
 from tether import paths
 from tether.cli.common import add_output_flags, find_workspace
-from tether.cli.output import emit
+from tether.cli.output import emit, warn
 from tether.errors import TetherError, TmuxError
 from tether.protocol import ATTACH_TMUX
+from tether.text import escape
 from tether.tmux_link import RunPolicy, TmuxLink
 from tether.user_config import user_link
 
@@ -53,7 +55,7 @@ def _link(args: argparse.Namespace) -> TmuxLink:
     state = Path(args.state_dir) if args.state_dir else None
     link, warnings = user_link(root, state)
     for w in warnings:
-        print(f"tether: warning: {w}", file=sys.stderr)
+        warn(w)
     return link
 
 
@@ -104,9 +106,9 @@ def cmd_attach(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             for m in report.missing_secrets:
-                print(f"tether: not restored (secret, re-export it): {m}", file=sys.stderr)
+                print(f"tether: not restored (secret, re-export it): {escape(m)}", file=sys.stderr)
             for w in report.warnings:
-                print(f"tether: warning: {w}", file=sys.stderr)
+                warn(w)
         else:
             link.ensure_session()
             result["recreated"] = True
@@ -167,7 +169,12 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         if sd is not None and (sd / "workspaces" / workspace_key(root) / DB_NAME).exists():
             with Store.open(root, args.state_dir) as store:
                 latest = store.latest()
+                damage = store.recorded_wal_damage()
             check("store", True, f"readable; last checkpoint {latest.id if latest else 'none'}")
+            if damage is not None:
+                when = time.strftime("%Y-%m-%d %H:%M", time.localtime(damage[0]))
+                # Found at this open: an error; found earlier and recorded: said, not failed.
+                check("log", store.wal_damage is None, f"{damage[1]} (found {when})")
         else:
             check("store", True, f"no store yet for {root}")
     except TetherError as exc:

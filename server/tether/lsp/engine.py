@@ -24,6 +24,7 @@ from typing import Any, Protocol, TypeVar
 
 from tether import protocol as P
 from tether import resume as resume_mod
+from tether import safefs
 from tether.checkpoints import Checkpointer
 from tether.config import Config
 from tether.diffing import is_binary
@@ -35,12 +36,20 @@ from tether.documents import (
     parse_editor_state,
     text_hash,
 )
-from tether.errors import OutsideWorkspaceError, StoreError, TetherError, TmuxError
+from tether.errors import (
+    BusyError,
+    ClientTimeoutError,
+    OutsideWorkspaceError,
+    StoreError,
+    TetherError,
+    TmuxError,
+)
 from tether.humanize import ago, plural
 from tether.lsp import params as prm
 from tether.paths import normalize_rel
 from tether.scan import DEFAULT_IGNORED_DIRS, Scanner
 from tether.store import CheckpointInfo, Store
+from tether.text import escape
 from tether.user_config import agent_resume, config_path, load_user_config
 
 log = logging.getLogger(__name__)
@@ -51,6 +60,8 @@ AGENT_FILE = ".agent-session.json"
 TMUX_POLL_SECONDS = 15.0
 STATUS_REFRESH_SECONDS = 30.0
 READY_TIMEOUT = 60.0
+# A second tether.resume waits this long for the first (whose client requests are bounded).
+RESUME_QUEUE_TIMEOUT = 30.0
 
 
 class ClientPort(Protocol):
@@ -121,12 +132,17 @@ class Engine:
         self.checkpoints_written = 0
         self._startup_warnings: list[str] = []
         self._resume_lock = asyncio.Lock()
+        self._tmux_built_from: object = None
 
     # --- plumbing -------------------------------------------------------------------------
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, lambda: fn(*args))
+
+    def spawn(self, coro: Any) -> asyncio.Task[Any]:
+        """Run ``coro`` beside the engine's own work (kept referenced, failures logged)."""
+        return self._spawn(coro)
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task: asyncio.Task[Any] = asyncio.ensure_future(coro)
@@ -182,7 +198,10 @@ class Engine:
         self._ready.set()
         for w in self._startup_warnings:
             self.client.show_message("warning", w)
+        self._startup_warnings.clear()
         self.update_status()
+        # Settings that arrived while the store was opening (workspace/configuration).
+        self._spawn(self._sync_tmux())
         if self.config.baseline_scan:
             self._spawn(self._baseline())
         if self.config.watcher:
@@ -193,6 +212,8 @@ class Engine:
 
     def _open_backend(self) -> None:
         store = Store.open(self.root, self.config.state_dir)
+        if store.wal_damage:
+            self._startup_warnings.append(f"Tether: {store.wal_damage}")
         cp = Checkpointer(store, self.config.max_file_bytes, self._scanner_for(store))
         backend = _Backend(store, cp)
         cp.add_provider(P.ATTACH_EDITOR, lambda: self.docs.attachment_bytes(self.session_id))
@@ -249,6 +270,7 @@ class Engine:
             store.put_state(resume_mod.STATE_PENDING, json.dumps(newest).encode("utf-8"))
 
     def _make_tmux(self, root: Path) -> Any | None:
+        self._tmux_built_from = _tmux_key(self.config)
         if not self.config.tmux.enabled:
             return None
         try:
@@ -257,11 +279,12 @@ class Engine:
             log.info("tmux link not available: tmux disabled")
             return None
         try:
-            wire, dropped = _safe_tmux_wire(self.config.tmux.wire or {})
+            wire, dropped = _safe_tmux_wire(self.config.tmux.wire or {}, root)
             if dropped:
                 self._startup_warnings.append(
                     "Tether: ignoring " + ", ".join(dropped) + " from editor settings (they could come "
-                    "from a workspace file and would run commands); set them in your own Tether config"
+                    "from a workspace file and would run commands or start outside the workspace); "
+                    "set them in your own Tether config"
                 )
             raw = self.config.tmux.wire or {}
             # The user's own config file is the trusted base (it may name window commands and the
@@ -280,8 +303,8 @@ class Engine:
             # Only the user's own file decides whether agents' resume commands run.
             cfg.agent_resume, agent_warnings = agent_resume(user)
             file_warnings.extend(agent_warnings)
-            if "socketPath" in raw or cfg.socket_path is None:
-                cfg.socket_path = self.config.tmux.socket_path
+            # cfg.socket_path is the user's file's (Config drops it from editor settings);
+            # None: $TETHER_TMUX_SOCKET, else tmux's default server.
             if "scrollbackLines" in raw:
                 cfg.scrollback_lines = self.config.tmux.scrollback_lines
             self._startup_warnings.extend(f"Tether: {w}" for w in [*file_warnings, *warnings])
@@ -290,6 +313,36 @@ class Engine:
         except Exception:
             log.exception("tmux link failed to start: tmux disabled")
             return None
+
+    async def apply_config(self, data: object, source: str) -> None:
+        """Settings that arrive after start (workspace/configuration, didChangeConfiguration):
+        merged over the current ones; a changed tmux section rebuilds the tmux link."""
+        cfg, warnings = self.config.merged(data, source)
+        for w in warnings:
+            self.client.show_message("warning", w)
+        self.config = cfg
+        if self._backend is not None:  # else start() builds the link from this config
+            await self._sync_tmux()
+
+    async def _sync_tmux(self) -> None:
+        """Rebuild the tmux link when the settings changed since it was built."""
+        b = self._backend
+        if b is None or self._tmux_built_from == _tmux_key(self.config):
+            return
+
+        def rebuild() -> None:
+            self._startup_warnings.clear()
+            b.tmux = self._make_tmux(b.store.root)
+            provider = getattr(b.tmux, "snapshot_bytes", None)
+            if callable(provider):
+                b.checkpointer.add_provider(P.ATTACH_TMUX, provider)
+            self._refresh_side_state()
+
+        await self._run(rebuild)
+        for w in self._startup_warnings:
+            self.client.show_message("warning", w)
+        self._startup_warnings.clear()
+        self.update_status()
 
     def _make_agent(self, store: Store) -> Any | None:
         try:
@@ -353,8 +406,10 @@ class Engine:
     # --- background jobs ------------------------------------------------------------------
 
     async def _baseline(self) -> None:
-        token = (
-            await self.client.progress_begin("Tether", "scanning workspace")
+        # The progress token is asked for beside the scan, not before it: a client slow to answer
+        # workDoneProgress/create must not hold the baseline up.
+        progress = (
+            self._spawn(self.client.progress_begin("Tether", "scanning workspace"))
             if self.client.supports_progress
             else None
         )
@@ -366,6 +421,12 @@ class Engine:
         finally:
             self._busy -= 1
             self.update_status()
+            token = None
+            if progress is not None:
+                if progress.done() and not progress.cancelled() and progress.exception() is None:
+                    token = progress.result()
+                else:
+                    progress.cancel()
             msg = f"{plural(len(info.files), 'file')} recorded" if info else "up to date"
             self.client.progress_end(token, msg)
 
@@ -544,12 +605,14 @@ class Engine:
 
     # --- documents (loop thread) ----------------------------------------------------------
 
-    def did_open(self, uri: str, version: int, text: str, language_id: str) -> None:
+    def did_open(self, uri: str, version: int, text: str | None, language_id: str) -> None:
+        """``text`` None: over maxFileBytes, tracked without it (see Documents)."""
         doc = self.docs.open(uri, version, text, language_id)
         if doc is None:
             log.debug("not tracking %s (outside the workspace)", uri)
             return
-        self._spawn(self._check_open_base(uri, doc.path, doc.base_hash))
+        if text is not None:
+            self._spawn(self._check_open_base(uri, doc.path, doc.base_hash))
         self._schedule_journal()
         self.update_status()
 
@@ -565,9 +628,10 @@ class Engine:
         def check() -> tuple[bool, str | None]:
             allowed = not looks_secret(rel) and not self._path_ignored(rel)
             try:
-                return allowed, text_hash((self.root / rel).read_bytes())
+                found = safefs.read_file(self.root, rel)  # never through a symlinked directory
             except OSError:
                 return allowed, None
+            return allowed, text_hash(found[0]) if found is not None else None
 
         allowed, found = await asyncio.get_running_loop().run_in_executor(None, check)
         self.docs.set_journal_text(uri, allowed)
@@ -585,7 +649,18 @@ class Engine:
             log.debug("ignore check failed for %s: %s", rel, exc)
             return True
 
-    def did_change(self, uri: str, version: int, text: str, edit_end: tuple[int, int] | None) -> None:
+    def too_large(self, text: str) -> bool:
+        """Whether a buffer's text is over maxFileBytes (then it is tracked without it)."""
+        cap = self.config.max_file_bytes
+        if len(text) > cap:
+            return True
+        return len(text) * 4 > cap and len(text.encode("utf-8", "surrogatepass")) > cap
+
+    def tracks_without_text(self, uri: str) -> bool:
+        doc = self.docs.get(uri)
+        return doc is not None and doc.text is None
+
+    def did_change(self, uri: str, version: int, text: str | None, edit_end: tuple[int, int] | None) -> None:
         if self.docs.change(uri, version, text, edit_end) is None:
             return
         self._schedule_journal()
@@ -688,7 +763,7 @@ class Engine:
         else:
             state = P.STATE_IDLE
         if self._error:
-            text = f"error: {self._error}"
+            text = f"error: {escape(self._error)}"
         elif last is None:
             text = "no checkpoint yet"
         else:
@@ -697,7 +772,7 @@ class Engine:
             "workspace": str(self.root),
             "state": state,
             "error": self._error,
-            "lastCheckpoint": last.to_wire() if last else None,
+            "lastCheckpoint": _shown(last) if last else None,
             "filesInProgress": in_progress,
             "dirtyBuffers": dirty,
             "tmux": dict(self._tmux_status) if self._tmux_status is not None else None,
@@ -747,13 +822,13 @@ class Engine:
         await self._run(lambda: self.backend.checkpointer.note_changed(paths)) if paths else None
         info = await self._checkpoint(P.TRIGGER_MANUAL, message, full=True, allow_empty=True)
         assert info is not None
-        return info.to_wire()
+        return _shown(info)
 
     async def cmd_timeline(self, p: Mapping[str, Any]) -> dict[str, Any]:
         limit = prm.opt_int(P.CMD_TIMELINE, p, "limit", 50, minimum=1)
         await self.wait_ready()
         infos = await self._run(self.backend.store.list_checkpoints, limit)
-        return {"checkpoints": [i.to_wire() for i in infos]}
+        return {"checkpoints": [_shown(i) for i in infos]}
 
     def _rel_paths(self, command: str, paths: list[str] | None) -> list[str] | None:
         if paths is None:
@@ -871,7 +946,7 @@ class Engine:
         )
         if info is None:
             raise StoreError("the step was not recorded")
-        return info.to_wire()
+        return _shown(info)
 
     def _hand_off_sync(self) -> dict[str, Any]:
         b = self.backend
@@ -912,9 +987,18 @@ class Engine:
     async def cmd_resume(self, p: Mapping[str, Any]) -> dict[str, Any]:
         n = prm.checkpoint_id(P.CMD_RESUME, p, "checkpoint", required=False)
         await self.wait_ready()
-        # One resume at a time: a double-clicked command must not apply the buffers twice.
-        async with self._resume_lock:
+        # One resume at a time: a double-clicked command must not apply the buffers twice. The
+        # first one's client requests are bounded, so this wait is too.
+        try:
+            await asyncio.wait_for(self._resume_lock.acquire(), RESUME_QUEUE_TIMEOUT)
+        except TimeoutError:
+            raise BusyError(
+                f"another tether.resume is still running after {RESUME_QUEUE_TIMEOUT:g} s; try again"
+            ) from None
+        try:
             return await self._resume(n)
+        finally:
+            self._resume_lock.release()
 
     async def _resume(self, n: int | None) -> dict[str, Any]:
 
@@ -949,12 +1033,19 @@ class Engine:
             *(self.client.apply_edit(label, b.uri, b.end, b.text) for b in buffers),
             return_exceptions=True,
         )
+        # Requests the editor never answered (each is bounded): said in the result.
+        timed_out: list[dict[str, str]] = []
         for s, ok in zip(shows, results[: len(shows)], strict=True):
             if ok is True:
                 opened.append(s.path)
+            elif isinstance(ok, ClientTimeoutError):
+                timed_out.append({"request": ok.request, "path": s.path})
         for b, res in zip(buffers, results[len(shows) :], strict=True):
             if isinstance(res, tuple) and res[0]:
                 restored.append(b.path)
+            elif isinstance(res, ClientTimeoutError):
+                timed_out.append({"request": res.request, "path": b.path})
+                skipped.append({"path": b.path, "reason": res.message})
             else:
                 why = res[1] if isinstance(res, tuple) else str(res)
                 skipped.append(
@@ -962,9 +1053,13 @@ class Engine:
                 )
         # The focused document last, so it ends up in front.
         for s in focus:
-            with contextlib.suppress(Exception):
+            try:
                 if await self.client.show_document(s.uri, s.line, s.character, True):
                     opened.append(s.path)
+            except ClientTimeoutError as exc:
+                timed_out.append({"request": exc.request, "path": s.path})
+            except Exception as exc:
+                log.info("showDocument %s failed: %s", s.uri, exc)
         t_editor = time.perf_counter()
         terminal = await terminal_task
         t_term = time.perf_counter()
@@ -990,6 +1085,7 @@ class Engine:
             "skippedBuffers": skipped,
             "terminal": terminal,
             "nextSteps": plan.next_steps.get("nextSteps", []),
+            "timedOut": timed_out,
         }
 
     def _against_live_doc(self, path: str, text: str) -> tuple[str | None, tuple[int, int] | None]:
@@ -999,6 +1095,8 @@ class Engine:
         for doc in self.docs.all():
             if doc.path != path:
                 continue
+            if doc.text is None:
+                return "the document is larger than maxFileBytes: its text is not tracked", None
             if text_hash(doc.text) == text_hash(text):
                 return "same", None
             if doc.dirty:
@@ -1051,10 +1149,26 @@ class Engine:
         return {"session": name, "recreated": recreated, "agents": agents}
 
 
-def _safe_tmux_wire(raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+def _tmux_key(config: Config) -> object:
+    wire = config.tmux.wire
+    return config.tmux, json.dumps(wire, sort_keys=True, default=str) if wire is not None else None
+
+
+def _shown(info: CheckpointInfo) -> dict[str, Any]:
+    """A checkpoint for the editor to display: its message (a step's text, a hook's command line)
+    escaped like every workspace-derived string an editor shows."""
+    wire = info.to_wire()
+    for key in ("message", "origin"):
+        if isinstance(wire.get(key), str):
+            wire[key] = escape(wire[key])
+    return wire
+
+
+def _safe_tmux_wire(raw: Mapping[str, Any], root: Path) -> tuple[dict[str, Any], list[str]]:
     """The tmux options editor settings may set. Settings can come from a workspace file
     (``.vscode/settings.json``), which is untrusted: nothing that makes tmux run a command
-    (window commands, the shell, the re-run allowlist) is taken from there."""
+    (window commands, the shell, the re-run allowlist) is taken from there, and a window starts
+    only inside the workspace (the socket is Config's to drop)."""
     out: dict[str, Any] = {}
     dropped: list[str] = []
     for key, value in raw.items():
@@ -1066,15 +1180,30 @@ def _safe_tmux_wire(raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
             wins = []
             for w in value:
                 if isinstance(w, Mapping):
+                    drop = {"command"}
                     if w.get("command") is not None:
                         dropped.append(f"tmux.windows[{w.get('name')!r}].command")
-                    wins.append({k: v for k, v in w.items() if k != "command"})
+                    cwd = w.get("cwd")
+                    if isinstance(cwd, str) and not _inside(root, cwd):
+                        dropped.append(f"tmux.windows[{w.get('name')!r}].cwd")
+                        drop.add("cwd")
+                    wins.append({k: v for k, v in w.items() if k not in drop})
                 else:
                     wins.append(w)
             out[key] = wins
         else:
             out[key] = value
     return out, dropped
+
+
+def _inside(root: Path, rel: str) -> bool:
+    if os.path.isabs(os.path.expanduser(rel)):
+        return False
+    try:
+        normalize_rel(root, rel)
+    except OutsideWorkspaceError:
+        return rel in (".", "./")
+    return True
 
 
 def _updated(journal: Mapping[str, Any]) -> float:

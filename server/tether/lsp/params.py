@@ -3,6 +3,7 @@ whose message names the command and the field (no pygls here)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -33,16 +34,33 @@ def _fail(command: str, name: str, want: str, got: Any) -> BadParamsError:
     return BadParamsError(f"{command}: '{name}' must be {want}, got {shown}")
 
 
+# Numbers end up in SQLite, whose integers are 64-bit: larger ones are bad params, not a crash.
+MAX_INT = 2**63 - 1
+
+
 def opt_int(
-    command: str, p: Mapping[str, Any], name: str, default: int | None = None, minimum: int | None = None
+    command: str,
+    p: Mapping[str, Any],
+    name: str,
+    default: int | None = None,
+    minimum: int | None = None,
+    *,
+    maximum: int = MAX_INT,
 ) -> int | None:
     if name not in p or p[name] is None:
         return default
     value = p[name]
-    if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or (isinstance(value, float) and not math.isfinite(value))
+        or int(value) != value
+    ):
         raise _fail(command, name, "a whole number", value)
     if minimum is not None and value < minimum:
         raise _fail(command, name, f"at least {minimum}", value)
+    if value > maximum:
+        raise _fail(command, name, f"at most {maximum}", value)
     return int(value)
 
 

@@ -8,10 +8,11 @@ import asyncio
 import logging
 import os
 import signal
+import sys
 import threading
 import uuid
-from collections.abc import Callable, Coroutine, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from typing import Any, BinaryIO, TypeVar
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException, JsonRpcInternalError, JsonRpcInvalidParams
@@ -21,15 +22,33 @@ from pygls.protocol import LanguageServerProtocol, lsp_method
 from tether import __version__
 from tether import protocol as P
 from tether.config import Config
-from tether.errors import BadParamsError, OutsideWorkspaceError, TetherError
+from tether.errors import BadParamsError, ClientTimeoutError, OutsideWorkspaceError, TetherError
 from tether.lsp.engine import Engine, root_from
 from tether.lsp.params import as_params
+from tether.lsp.transport import CappedStdin, refused_response
+from tether.text import escape
 
 log = logging.getLogger(__name__)
 
 CONFIG_SECTION = "tether"
+# Bounds on waiting for the client's answers. Startup never waits on them (they run beside the
+# store and the baseline scan); resume waits at most this long per showDocument / applyEdit.
 CONFIG_TIMEOUT = 3.0
+PROGRESS_TIMEOUT = 5.0
+CLIENT_REQUEST_TIMEOUT = 5.0
+# When stdin ends without shutdown/exit: time left to write the journal (as on SIGTERM).
+EOF_FLUSH_TIMEOUT = 3.0
 WATCH_REGISTRATION_ID = "tether-watch-files"
+
+T = TypeVar("T")
+
+
+async def _bounded(aw: Awaitable[T], timeout: float, what: str) -> T:
+    """``aw`` within ``timeout``; shielded, so a late answer lands on a live future."""
+    try:
+        return await asyncio.wait_for(asyncio.shield(aw), timeout)
+    except TimeoutError:
+        raise ClientTimeoutError(f"the editor did not answer {what} within {timeout:g} s", what) from None
 
 
 class TetherProtocol(LanguageServerProtocol):
@@ -49,14 +68,53 @@ class TetherProtocol(LanguageServerProtocol):
                 future.add_done_callback(forget)
         return result
 
+    def _engine(self) -> Engine | None:
+        return getattr(self._server, "engine", None)
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_OPEN)
+    def lsp_text_document__did_open(self, params: types.DidOpenTextDocumentParams) -> Any:
+        # A buffer over maxFileBytes never enters pygls's workspace: pygls would re-split all of
+        # it on every keystroke. The engine tracks it without its text.
+        eng = self._engine()
+        if eng is not None and eng.too_large(params.text_document.text):
+            td = params.text_document
+            log.info("tracking %s without its text (larger than maxFileBytes)", td.uri)
+            eng.did_open(td.uri, td.version, None, td.language_id)
+            return None
+        return (yield from super().lsp_text_document__did_open(params))
+
     @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
     def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams) -> Any:
-        # pygls raises KeyError on a change to a document it never saw opened; a confused
-        # client must not get an error popup per keystroke.
-        if params.text_document.uri not in self.workspace.text_documents:
-            log.warning("didChange for a document that is not open: %s", params.text_document.uri)
-            return None
-        return (yield from super().lsp_text_document__did_change(params))
+        uri = params.text_document.uri
+        if uri not in self.workspace.text_documents:
+            eng = self._engine()
+            if eng is not None and eng.tracks_without_text(uri):
+                full = [c for c in params.content_changes if getattr(c, "range", None) is None]
+                if full and not eng.too_large(full[-1].text):
+                    # The whole text again, small enough now: back into pygls's workspace.
+                    last = params.content_changes.index(full[-1])
+                    self.workspace.put_text_document(
+                        types.TextDocumentItem(
+                            uri=uri, language_id="", version=params.text_document.version, text=full[-1].text
+                        )
+                    )
+                    for change in params.content_changes[last + 1 :]:
+                        self.workspace.update_text_document(params.text_document, change)
+                else:
+                    end = _edit_end(params.content_changes[-1]) if params.content_changes else None
+                    eng.did_change(uri, params.text_document.version, None, end)
+                    return None
+            else:
+                # pygls raises KeyError on a change to a document it never saw opened; a
+                # confused client must not get an error popup per keystroke.
+                log.warning("didChange for a document that is not open: %s", uri)
+                return None
+        else:
+            for change in params.content_changes:
+                self.workspace.update_text_document(params.text_document, change)
+        if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_CHANGE)) is not None:
+            yield handler, (params,), None
+        return None
 
 
 class TetherServer(LanguageServer):
@@ -66,6 +124,48 @@ class TetherServer(LanguageServer):
     def report_server_error(self, error: Exception, source: Any) -> None:
         # Never pop up generic "Error in server" toasts; log instead.
         log.error("server error (%s): %s", getattr(source, "__name__", source), error)
+
+    def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
+        """pygls's stdio loop over a size-capped stdin (transport.py); when stdin ends without
+        ``exit`` (the editor quit or crashed), the journal is written before the loop closes."""
+        from pygls.io_ import StdinAsyncReader, StdoutWriter, run_async
+
+        stop = self._stop_event = threading.Event()
+        loop: list[asyncio.AbstractEventLoop] = []
+
+        def refused(length: int) -> None:  # pygls's reader thread
+            if loop:
+                loop[0].call_soon_threadsafe(self.protocol._send_data, refused_response(length))
+
+        capped: Any = CappedStdin(stdin or sys.stdin.buffer, refused)
+        reader = StdinAsyncReader(capped, self.thread_pool)
+        self.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
+
+        async def main() -> None:
+            loop.append(asyncio.get_running_loop())
+            await run_async(
+                stop_event=stop,
+                reader=reader,
+                protocol=self.protocol,
+                logger=log,
+                error_handler=self.report_server_error,
+            )
+            if self.engine is not None:
+                log.info("end of input: writing the journal")
+                try:
+                    await asyncio.wait_for(self.engine.shutdown(), EOF_FLUSH_TIMEOUT)
+                    await asyncio.wait_for(self.engine.close(), EOF_FLUSH_TIMEOUT)
+                except Exception as exc:
+                    log.warning("flush at the end of input failed: %s", exc)
+
+        try:
+            asyncio.run(main())
+        except BrokenPipeError:
+            log.error("connection to the client lost; shutting down")
+        except (KeyboardInterrupt, SystemExit):
+            pass
+        finally:
+            self.shutdown()  # type: ignore[no-untyped-call]
 
 
 class _Client:
@@ -87,12 +187,17 @@ class _Client:
             "warning": types.MessageType.Warning,
             "info": types.MessageType.Info,
         }.get(level, types.MessageType.Log)
-        self.ls.window_show_message(types.ShowMessageParams(type=kind, message=text))
+        # Messages name workspace files and quote workspace text: never raw control characters.
+        self.ls.window_show_message(types.ShowMessageParams(type=kind, message=escape(text, multiline=True)))
 
     async def show_document(self, uri: str, line: int, character: int, focus: bool) -> bool:
         pos = types.Position(line=line, character=character)
-        res = await self.ls.window_show_document_async(
-            types.ShowDocumentParams(uri=uri, take_focus=focus, selection=types.Range(start=pos, end=pos))
+        res = await _bounded(
+            self.ls.window_show_document_async(
+                types.ShowDocumentParams(uri=uri, take_focus=focus, selection=types.Range(start=pos, end=pos))
+            ),
+            CLIENT_REQUEST_TIMEOUT,
+            types.WINDOW_SHOW_DOCUMENT,
         )
         return bool(res and res.success)
 
@@ -106,15 +211,19 @@ class _Client:
             ),
             new_text=text,
         )
-        res = await self.ls.workspace_apply_edit_async(
-            types.ApplyWorkspaceEditParams(edit=types.WorkspaceEdit(changes={uri: [edit]}), label=label)
+        res = await _bounded(
+            self.ls.workspace_apply_edit_async(
+                types.ApplyWorkspaceEditParams(edit=types.WorkspaceEdit(changes={uri: [edit]}), label=label)
+            ),
+            CLIENT_REQUEST_TIMEOUT,
+            types.WORKSPACE_APPLY_EDIT,
         )
         return bool(res and res.applied), getattr(res, "failure_reason", None)
 
     async def progress_begin(self, title: str, message: str | None = None) -> object | None:
         token = f"tether-{uuid.uuid4().hex[:12]}"
         try:
-            await asyncio.wait_for(self.ls.work_done_progress.create_async(token), 5)
+            await _bounded(self.ls.work_done_progress.create_async(token), PROGRESS_TIMEOUT, "progress")
         except Exception as exc:
             log.info("client refused progress: %s", exc)
             return None
@@ -170,6 +279,48 @@ def _on_sigterm_flush(eng: Engine) -> None:
         log.info("no SIGTERM handler: %s", exc)
 
 
+async def _fetch_configuration(ls: TetherServer, eng: Engine) -> None:
+    """The ``tether`` section of workspace/configuration, applied when (if) it comes. A ``null``
+    answer, ``[null]`` or an error means: no settings there."""
+    try:
+        res = await _bounded(
+            ls.workspace_configuration_async(
+                types.ConfigurationParams(items=[types.ConfigurationItem(section=CONFIG_SECTION)])
+            ),
+            CONFIG_TIMEOUT,
+            types.WORKSPACE_CONFIGURATION,
+        )
+    except Exception as exc:
+        log.info("workspace/configuration unavailable: %s", exc)
+        return
+    section = res[0] if isinstance(res, list | tuple) and res else None
+    if section is not None:
+        await eng.apply_config(section, "settings tether")
+
+
+async def _register_file_watching(ls: TetherServer) -> None:
+    try:
+        await _bounded(
+            ls.client_register_capability_async(
+                types.RegistrationParams(
+                    registrations=[
+                        types.Registration(
+                            id=WATCH_REGISTRATION_ID,
+                            method=types.WORKSPACE_DID_CHANGE_WATCHED_FILES,
+                            register_options=types.DidChangeWatchedFilesRegistrationOptions(
+                                watchers=[types.FileSystemWatcher(glob_pattern="**/*")]
+                            ),
+                        )
+                    ]
+                )
+            ),
+            CONFIG_TIMEOUT,
+            types.CLIENT_REGISTER_CAPABILITY,
+        )
+    except Exception as exc:
+        log.info("client did not register file watching: %s", exc)
+
+
 def create_server(config: Config | None = None) -> TetherServer:
     """A new server. ``config`` is the base (CLI flags); the client's options are merged over it."""
     server = TetherServer(
@@ -200,52 +351,20 @@ def create_server(config: Config | None = None) -> TetherServer:
     async def on_initialized(ls: TetherServer, params: types.InitializedParams) -> None:
         eng = engine(ls)
         eng.client = _Client(ls)
-        caps = ls.client_capabilities
-        ws = caps.workspace
-        if ws is not None and ws.configuration:
-            try:
-                res = await asyncio.wait_for(
-                    ls.workspace_configuration_async(
-                        types.ConfigurationParams(items=[types.ConfigurationItem(section=CONFIG_SECTION)])
-                    ),
-                    CONFIG_TIMEOUT,
-                )
-                section = res[0] if res else None
-                if section is not None:
-                    cfg, warnings = eng.config.merged(section, "settings tether")
-                    eng.config = cfg
-                    pending_warnings.extend(warnings)
-            except Exception as exc:
-                log.info("workspace/configuration unavailable: %s", exc)
+        _on_sigterm_flush(eng)
         for w in pending_warnings:
             eng.client.show_message("warning", w)
         pending_warnings.clear()
-        if (
-            ws is not None
-            and ws.did_change_watched_files
-            and ws.did_change_watched_files.dynamic_registration
-        ):
-            try:
-                await asyncio.wait_for(
-                    ls.client_register_capability_async(
-                        types.RegistrationParams(
-                            registrations=[
-                                types.Registration(
-                                    id=WATCH_REGISTRATION_ID,
-                                    method=types.WORKSPACE_DID_CHANGE_WATCHED_FILES,
-                                    register_options=types.DidChangeWatchedFilesRegistrationOptions(
-                                        watchers=[types.FileSystemWatcher(glob_pattern="**/*")]
-                                    ),
-                                )
-                            ]
-                        )
-                    ),
-                    CONFIG_TIMEOUT,
-                )
-            except Exception as exc:
-                log.info("client did not register file watching: %s", exc)
+        ws = ls.client_capabilities.workspace
+        # The client's answers (workspace/configuration, registerCapability, later progress) are
+        # awaited beside the store and the baseline scan, never before them: a client that
+        # answers late, wrongly or never costs nothing at startup.
+        if ws is not None and ws.configuration:
+            eng.spawn(_fetch_configuration(ls, eng))
+        watched = ws.did_change_watched_files if ws is not None else None
+        if watched is not None and watched.dynamic_registration:
+            eng.spawn(_register_file_watching(ls))
         await eng.start()
-        _on_sigterm_flush(eng)
 
     @server.feature(types.SHUTDOWN)
     async def on_shutdown(ls: TetherServer, params: None) -> None:
@@ -264,8 +383,14 @@ def create_server(config: Config | None = None) -> TetherServer:
         doc = ls.workspace.text_documents.get(uri)
         if doc is None:
             return
+        eng = engine(ls)
         end = _edit_end(params.content_changes[-1]) if params.content_changes else None
-        engine(ls).did_change(uri, params.text_document.version, doc.source, end)
+        text: str | None = doc.source
+        if text is not None and eng.too_large(text):
+            # Grew past maxFileBytes: from now on tracked without its text (see did_open).
+            ls.workspace.remove_text_document(uri)
+            text = None
+        eng.did_change(uri, params.text_document.version, text, end)
 
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE, types.SaveOptions(include_text=False))
     def did_save(ls: TetherServer, params: types.DidSaveTextDocumentParams) -> None:
@@ -297,10 +422,7 @@ def create_server(config: Config | None = None) -> TetherServer:
             section = settings._asdict().get(CONFIG_SECTION)
         if section is None:
             return
-        cfg, warnings = eng.config.merged(section, "settings tether")
-        eng.config = cfg
-        for w in warnings:
-            eng.client.show_message("warning", w)
+        await eng.apply_config(section, "settings tether")
 
     @server.feature(P.CLIENT_NOTIFY_CURSOR)
     def on_cursor(ls: TetherServer, params: Any) -> None:

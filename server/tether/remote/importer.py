@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tether import jsonsafe
 from tether.protocol import ATTACH_AGENT, ATTACH_EDITOR, ATTACH_TMUX, TRIGGER_MANUAL, TRIGGERS
 from tether.remote.export import ATTACHMENT_FILES, BUFFERS_FILE, FORMAT, META_FILE
 from tether.remote.gitrepo import HandoffError, SideRepo
@@ -183,7 +184,7 @@ def read_incoming(
 
 def _meta(data: bytes | None, commit: str) -> dict[str, Any]:
     try:
-        meta = json.loads(data) if data else None
+        meta = jsonsafe.loads(data) if data else None
     except ValueError:
         meta = None
     if (
@@ -203,9 +204,11 @@ def _map_side(name: str, data: bytes, other_root: str, root: Path) -> bytes:
 
     kind = _SIDE_NAMES[name]
     try:
-        doc = json.loads(data)
+        doc = jsonsafe.loads(data)
     except ValueError:
-        raise HandoffError(f"refusing a fetched object: tether/{name} is not JSON") from None
+        raise HandoffError(
+            f"refusing a fetched object: tether/{name} is not JSON (or nests too deep)"
+        ) from None
     if not isinstance(doc, dict):
         raise HandoffError(f"refusing a fetched object: tether/{name} is not a JSON object")
     here = os.fsdecode(root)

@@ -21,8 +21,9 @@ def make_workspace(root: Path, files: dict[str, str]) -> Path:
 
 
 def plugin_opts(state_dir: Path, tmux: PrivateTmux | None, **extra: Any) -> dict[str, Any]:
-    init: dict[str, Any] = {"stateDir": str(state_dir)}
-    init["tmux"] = {"enabled": True, "socketPath": tmux.socket_path} if tmux else {"enabled": False}
+    # The store and the tmux socket come from the environment (editor() sets it): the server
+    # ignores them in initializationOptions, which a repository could supply.
+    init: dict[str, Any] = {"tmux": {"enabled": bool(tmux)}}
     opts: dict[str, Any] = {"cmd": [TETHER, "lsp"], "init_options": init}
     opts.update(extra)
     return opts
