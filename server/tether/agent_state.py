@@ -1021,15 +1021,17 @@ class PaneHistory:
 def pane_histories(store: Store, limit: int = 5) -> list[PaneHistory]:
     """Recent shell commands per pane from the latest tmux snapshot (read defensively: a
     missing, old or malformed snapshot gives an empty list)."""
+    from tether.tmux_watch import latest_snapshot
+
     try:
-        found = store.latest_attachment(protocol.ATTACH_TMUX)
+        found = latest_snapshot(store)
     except Exception:  # a damaged blob must not break status
         log.warning("cannot read the latest tmux snapshot", exc_info=True)
         return []
     if found is None:
         return []
     try:
-        doc = json.loads(found[1])
+        doc = json.loads(found.data)
     except ValueError:
         return []
     from tether.tmux_env import redact_text
