@@ -271,3 +271,45 @@ async def test_sigterm_flushes_the_last_edits(workspace: Path, state_dir: Path) 
         assert edits[0].new_text == "a = 42\n"
     finally:
         await b.stop()
+
+
+def _latest_save(workspace: Path, state_dir: Path) -> tuple[str, bytes] | None:
+    from tether.store import Store
+
+    with Store.open(workspace, state_dir) as store:
+        latest = store.latest()
+        if latest is None or latest.trigger != "save":
+            return None
+        entry = store.entry_at(latest.id, "a.py")
+        return latest.trigger, store.read_blob(entry.hash) if entry else b""
+
+
+async def test_a_save_right_before_shutdown_is_checkpointed(workspace: Path, state_dir: Path) -> None:
+    (workspace / "a.py").write_text("a = 1\n")
+    # A debounce far away: only the flush on shutdown can have made the checkpoint.
+    s = await start_session(workspace, state_dir, "neovim@v0.11", init_options={"saveDebounceMs": 60000})
+    await s.wait_status(lambda st: st["state"] == "idle", "ready")
+    uri = s.open("a.py", "a = 1\n")
+    (workspace / "a.py").write_text("a = 2  # saved\n")
+    s.save(uri)
+    await s.stop()  # shutdown + exit at once, as `:w | qa` does
+    assert _latest_save(workspace, state_dir) == ("save", b"a = 2  # saved\n")
+
+
+async def test_a_save_right_before_stdin_closes_is_checkpointed(workspace: Path, state_dir: Path) -> None:
+    """The editor quits without waiting for the answer to `shutdown` (or crashes): stdin ends."""
+    (workspace / "a.py").write_text("a = 1\n")
+    s = await start_session(
+        workspace, state_dir, "visual-studio-code", init_options={"saveDebounceMs": 60000}
+    )
+    await s.wait_status(lambda st: st["state"] == "idle", "ready")
+    uri = s.open("a.py", "a = 1\n")
+    (workspace / "a.py").write_text("a = 3  # saved\n")
+    s.save(uri)
+    await s.command(P.CMD_STATUS, {})  # answered after the didSave before it was handled
+    server = s.client._server
+    assert server is not None and server.stdin is not None
+    server.stdin.close()
+    assert await asyncio.wait_for(server.wait(), 15) == 0
+    await s.kill()
+    assert _latest_save(workspace, state_dir) == ("save", b"a = 3  # saved\n")

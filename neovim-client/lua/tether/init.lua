@@ -266,13 +266,19 @@ function M.resume(opts)
     for _, s in ipairs(type(result.skippedBuffers) == 'table' and result.skippedBuffers or {}) do
       parts[#parts + 1] = ('kept %s as on disk (%s)'):format(tostring(s.path), tostring(s.reason))
     end
+    -- Why no terminal came back (no snapshot of the tmux session was ever recorded…).
+    if type(result.noTerminal) == 'string' and result.noTerminal ~= '' then
+      parts[#parts + 1] = 'no terminal: ' .. result.noTerminal
+    end
     local cp = (type(result.checkpoint) == 'number') and (' checkpoint #' .. result.checkpoint) or ''
     local nothing = #(result.opened or {}) == 0
       and #(result.restoredBuffers or {}) == 0
       and type(result.terminal) ~= 'table'
     if nothing then
-      ui.notify(('nothing to resume%s: no files in progress, no unsaved buffers, no terminal'):format(
-        cp ~= '' and (' at' .. cp) or ''
+      local why = type(result.noTerminal) == 'string' and result.noTerminal ~= '' and result.noTerminal
+        or 'no terminal'
+      ui.notify(('nothing to resume%s: no files in progress, no unsaved buffers; %s'):format(
+        cp ~= '' and (' at' .. cp) or '', why
       ))
     else
       ui.notify(('resumed%s: %s'):format(cp, table.concat(parts, '; ')))

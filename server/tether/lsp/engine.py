@@ -82,6 +82,7 @@ class _Backend:
     checkpointer: Checkpointer
     tmux: Any | None = None  # tether.tmux_link.TmuxLink when available
     agent: Any | None = None  # tether.agent_state.AgentSession when available
+    watch: Any | None = None  # tether.tmux_watch.TmuxWatch (its own thread) with the tmux link
 
 
 class Engine:
@@ -121,6 +122,8 @@ class Engine:
         self.checkpoints_written = 0
         self._startup_warnings: list[str] = []
         self._resume_lock = asyncio.Lock()
+        self._shutdown_task: asyncio.Future[None] | None = None
+        self._save_tasks: set[asyncio.Task[Any]] = set()
 
     # --- plumbing -------------------------------------------------------------------------
 
@@ -190,6 +193,8 @@ class Engine:
         if self.config.checkpoint_interval_seconds > 0:
             self._spawn(self._periodic())
         self._spawn(self._poll_tmux())
+        if self._backend is not None and self._backend.watch is not None:
+            self._backend.watch.start()
 
     def _open_backend(self) -> None:
         store = Store.open(self.root, self.config.state_dir)
@@ -204,6 +209,7 @@ class Engine:
             provider = getattr(backend.tmux, "snapshot_bytes", None)
             if callable(provider):
                 cp.add_provider(P.ATTACH_TMUX, provider)
+            backend.watch = self._make_watch(backend.tmux)
         backend.agent = self._make_agent(store)
         if backend.agent is not None:
             provider = getattr(backend.agent, "provider", None)
@@ -291,6 +297,16 @@ class Engine:
             log.exception("tmux link failed to start: tmux disabled")
             return None
 
+    def _make_watch(self, link: Any) -> Any | None:
+        """The tmux session is snapshotted on every change of its own, not only at checkpoints."""
+        try:
+            from tether.tmux_watch import TmuxWatch
+
+            return TmuxWatch(link)
+        except Exception:
+            log.exception("tmux watch not started")
+            return None
+
     def _make_agent(self, store: Store) -> Any | None:
         try:
             from tether import agent_state
@@ -326,12 +342,28 @@ class Engine:
                 log.warning("agent state read failed: %s", exc)
 
     async def shutdown(self) -> None:
-        """Client asked to shut down: write the journal one last time and freeze it."""
-        if self._frozen:
-            return
+        """The editor is going away (``shutdown``, stdin closed, SIGTERM): the journal is
+        written one last time and frozen, and saves still waiting for their debounced checkpoint
+        get it now (`:w` then `:qa!` must not lose the save). Concurrent calls share one run."""
+        if self._shutdown_task is None:
+            self._shutdown_task = asyncio.ensure_future(self._do_shutdown())
+        await asyncio.shield(self._shutdown_task)
+
+    async def _do_shutdown(self) -> None:
         with contextlib.suppress(Exception):
-            await self._flush_journal()
+            await self._flush_journal(clean=True)
         self._frozen = True
+        with contextlib.suppress(Exception):
+            await self.flush_pending_saves()
+
+    async def flush_pending_saves(self) -> None:
+        """Checkpoint the saves the debounce is holding back, and wait for those under way."""
+        if self._save_timer is not None:
+            self._save_timer.cancel()
+            self._save_timer = None
+            self._fire_save()
+        while self._save_tasks:
+            await asyncio.gather(*list(self._save_tasks), return_exceptions=True)
 
     async def close(self) -> None:
         if self._closed:
@@ -345,6 +377,9 @@ class Engine:
         if self._watcher is not None:
             with contextlib.suppress(Exception):
                 await asyncio.get_running_loop().run_in_executor(None, self._watcher.stop)
+        if self._backend is not None and self._backend.watch is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.get_running_loop().run_in_executor(None, self._backend.watch.stop)
         if self._backend is not None:
             with contextlib.suppress(Exception):
                 await self._run(self._backend.store.close)
@@ -512,7 +547,9 @@ class Engine:
         self._pending_from_editor = False
         if paths:
             message = None if from_editor else "changed on disk"
-            self._spawn(self._save_checkpoint(paths, message))
+            task = self._spawn(self._save_checkpoint(paths, message))
+            self._save_tasks.add(task)
+            task.add_done_callback(self._save_tasks.discard)
 
     async def _save_checkpoint(self, paths: list[str], message: str | None) -> None:
         with contextlib.suppress(TetherError):
@@ -635,16 +672,20 @@ class Engine:
         self._journal_timer = None
         self._spawn(self._flush_journal())
 
-    async def _flush_journal(self) -> None:
+    async def _flush_journal(self, clean: bool = False) -> None:
+        """``clean``: the editor shut down in order; its journal then offers a resume only for
+        unsaved text it did not get back (status_model.resume_offer)."""
         if self._frozen:
             return
         gen = self.docs.generation
-        if gen == self._journal_written_gen:
+        if gen == self._journal_written_gen and not clean:
             return
         await self.wait_ready()
         # Like checkpoints, huge buffers are not stored (the journal is rewritten every second).
         snap = self.docs.snapshot(self.session_id, with_text=True, max_text=self.config.max_file_bytes)
         snap["pid"] = os.getpid()
+        if clean:
+            snap["clean"] = True
 
         def write() -> None:
             # Buffers opened a moment ago may not be vetted yet: do it here, off the loop.
@@ -893,6 +934,9 @@ class Engine:
 
         def work() -> tuple[str, bool, list[str]]:
             name, created = link.ensure_session()
+            if b.watch is not None:
+                # Snapshotted at once (and hooked): a reboot a second later brings it back.
+                b.watch.check_now(force=bool(created), store=b.store)
             argv = list(link.attach_argv())
             self._refresh_side_state()
             return str(name), bool(created), argv
@@ -966,7 +1010,7 @@ class Engine:
                 if await self.client.show_document(s.uri, s.line, s.character, True):
                     opened.append(s.path)
         t_editor = time.perf_counter()
-        terminal = await terminal_task
+        terminal, no_terminal = await terminal_task
         t_term = time.perf_counter()
         log.info(
             "resume: plan %.0f ms, %d documents + %d buffers %.0f ms, terminal wait after them %.0f ms",
@@ -989,6 +1033,7 @@ class Engine:
             "restoredBuffers": restored,
             "skippedBuffers": skipped,
             "terminal": terminal,
+            "noTerminal": no_terminal,
             "nextSteps": plan.next_steps.get("nextSteps", []),
         }
 
@@ -1006,24 +1051,33 @@ class Engine:
             return None, end_position(doc.text)
         return None, None
 
-    async def _resume_terminal(self) -> dict[str, Any] | None:
+    async def _resume_terminal(self) -> tuple[dict[str, Any] | None, str | None]:
+        """(ResumeResult.terminal, ResumeResult.noTerminal): the session reattached or recreated,
+        else why not (None when tmux is off)."""
         b = self._backend
         if b is None or b.tmux is None:
-            return None
+            return None, None
 
-        def work() -> tuple[str, bool, list[str], list[dict[str, Any]]] | None:
+        def work() -> tuple[str, bool, list[str], list[dict[str, Any]]] | str:
             from tether.tmux_link import RunPolicy
+            from tether.tmux_watch import latest_snapshot
 
             link: Any = b.tmux
             recreated = False
             agents: list[dict[str, Any]] = []
             if not link.alive():
-                found = b.store.latest_attachment(P.ATTACH_TMUX)
+                found = latest_snapshot(b.store)
                 if found is None:
-                    return None
+                    return (
+                        f"the tmux session {link.session} is not running and no snapshot of it was "
+                        "ever recorded, so there is no terminal to bring back (Tether: Start agent "
+                        "session or `tether start` creates one and records it at once)"
+                    )
                 # Recorded commands run again only when they match the user's allowlist.
-                report = link.restore(found[1], RunPolicy(mode="allowlist"))
+                report = link.restore(found.data, RunPolicy(mode="allowlist"))
                 recreated = bool(report.recreated)
+                if b.watch is not None:
+                    b.watch.check_now(force=True, store=b.store)
                 for w in report.warnings:
                     log.warning("tmux restore: %s", w)
                 # Which conversation each agent pane resumes, for the client to show.
@@ -1041,14 +1095,13 @@ class Engine:
             out = await self._run(work)
         except Exception as exc:
             log.warning("terminal resume failed: %s", exc)
-            self.client.show_message("warning", f"Tether: could not reattach the tmux session: {exc}")
-            return None
-        if out is None:
-            return None
+            return None, f"could not bring the tmux session back: {exc}"
+        if isinstance(out, str):
+            return None, out
         name, recreated, argv, agents = out
         self.client.notify(P.NOTIFY_OPEN_TERMINAL, {"name": name, "argv": argv, "cwd": str(self.root)})
         self.update_status()
-        return {"session": name, "recreated": recreated, "agents": agents}
+        return {"session": name, "recreated": recreated, "agents": agents}, None
 
 
 def _safe_tmux_wire(raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:

@@ -8,13 +8,15 @@ import asyncio
 import logging
 import os
 import signal
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Coroutine, Mapping
-from typing import Any
+from typing import Any, BinaryIO
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException, JsonRpcInternalError, JsonRpcInvalidParams
+from pygls.io_ import StdinAsyncReader, StdoutWriter, run_async
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol, lsp_method
 
@@ -29,6 +31,7 @@ log = logging.getLogger(__name__)
 
 CONFIG_SECTION = "tether"
 CONFIG_TIMEOUT = 3.0
+EOF_FLUSH_TIMEOUT = 5.0
 WATCH_REGISTRATION_ID = "tether-watch-files"
 
 
@@ -66,6 +69,38 @@ class TetherServer(LanguageServer):
     def report_server_error(self, error: Exception, source: Any) -> None:
         # Never pop up generic "Error in server" toasts; log instead.
         log.error("server error (%s): %s", getattr(source, "__name__", source), error)
+
+    def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
+        """pygls's stdio loop, plus: when the editor closes stdin (it quit without waiting for
+        our answer to ``shutdown``, as Neovim does, or it crashed), pending saves and the journal
+        are written before the loop ends (bounded), instead of being cancelled with it."""
+        stop = self._stop_event = threading.Event()
+        reader = StdinAsyncReader(stdin or sys.stdin.buffer, self.thread_pool)
+        self.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
+
+        async def serve() -> None:
+            await run_async(
+                stop_event=stop,
+                reader=reader,
+                protocol=self.protocol,
+                logger=log,
+                error_handler=self.report_server_error,
+            )
+            if self.engine is not None:
+                try:
+                    await asyncio.wait_for(self.engine.shutdown(), EOF_FLUSH_TIMEOUT)
+                    await asyncio.wait_for(self.engine.close(), EOF_FLUSH_TIMEOUT)
+                except Exception as exc:
+                    log.warning("flush at end of input failed: %s", exc)
+
+        try:
+            asyncio.run(serve())
+        except BrokenPipeError:
+            log.error("connection to the client lost; shutting down")
+        except (KeyboardInterrupt, SystemExit):
+            pass
+        finally:
+            self.shutdown()  # type: ignore[no-untyped-call]
 
 
 class _Client:

@@ -7,7 +7,9 @@ local mode = os.getenv('TETHER_TEST_MODE') or 'setup'
 if mode ~= 'native' and mode ~= 'late' then
   vim.opt.runtimepath:prepend(plugin)
 end
-vim.o.swapfile = false
+if os.getenv('TETHER_TEST_DEFAULTS') ~= '1' then
+  vim.o.swapfile = false
+end
 -- has('python3') in Neovim's python ftplugin probes for pynvim (~3 s on this machine) the first
 -- time a Python file loads; most configs disable the provider, as here.
 vim.g.loaded_python3_provider = 0
