@@ -32,8 +32,17 @@ export const COMMANDS = [
 export const NOTIFY_STATUS = "tether/status";
 export const NOTIFY_OPEN_TERMINAL = "tether/openTerminal";
 export const NOTIFY_SHOW_NEXT_STEPS = "tether/showNextSteps";
+export const NOTIFY_RESTORING_BUFFERS = "tether/restoringBuffers";
 
-export const NOTIFICATIONS = [NOTIFY_STATUS, NOTIFY_OPEN_TERMINAL, NOTIFY_SHOW_NEXT_STEPS] as const;
+export const NOTIFICATIONS = [
+  NOTIFY_STATUS,
+  NOTIFY_OPEN_TERMINAL,
+  NOTIFY_SHOW_NEXT_STEPS,
+  NOTIFY_RESTORING_BUFFERS,
+] as const;
+
+// The label of the workspace/applyEdit that puts a journaled unsaved buffer back.
+export const LABEL_RESTORE_EDIT = "Tether: restore unsaved changes";
 
 // client -> server notifications (LSP has no standard one for cursors)
 export const CLIENT_NOTIFY_CURSOR = "tether/cursor";

@@ -45,6 +45,7 @@ function M.setup(opts)
   vim.lsp.config('tether', M.lsp_config(cfg))
   api.nvim_clear_autocmds({ group = augroup })
   require('tether.cursor').attach_autocmds()
+  require('tether.swap').attach_autocmds()
   if cfg.autostart then
     vim.lsp.enable('tether')
     -- vim.lsp.enable() starts servers on FileType, which never fires for files without a

@@ -979,18 +979,40 @@ class Engine:
         shows = [s for s in plan.show if not s.focus] if self.client.supports_show_document else []
         focus = [s for s in plan.show if s.focus] if self.client.supports_show_document else []
         buffers = []
+        retry: set[str] = set()  # not restored, for a reason that may pass: stays pending
         for buf in plan.buffers:
             verdict, end = self._against_live_doc(buf.path, buf.text)
             if verdict == "same":
                 restored.append(buf.path)  # already there (e.g. a second resume): no edit
             elif verdict is not None:
                 skipped.append({"path": buf.path, "reason": verdict})
+                retry.add(buf.path)
             else:
-                buffers.append(resume_mod.BufferEdit(buf.path, buf.uri, buf.text, end or buf.end))
-        label = "Tether: restore unsaved changes"
+                buffers.append(
+                    resume_mod.BufferEdit(buf.path, buf.uri, buf.text, end or buf.end, buf.base_hash)
+                )
+        if buffers:
+            # Before the edits (notifications and requests keep their order): an editor with its
+            # own recovery files (Neovim's swap files) decides with these which copy is newer.
+            journaled = plan.journaled_at
+            self.client.notify(
+                P.NOTIFY_RESTORING_BUFFERS,
+                {
+                    "buffers": [
+                        {
+                            "path": b.path,
+                            "uri": b.uri,
+                            "journaledAt": _iso_ms(journaled) if journaled is not None else None,
+                            "textHash": text_hash(b.text),
+                            "baseHash": b.base_hash,
+                        }
+                        for b in buffers
+                    ]
+                },
+            )
         results = await asyncio.gather(
             *(self.client.show_document(s.uri, s.line, s.character, False) for s in shows),
-            *(self.client.apply_edit(label, b.uri, b.end, b.text) for b in buffers),
+            *(self.client.apply_edit(P.LABEL_RESTORE_EDIT, b.uri, b.end, b.text) for b in buffers),
             return_exceptions=True,
         )
         for s, ok in zip(shows, results[: len(shows)], strict=True):
@@ -1001,6 +1023,7 @@ class Engine:
                 restored.append(b.path)
             else:
                 why = res[1] if isinstance(res, tuple) else str(res)
+                retry.add(b.path)
                 skipped.append(
                     {"path": b.path, "reason": f"the editor refused the edit: {why or 'no reason'}"}
                 )
@@ -1022,10 +1045,20 @@ class Engine:
         )
         self.client.notify(P.NOTIFY_SHOW_NEXT_STEPS, plan.next_steps)
 
-        if n is None and self._resume_available:
+        if plan.pending is not None:
+            # Consumed only as far as it really came back: refused buffers stay for next time.
+            left = resume_mod.still_pending(plan.pending, retry)
+
+            def consume() -> None:
+                store = self.backend.store
+                if left is None:
+                    store.delete_state(resume_mod.STATE_PENDING)
+                else:
+                    store.put_state(resume_mod.STATE_PENDING, json.dumps(left).encode("utf-8"))
+
             with contextlib.suppress(TetherError):
-                await self._run(lambda: self.backend.store.delete_state(resume_mod.STATE_PENDING))
-            self._resume_available = False
+                await self._run(consume)
+            self._resume_available = left is not None
             self.update_status()
         return {
             "checkpoint": plan.checkpoint,
@@ -1128,6 +1161,12 @@ def _safe_tmux_wire(raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
         else:
             out[key] = value
     return out, dropped
+
+
+def _iso_ms(t: float) -> str:
+    """ISO 8601 UTC with milliseconds: a journal and a swap file written in the same second
+    must still compare."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
 
 
 def _updated(journal: Mapping[str, Any]) -> float:
