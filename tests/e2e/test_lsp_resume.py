@@ -181,7 +181,7 @@ async def test_resume_without_previous_session(workspace: Path, state_dir: Path)
     try:
         st = await s.wait_status(lambda st: st["lastCheckpoint"] is not None, "baseline")
         assert st["resumeAvailable"] is False
-        assert st["text"] in ("just now · 0 files",)
+        assert st["text"] == "#1 · just now"  # no file in progress: no "· 0 files"
         result = await s.command(P.CMD_RESUME, {})
         assert result["opened"] == [] and result["restoredBuffers"] == [] and result["terminal"] is None
         await aretry_until(lambda: s.next_steps, timeout=5, what="showNextSteps")

@@ -24,6 +24,7 @@ from typing import Any, Protocol, TypeVar
 
 from tether import protocol as P
 from tether import resume as resume_mod
+from tether import status_model
 from tether.checkpoints import Checkpointer
 from tether.config import Config
 from tether.diffing import is_binary
@@ -36,7 +37,7 @@ from tether.documents import (
     text_hash,
 )
 from tether.errors import OutsideWorkspaceError, StoreError, TetherError, TmuxError
-from tether.humanize import ago, plural
+from tether.humanize import plural
 from tether.lsp import params as prm
 from tether.paths import normalize_rel
 from tether.scan import DEFAULT_IGNORED_DIRS, Scanner
@@ -102,8 +103,15 @@ class Engine:
         self._last_checkpoint: CheckpointInfo | None = None
         self._tmux_status: dict[str, Any] | None = None
         self._agent_files: list[str] = []
-        self._resume_available = False
+        self._next_step: str | None = None
+        self._other_editor_files: list[str] = []  # open in other live editors (their journals)
+        # The previous session's journal (STATE_PENDING) and, per unsaved buffer in it, whether
+        # the file on disk is still the one it was typed on (read in the worker).
+        self._candidate: dict[str, Any] | None = None
+        self._restorable: dict[str, bool] = {}
+        self._superseded = False  # this session has checkpointed or stepped on its own
         self._busy = 0
+        self._checkpointing = 0
         self._error: str | None = None
         self._status_sent: dict[str, Any] | None = None
         self._status_sent_at = 0.0
@@ -202,7 +210,7 @@ class Engine:
         backend = _Backend(store, cp)
         cp.add_provider(P.ATTACH_EDITOR, lambda: self.docs.attachment_bytes(self.session_id))
         self._claim_dead_sessions(store)
-        self._resume_available = has_content(parse_editor_state(store.get_state(resume_mod.STATE_PENDING)))
+        self._load_candidate(store)
         self._last_checkpoint = store.latest()
         backend.tmux = self._make_tmux(store.root)
         if backend.tmux is not None:
@@ -242,7 +250,7 @@ class Engine:
             dead.clear()
             keep: list[dict[str, Any]] = []
             for j in resume_mod.journal_sessions(data):
-                (keep if _server_alive(j) else dead).append(j)
+                (keep if status_model.server_alive(j) else dead).append(j)
             return resume_mod.dump_sessions(keep) if dead else None
 
         store.update_state(resume_mod.STATE_JOURNAL, fn)
@@ -252,7 +260,25 @@ class Engine:
         newest = max(candidates, key=_updated)
         pending = parse_editor_state(store.get_state(resume_mod.STATE_PENDING))
         if pending is None or _updated(newest) >= _updated(pending):
-            store.put_state(resume_mod.STATE_PENDING, json.dumps(newest).encode("utf-8"))
+            merged = status_model.merge_pending(newest, pending)
+            store.put_state(resume_mod.STATE_PENDING, json.dumps(merged).encode("utf-8"))
+
+    def _load_candidate(self, store: Store) -> None:
+        """Worker thread: the journal a resume would bring back, and which of its unsaved
+        buffers could still be applied (the disk file is the one they were typed on)."""
+        candidate = parse_editor_state(store.get_state(resume_mod.STATE_PENDING))
+        restorable: dict[str, bool] = {}
+        for buf in (candidate or {}).get("buffers") or []:
+            path = buf.get("path") if isinstance(buf, dict) else None
+            if not isinstance(path, str):
+                continue
+            try:
+                disk = (store.root / normalize_rel(store.root, path)).read_bytes()
+                restorable[path] = text_hash(disk) == buf.get("baseHash")
+            except (OSError, TetherError):
+                restorable[path] = False
+        self._candidate = candidate if has_content(candidate) else None
+        self._restorable = restorable
 
     def _make_tmux(self, root: Path) -> Any | None:
         if not self.config.tmux.enabled:
@@ -320,10 +346,17 @@ class Engine:
             return None
 
     def _refresh_side_state(self) -> None:
-        """Worker thread: tmux liveness and the agent's files, for the status."""
+        """Worker thread: tmux liveness, the agent's files and next step, the files other live
+        editors have open, and the resume candidate, for the status."""
         b = self._backend
         if b is None:
             return
+        try:
+            journals = resume_mod.journal_sessions(b.store.get_state(resume_mod.STATE_JOURNAL))
+            self._other_editor_files = status_model.live_editor_files(journals, self.session_id)
+            self._load_candidate(b.store)
+        except TetherError as exc:
+            log.warning("editor journals unreadable: %s", exc.message)
         if b.tmux is not None:
             try:
                 alive = bool(b.tmux.alive())
@@ -338,6 +371,8 @@ class Engine:
                 if files is None and isinstance(st, Mapping):
                     files = st.get("files_in_progress") or st.get("filesInProgress")
                 self._agent_files = [f for f in (files or []) if isinstance(f, str)]
+                steps = getattr(st, "next_steps", None)
+                self._next_step = steps[0] if isinstance(steps, list) and steps else None
             except Exception as exc:
                 log.warning("agent state read failed: %s", exc)
 
@@ -461,6 +496,7 @@ class Engine:
         # A checkpoint means "keep everything now": unsaved buffers included.
         await self.flush_journal_now()
         self._busy += 1
+        self._checkpointing += 1
         self.update_status()
         try:
             info = await self._run(
@@ -481,6 +517,7 @@ class Engine:
             return info
         finally:
             self._busy -= 1
+            self._checkpointing -= 1
             self.update_status()
 
     def _checkpoint_sync(
@@ -530,8 +567,15 @@ class Engine:
         now = time.monotonic()
         if not self._pending_paths:
             self._pending_first = now
+        echo = self._save_timer is not None and self._pending_paths.issuperset(rels)
         self._pending_paths.update(rels)
         self._pending_from_editor = self._pending_from_editor or from_editor
+        if from_editor:
+            self.update_status()  # "checkpointing…" at once
+        if echo:
+            # The same files again (the watcher, or the editor's file events, seeing the save
+            # just told): the checkpoint is not pushed back.
+            return
         if self._save_timer is not None:
             self._save_timer.cancel()
         delay = self.config.save_debounce_ms / 1000
@@ -547,13 +591,20 @@ class Engine:
         self._pending_from_editor = False
         if paths:
             message = None if from_editor else "changed on disk"
+            self._checkpointing += 1  # from the save on, until its checkpoint is written
             task = self._spawn(self._save_checkpoint(paths, message))
             self._save_tasks.add(task)
             task.add_done_callback(self._save_tasks.discard)
 
     async def _save_checkpoint(self, paths: list[str], message: str | None) -> None:
-        with contextlib.suppress(TetherError):
-            await self._checkpoint(P.TRIGGER_SAVE, message, paths=paths, files_only=True)
+        if message is None:
+            self._superseded = True  # the user saved in this editor: the old file list is past
+        try:
+            with contextlib.suppress(TetherError):
+                await self._checkpoint(P.TRIGGER_SAVE, message, paths=paths, files_only=True)
+        finally:
+            self._checkpointing -= 1
+            self.update_status()
 
     async def _import_agent_file(self) -> None:
         await self.wait_ready()
@@ -719,8 +770,9 @@ class Engine:
 
     def status(self) -> dict[str, Any]:
         last = self._last_checkpoint
-        open_paths = set(self.docs.open_paths())
-        in_progress = len(open_paths | set(self._agent_files))
+        files = status_model.files_in_progress(
+            self._agent_files, [*self.docs.open_paths(), *self._other_editor_files]
+        )
         dirty = len(self.docs.dirty())
         if self._error:
             state = P.STATE_ERROR
@@ -728,23 +780,42 @@ class Engine:
             state = P.STATE_BUSY
         else:
             state = P.STATE_IDLE
-        if self._error:
-            text = f"error: {self._error}"
-        elif last is None:
-            text = "no checkpoint yet"
-        else:
-            text = f"{ago(last.time)} · {plural(in_progress, 'file')}"
+        checkpointing = self._checkpointing > 0 or (bool(self._pending_paths) and self._pending_from_editor)
+        resume = self.resume_offered()
+        facts = status_model.StatusFacts(
+            last=last,
+            files=files,
+            dirty=dirty,
+            checkpointing=checkpointing and not self._error,
+            error=self._error,
+            next_step=self._next_step,
+            tmux=self._tmux_status,
+            resume=resume,
+        )
         return {
             "workspace": str(self.root),
             "state": state,
             "error": self._error,
             "lastCheckpoint": last.to_wire() if last else None,
-            "filesInProgress": in_progress,
+            "filesInProgress": len(files),
             "dirtyBuffers": dirty,
             "tmux": dict(self._tmux_status) if self._tmux_status is not None else None,
-            "resumeAvailable": self._resume_available,
-            "text": text,
+            "resumeAvailable": resume,
+            "checkpointing": facts.checkpointing,
+            "nextStep": self._next_step,
+            "text": status_model.status_text(facts),
+            "tooltip": status_model.status_tooltip(facts),
         }
+
+    def resume_offered(self) -> bool:
+        """Something of the previous session would come back that is not already here."""
+        open_docs = {d.path: text_hash(d.text) for d in self.docs.all()}
+        return status_model.resume_offer(
+            self._candidate,
+            open_docs,
+            lambda path, _base: self._restorable.get(path, False),
+            self._superseded,
+        )
 
     def update_status(self) -> None:
         """Send tether/status if it changed, at most every status_min_interval_ms; the last
@@ -788,6 +859,8 @@ class Engine:
         await self._run(lambda: self.backend.checkpointer.note_changed(paths)) if paths else None
         info = await self._checkpoint(P.TRIGGER_MANUAL, message, full=True, allow_empty=True)
         assert info is not None
+        self._superseded = True
+        self.update_status()
         return info.to_wire()
 
     async def cmd_timeline(self, p: Mapping[str, Any]) -> dict[str, Any]:
@@ -906,6 +979,7 @@ class Engine:
             info, hand = await self._run(work)
         finally:
             self._busy -= 1
+            self._superseded = True
             self.update_status()
         self.client.notify(
             P.NOTIFY_SHOW_NEXT_STEPS, resume_mod.next_steps_payload(hand, self.docs.open_paths())
@@ -1058,7 +1132,7 @@ class Engine:
 
             with contextlib.suppress(TetherError):
                 await self._run(consume)
-            self._resume_available = left is not None
+                await self._run(lambda: self._load_candidate(self.backend.store))
             self.update_status()
         return {
             "checkpoint": plan.checkpoint,
@@ -1172,20 +1246,6 @@ def _iso_ms(t: float) -> str:
 def _updated(journal: Mapping[str, Any]) -> float:
     value = journal.get("updated")
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
-
-
-def _server_alive(journal: Mapping[str, Any]) -> bool:
-    """Whether the journal's writer is a live ``tether`` process (a second editor on the same
-    workspace): its journal is not a previous session to resume."""
-    pid = journal.get("pid")
-    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0 or pid == os.getpid():
-        return False
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            argv = fh.read().split(b"\0")
-    except OSError:
-        return False
-    return any(b"tether" in a for a in argv) and b"lsp" in argv
 
 
 def root_from(root_uri: str | None, root_path: str | None, folders: Sequence[str]) -> Path:
