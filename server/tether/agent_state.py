@@ -942,14 +942,16 @@ class AgentSession:
             more = " …" if len(state.next_steps) > 5 else ""
             lines.append("Next: " + "; ".join(state.next_steps[:5]) + more)
         lines.extend(r.summary for r in runs[:3])
-        for h in history or []:
-            if h.history:
-                lines.append(f"Recent commands in {h.label()}: " + " · ".join(h.history[-3:]))
+        # Shown in editors as a list under each terminal window's name (no tmux pane ids).
+        recent = [
+            {"where": h.where(history or []), "commands": h.history[-3:]} for h in history or [] if h.history
+        ]
         return {
             "task": state.task,
             "nextSteps": state.next_steps,
             "filesInProgress": state.files_in_progress,
             "runs": [r.to_wire() for r in runs],
+            "recentCommands": recent,
             "summary": "\n".join(lines) if lines else "no task recorded",
         }
 
@@ -1006,6 +1008,13 @@ class PaneHistory:
 
     def label(self) -> str:
         return f"{self.window_name or self.window}.{self.pane}"
+
+    def where(self, others: list[PaneHistory]) -> str:
+        """ "window agent" (", pane 2" when the window has several), for people, not tmux."""
+        name = f"window {self.window_name}" if self.window_name else f"window {self.window}"
+        if sum(1 for o in others if o.window == self.window) > 1:
+            return f"{name}, pane {self.pane + 1}"
+        return name
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -244,6 +244,8 @@ def next_steps_payload(hand: Mapping[str, Any], fallback_files: list[str]) -> di
     # The agent's list first, then what the editor had open.
     files = list(dict.fromkeys([*agent_files, *fallback_files]))
     runs = [r for r in runs if isinstance(r, dict)] if isinstance(runs, list) else []
+    recent = hand.get("recentCommands")
+    recent = [r for r in recent if isinstance(r, dict)] if isinstance(recent, list) else []
     if not isinstance(summary, str):
         parts = []
         if task:
@@ -253,4 +255,11 @@ def next_steps_payload(hand: Mapping[str, Any], fallback_files: list[str]) -> di
         if files:
             parts.append(f"{len(files)} file{'s' if len(files) != 1 else ''} in progress")
         summary = ". ".join(parts) if parts else "No task recorded"
-    return {"task": task, "nextSteps": steps, "filesInProgress": files, "runs": runs, "summary": summary}
+    return {
+        "task": task,
+        "nextSteps": steps,
+        "filesInProgress": files,
+        "runs": runs,
+        "recentCommands": recent,
+        "summary": summary,
+    }

@@ -93,6 +93,7 @@ def test_next_steps_defaults() -> None:
         "nextSteps": [],
         "filesInProgress": ["x.py"],
         "runs": [],
+        "recentCommands": [],
         "summary": "1 file in progress",
     }
     assert next_steps_payload({"task": 5, "nextSteps": "no"}, [])["summary"] == "No task recorded"
