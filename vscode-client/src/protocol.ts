@@ -101,11 +101,19 @@ export interface Status {
   state: "idle" | "busy" | "error";
   error: string | null;
   lastCheckpoint: CheckpointInfo | null;
+  /** The agent's files, then those open in running editors (the same count as `tether status`). */
   filesInProgress: number;
   dirtyBuffers: number;
   tmux: { session: string; alive: boolean } | null;
+  /** Something of a previous session would come back that is not already open here. */
   resumeAvailable: boolean;
+  /** A save was noticed and its checkpoint is not written yet (or a checkpoint is being written). */
+  checkpointing?: boolean;
+  nextStep?: string | null;
+  /** Ready-made label: "#12 · 2m ago · 4 files", "checkpointing…", "no checkpoint yet", "error: …". */
   text: string;
+  /** Ready-made multi-line tooltip: the checkpoint (trigger, files), files in progress, next step. */
+  tooltip?: string;
 }
 
 export interface TimelineResult {
@@ -137,6 +145,8 @@ export interface ResumeResult {
   restoredBuffers: string[];
   skippedBuffers: { path: string; reason: string }[];
   terminal: { session: string; recreated: boolean; agents?: AgentResume[] } | null;
+  /** Why no terminal came back (e.g. no snapshot of the tmux session was ever recorded). */
+  noTerminal?: string | null;
   nextSteps: string[];
 }
 
@@ -171,11 +181,18 @@ export interface RunSummary {
   summary: string;
 }
 
+export interface RecentCommands {
+  /** "window agent" (", pane 2" when the window has several). */
+  where: string;
+  commands: string[];
+}
+
 export interface ShowNextStepsParams {
   task: string | null;
   nextSteps: string[];
   filesInProgress: string[];
   runs: RunSummary[];
+  recentCommands: RecentCommands[];
   summary: string;
 }
 
