@@ -25,25 +25,32 @@ import contextlib
 import errno
 import fcntl
 import json
-import logging
 import os
-import shlex
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from tether.procs import foreground_cmdline
 
 if TYPE_CHECKING:
+    import logging
+
     from tether.store import Store
     from tether.tmux_link import TmuxLink
 
-log = logging.getLogger(__name__)
+# The hooks' process imports only what an unchanged session needs (no dataclasses, logging,
+# store or tmux link): it runs after every `cd` and on every window change.
+
+
+def _log() -> logging.Logger:
+    import logging
+
+    return logging.getLogger(__name__)
+
 
 STATE_LIVE = "tmux.live"  # store live state: b"<header line>\n" + snapshot JSON
 _HEADER = b"tether-tmux-live 1"
@@ -88,8 +95,7 @@ _OUR_INDEX = 90
 Outcome = Literal["snapshot", "unchanged", "gone", "busy", "failed"]
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(NamedTuple):
     """Everything a check needs, also written into the session's launcher script."""
 
     root: Path
@@ -99,7 +105,7 @@ class Target:
     socket_path: str | None  # None: tmux's default server
     # The capture options of the link (TmuxConfig wire form: scrollbackLines, historyLines,
     # envSecretPatterns); never anything that runs a command.
-    config: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = {}  # a NamedTuple default: shared, never mutated
 
     def tmux_argv(self) -> list[str]:
         return [self.tmux_bin, *(["-S", self.socket_path] if self.socket_path else [])]
@@ -135,8 +141,7 @@ def target_for(link: TmuxLink) -> Target:
 # --- fingerprint ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Fingerprint:
+class Fingerprint(NamedTuple):
     structure: str  # windows, layouts, panes, cwds, foreground commands
     content: str  # scrollback sizes and history files: snapshotted at most every CONTENT_INTERVAL
     hooks: bool  # Tether's hooks are set on the session
@@ -155,7 +160,7 @@ def fingerprint(target: Target) -> Fingerprint | None:
             check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
-        log.debug("tmux list-panes failed: %s", exc)
+        _log().debug("tmux list-panes failed: %s", exc)
         return None
     if res.returncode != 0 or not res.stdout.strip():
         return None
@@ -258,7 +263,7 @@ def check(
             _write_seen(seen_path, fp, t)
             return "snapshot"
     except Exception as exc:
-        log.warning("tmux snapshot of %s failed: %s", target.session, exc)
+        _log().warning("tmux snapshot of %s failed: %s", target.session, exc)
         return "failed"
 
 
@@ -287,6 +292,8 @@ def _store_live(target: Target, data: bytes, when: float, store: Store | None) -
 
 
 def launcher_text(target: Target) -> str:
+    import shlex
+
     argv = [
         sys.executable, "-m", "tether.tmux_watch",
         "--root", str(target.root),
@@ -310,6 +317,8 @@ def _tmux_quote(text: str) -> str:
 
 
 def hook_command(target: Target) -> str:
+    import shlex
+
     # run-shell expands formats in its argument: a '#' in a path must stay a '#'.
     shell = f"sh {shlex.quote(str(target.launcher))} hook".replace("#", "##")
     return f"run-shell -b {_tmux_quote(shell)}"
@@ -352,14 +361,13 @@ def install_hooks(target: Target) -> None:
         argv, capture_output=True, text=True, timeout=_TMUX_TIMEOUT, stdin=subprocess.DEVNULL, check=False
     )
     if res.returncode != 0:
-        log.warning("could not set tmux hooks on %s: %s", target.session, res.stderr.strip())
+        _log().warning("could not set tmux hooks on %s: %s", target.session, res.stderr.strip())
 
 
 # --- reading it back ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class StoredSnapshot:
+class StoredSnapshot(NamedTuple):
     data: bytes  # snapshot JSON (tmux_link.TmuxSnapshot)
     time: float
     checkpoint: int | None  # None: taken on a change of the session, between checkpoints
@@ -476,8 +484,7 @@ def main(argv: list[str] | None = None) -> int:
         socket_path=args.socket,
         config=config if isinstance(config, dict) else {},
     )
-    outcome = check(target)
-    log.debug("tmux watch (%s): %s", args.reason, outcome)
+    check(target)
     return 0
 
 
