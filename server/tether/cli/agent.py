@@ -137,7 +137,7 @@ def status_extension(store: Store, data: dict[str, Any], lines: list[str]) -> No
     # The same definition as the editors' status: the agent's files, then those open in editors.
     files, _agent_files = store_files_in_progress(store)
     shown = ", ".join(files[:8]) + (" …" if len(files) > 8 else "")
-    lines.append(f"in progress {plural(len(files), 'file')}" + (f": {shown}" if files else ""))
+    lines.append(f"files      {len(files)} in progress" + (f": {shown}" if files else ""))
     lines.extend(extra_lines)
     data.update(extra_data)
     data["filesInProgress"] = files
