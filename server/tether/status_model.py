@@ -111,7 +111,8 @@ def status_tooltip(f: StatusFacts, now: float | None = None) -> str:
         lines.append("No checkpoint yet")
     else:
         what = f"{last.trigger}{': ' + last.message if last.message else ''}"
-        changed = f"{plural(len(last.files), 'file')} changed"
+        verb = "recorded" if last.trigger == "baseline" else "changed"
+        changed = f"{plural(len(last.files), 'file')} {verb}"
         if last.files:
             changed += f" ({_names(last.files)})"
         lines.append(f"Checkpoint #{last.id} ({what}), {ago(last.time, now)}: {changed}")

@@ -63,8 +63,8 @@ export function normalizeNextSteps(p: unknown): ShowNextStepsParams {
 const TOAST_STEPS = 3;
 
 /**
- * One toast line, readable as a list: "Tether · wire up mul — next: 1. import mul  2. add test
- * (+1 more)". The full list (and runs, files, recent commands) is one click away ("Show all").
+ * One toast line, readable as a list: "Tether · wire up mul — next: 1. import mul; 2. add test
+ * (+1 more)" (a toast collapses spaces and line breaks). The full list (and runs, files, recent commands) is one click away ("Show all").
  */
 export function nextStepsMessage(p: ShowNextStepsParams): string {
   const head = p.task ? `Tether · ${p.task}` : "Tether";
@@ -73,7 +73,7 @@ export function nextStepsMessage(p: ShowNextStepsParams): string {
   }
   const shown = p.nextSteps.slice(0, TOAST_STEPS).map((s, i) => `${i + 1}. ${s}`);
   const more = p.nextSteps.length > TOAST_STEPS ? ` (+${p.nextSteps.length - TOAST_STEPS} more)` : "";
-  return `${head} — next: ${shown.join("   ")}${more}`;
+  return `${head} — next: ${shown.join("; ")}${more}`;
 }
 
 type NextItem = vscode.QuickPickItem & { file?: string };

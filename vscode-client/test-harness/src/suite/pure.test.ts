@@ -145,7 +145,7 @@ export function definePureTests(): void {
       assert.deepStrictEqual(p.filesInProgress, []);
       assert.deepStrictEqual(p.recentCommands, [{ where: "window shell", commands: ["make"] }]);
       const msg = nextStepsMessage(p);
-      assert.strictEqual(msg, "Tether · wire up mul — next: 1. import mul   2. add test   3. lint (+1 more)");
+      assert.strictEqual(msg, "Tether · wire up mul — next: 1. import mul; 2. add test; 3. lint (+1 more)");
       assert.ok(!msg.includes("shell.0") && !msg.includes("Recent commands"));
       assert.strictEqual(nextStepsMessage(normalizeNextSteps(undefined)), "Tether — no next steps recorded.");
     });
