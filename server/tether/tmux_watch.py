@@ -238,6 +238,8 @@ def check(
     try:
         from tether.paths import ensure_private_dir
 
+        if not target.session_dir.exists() and fingerprint(target) is None:
+            return "gone"  # never ran here, and not running: nothing to create, not even a dir
         ensure_private_dir(target.session_dir)
         with _locked(target.session_dir / "watch.lock", LOCK_TIMEOUT) as got:
             if not got:
@@ -427,7 +429,9 @@ class TmuxWatch:
     """
 
     def __init__(self, link: TmuxLink, interval: float = WATCH_INTERVAL) -> None:
-        self.link = link
+        # Its own link: a TmuxLink keeps a snapshot cache that is not for two threads, and the
+        # caller's link goes on being used by the caller (checkpoints, resume).
+        self.link = type(link)(link.root, link.config, state_dir=link._state_dir)
         self.target = target_for(link)
         self.interval = interval
         self.snapshots = 0
