@@ -334,7 +334,7 @@ function M.show_status()
     state.set_status(client.id, st)
     pcall(vim.cmd, 'redrawstatus!')
     -- The server's own wording (the same counts as `tether status` and VS Code).
-    local lines = { ('%s (%s)'):format(tostring(st.text), tostring(st.workspace)) }
+    local lines = { tostring(st.text), 'Workspace: ' .. tostring(st.workspace) }
     if type(st.tooltip) == 'string' and st.tooltip ~= '' then
       vim.list_extend(lines, vim.split(st.tooltip, '\n', { plain = true }))
     else

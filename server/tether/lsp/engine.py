@@ -809,7 +809,11 @@ class Engine:
 
     def resume_offered(self) -> bool:
         """Something of the previous session would come back that is not already here."""
-        open_docs = {d.path: text_hash(d.text) for d in self.docs.all()}
+        if self._candidate is None:
+            return False
+        # Only the documents the candidate has unsaved text for are hashed (status is frequent).
+        wanted = {b.get("path") for b in self._candidate.get("buffers") or [] if isinstance(b, dict)}
+        open_docs = {d.path: text_hash(d.text) if d.path in wanted else "" for d in self.docs.all()}
         return status_model.resume_offer(
             self._candidate,
             open_docs,
