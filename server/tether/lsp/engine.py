@@ -109,7 +109,9 @@ class Engine:
         # the file on disk is still the one it was typed on (read in the worker).
         self._candidate: dict[str, Any] | None = None
         self._restorable: dict[str, bool] = {}
-        self._superseded = False  # this session has checkpointed or stepped on its own
+        # This session made a checkpoint or recorded a step on its own: a crashed session's file
+        # list is past (saves do not count: with auto save every pause in typing is one).
+        self._superseded = False
         self._busy = 0
         self._checkpointing = 0
         self._error: str | None = None
@@ -597,8 +599,6 @@ class Engine:
             task.add_done_callback(self._save_tasks.discard)
 
     async def _save_checkpoint(self, paths: list[str], message: str | None) -> None:
-        if message is None:
-            self._superseded = True  # the user saved in this editor: the old file list is past
         try:
             with contextlib.suppress(TetherError):
                 await self._checkpoint(P.TRIGGER_SAVE, message, paths=paths, files_only=True)
