@@ -257,6 +257,13 @@ export function defineExtensionTests(): void {
       assert.match(api.indicator().tooltip, /Next step: write more tests/);
     });
 
+    it("a resume before any tmux session existed says why no terminal came back", async () => {
+      const res = await vscode.commands.executeCommand<ResumeResult>("tether.resumeSession");
+      assert.ok(res, "resume failed (see the error notification)");
+      assert.strictEqual(res.terminal, null);
+      assert.match(res.noTerminal ?? "", /is not running and no snapshot of it was ever recorded/);
+    });
+
     it("Start agent session opens an integrated terminal running the server's argv", async function () {
       const res = await vscode.commands.executeCommand<StartSessionResult>("tether.startAgentSession");
       assert.ok(res, "startSession failed (see the error notification)");
