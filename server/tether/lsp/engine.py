@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import time
@@ -31,15 +30,14 @@ from tether.diffing import is_binary
 from tether.documents import (
     Documents,
     end_position,
-    has_content,
     looks_secret,
-    parse_editor_state,
     text_hash,
 )
 from tether.errors import OutsideWorkspaceError, StoreError, TetherError, TmuxError
 from tether.humanize import plural
 from tether.lsp import params as prm
 from tether.paths import normalize_rel
+from tether.resume_candidate import ResumeCandidate
 from tether.scan import DEFAULT_IGNORED_DIRS, Scanner
 from tether.store import CheckpointInfo, Store
 from tether.user_config import agent_resume, config_path, load_user_config
@@ -105,13 +103,7 @@ class Engine:
         self._agent_files: list[str] = []
         self._next_step: str | None = None
         self._other_editor_files: list[str] = []  # open in other live editors (their journals)
-        # The previous session's journal (STATE_PENDING) and, per unsaved buffer in it, whether
-        # the file on disk is still the one it was typed on (read in the worker).
-        self._candidate: dict[str, Any] | None = None
-        self._restorable: dict[str, bool] = {}
-        # This session made a checkpoint or recorded a step on its own: a crashed session's file
-        # list is past (saves do not count: with auto save every pause in typing is one).
-        self._superseded = False
+        self._candidate = ResumeCandidate()  # the previous session a resume would bring back
         self._busy = 0
         self._checkpointing = 0
         self._error: str | None = None
@@ -211,8 +203,7 @@ class Engine:
         cp = Checkpointer(store, self.config.max_file_bytes, self._scanner_for(store))
         backend = _Backend(store, cp)
         cp.add_provider(P.ATTACH_EDITOR, lambda: self.docs.attachment_bytes(self.session_id))
-        self._claim_dead_sessions(store)
-        self._load_candidate(store)
+        self._candidate.claim(store)
         self._last_checkpoint = store.latest()
         backend.tmux = self._make_tmux(store.root)
         if backend.tmux is not None:
@@ -241,46 +232,6 @@ class Engine:
         return Scanner(
             store.root, self.config.max_file_bytes, ignored_dirs=DEFAULT_IGNORED_DIRS | {rel.parts[0]}
         )
-
-    def _claim_dead_sessions(self, store: Store) -> None:
-        """Journals of servers that are gone (crashed or exited) leave the live list; the newest
-        one with something in it becomes the session to resume. Live servers' journals (another
-        editor on this workspace) are left alone."""
-        dead: list[dict[str, Any]] = []
-
-        def fn(data: bytes | None) -> bytes | None:
-            dead.clear()
-            keep: list[dict[str, Any]] = []
-            for j in resume_mod.journal_sessions(data):
-                (keep if status_model.server_alive(j) else dead).append(j)
-            return resume_mod.dump_sessions(keep) if dead else None
-
-        store.update_state(resume_mod.STATE_JOURNAL, fn)
-        candidates = [j for j in dead if has_content(j)]
-        if not candidates:
-            return
-        newest = max(candidates, key=_updated)
-        pending = parse_editor_state(store.get_state(resume_mod.STATE_PENDING))
-        if pending is None or _updated(newest) >= _updated(pending):
-            merged = status_model.merge_pending(newest, pending)
-            store.put_state(resume_mod.STATE_PENDING, json.dumps(merged).encode("utf-8"))
-
-    def _load_candidate(self, store: Store) -> None:
-        """Worker thread: the journal a resume would bring back, and which of its unsaved
-        buffers could still be applied (the disk file is the one they were typed on)."""
-        candidate = parse_editor_state(store.get_state(resume_mod.STATE_PENDING))
-        restorable: dict[str, bool] = {}
-        for buf in (candidate or {}).get("buffers") or []:
-            path = buf.get("path") if isinstance(buf, dict) else None
-            if not isinstance(path, str):
-                continue
-            try:
-                disk = (store.root / normalize_rel(store.root, path)).read_bytes()
-                restorable[path] = text_hash(disk) == buf.get("baseHash")
-            except (OSError, TetherError):
-                restorable[path] = False
-        self._candidate = candidate if has_content(candidate) else None
-        self._restorable = restorable
 
     def _make_tmux(self, root: Path) -> Any | None:
         if not self.config.tmux.enabled:
@@ -356,7 +307,7 @@ class Engine:
         try:
             journals = resume_mod.journal_sessions(b.store.get_state(resume_mod.STATE_JOURNAL))
             self._other_editor_files = status_model.live_editor_files(journals, self.session_id)
-            self._load_candidate(b.store)
+            self._candidate.load(b.store)
         except TetherError as exc:
             log.warning("editor journals unreadable: %s", exc.message)
         if b.tmux is not None:
@@ -809,17 +760,7 @@ class Engine:
 
     def resume_offered(self) -> bool:
         """Something of the previous session would come back that is not already here."""
-        if self._candidate is None:
-            return False
-        # Only the documents the candidate has unsaved text for are hashed (status is frequent).
-        wanted = {b.get("path") for b in self._candidate.get("buffers") or [] if isinstance(b, dict)}
-        open_docs = {d.path: text_hash(d.text) if d.path in wanted else "" for d in self.docs.all()}
-        return status_model.resume_offer(
-            self._candidate,
-            open_docs,
-            lambda path, _base: self._restorable.get(path, False),
-            self._superseded,
-        )
+        return self._candidate.offered((d.path, d.text) for d in self.docs.all())
 
     def update_status(self) -> None:
         """Send tether/status if it changed, at most every status_min_interval_ms; the last
@@ -863,7 +804,7 @@ class Engine:
         await self._run(lambda: self.backend.checkpointer.note_changed(paths)) if paths else None
         info = await self._checkpoint(P.TRIGGER_MANUAL, message, full=True, allow_empty=True)
         assert info is not None
-        self._superseded = True
+        self._candidate.superseded = True
         self.update_status()
         return info.to_wire()
 
@@ -983,7 +924,7 @@ class Engine:
             info, hand = await self._run(work)
         finally:
             self._busy -= 1
-            self._superseded = True
+            self._candidate.superseded = True
             self.update_status()
         self.client.notify(
             P.NOTIFY_SHOW_NEXT_STEPS, resume_mod.next_steps_payload(hand, self.docs.open_paths())
@@ -1125,18 +1066,9 @@ class Engine:
 
         if plan.pending is not None:
             # Consumed only as far as it really came back: refused buffers stay for next time.
-            left = resume_mod.still_pending(plan.pending, retry)
-
-            def consume() -> None:
-                store = self.backend.store
-                if left is None:
-                    store.delete_state(resume_mod.STATE_PENDING)
-                else:
-                    store.put_state(resume_mod.STATE_PENDING, json.dumps(left).encode("utf-8"))
-
+            pending = plan.pending
             with contextlib.suppress(TetherError):
-                await self._run(consume)
-                await self._run(lambda: self._load_candidate(self.backend.store))
+                await self._run(lambda: self._candidate.consume(self.backend.store, pending, retry))
             self.update_status()
         return {
             "checkpoint": plan.checkpoint,
@@ -1245,11 +1177,6 @@ def _iso_ms(t: float) -> str:
     """ISO 8601 UTC with milliseconds: a journal and a swap file written in the same second
     must still compare."""
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
-
-
-def _updated(journal: Mapping[str, Any]) -> float:
-    value = journal.get("updated")
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
 
 
 def root_from(root_uri: str | None, root_path: str | None, folders: Sequence[str]) -> Path:
