@@ -12,6 +12,8 @@ end
 require('tether.commands').create()
 -- Cursor positions go to any tether client, however it was started (setup() or vim.lsp.enable).
 require('tether.cursor').attach_autocmds()
+-- Swap files met while Tether restores a buffer are decided, not prompted (tether.swap).
+require('tether.swap').attach_autocmds()
 
 -- `vim.g.tether = {...}` alone is enough; setup() called from init.lua takes precedence.
 if vim.g.tether ~= nil and not require('tether')._did_setup then

@@ -959,16 +959,19 @@ class AgentSession:
                 f"Next{_note(state, 'next_steps')}: " + "; ".join(map(escape, state.next_steps[:5])) + more
             )
         lines.extend(escape(r.summary) for r in runs[:3])
-        for h in history or []:
-            if h.history:
-                shown = " · ".join(map(escape, h.history[-3:]))
-                lines.append(f"Recent commands in {escape(h.label())}: {shown}")
+        # Shown in editors as a list under each terminal window's name (no tmux pane ids).
+        recent = [
+            {"where": escape(h.where(history or [])), "commands": [escape(c) for c in h.history[-3:]]}
+            for h in history or []
+            if h.history
+        ]
         return {
             "task": state.task,
             "nextSteps": state.next_steps,
             "shipped": _shipped_wire(state),
             "filesInProgress": state.files_in_progress,
             "runs": [r.to_wire() for r in runs],
+            "recentCommands": recent,
             "summary": "\n".join(lines) if lines else "no task recorded",
         }
 
@@ -1051,6 +1054,13 @@ class PaneHistory:
     def label(self) -> str:
         return f"{self.window_name or self.window}.{self.pane}"
 
+    def where(self, others: list[PaneHistory]) -> str:
+        """ "window agent" (", pane 2" when the window has several), for people, not tmux."""
+        name = f"window {self.window_name}" if self.window_name else f"window {self.window}"
+        if sum(1 for o in others if o.window == self.window) > 1:
+            return f"{name}, pane {self.pane + 1}"
+        return name
+
     def to_json(self) -> dict[str, Any]:
         return {
             "window": self.window,
@@ -1065,15 +1075,17 @@ class PaneHistory:
 def pane_histories(store: Store, limit: int = 5) -> list[PaneHistory]:
     """Recent shell commands per pane from the latest tmux snapshot (read defensively: a
     missing, old or malformed snapshot gives an empty list)."""
+    from tether.tmux_watch import latest_snapshot
+
     try:
-        found = store.latest_attachment(protocol.ATTACH_TMUX)
+        found = latest_snapshot(store)
     except Exception:  # a damaged blob must not break status
         log.warning("cannot read the latest tmux snapshot", exc_info=True)
         return []
     if found is None:
         return []
     try:
-        doc = json.loads(found[1])
+        doc = json.loads(found.data)
     except ValueError:
         return []
     from tether.tmux_env import redact_text

@@ -38,8 +38,17 @@ COMMANDS: Final = (
 NOTIFY_STATUS: Final = "tether/status"
 NOTIFY_OPEN_TERMINAL: Final = "tether/openTerminal"
 NOTIFY_SHOW_NEXT_STEPS: Final = "tether/showNextSteps"
+NOTIFY_RESTORING_BUFFERS: Final = "tether/restoringBuffers"
 
-NOTIFICATIONS: Final = (NOTIFY_STATUS, NOTIFY_OPEN_TERMINAL, NOTIFY_SHOW_NEXT_STEPS)
+NOTIFICATIONS: Final = (
+    NOTIFY_STATUS,
+    NOTIFY_OPEN_TERMINAL,
+    NOTIFY_SHOW_NEXT_STEPS,
+    NOTIFY_RESTORING_BUFFERS,
+)
+
+# The label of the workspace/applyEdit that puts a journaled unsaved buffer back.
+LABEL_RESTORE_EDIT: Final = "Tether: restore unsaved changes"
 
 # client -> server notifications (LSP has no standard one for cursors)
 CLIENT_NOTIFY_CURSOR: Final = "tether/cursor"  # {uri, line, character}

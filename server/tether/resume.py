@@ -64,6 +64,7 @@ class BufferEdit:
     uri: str
     text: str
     end: tuple[int, int]  # end of the current disk text: the edit replaces all of it
+    base_hash: str = ""  # sha256 of the disk content the edits were made on
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ class ResumeInputs:
     disk: Mapping[str, bytes | None]  # current content of journaled files (None: missing)
     hand_off: dict[str, Any] | None
     max_files: int = 30
+    pending: bool = False  # ``editor`` is the previous session's journal (STATE_PENDING)
 
 
 @dataclass
@@ -89,6 +91,12 @@ class ResumePlan:
     buffers: list[BufferEdit] = field(default_factory=list)
     skipped: list[SkippedBuffer] = field(default_factory=list)
     next_steps: dict[str, Any] = field(default_factory=dict)
+    pending: dict[str, Any] | None = None  # the journal this plan consumes, if it is the pending one
+
+    @property
+    def journaled_at(self) -> float | None:
+        value = self.pending.get("updated") if self.pending else None
+        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
     @property
     def empty(self) -> bool:
@@ -104,9 +112,11 @@ def load_inputs(
     """Gather what :func:`plan` needs. ``checkpoint=None``: the previous session's journal, if any
     is waiting, else the latest editor attachment."""
     editor: dict[str, Any] | None = None
+    pending = False
     if checkpoint is None:
         editor = parse_editor_state(store.get_state(STATE_PENDING))
-        if not has_content(editor):
+        pending = has_content(editor)
+        if not pending:
             found = store.latest_attachment(ATTACH_EDITOR)
             editor = parse_editor_state(found[1]) if found else None
             checkpoint = found[0] if found else None
@@ -124,7 +134,7 @@ def load_inputs(
         except OSError:
             live = None
         disk[rel] = live[0] if live is not None else None
-    return ResumeInputs(store.root, checkpoint, editor, disk, hand_off, max_files)
+    return ResumeInputs(store.root, checkpoint, editor, disk, hand_off, max_files, pending)
 
 
 def _list(state: dict[str, Any] | None, key: str) -> list[dict[str, Any]]:
@@ -155,7 +165,7 @@ def _cursor(value: object) -> tuple[int, int]:
 
 def plan(inputs: ResumeInputs) -> ResumePlan:
     root = inputs.root
-    out = ResumePlan(checkpoint=inputs.checkpoint)
+    out = ResumePlan(checkpoint=inputs.checkpoint, pending=inputs.editor if inputs.pending else None)
     seen: set[str] = set()
     files = _list(inputs.editor, "files")
     for f in files:
@@ -204,13 +214,24 @@ def plan(inputs: ResumeInputs) -> ResumePlan:
             out.skipped.append(SkippedBuffer(rel, "the file on disk is not UTF-8 text"))
             continue
         uri = path_to_uri(root / rel)
-        out.buffers.append(BufferEdit(rel, uri, text, end_position(disk_text)))
+        out.buffers.append(BufferEdit(rel, uri, text, end_position(disk_text), base))
         if rel not in seen:
             seen.add(rel)
             out.show.insert(0, ShowTarget(rel, uri, 0, 0, focus=False))
 
     out.next_steps = next_steps_payload(hand, [s.path for s in out.show])
     return out
+
+
+def still_pending(pending: Mapping[str, Any], keep: set[str]) -> dict[str, Any] | None:
+    """What stays of the previous session's journal after a resume: the unsaved buffers that
+    did not come back for a reason that may pass (the editor refused them, e.g. over a swap
+    file, or held other edits), so a second resume can still bring them. Their files were shown;
+    they are not offered again. None: nothing left to resume."""
+    buffers = [b for b in _list(dict(pending), "buffers") if b.get("path") in keep]
+    if not buffers:
+        return None
+    return {**pending, "files": [], "buffers": buffers}
 
 
 def next_steps_payload(hand: Mapping[str, Any], fallback_files: list[str]) -> dict[str, Any]:
@@ -227,6 +248,8 @@ def next_steps_payload(hand: Mapping[str, Any], fallback_files: list[str]) -> di
     # The agent's list first, then what the editor had open.
     files = list(dict.fromkeys([*agent_files, *fallback_files]))
     runs = [r for r in runs if isinstance(r, dict)] if isinstance(runs, list) else []
+    recent = hand.get("recentCommands")
+    recent = [r for r in recent if isinstance(r, dict)] if isinstance(recent, list) else []
     if not isinstance(summary, str):
         parts = []
         if task:
@@ -244,6 +267,7 @@ def next_steps_payload(hand: Mapping[str, Any], fallback_files: list[str]) -> di
         "nextSteps": steps,
         "filesInProgress": files,
         "runs": runs,
+        "recentCommands": recent,
         "summary": summary,
         # Which of task / nextSteps came from the repository's file, not from this machine.
         "shipped": shipped,

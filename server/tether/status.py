@@ -14,6 +14,7 @@ from tether.agent_state import AgentSession, status_section
 from tether.checkpoints import Checkpointer
 from tether.humanize import ago, plural
 from tether.scan import IGNORE_RULES_REASON, ScanResult
+from tether.status_model import store_files_in_progress
 from tether.store import Skipped, Store
 from tether.text import escape
 
@@ -74,6 +75,11 @@ def workspace_status(
         label = "warning " if s.reason.startswith(IGNORE_RULES_REASON) else "skipped "
         lines.append(f"{label}   {escape(s.path)}: {escape(s.reason)}")
     agent_lines, agent_data = status_section(store, scan)
+    # The same definition as the editors' status: the agent's files, then those open in editors.
+    files, _agent_files = store_files_in_progress(store)
+    shown = ", ".join(map(escape, files[:8])) + (" …" if len(files) > 8 else "")
+    lines.append(f"files      {len(files)} in progress" + (f": {shown}" if files else ""))
     lines.extend(agent_lines)
     data.update(agent_data)
+    data["filesInProgress"] = files
     return Status(data, lines, warning)

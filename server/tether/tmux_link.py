@@ -816,7 +816,18 @@ if [ -n "$TETHER_PANE_ID" ] && [ -n "$TETHER_HIST_DIR" ]; then
   HISTFILESIZE="${HISTFILESIZE:-10000}"
   # Append on exit instead of rewriting the file from memory: Tether redacts the file in place.
   shopt -s histappend
-  __tether_history() { builtin history -a; }
+  # After a `cd`, the session is snapshotted (tether.tmux_watch) in a background subshell:
+  # the prompt never waits for it.
+  __tether_pwd=$PWD
+  __tether_history() {
+    builtin history -a
+    if [ "$PWD" != "$__tether_pwd" ]; then
+      __tether_pwd=$PWD
+      __tether_w="${TETHER_HIST_DIR%/hist}/watch.sh"
+      [ -f "$__tether_w" ] && ( sh "$__tether_w" cd >/dev/null 2>&1 & )
+    fi
+    return 0
+  }
   case ";${PROMPT_COMMAND[*]:-};" in
     *";__tether_history;"*) ;;
     *) PROMPT_COMMAND="__tether_history${PROMPT_COMMAND:+;$PROMPT_COMMAND}" ;;
@@ -843,6 +854,13 @@ if [ -n "$TETHER_PANE_ID" ] && [ -n "$TETHER_HIST_DIR" ]; then
   fc -R "$HISTFILE" 2>/dev/null
   __tether_addhistory() { print -r -- "${1%%$'\\n'}" >> "$TETHER_HISTFILE"; return 0; }
   autoload -Uz add-zsh-hook 2>/dev/null && add-zsh-hook zshaddhistory __tether_addhistory
+  # After a `cd`, the session is snapshotted (tether.tmux_watch) in the background.
+  __tether_chpwd() {
+    local w="${TETHER_HIST_DIR%/hist}/watch.sh"
+    [ -f "$w" ] && ( sh "$w" cd >/dev/null 2>&1 & )
+    return 0
+  }
+  add-zsh-hook chpwd __tether_chpwd 2>/dev/null
   unsetopt SHARE_HISTORY INC_APPEND_HISTORY 2>/dev/null
 fi
 """

@@ -45,7 +45,10 @@ class Session:
     statuses: list[dict[str, Any]] = field(default_factory=list)
     terminals: list[dict[str, Any]] = field(default_factory=list)
     next_steps: list[dict[str, Any]] = field(default_factory=list)
+    restoring: list[dict[str, Any]] = field(default_factory=list)
     edits: list[types.ApplyWorkspaceEditParams] = field(default_factory=list)
+    # What arrived, in order: "restoring" (tether/restoringBuffers) and "edit" (applyEdit).
+    arrivals: list[str] = field(default_factory=list)
     registrations: list[types.Registration] = field(default_factory=list)
     apply_result: bool = True
 
@@ -178,9 +181,15 @@ async def start_session(
     def _steps(params: Any) -> None:
         session.next_steps.append(plain(params))
 
+    @client.feature(P.NOTIFY_RESTORING_BUFFERS)
+    def _restoring(params: Any) -> None:
+        session.restoring.append(plain(params))
+        session.arrivals.append("restoring")
+
     @client.feature(types.WORKSPACE_APPLY_EDIT)
     def _apply(params: types.ApplyWorkspaceEditParams) -> types.ApplyWorkspaceEditResult:
         session.edits.append(params)
+        session.arrivals.append("edit")
         if session.apply_result:
             return types.ApplyWorkspaceEditResult(applied=True)
         return types.ApplyWorkspaceEditResult(applied=False, failure_reason="test refused")

@@ -183,7 +183,7 @@ async def test_configuration_change_applies(workspace: Path, state_dir: Path) ->
         await s.stop()
 
 
-async def test_clean_shutdown_keeps_the_session_resumable(workspace: Path, state_dir: Path) -> None:
+async def test_clean_exit_offers_no_resume_but_resume_still_reopens(workspace: Path, state_dir: Path) -> None:
     (workspace / "a.py").write_text("a = 1\n")
     s = await start_session(workspace, state_dir, "neovim@v0.11")
     await s.wait_status(lambda st: st["state"] == "idle", "baseline done")
@@ -192,7 +192,10 @@ async def test_clean_shutdown_keeps_the_session_resumable(workspace: Path, state
     await s.stop()  # shutdown + exit: the journal is written on shutdown
     b = await start_session(workspace, state_dir, "neovim@v0.11")
     try:
-        await b.wait_status(lambda st: st["resumeAvailable"], "resume available after a clean exit")
+        # Nothing was lost (no unsaved text): a clean quit is not offered as a resume…
+        st = await b.wait_status(lambda st: st["state"] == "idle", "ready")
+        assert st["resumeAvailable"] is False
+        # …but asked for, the files come back where they were.
         result = await b.command(P.CMD_RESUME, {})
         assert result["opened"] == ["a.py"]
         (doc,) = b.client.shown_documents
@@ -271,3 +274,45 @@ async def test_sigterm_flushes_the_last_edits(workspace: Path, state_dir: Path) 
         assert edits[0].new_text == "a = 42\n"
     finally:
         await b.stop()
+
+
+def _latest_save(workspace: Path, state_dir: Path) -> tuple[str, bytes] | None:
+    from tether.store import Store
+
+    with Store.open(workspace, state_dir) as store:
+        latest = store.latest()
+        if latest is None or latest.trigger != "save":
+            return None
+        entry = store.entry_at(latest.id, "a.py")
+        return latest.trigger, store.read_blob(entry.hash) if entry else b""
+
+
+async def test_a_save_right_before_shutdown_is_checkpointed(workspace: Path, state_dir: Path) -> None:
+    (workspace / "a.py").write_text("a = 1\n")
+    # A debounce far away: only the flush on shutdown can have made the checkpoint.
+    s = await start_session(workspace, state_dir, "neovim@v0.11", init_options={"saveDebounceMs": 60000})
+    await s.wait_status(lambda st: st["state"] == "idle", "ready")
+    uri = s.open("a.py", "a = 1\n")
+    (workspace / "a.py").write_text("a = 2  # saved\n")
+    s.save(uri)
+    await s.stop()  # shutdown + exit at once, as `:w | qa` does
+    assert _latest_save(workspace, state_dir) == ("save", b"a = 2  # saved\n")
+
+
+async def test_a_save_right_before_stdin_closes_is_checkpointed(workspace: Path, state_dir: Path) -> None:
+    """The editor quits without waiting for the answer to `shutdown` (or crashes): stdin ends."""
+    (workspace / "a.py").write_text("a = 1\n")
+    s = await start_session(
+        workspace, state_dir, "visual-studio-code", init_options={"saveDebounceMs": 60000}
+    )
+    await s.wait_status(lambda st: st["state"] == "idle", "ready")
+    uri = s.open("a.py", "a = 1\n")
+    (workspace / "a.py").write_text("a = 3  # saved\n")
+    s.save(uri)
+    await s.command(P.CMD_STATUS, {})  # answered after the didSave before it was handled
+    server = s.client._server
+    assert server is not None and server.stdin is not None
+    server.stdin.close()
+    assert await asyncio.wait_for(server.wait(), 15) == 0
+    await s.kill()
+    assert _latest_save(workspace, state_dir) == ("save", b"a = 3  # saved\n")

@@ -4,6 +4,8 @@ with its server; client B connects to the same workspace and resumes."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import re
 from pathlib import Path
 
 import pytest
@@ -135,6 +137,40 @@ async def test_refused_edit_is_reported(workspace: Path, state_dir: Path) -> Non
         assert result["skippedBuffers"] == [
             {"path": "util.py", "reason": "the editor refused the edit: test refused"}
         ]
+        # Not consumed: the journal entry waits until the buffer really comes back.
+        st = await b.wait_status(lambda s: s["resumeAvailable"], "still offered")
+        assert st["resumeAvailable"] is True
+        b.apply_result = True
+        again = await b.command(P.CMD_RESUME, {})
+        assert again["restoredBuffers"] == ["util.py"]
+        assert again["opened"] == ["util.py"]  # only what had not come back
+        ((_, edits),) = b.edits[-1].edit.changes.items()
+        assert edits[0].new_text == "X = 2\nY = 3\n"
+        await b.wait_status(lambda s: not s["resumeAvailable"], "consumed once restored")
+    finally:
+        await b.stop()
+    # A new editor: nothing left to resume.
+    c = await start_session(workspace, state_dir, "neovim@v0.11")
+    try:
+        st = await c.wait_status(lambda s: s["state"] == "idle", "ready")
+        assert st["resumeAvailable"] is False
+    finally:
+        await c.stop()
+
+
+async def test_edits_are_announced_before_they_are_sent(workspace: Path, state_dir: Path) -> None:
+    """tether/restoringBuffers comes first, with what an editor's recovery files compare with."""
+    await _crash_after_editing(workspace, state_dir, "neovim@v0.11")
+    b = await start_session(workspace, state_dir, "neovim@v0.11")
+    try:
+        await b.wait_status(lambda s: s["resumeAvailable"], "resume available")
+        await b.command(P.CMD_RESUME, {})
+        assert b.arrivals == ["restoring", "edit"]
+        (buf,) = b.restoring[0]["buffers"]
+        assert buf["path"] == "util.py" and buf["uri"] == b.uri("util.py")
+        assert buf["textHash"] == hashlib.sha256(b"X = 2\nY = 3\n").hexdigest()
+        assert buf["baseHash"] == hashlib.sha256(b"X = 1\n").hexdigest()
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", buf["journaledAt"])
     finally:
         await b.stop()
 
@@ -145,7 +181,7 @@ async def test_resume_without_previous_session(workspace: Path, state_dir: Path)
     try:
         st = await s.wait_status(lambda st: st["lastCheckpoint"] is not None, "baseline")
         assert st["resumeAvailable"] is False
-        assert st["text"] in ("just now · 0 files",)
+        assert st["text"] == "#1 · just now"  # no file in progress: no "· 0 files"
         result = await s.command(P.CMD_RESUME, {})
         assert result["opened"] == [] and result["restoredBuffers"] == [] and result["terminal"] is None
         await aretry_until(lambda: s.next_steps, timeout=5, what="showNextSteps")

@@ -212,3 +212,64 @@ async def test_users_config_file_names_windows_and_their_commands(
         await aretry_until(ran, timeout=10, what="the user's window command output")
     finally:
         await s.stop()
+
+
+async def test_resume_says_when_no_tmux_snapshot_exists(
+    workspace: Path, state_dir: Path, tmux_server: PrivateTmux, tmp_path: Path
+) -> None:
+    (workspace / "a.py").write_text("a = 1\n")
+    s = await start_session(
+        workspace,
+        state_dir,
+        "visual-studio-code",
+        tmux_socket=tmux_server.socket_path,
+        extra_env=_env(tmp_path),
+    )
+    try:
+        await s.wait_status(lambda st: st["state"] == "idle", "ready")
+        result = await s.command(P.CMD_RESUME, {})
+        assert result["terminal"] is None
+        assert "no snapshot" in result["noTerminal"] and "tether-" in result["noTerminal"]
+        assert not s.terminals
+    finally:
+        await s.stop()
+
+
+async def test_started_session_is_recorded_at_once_and_comes_back(
+    workspace: Path, state_dir: Path, tmux_server: PrivateTmux, tmp_path: Path
+) -> None:
+    """A reboot right after `startSession` and a new window: no checkpoint ran in between."""
+    (workspace / "a.py").write_text("a = 1\n")
+    env = _env(tmp_path)
+    a = await start_session(
+        workspace, state_dir, "neovim@v0.11", tmux_socket=tmux_server.socket_path, extra_env=env
+    )
+    try:
+        await a.wait_status(lambda st: st["state"] == "idle", "ready")
+        started = await a.command(P.CMD_START_SESSION, {})
+        tmux_server.cmd("new-window", "-d", "-t", f"={started['session']}:", "-n", "tests")
+
+        def recorded() -> bool:
+            from tether.store import Store
+            from tether.tmux_watch import read_live
+
+            with Store.open(workspace, state_dir) as store:
+                found = read_live(store)
+            return found is not None and b'"name":"tests"' in found.data
+
+        await aretry_until(recorded, timeout=10, what="the new window recorded")
+        timeline = await a.timeline()
+        assert [c["trigger"] for c in timeline] == ["baseline"]  # no checkpoint since
+    finally:
+        await a.kill()
+    tmux_server.kill()
+    b = await start_session(
+        workspace, state_dir, "neovim@v0.11", tmux_socket=tmux_server.socket_path, extra_env=env
+    )
+    try:
+        result = await b.command(P.CMD_RESUME, {})
+        assert result["terminal"]["recreated"] is True and result["noTerminal"] is None
+        names = tmux_server.cmd("list-windows", "-t", f"={started['session']}:", "-F", "#{window_name}")
+        assert names.stdout.split() == ["shell", "tests"]
+    finally:
+        await b.stop()

@@ -19,10 +19,8 @@ def _check_working(nv: Nvim, ws: Path) -> None:
     wait_client(nv, "main.py")
     assert nv.lua("return vim.fn.exists(':Tether')") == 2
     nv.run("Tether status")
-    note = retry_until(
-        lambda: [n for n in nv.notes() if n.startswith("tether: workspace: ")], timeout=20, what="status"
-    )
-    assert note[0].splitlines()[0] == f"tether: workspace: {ws}"
+    note = retry_until(lambda: [n for n in nv.notes() if "\nWorkspace: " in n], timeout=20, what="status")
+    assert note[0].splitlines()[1] == f"Workspace: {ws}"
     retry_until(lambda: nv.statusline().startswith("Tether: "), timeout=20, what="statusline")
 
 

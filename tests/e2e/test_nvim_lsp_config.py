@@ -36,10 +36,8 @@ def test_lsp_enable_uses_the_plugin_config(tmp_path: Path, state_dir: Path, tmux
         assert client["markers"] == [".git", ".agent-session.json"]
 
         nv.run("Tether status")
-        note = retry_until(
-            lambda: [n for n in nv.notes() if n.startswith("tether: workspace: ")], timeout=20, what="status"
-        )
-        assert note[0].splitlines()[0] == f"tether: workspace: {ws}"
+        note = retry_until(lambda: [n for n in nv.notes() if "\nWorkspace: " in n], timeout=20, what="status")
+        assert note[0].splitlines()[1] == f"Workspace: {ws}"
 
         # Outside any workspace no server is attached (workspace_required).
         nv.cmd(f"edit {outside / 'loose.txt'}")
@@ -59,7 +57,7 @@ def test_lsp_enable_uses_the_plugin_config(tmp_path: Path, state_dir: Path, tmux
         retry_until(lambda: nv.statusline() == "", timeout=20, what="statusline cleared")
         nv.run("Tether status")
         retry_until(
-            lambda: len([n for n in nv.notes() if n.startswith("tether: workspace: ")]) == 2,
+            lambda: len([n for n in nv.notes() if "\nWorkspace: " in n]) == 2,
             timeout=30,
             what="status from a restarted server",
         )

@@ -69,11 +69,14 @@ def test_resume_after_sigkill(
     tmp_path: Path, state_dir: Path, tmux_server: PrivateTmux, tmux_fate: str
 ) -> None:
     """``alive``: the editor crashed, the agent's tmux kept running (an SSH drop).
-    ``killed``: tmux died too (a reboot); the server recreates the session for the terminal."""
+    ``killed``: tmux died too (a reboot); the server recreates the session for the terminal.
+    Neovim runs with its default options (swap files on), as one user: A's swap files are there
+    when B resumes."""
     ws = make_workspace(tmp_path / "ws", {"src/app.py": APP, "notes.md": NOTES, "TODO": TODO})
+    home = tmp_path / "home"
 
     # --- Neovim A: work, then die -----------------------------------------------------------
-    a = editor(tmp_path / "home-a", ws, state_dir, tmux_server)
+    a = editor(home, ws, state_dir, tmux_server, defaults=True)
     try:
         a.start("src/app.py")
         wait_client(a, "src/app.py")
@@ -123,7 +126,13 @@ def test_resume_after_sigkill(
             timeout=15,
             what="status reporting the checkpoint",
         )
-        assert a.statusline() == f"Tether: {status['text']}"
+
+        def shows_text() -> bool:
+            st = a.lua("return require('tether').status()") or {}
+            return a.statusline() == f"Tether: {st.get('text')}"
+
+        retry_until(shows_text, timeout=15, what="the statusline showing the status text")
+        assert status["text"]
 
         assert (ws / "src/app.py").read_text() == APP  # unsaved edits never reached the disk
         assert (ws / "notes.md").read_text().splitlines()[4] == "saved change"
@@ -147,7 +156,7 @@ def test_resume_after_sigkill(
         assert not tmux_server.alive()
 
     # --- Neovim B: open the project, resume ---------------------------------------------------
-    b = editor(tmp_path / "home-b", ws, state_dir, tmux_server)
+    b = editor(home, ws, state_dir, tmux_server, defaults=True)
     try:
         b.start()
         wait_client(b)
@@ -228,7 +237,8 @@ def test_unsaved_edits_survive_a_crash_without_explicit_checkpoint(
 
     ``unfocused``: files reopened without focus become listed buffers, or splits."""
     ws = make_workspace(tmp_path / "ws", {"src/app.py": APP, "notes.md": NOTES})
-    a = editor(tmp_path / "home-a", ws, state_dir, None)
+    home = tmp_path / "home"  # one user, default options: A's swap file meets B
+    a = editor(home, ws, state_dir, None, defaults=True)
     try:
         a.start("notes.md")
         wait_client(a, "notes.md")
@@ -243,7 +253,7 @@ def test_unsaved_edits_survive_a_crash_without_explicit_checkpoint(
     finally:
         a.close()
 
-    b = editor(tmp_path / "home-b", ws, state_dir, None, unfocused_documents=unfocused)
+    b = editor(home, ws, state_dir, None, defaults=True, unfocused_documents=unfocused)
     try:
         b.start()
         wait_client(b)

@@ -136,3 +136,14 @@ def test_ui_in_code_server_with_chromium(vsix: Path, record_property: RecordProp
     assert passed >= 13, f"only {passed} UI checks ran"
     shots = sorted((ROOT / "artifacts/vscode").glob("ui-*.png"))
     assert len(shots) >= 8, f"expected the UI screenshots, found {[s.name for s in shots]}"
+
+
+def test_getting_started_walkthrough_in_code_server(vsix: Path, record_property: RecordProperty) -> None:
+    """docs/getting-started.md's VS Code part, with code-server's own editor defaults (auto save):
+    every claim the guide makes about the screen is checked, with a screenshot per step."""
+    passed, failed, _ = _run_harness("run-walkthrough.js", str(vsix))
+    record_property("walkthrough_passed", passed)
+    assert failed == 0
+    assert passed >= 7, f"only {passed} walkthrough steps ran"
+    shots = sorted((ROOT / "artifacts/vscode").glob("walk-*.png"))
+    assert len(shots) >= 7, f"expected the walkthrough screenshots, found {[s.name for s in shots]}"

@@ -80,3 +80,19 @@ def test_history_in_status_and_resume_then_resume_recreates(
     assert "Task:" in out and "1. check history" in out
     assert set(panes_by_uid(tmux_server, link.session)) == {uid}
     retry_until(lambda: "first-command" in capture(tmux_server, target), what="scrollback replayed")
+
+
+def test_resume_without_any_snapshot_says_so(
+    tmux_server: PrivateTmux,
+    workspace: Path,
+    state_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("TETHER_TMUX_SOCKET", tmux_server.socket_path)
+    monkeypatch.chdir(workspace)
+    code, out, err = cli(capsys, "-C", str(workspace), "resume")
+    assert code == 0, err
+    name = TmuxLink(workspace).session
+    assert f"tmux: session {name} is not running and no snapshot of it was ever recorded" in out
+    assert "`tether start`" in out

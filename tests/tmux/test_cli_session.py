@@ -78,14 +78,20 @@ def test_attach_recreates_dead_session_from_latest_snapshot(
     assert set(panes_by_uid(tmux_server, link.session)) == uids
 
 
-def test_attach_without_snapshot_starts_fresh_and_creates_no_store(
+def test_attach_without_snapshot_starts_fresh_says_so_and_records_it(
     tmux_server: PrivateTmux, workspace: Path, state_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, _ = _cli(capsys, "-C", str(workspace), "attach", "--print")
+    code, out, err = _cli(capsys, "-C", str(workspace), "attach", "--print")
     name = TmuxLink(workspace).session
     assert code == 0 and out.split()[-1] == f"={name}"
+    assert f"no snapshot of {name} was ever recorded" in err
     assert tmux_server.cmd("has-session", "-t", f"={name}").returncode == 0
-    assert not list(state_dir.glob("workspaces/*/tether.db"))
+    # The new session is recorded at once: a reboot right now would bring it back.
+    from tether.store import Store
+    from tether.tmux_watch import latest_snapshot
+
+    with Store.open(workspace, state_dir) as store:
+        assert latest_snapshot(store) is not None
 
 
 def test_doctor_reports_ok(workspace: Path, state_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:

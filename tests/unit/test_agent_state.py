@@ -478,7 +478,9 @@ def test_status_section_and_handoff_text(store: Store, workspace: Path) -> None:
     assert "$ make" in out
     assert hdata["files"] == [{"path": "a.py", "change": "+2/-1"}]
     assert hdata["nextSteps"] == ["test a", "ship"]
-    assert "Recent commands in agent.0: make" in session.hand_off()["summary"]
+    hand = session.hand_off()
+    assert hand["recentCommands"] == [{"where": "window agent", "commands": ["make"]}]
+    assert "agent.0" not in hand["summary"] and "make" not in hand["summary"]
 
 
 def test_never_writes_over_a_planted_directory_or_an_unreadable_file(store: Store, workspace: Path) -> None:

@@ -93,6 +93,7 @@ def test_next_steps_defaults() -> None:
         "nextSteps": [],
         "filesInProgress": ["x.py"],
         "runs": [],
+        "recentCommands": [],
         "summary": "1 file in progress",
         "shipped": [],
     }

@@ -198,17 +198,10 @@ export async function activate(context: vscode.ExtensionContext): Promise<Tether
       { location: vscode.ProgressLocation.Window, title: "Tether: resuming" },
       () => exec<ResumeResult>(CMD_RESUME, {}),
     );
-    const bits = [`reopened ${res.opened.length} file${res.opened.length === 1 ? "" : "s"}`];
-    if (res.restoredBuffers.length) {
-      bits.push(`restored unsaved edits in ${res.restoredBuffers.length}`);
+    vscode.window.setStatusBarMessage(resumeStatusMessage(res), 8000);
+    if (res.noTerminal) {
+      void vscode.window.showWarningMessage(`Tether: no terminal: ${res.noTerminal}`);
     }
-    if (res.terminal) {
-      bits.push(`${res.terminal.recreated ? "recreated" : "reattached"} tmux session ${res.terminal.session}`);
-    }
-    vscode.window.setStatusBarMessage(
-      `$(check) Tether: resumed${res.checkpoint !== null ? ` checkpoint #${res.checkpoint}` : ""}: ${bits.join(", ")}`,
-      8000,
-    );
     const agents = agentResumeMessage(res.terminal?.agents);
     if (agents) {
       void vscode.window.showInformationMessage(`Tether: ${agents}`);
@@ -334,6 +327,21 @@ export async function activate(context: vscode.ExtensionContext): Promise<Tether
     ui,
     whenStatus,
   };
+}
+
+/** Short enough for the status bar ("… reattached tmux session t" was cut): the session's name
+ * and the details are in the terminal's title and the notifications. */
+export function resumeStatusMessage(res: ResumeResult): string {
+  const n = res.opened.length;
+  const bits = [`${n} file${n === 1 ? "" : "s"}`];
+  if (res.restoredBuffers.length) {
+    bits.push(`${res.restoredBuffers.length} unsaved`);
+  }
+  if (res.terminal) {
+    bits.push(res.terminal.recreated ? "terminal recreated" : "terminal back");
+  }
+  const cp = res.checkpoint !== null ? ` #${res.checkpoint}` : "";
+  return `$(check) Tether: resumed${cp} · ${bits.join(" · ")}`;
 }
 
 let activeManager: ServerManager | undefined;

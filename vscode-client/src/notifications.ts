@@ -1,6 +1,6 @@
 // Handlers for the server's tether/openTerminal and tether/showNextSteps notifications.
 import * as vscode from "vscode";
-import { AgentResume, OpenTerminalParams, ShowNextStepsParams } from "./protocol";
+import { AgentResume, OpenTerminalParams, RecentCommands, ShowNextStepsParams } from "./protocol";
 
 function isStringArray(v: unknown): v is string[] {
   return Array.isArray(v) && v.every((x) => typeof x === "string");
@@ -46,11 +46,16 @@ export function openTerminal(p: OpenTerminalParams): vscode.Terminal {
 
 export function normalizeNextSteps(p: unknown): ShowNextStepsParams {
   const o = (p && typeof p === "object" ? p : {}) as Record<string, unknown>;
+  const recent = Array.isArray(o.recentCommands) ? o.recentCommands : [];
   return {
     task: typeof o.task === "string" && o.task ? o.task : null,
     nextSteps: isStringArray(o.nextSteps) ? o.nextSteps : [],
     filesInProgress: isStringArray(o.filesInProgress) ? o.filesInProgress : [],
     runs: Array.isArray(o.runs) ? (o.runs as ShowNextStepsParams["runs"]).filter((r) => r && typeof r === "object") : [],
+    recentCommands: recent.filter(
+      (r): r is RecentCommands =>
+        !!r && typeof r === "object" && typeof (r as RecentCommands).where === "string" && isStringArray((r as RecentCommands).commands),
+    ),
     summary: typeof o.summary === "string" ? o.summary : "",
     shipped: isStringArray(o.shipped) ? o.shipped : [],
   };
@@ -58,22 +63,22 @@ export function normalizeNextSteps(p: unknown): ShowNextStepsParams {
 
 const SHIPPED = " (from the repository's .agent-session.json, not recorded on this machine)";
 
+const TOAST_STEPS = 3;
+
+/**
+ * One toast line, readable as a list: "Tether · wire up mul — next: 1. import mul; 2. add test
+ * (+1 more)" (a toast collapses spaces and line breaks). The full list (and runs, files, recent
+ * commands) is one click away ("Show all"). Steps the repository shipped say so.
+ */
 export function nextStepsMessage(p: ShowNextStepsParams): string {
-  // The server's summary already says task and next steps; built here only when it is absent.
-  if (p.summary.trim()) {
-    return `Tether: ${p.summary.trim()}`;
+  const head = p.task ? `Tether · ${p.task}` : "Tether";
+  if (!p.nextSteps.length) {
+    return `${head} — no next steps recorded.`;
   }
-  const parts: string[] = [];
-  if (p.task) {
-    parts.push(`Task: ${p.task}.`);
-  }
-  if (p.nextSteps.length) {
-    const more = p.nextSteps.length > 1 ? ` (+${p.nextSteps.length - 1} more)` : "";
-    parts.push(`Next: ${p.nextSteps[0]}${more}.`);
-  } else {
-    parts.push("No next steps recorded.");
-  }
-  return `Tether: ${parts.join(" ")}`;
+  const shown = p.nextSteps.slice(0, TOAST_STEPS).map((s, i) => `${i + 1}. ${s}`);
+  const more = p.nextSteps.length > TOAST_STEPS ? ` (+${p.nextSteps.length - TOAST_STEPS} more)` : "";
+  const from = p.shipped.includes("nextSteps") ? " (from the repository's .agent-session.json)" : "";
+  return `${head} — next${from}: ${shown.join("; ")}${more}`;
 }
 
 type NextItem = vscode.QuickPickItem & { file?: string };
@@ -104,6 +109,12 @@ export async function showAllNextSteps(p: ShowNextStepsParams, root: vscode.Uri 
     items.push(sep("Files in progress"));
     for (const f of p.filesInProgress) {
       items.push({ label: `$(file) ${f}`, file: f });
+    }
+  }
+  for (const r of p.recentCommands) {
+    items.push(sep(`Recent commands (terminal ${r.where})`));
+    for (const c of r.commands) {
+      items.push({ label: `$(terminal) ${c}` });
     }
   }
   const pick = await vscode.window.showQuickPick(items, { title: "Tether: task and next steps" });

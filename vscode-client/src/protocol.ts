@@ -32,8 +32,17 @@ export const COMMANDS = [
 export const NOTIFY_STATUS = "tether/status";
 export const NOTIFY_OPEN_TERMINAL = "tether/openTerminal";
 export const NOTIFY_SHOW_NEXT_STEPS = "tether/showNextSteps";
+export const NOTIFY_RESTORING_BUFFERS = "tether/restoringBuffers";
 
-export const NOTIFICATIONS = [NOTIFY_STATUS, NOTIFY_OPEN_TERMINAL, NOTIFY_SHOW_NEXT_STEPS] as const;
+export const NOTIFICATIONS = [
+  NOTIFY_STATUS,
+  NOTIFY_OPEN_TERMINAL,
+  NOTIFY_SHOW_NEXT_STEPS,
+  NOTIFY_RESTORING_BUFFERS,
+] as const;
+
+// The label of the workspace/applyEdit that puts a journaled unsaved buffer back.
+export const LABEL_RESTORE_EDIT = "Tether: restore unsaved changes";
 
 // client -> server notifications (LSP has no standard one for cursors)
 export const CLIENT_NOTIFY_CURSOR = "tether/cursor";
@@ -92,11 +101,19 @@ export interface Status {
   state: "idle" | "busy" | "error";
   error: string | null;
   lastCheckpoint: CheckpointInfo | null;
+  /** The agent's files, then those open in running editors (the same count as `tether status`). */
   filesInProgress: number;
   dirtyBuffers: number;
   tmux: { session: string; alive: boolean } | null;
+  /** Something of a previous session would come back that is not already open here. */
   resumeAvailable: boolean;
+  /** A save was noticed and its checkpoint is not written yet (or a checkpoint is being written). */
+  checkpointing?: boolean;
+  nextStep?: string | null;
+  /** Ready-made label: "#12 · 2m ago · 4 files", "checkpointing…", "no checkpoint yet", "error: …". */
   text: string;
+  /** Ready-made multi-line tooltip: the checkpoint (trigger, files), files in progress, next step. */
+  tooltip?: string;
 }
 
 export interface TimelineResult {
@@ -128,6 +145,8 @@ export interface ResumeResult {
   restoredBuffers: string[];
   skippedBuffers: { path: string; reason: string }[];
   terminal: { session: string; recreated: boolean; agents?: AgentResume[] } | null;
+  /** Why no terminal came back (e.g. no snapshot of the tmux session was ever recorded). */
+  noTerminal?: string | null;
   nextSteps: string[];
   /** Requests the editor did not answer in time (the resume went on without them). */
   timedOut?: { request: string; path: string }[];
@@ -164,11 +183,18 @@ export interface RunSummary {
   summary: string;
 }
 
+export interface RecentCommands {
+  /** "window agent" (", pane 2" when the window has several). */
+  where: string;
+  commands: string[];
+}
+
 export interface ShowNextStepsParams {
   task: string | null;
   nextSteps: string[];
   filesInProgress: string[];
   runs: RunSummary[];
+  recentCommands: RecentCommands[];
   summary: string;
   /** Which of "task" / "nextSteps" came from the repository's .agent-session.json, not this machine. */
   shipped: string[];

@@ -94,24 +94,40 @@ export function renderIndicator(phase: Phase, now: number = Date.now()): Indicat
   if (s.resumeAvailable) {
     return {
       text: "$(debug-restart) Resume agent session",
-      tooltip: `Tether: a previous session can be resumed.\n\n${details}\n\nClick to resume.`,
+      tooltip: `Tether\n\n${details}\n\nClick to resume.`,
       command: "tether.resumeSession",
       background: "warning",
     };
   }
-  const icon = s.state === "busy" ? "$(sync~spin)" : "$(history)";
-  const label = s.lastCheckpoint
-    ? `${relativeTime(s.lastCheckpoint.time, now)} · ${plural(s.filesInProgress, "file")}`
-    : "Tether: no checkpoint yet";
+  const spin = s.checkpointing || s.state === "busy";
+  const icon = spin ? "$(sync~spin)" : "$(history)";
+  // The server's label ("#12 · 2m ago · 4 files", "checkpointing…"): one wording for every client.
+  const label = s.lastCheckpoint || s.checkpointing ? serverLabel(s, now) : "Tether: no checkpoint yet";
   return {
     text: `${icon} ${label}`,
-    tooltip: `Tether${s.state === "busy" ? " (working…)" : ""}\n\n${details}\n\nClick to show the timeline.`,
+    tooltip: `Tether${s.state === "busy" && !s.checkpointing ? " (working…)" : ""}\n\n${details}\n\nClick to show the timeline.`,
     command: "tether.showTimeline",
     background: undefined,
   };
 }
 
+/** The server's ready-made label, or the same built here from an older server's fields. */
+function serverLabel(s: Status, now: number): string {
+  if (s.text && s.tooltip !== undefined) {
+    return s.text;
+  }
+  const cp = s.lastCheckpoint;
+  if (!cp) {
+    return "checkpointing…";
+  }
+  const files = s.filesInProgress ? ` · ${plural(s.filesInProgress, "file")}` : "";
+  return `#${cp.id} · ${relativeTime(cp.time, now)}${files}`;
+}
+
 function statusDetails(s: Status, now: number): string {
+  if (typeof s.tooltip === "string" && s.tooltip) {
+    return `${s.tooltip}\nWorkspace: ${s.workspace}`;
+  }
   const lines: string[] = [];
   const cp = s.lastCheckpoint;
   if (cp) {

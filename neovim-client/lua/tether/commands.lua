@@ -23,8 +23,52 @@ local function parse_checkpoint(word, sub)
   return n, true
 end
 
---- Split `wrote tests --next fix lint --next docs --task refactor auth` like the CLI's
---- `tether step --done MSG --next STEP --task TEXT`.
+--- Words of `text` split as a shell would: "…" and '…' group words and are removed, a backslash
+--- keeps the next character. Each word says whether any of it was quoted (then `--next` is text).
+---@return {text: string, quoted: boolean}[]|nil, string|nil
+function M.split_words(text)
+  local words, cur, quote, quoted, any = {}, {}, nil, false, false
+  local i, n = 1, #text
+  local function flush()
+    if any then
+      words[#words + 1] = { text = table.concat(cur), quoted = quoted }
+    end
+    cur, quoted, any = {}, false, false
+  end
+  while i <= n do
+    local ch = text:sub(i, i)
+    if quote then
+      if ch == quote then
+        quote = nil
+      elseif ch == '\\' and quote == '"' and i < n then
+        i = i + 1
+        cur[#cur + 1] = text:sub(i, i)
+      else
+        cur[#cur + 1] = ch
+      end
+    elseif ch == '"' or ch == "'" then
+      quote, quoted, any = ch, true, true
+    elseif ch == '\\' and i < n then
+      i = i + 1
+      cur[#cur + 1] = text:sub(i, i)
+      any = true
+    elseif ch:match('%s') then
+      flush()
+    else
+      cur[#cur + 1] = ch
+      any = true
+    end
+    i = i + 1
+  end
+  if quote then
+    return nil, ('unclosed %s quote'):format(quote)
+  end
+  flush()
+  return words, nil
+end
+
+--- Split `wrote tests --next fix lint --next "update docs" --task 'refactor auth'` like the
+--- CLI's `tether step --done MSG --next STEP --task TEXT` (quotes group words, as in a shell).
 ---@return {done: string, next: string[], task: string|nil}|nil, string|nil
 function M.parse_step(text)
   local out = { next = {} }
@@ -44,8 +88,12 @@ function M.parse_step(text)
       return ('unknown option --%s (use --next or --task)'):format(flag)
     end
   end
-  for word in text:gmatch('%S+') do
-    local f = word:match('^%-%-(%a+)$')
+  local split, split_err = M.split_words(text)
+  if not split then
+    return nil, split_err
+  end
+  for _, word in ipairs(split) do
+    local f = not word.quoted and word.text:match('^%-%-(%a+)$')
     if f then
       local err = flush()
       if err then
@@ -53,7 +101,7 @@ function M.parse_step(text)
       end
       flag = f
     else
-      words[#words + 1] = word
+      words[#words + 1] = word.text
     end
   end
   local err = flush()

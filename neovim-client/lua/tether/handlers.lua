@@ -3,6 +3,7 @@ local protocol = require('tether.protocol')
 local state = require('tether.state')
 local ui = require('tether.ui')
 local config = require('tether.config')
+local swap = require('tether.swap')
 
 local M = {}
 
@@ -33,6 +34,16 @@ M[protocol.NOTIFY_SHOW_NEXT_STEPS] = function(_, params, ctx)
     ui.show_next_steps(params)
   end
   state.fire('TetherNextSteps', { client_id = ctx.client_id, next_steps = params })
+end
+
+-- Which buffers the next edits restore, so that a swap file met while loading them is decided
+-- (tether.swap) rather than left to a prompt.
+M[protocol.NOTIFY_RESTORING_BUFFERS] = function(_, params)
+  swap.announce(params)
+end
+
+M['workspace/applyEdit'] = function(err, params, ctx, hconfig)
+  return swap.wrap_apply_edit(vim.lsp.handlers['workspace/applyEdit'])(err, params, ctx, hconfig)
 end
 
 --- Byte column in `bufnr` for an LSP position.
@@ -68,6 +79,10 @@ end
 --- files that buries the layout. Unfocused documents become listed, loaded buffers whose
 --- cursor is placed when they are first displayed ('unfocused_documents' = 'buffer').
 M['window/showDocument'] = function(err, params, ctx, hconfig)
+  if not err and type(params) == 'table' and type(params.uri) == 'string' and not params.external then
+    -- A file being restored may have a swap file of a crashed Neovim: decided before loading.
+    swap.prepare(vim.uri_to_bufnr(params.uri))
+  end
   if err or type(params) ~= 'table' or params.external or params.takeFocus ~= false
     or config.get().unfocused_documents ~= 'buffer'
   then

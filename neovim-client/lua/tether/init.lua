@@ -45,6 +45,7 @@ function M.setup(opts)
   vim.lsp.config('tether', M.lsp_config(cfg))
   api.nvim_clear_autocmds({ group = augroup })
   require('tether.cursor').attach_autocmds()
+  require('tether.swap').attach_autocmds()
   if cfg.autostart then
     vim.lsp.enable('tether')
     -- vim.lsp.enable() starts servers on FileType, which never fires for files without a
@@ -120,7 +121,7 @@ function M.statusline()
   else
     label = ui.relative_time(st.lastCheckpoint.time)
   end
-  if st.state == protocol.STATE_BUSY then
+  if st.state == protocol.STATE_BUSY and not st.checkpointing then
     label = label .. ' …'
   end
   if prefix == '' then
@@ -266,13 +267,19 @@ function M.resume(opts)
     for _, s in ipairs(type(result.skippedBuffers) == 'table' and result.skippedBuffers or {}) do
       parts[#parts + 1] = ('kept %s as on disk (%s)'):format(tostring(s.path), tostring(s.reason))
     end
+    -- Why no terminal came back (no snapshot of the tmux session was ever recorded…).
+    if type(result.noTerminal) == 'string' and result.noTerminal ~= '' then
+      parts[#parts + 1] = 'no terminal: ' .. result.noTerminal
+    end
     local cp = (type(result.checkpoint) == 'number') and (' checkpoint #' .. result.checkpoint) or ''
     local nothing = #(result.opened or {}) == 0
       and #(result.restoredBuffers or {}) == 0
       and type(result.terminal) ~= 'table'
     if nothing then
-      ui.notify(('nothing to resume%s: no files in progress, no unsaved buffers, no terminal'):format(
-        cp ~= '' and (' at' .. cp) or ''
+      local why = type(result.noTerminal) == 'string' and result.noTerminal ~= '' and result.noTerminal
+        or 'no terminal'
+      ui.notify(('nothing to resume%s: no files in progress, no unsaved buffers; %s'):format(
+        cp ~= '' and (' at' .. cp) or '', why
       ))
     else
       ui.notify(('resumed%s: %s'):format(cp, table.concat(parts, '; ')))
@@ -326,29 +333,21 @@ function M.show_status()
     end
     state.set_status(client.id, st)
     pcall(vim.cmd, 'redrawstatus!')
-    local lines = { 'workspace: ' .. tostring(st.workspace) }
-    local cp = st.lastCheckpoint
-    if type(cp) == 'table' then
-      lines[#lines + 1] = ('last checkpoint: #%d %s (%s)%s'):format(
-        cp.id,
-        ui.relative_time(cp.time),
-        tostring(cp.trigger),
-        type(cp.message) == 'string' and (' ' .. cp.message) or ''
+    -- The server's own wording (the same counts as `tether status` and VS Code).
+    local lines = { tostring(st.text), 'Workspace: ' .. tostring(st.workspace) }
+    if type(st.tooltip) == 'string' and st.tooltip ~= '' then
+      vim.list_extend(lines, vim.split(st.tooltip, '\n', { plain = true }))
+    else
+      lines[#lines + 1] = ('files in progress: %s, unsaved buffers: %s'):format(
+        tostring(st.filesInProgress),
+        tostring(st.dirtyBuffers)
       )
-    else
-      lines[#lines + 1] = 'last checkpoint: none yet'
     end
-    lines[#lines + 1] = ('files in progress: %s, unsaved buffers: %s'):format(tostring(st.filesInProgress), tostring(st.dirtyBuffers))
-    if type(st.tmux) == 'table' then
-      lines[#lines + 1] = ('tmux: %s (%s)'):format(tostring(st.tmux.session), st.tmux.alive and 'alive' or 'not running')
-    else
-      lines[#lines + 1] = 'tmux: off'
+    if type(st.tmux) ~= 'table' then
+      lines[#lines + 1] = 'Terminal: tmux off'
     end
     if st.resumeAvailable then
-      lines[#lines + 1] = 'resume available: :Tether resume'
-    end
-    if st.state == protocol.STATE_ERROR then
-      lines[#lines + 1] = 'error: ' .. tostring(st.error)
+      lines[#lines + 1] = 'Resume available: :Tether resume'
     end
     ui.notify(table.concat(lines, '\n'))
   end)
@@ -426,7 +425,21 @@ function M.diff(opts)
   end)
 end
 
+--- Loaded buffers with unsaved edits among `files` (FileDiff[]) of the client's workspace.
+local function modified_buffers(client, files)
+  local out = {}
+  for _, f in ipairs(files) do
+    local b = vim.fn.bufnr(vim.fs.joinpath(client.root_dir or vim.fn.getcwd(), f.path))
+    if b > 0 and api.nvim_buf_is_loaded(b) and vim.bo[b].modified then
+      out[#out + 1] = { path = f.path, buf = b }
+    end
+  end
+  return out
+end
+
 --- Restore files from a checkpoint: preview the diff, confirm, restore, reload buffers.
+--- Buffers with unsaved edits are named in the question, before anything is written; after
+--- the restore they are reloaded (`u` brings the unsaved edits back), so no W12 prompt follows.
 ---@param opts {checkpoint: integer, paths: string[]|nil}
 function M.restore(opts)
   if type(opts) ~= 'table' or type(opts.checkpoint) ~= 'number' then
@@ -437,30 +450,81 @@ function M.restore(opts)
   if opts.paths and #opts.paths > 0 then
     params.paths = opts.paths
   end
-  M.exec(protocol.CMD_RESTORE, params, function(preview)
+  M.exec(protocol.CMD_RESTORE, params, function(preview, client)
     local files = type(preview) == 'table' and type(preview.files) == 'table' and preview.files or {}
     if #files == 0 then
       ui.notify(('nothing to restore: the workspace matches checkpoint #%d'):format(opts.checkpoint))
       return
     end
-    local title = ('Restore from checkpoint #%d: %d file%s'):format(opts.checkpoint, #files, #files == 1 and '' or 's')
+    local function n_files(n)
+      return ('%d file%s'):format(n, n == 1 and '' or 's')
+    end
+    local title = ('Restore from checkpoint #%d: %s'):format(opts.checkpoint, n_files(#files))
     local buf, win = ui.open_diff_preview(title, files)
-    local choices = { ('Restore %d file%s'):format(#files, #files == 1 and '' or 's'), 'Cancel' }
-    vim.ui.select(choices, { prompt = title .. '?', kind = 'tether.confirm' }, function(choice)
+    -- The preview must be on screen before the question takes the command line.
+    vim.cmd('redraw')
+    local modified = modified_buffers(client, files)
+    local prompt = title .. '?'
+    local choices = { { label = 'Restore ' .. n_files(#files), paths = params.paths } }
+    if #modified > 0 then
+      local names = table.concat(vim.tbl_map(function(m)
+        return m.path
+      end, modified), ', ')
+      prompt = ('%s %s ha%s unsaved edits here: restoring replaces them (u in the buffer brings them back).'):format(
+        title .. '.',
+        names,
+        #modified == 1 and 's' or 've'
+      )
+      choices[1].label = ('Restore %s, replacing the unsaved edits in %s'):format(n_files(#files), names)
+      local skip = {}
+      for _, m in ipairs(modified) do
+        skip[m.path] = true
+      end
+      local others = vim.tbl_map(function(f)
+        return f.path
+      end, vim.tbl_filter(function(f)
+        return not skip[f.path]
+      end, files))
+      if #others > 0 then
+        choices[#choices + 1] = { label = ('Restore only the other %s'):format(n_files(#others)), paths = others }
+      end
+    end
+    choices[#choices + 1] = { label = 'Cancel' }
+    vim.ui.select(choices, {
+      prompt = prompt,
+      kind = 'tether.confirm',
+      format_item = function(c)
+        return c.label
+      end,
+    }, function(choice)
       if api.nvim_win_is_valid(win) and api.nvim_win_get_buf(win) == buf then
         pcall(api.nvim_win_close, win, true)
       end
-      if choice ~= choices[1] then
+      if not choice or choice.label == 'Cancel' then
         return
       end
-      params.dryRun = false
-      M.exec(protocol.CMD_RESTORE, params, function(result)
+      local run = vim.deepcopy(params)
+      run.dryRun = false
+      run.paths = choice.paths
+      M.exec(protocol.CMD_RESTORE, run, function(result)
+        local restored = type(result) == 'table' and type(result.files) == 'table' and result.files or files
+        local wrote = {}
+        for _, f in ipairs(restored) do
+          wrote[f.path] = true
+        end
+        -- Reloaded first (undoable), so that :checktime finds nothing to ask about.
+        for _, m in ipairs(modified) do
+          if wrote[m.path] and api.nvim_buf_is_valid(m.buf) then
+            api.nvim_buf_call(m.buf, function()
+              vim.cmd('silent edit!')
+            end)
+          end
+        end
         vim.cmd('checktime')
         local undo = type(result) == 'table' and result.undoCheckpoint
         ui.notify(
-          ('restored %d file%s from checkpoint #%d%s'):format(
-            #files,
-            #files == 1 and '' or 's',
+          ('restored %s from checkpoint #%d%s'):format(
+            n_files(#restored),
             opts.checkpoint,
             type(undo) == 'number' and ('; undo with :Tether restore ' .. undo) or ''
           )

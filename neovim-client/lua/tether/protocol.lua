@@ -33,8 +33,17 @@ M.COMMANDS = {
 M.NOTIFY_STATUS = 'tether/status'
 M.NOTIFY_OPEN_TERMINAL = 'tether/openTerminal'
 M.NOTIFY_SHOW_NEXT_STEPS = 'tether/showNextSteps'
+M.NOTIFY_RESTORING_BUFFERS = 'tether/restoringBuffers'
 
-M.NOTIFICATIONS = { M.NOTIFY_STATUS, M.NOTIFY_OPEN_TERMINAL, M.NOTIFY_SHOW_NEXT_STEPS }
+M.NOTIFICATIONS = {
+  M.NOTIFY_STATUS,
+  M.NOTIFY_OPEN_TERMINAL,
+  M.NOTIFY_SHOW_NEXT_STEPS,
+  M.NOTIFY_RESTORING_BUFFERS,
+}
+
+-- The label of the workspace/applyEdit that puts a journaled unsaved buffer back.
+M.LABEL_RESTORE_EDIT = 'Tether: restore unsaved changes'
 
 -- client -> server notifications (LSP has no standard one for cursors)
 M.CLIENT_NOTIFY_CURSOR = 'tether/cursor' -- {uri, line, character}

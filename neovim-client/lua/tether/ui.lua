@@ -93,10 +93,18 @@ local function next_steps_lines(p)
       add(('- %s %s'):format(mark, tostring(r.summary or r.command)))
     end
   end
-  if type(p.summary) == 'string' and p.summary ~= '' then
+  -- (The payload's one-line `summary` repeats the above: it is for notifications, not here.)
+  local recent = type(p.recentCommands) == 'table' and p.recentCommands or {}
+  if #recent > 0 then
     add('')
-    for _, l in ipairs(vim.split(p.summary, '\n', { plain = true })) do
-      add(l)
+    add('# Recent commands')
+    for _, r in ipairs(recent) do
+      if type(r) == 'table' and type(r.commands) == 'table' then
+        add(('In the terminal %s:'):format(tostring(r.where)))
+        for _, c in ipairs(r.commands) do
+          add('    $ ' .. tostring(c))
+        end
+      end
     end
   end
   return lines

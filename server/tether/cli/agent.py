@@ -279,18 +279,24 @@ def _restore_tmux(
                 {"session": link.session, "recreated": False},
                 argv,
             )
-        found = store.latest_attachment(protocol.ATTACH_TMUX)
+        from tether.tmux_watch import TmuxWatch, latest_snapshot
+
+        found = latest_snapshot(store)
         if found is None:
             return (
-                ["tmux: no snapshot recorded for this workspace yet (start one with `tether start`)"],
+                [
+                    f"tmux: session {link.session} is not running and no snapshot of it was ever "
+                    "recorded: no terminal to bring back (`tether start` creates one and records it)"
+                ],
                 None,
                 None,
             )
-        report = link.restore(found[1], RunPolicy(mode="allowlist" if run else "never"))
+        report = link.restore(found.data, RunPolicy(mode="allowlist" if run else "never"))
+        TmuxWatch(link).check_now(force=True, store=store)
     except TetherError as exc:
         return [f"tmux: could not restore the session: {exc.message}"], {"error": exc.message}, None
     argv = link.attach_argv()
-    lines = [f"tmux: recreated session {report.session} from checkpoint {found[0]}"]
+    lines = [f"tmux: recreated session {report.session} from {found.describe()}"]
     for p in report.panes:
         if p.agent:
             from tether.conversations import describe

@@ -13,16 +13,18 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from tether import paths
 from tether.cli.common import add_output_flags, find_workspace
 from tether.cli.output import emit, warn
 from tether.errors import TetherError, TmuxError
-from tether.protocol import ATTACH_TMUX
 from tether.text import escape
 from tether.tmux_link import RunPolicy, TmuxLink
 from tether.user_config import user_link
+
+if TYPE_CHECKING:
+    from tether.tmux_watch import StoredSnapshot
 
 MIN_TMUX = (3, 0)
 
@@ -65,9 +67,17 @@ def _exec_attach(argv: list[str]) -> NoReturn:
     os.execvp(argv[0], argv)
 
 
+def _snapshot_now(link: TmuxLink, force: bool) -> None:
+    """Record the session at once (and set its hooks): a reboot a second later brings it back."""
+    from tether.tmux_watch import TmuxWatch
+
+    TmuxWatch(link).check_now(force=force)
+
+
 def cmd_start(args: argparse.Namespace) -> int:
     link = _link(args)
     name, created = link.ensure_session()
+    _snapshot_now(link, force=created)
     argv = link.attach_argv()
     emit(args, {"session": name, "created": created, "attach": argv}, name)
     if args.attach:
@@ -77,15 +87,16 @@ def cmd_start(args: argparse.Namespace) -> int:
     return 0
 
 
-def _latest_snapshot(args: argparse.Namespace, root: Path) -> tuple[int, bytes] | None:
+def _latest_snapshot(args: argparse.Namespace, root: Path) -> StoredSnapshot | None:
     """The newest tmux snapshot of this workspace, without creating a store that does not exist."""
     from tether.store import DB_NAME, Store, workspace_key
+    from tether.tmux_watch import latest_snapshot
 
     base = Path(args.state_dir) if args.state_dir else paths.state_dir()
     if not (base / "workspaces" / workspace_key(root) / DB_NAME).exists():
         return None
     with Store.open(root, args.state_dir) as store:
-        return store.latest_attachment(ATTACH_TMUX)
+        return latest_snapshot(store)
 
 
 def cmd_attach(args: argparse.Namespace) -> int:
@@ -94,14 +105,14 @@ def cmd_attach(args: argparse.Namespace) -> int:
     if not link.alive():
         found = _latest_snapshot(args, link.root)
         if found is not None:
-            n, data = found
             policy = RunPolicy(mode="never" if args.no_run else "allowlist")
-            report = link.restore(data, policy)
-            result.update(recreated=report.recreated, checkpoint=n, restore=report.to_json())
+            report = link.restore(found.data, policy)
+            _snapshot_now(link, force=True)
+            result.update(recreated=report.recreated, checkpoint=found.checkpoint, restore=report.to_json())
             ran = [p for p in report.panes if p.action == "ran"]
             typed = [p for p in report.panes if p.action == "typed"]
             print(
-                f"tether: recreated {link.session} from checkpoint {n}: {len(report.panes)} panes, "
+                f"tether: recreated {link.session} from {found.describe()}: {len(report.panes)} panes, "
                 f"{len(ran)} commands re-run, {len(typed)} typed and waiting for Enter",
                 file=sys.stderr,
             )
@@ -110,7 +121,12 @@ def cmd_attach(args: argparse.Namespace) -> int:
             for w in report.warnings:
                 warn(w)
         else:
+            print(
+                f"tether: no snapshot of {link.session} was ever recorded: starting a new session",
+                file=sys.stderr,
+            )
             link.ensure_session()
+            _snapshot_now(link, force=True)
             result["recreated"] = True
     argv = link.attach_argv()
     result["attach"] = argv

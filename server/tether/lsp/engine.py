@@ -24,16 +24,14 @@ from typing import Any, Protocol, TypeVar
 
 from tether import protocol as P
 from tether import resume as resume_mod
-from tether import safefs
+from tether import safefs, status_model
 from tether.checkpoints import Checkpointer
 from tether.config import Config
 from tether.diffing import is_binary
 from tether.documents import (
     Documents,
     end_position,
-    has_content,
     looks_secret,
-    parse_editor_state,
     text_hash,
 )
 from tether.errors import (
@@ -44,9 +42,10 @@ from tether.errors import (
     TetherError,
     TmuxError,
 )
-from tether.humanize import ago, plural
+from tether.humanize import plural
 from tether.lsp import params as prm
 from tether.paths import normalize_rel
+from tether.resume_candidate import ResumeCandidate
 from tether.scan import DEFAULT_IGNORED_DIRS, Scanner
 from tether.store import CheckpointInfo, Store
 from tether.text import escape
@@ -93,6 +92,7 @@ class _Backend:
     checkpointer: Checkpointer
     tmux: Any | None = None  # tether.tmux_link.TmuxLink when available
     agent: Any | None = None  # tether.agent_state.AgentSession when available
+    watch: Any | None = None  # tether.tmux_watch.TmuxWatch (its own thread) with the tmux link
 
 
 class Engine:
@@ -112,8 +112,11 @@ class Engine:
         self._last_checkpoint: CheckpointInfo | None = None
         self._tmux_status: dict[str, Any] | None = None
         self._agent_files: list[str] = []
-        self._resume_available = False
+        self._next_step: str | None = None
+        self._other_editor_files: list[str] = []  # open in other live editors (their journals)
+        self._candidate = ResumeCandidate()  # the previous session a resume would bring back
         self._busy = 0
+        self._checkpointing = 0
         self._error: str | None = None
         self._status_sent: dict[str, Any] | None = None
         self._status_sent_at = 0.0
@@ -133,6 +136,8 @@ class Engine:
         self._startup_warnings: list[str] = []
         self._resume_lock = asyncio.Lock()
         self._tmux_built_from: object = None
+        self._shutdown_task: asyncio.Future[None] | None = None
+        self._save_tasks: set[asyncio.Task[Any]] = set()
 
     # --- plumbing -------------------------------------------------------------------------
 
@@ -209,6 +214,8 @@ class Engine:
         if self.config.checkpoint_interval_seconds > 0:
             self._spawn(self._periodic())
         self._spawn(self._poll_tmux())
+        if self._backend is not None and self._backend.watch is not None:
+            self._backend.watch.start()
 
     def _open_backend(self) -> None:
         store = Store.open(self.root, self.config.state_dir)
@@ -217,14 +224,14 @@ class Engine:
         cp = Checkpointer(store, self.config.max_file_bytes, self._scanner_for(store))
         backend = _Backend(store, cp)
         cp.add_provider(P.ATTACH_EDITOR, lambda: self.docs.attachment_bytes(self.session_id))
-        self._claim_dead_sessions(store)
-        self._resume_available = has_content(parse_editor_state(store.get_state(resume_mod.STATE_PENDING)))
+        self._candidate.claim(store)
         self._last_checkpoint = store.latest()
         backend.tmux = self._make_tmux(store.root)
         if backend.tmux is not None:
             provider = getattr(backend.tmux, "snapshot_bytes", None)
             if callable(provider):
                 cp.add_provider(P.ATTACH_TMUX, provider)
+            backend.watch = self._make_watch(backend.tmux)
         backend.agent = self._make_agent(store)
         if backend.agent is not None:
             provider = getattr(backend.agent, "provider", None)
@@ -246,28 +253,6 @@ class Engine:
         return Scanner(
             store.root, self.config.max_file_bytes, ignored_dirs=DEFAULT_IGNORED_DIRS | {rel.parts[0]}
         )
-
-    def _claim_dead_sessions(self, store: Store) -> None:
-        """Journals of servers that are gone (crashed or exited) leave the live list; the newest
-        one with something in it becomes the session to resume. Live servers' journals (another
-        editor on this workspace) are left alone."""
-        dead: list[dict[str, Any]] = []
-
-        def fn(data: bytes | None) -> bytes | None:
-            dead.clear()
-            keep: list[dict[str, Any]] = []
-            for j in resume_mod.journal_sessions(data):
-                (keep if _server_alive(j) else dead).append(j)
-            return resume_mod.dump_sessions(keep) if dead else None
-
-        store.update_state(resume_mod.STATE_JOURNAL, fn)
-        candidates = [j for j in dead if has_content(j)]
-        if not candidates:
-            return
-        newest = max(candidates, key=_updated)
-        pending = parse_editor_state(store.get_state(resume_mod.STATE_PENDING))
-        if pending is None or _updated(newest) >= _updated(pending):
-            store.put_state(resume_mod.STATE_PENDING, json.dumps(newest).encode("utf-8"))
 
     def _make_tmux(self, root: Path) -> Any | None:
         self._tmux_built_from = _tmux_key(self.config)
@@ -336,6 +321,12 @@ class Engine:
             provider = getattr(b.tmux, "snapshot_bytes", None)
             if callable(provider):
                 b.checkpointer.add_provider(P.ATTACH_TMUX, provider)
+            # The snapshot-on-change watch follows the link (another socket, another session).
+            old, b.watch = b.watch, self._make_watch(b.tmux) if b.tmux is not None else None
+            if old is not None:
+                old.stop()
+            if b.watch is not None:
+                b.watch.start()
             self._refresh_side_state()
 
         await self._run(rebuild)
@@ -343,6 +334,16 @@ class Engine:
             self.client.show_message("warning", w)
         self._startup_warnings.clear()
         self.update_status()
+
+    def _make_watch(self, link: Any) -> Any | None:
+        """The tmux session is snapshotted on every change of its own, not only at checkpoints."""
+        try:
+            from tether.tmux_watch import TmuxWatch
+
+            return TmuxWatch(link)
+        except Exception:
+            log.exception("tmux watch not started")
+            return None
 
     def _make_agent(self, store: Store) -> Any | None:
         try:
@@ -357,10 +358,17 @@ class Engine:
             return None
 
     def _refresh_side_state(self) -> None:
-        """Worker thread: tmux liveness and the agent's files, for the status."""
+        """Worker thread: tmux liveness, the agent's files and next step, the files other live
+        editors have open, and the resume candidate, for the status."""
         b = self._backend
         if b is None:
             return
+        try:
+            journals = resume_mod.journal_sessions(b.store.get_state(resume_mod.STATE_JOURNAL))
+            self._other_editor_files = status_model.live_editor_files(journals, self.session_id)
+            self._candidate.load(b.store)
+        except TetherError as exc:
+            log.warning("editor journals unreadable: %s", exc.message)
         if b.tmux is not None:
             try:
                 alive = bool(b.tmux.alive())
@@ -375,16 +383,34 @@ class Engine:
                 if files is None and isinstance(st, Mapping):
                     files = st.get("files_in_progress") or st.get("filesInProgress")
                 self._agent_files = [f for f in (files or []) if isinstance(f, str)]
+                steps = getattr(st, "next_steps", None)
+                self._next_step = steps[0] if isinstance(steps, list) and steps else None
             except Exception as exc:
                 log.warning("agent state read failed: %s", exc)
 
     async def shutdown(self) -> None:
-        """Client asked to shut down: write the journal one last time and freeze it."""
-        if self._frozen:
-            return
+        """The editor is going away (``shutdown``, stdin closed, SIGTERM): the journal is
+        written one last time and frozen, and saves still waiting for their debounced checkpoint
+        get it now (`:w` then `:qa!` must not lose the save). Concurrent calls share one run."""
+        if self._shutdown_task is None:
+            self._shutdown_task = asyncio.ensure_future(self._do_shutdown())
+        await asyncio.shield(self._shutdown_task)
+
+    async def _do_shutdown(self) -> None:
         with contextlib.suppress(Exception):
-            await self._flush_journal()
+            await self._flush_journal(clean=True)
         self._frozen = True
+        with contextlib.suppress(Exception):
+            await self.flush_pending_saves()
+
+    async def flush_pending_saves(self) -> None:
+        """Checkpoint the saves the debounce is holding back, and wait for those under way."""
+        if self._save_timer is not None:
+            self._save_timer.cancel()
+            self._save_timer = None
+            self._fire_save()
+        while self._save_tasks:
+            await asyncio.gather(*list(self._save_tasks), return_exceptions=True)
 
     async def close(self) -> None:
         if self._closed:
@@ -398,6 +424,9 @@ class Engine:
         if self._watcher is not None:
             with contextlib.suppress(Exception):
                 await asyncio.get_running_loop().run_in_executor(None, self._watcher.stop)
+        if self._backend is not None and self._backend.watch is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.get_running_loop().run_in_executor(None, self._backend.watch.stop)
         if self._backend is not None:
             with contextlib.suppress(Exception):
                 await self._run(self._backend.store.close)
@@ -487,6 +516,7 @@ class Engine:
         # A checkpoint means "keep everything now": unsaved buffers included.
         await self.flush_journal_now()
         self._busy += 1
+        self._checkpointing += 1
         self.update_status()
         try:
             info = await self._run(
@@ -507,6 +537,7 @@ class Engine:
             return info
         finally:
             self._busy -= 1
+            self._checkpointing -= 1
             self.update_status()
 
     def _checkpoint_sync(
@@ -556,8 +587,15 @@ class Engine:
         now = time.monotonic()
         if not self._pending_paths:
             self._pending_first = now
+        echo = self._save_timer is not None and self._pending_paths.issuperset(rels)
         self._pending_paths.update(rels)
         self._pending_from_editor = self._pending_from_editor or from_editor
+        if from_editor:
+            self.update_status()  # "checkpointing…" at once
+        if echo:
+            # The same files again (the watcher, or the editor's file events, seeing the save
+            # just told): the checkpoint is not pushed back.
+            return
         if self._save_timer is not None:
             self._save_timer.cancel()
         delay = self.config.save_debounce_ms / 1000
@@ -573,11 +611,18 @@ class Engine:
         self._pending_from_editor = False
         if paths:
             message = None if from_editor else "changed on disk"
-            self._spawn(self._save_checkpoint(paths, message))
+            self._checkpointing += 1  # from the save on, until its checkpoint is written
+            task = self._spawn(self._save_checkpoint(paths, message))
+            self._save_tasks.add(task)
+            task.add_done_callback(self._save_tasks.discard)
 
     async def _save_checkpoint(self, paths: list[str], message: str | None) -> None:
-        with contextlib.suppress(TetherError):
-            await self._checkpoint(P.TRIGGER_SAVE, message, paths=paths, files_only=True)
+        try:
+            with contextlib.suppress(TetherError):
+                await self._checkpoint(P.TRIGGER_SAVE, message, paths=paths, files_only=True)
+        finally:
+            self._checkpointing -= 1
+            self.update_status()
 
     async def _import_agent_file(self) -> None:
         await self.wait_ready()
@@ -710,16 +755,20 @@ class Engine:
         self._journal_timer = None
         self._spawn(self._flush_journal())
 
-    async def _flush_journal(self) -> None:
+    async def _flush_journal(self, clean: bool = False) -> None:
+        """``clean``: the editor shut down in order; its journal then offers a resume only for
+        unsaved text it did not get back (status_model.resume_offer)."""
         if self._frozen:
             return
         gen = self.docs.generation
-        if gen == self._journal_written_gen:
+        if gen == self._journal_written_gen and not clean:
             return
         await self.wait_ready()
         # Like checkpoints, huge buffers are not stored (the journal is rewritten every second).
         snap = self.docs.snapshot(self.session_id, with_text=True, max_text=self.config.max_file_bytes)
         snap["pid"] = os.getpid()
+        if clean:
+            snap["clean"] = True
 
         def write() -> None:
             # Buffers opened a moment ago may not be vetted yet: do it here, off the loop.
@@ -753,8 +802,9 @@ class Engine:
 
     def status(self) -> dict[str, Any]:
         last = self._last_checkpoint
-        open_paths = set(self.docs.open_paths())
-        in_progress = len(open_paths | set(self._agent_files))
+        files = status_model.files_in_progress(
+            self._agent_files, [*self.docs.open_paths(), *self._other_editor_files]
+        )
         dirty = len(self.docs.dirty())
         if self._error:
             state = P.STATE_ERROR
@@ -762,23 +812,36 @@ class Engine:
             state = P.STATE_BUSY
         else:
             state = P.STATE_IDLE
-        if self._error:
-            text = f"error: {escape(self._error)}"
-        elif last is None:
-            text = "no checkpoint yet"
-        else:
-            text = f"{ago(last.time)} · {plural(in_progress, 'file')}"
+        checkpointing = self._checkpointing > 0 or (bool(self._pending_paths) and self._pending_from_editor)
+        resume = self.resume_offered()
+        facts = status_model.StatusFacts(
+            last=last,
+            files=files,
+            dirty=dirty,
+            checkpointing=checkpointing and not self._error,
+            error=self._error,
+            next_step=self._next_step,
+            tmux=self._tmux_status,
+            resume=resume,
+        )
         return {
             "workspace": str(self.root),
             "state": state,
             "error": self._error,
             "lastCheckpoint": _shown(last) if last else None,
-            "filesInProgress": in_progress,
+            "filesInProgress": len(files),
             "dirtyBuffers": dirty,
             "tmux": dict(self._tmux_status) if self._tmux_status is not None else None,
-            "resumeAvailable": self._resume_available,
-            "text": text,
+            "resumeAvailable": resume,
+            "checkpointing": facts.checkpointing,
+            "nextStep": self._next_step,
+            "text": status_model.status_text(facts),
+            "tooltip": status_model.status_tooltip(facts),
         }
+
+    def resume_offered(self) -> bool:
+        """Something of the previous session would come back that is not already here."""
+        return self._candidate.offered((d.path, d.text) for d in self.docs.all())
 
     def update_status(self) -> None:
         """Send tether/status if it changed, at most every status_min_interval_ms; the last
@@ -822,6 +885,8 @@ class Engine:
         await self._run(lambda: self.backend.checkpointer.note_changed(paths)) if paths else None
         info = await self._checkpoint(P.TRIGGER_MANUAL, message, full=True, allow_empty=True)
         assert info is not None
+        self._candidate.superseded = True
+        self.update_status()
         return _shown(info)
 
     async def cmd_timeline(self, p: Mapping[str, Any]) -> dict[str, Any]:
@@ -940,6 +1005,7 @@ class Engine:
             info, hand = await self._run(work)
         finally:
             self._busy -= 1
+            self._candidate.superseded = True
             self.update_status()
         self.client.notify(
             P.NOTIFY_SHOW_NEXT_STEPS, resume_mod.next_steps_payload(hand, self.docs.open_paths())
@@ -968,6 +1034,9 @@ class Engine:
 
         def work() -> tuple[str, bool, list[str]]:
             name, created = link.ensure_session()
+            if b.watch is not None:
+                # Snapshotted at once (and hooked): a reboot a second later brings it back.
+                b.watch.check_now(force=bool(created), store=b.store)
             argv = list(link.attach_argv())
             self._refresh_side_state()
             return str(name), bool(created), argv
@@ -1019,18 +1088,40 @@ class Engine:
         shows = [s for s in plan.show if not s.focus] if self.client.supports_show_document else []
         focus = [s for s in plan.show if s.focus] if self.client.supports_show_document else []
         buffers = []
+        retry: set[str] = set()  # not restored, for a reason that may pass: stays pending
         for buf in plan.buffers:
             verdict, end = self._against_live_doc(buf.path, buf.text)
             if verdict == "same":
                 restored.append(buf.path)  # already there (e.g. a second resume): no edit
             elif verdict is not None:
                 skipped.append({"path": buf.path, "reason": verdict})
+                retry.add(buf.path)
             else:
-                buffers.append(resume_mod.BufferEdit(buf.path, buf.uri, buf.text, end or buf.end))
-        label = "Tether: restore unsaved changes"
+                buffers.append(
+                    resume_mod.BufferEdit(buf.path, buf.uri, buf.text, end or buf.end, buf.base_hash)
+                )
+        if buffers:
+            # Before the edits (notifications and requests keep their order): an editor with its
+            # own recovery files (Neovim's swap files) decides with these which copy is newer.
+            journaled = plan.journaled_at
+            self.client.notify(
+                P.NOTIFY_RESTORING_BUFFERS,
+                {
+                    "buffers": [
+                        {
+                            "path": b.path,
+                            "uri": b.uri,
+                            "journaledAt": _iso_ms(journaled) if journaled is not None else None,
+                            "textHash": text_hash(b.text),
+                            "baseHash": b.base_hash,
+                        }
+                        for b in buffers
+                    ]
+                },
+            )
         results = await asyncio.gather(
             *(self.client.show_document(s.uri, s.line, s.character, False) for s in shows),
-            *(self.client.apply_edit(label, b.uri, b.end, b.text) for b in buffers),
+            *(self.client.apply_edit(P.LABEL_RESTORE_EDIT, b.uri, b.end, b.text) for b in buffers),
             return_exceptions=True,
         )
         # Requests the editor never answered (each is bounded): said in the result.
@@ -1048,6 +1139,7 @@ class Engine:
                 skipped.append({"path": b.path, "reason": res.message})
             else:
                 why = res[1] if isinstance(res, tuple) else str(res)
+                retry.add(b.path)
                 skipped.append(
                     {"path": b.path, "reason": f"the editor refused the edit: {why or 'no reason'}"}
                 )
@@ -1061,7 +1153,7 @@ class Engine:
             except Exception as exc:
                 log.info("showDocument %s failed: %s", s.uri, exc)
         t_editor = time.perf_counter()
-        terminal = await terminal_task
+        terminal, no_terminal = await terminal_task
         t_term = time.perf_counter()
         log.info(
             "resume: plan %.0f ms, %d documents + %d buffers %.0f ms, terminal wait after them %.0f ms",
@@ -1073,10 +1165,11 @@ class Engine:
         )
         self.client.notify(P.NOTIFY_SHOW_NEXT_STEPS, plan.next_steps)
 
-        if n is None and self._resume_available:
+        if plan.pending is not None:
+            # Consumed only as far as it really came back: refused buffers stay for next time.
+            pending = plan.pending
             with contextlib.suppress(TetherError):
-                await self._run(lambda: self.backend.store.delete_state(resume_mod.STATE_PENDING))
-            self._resume_available = False
+                await self._run(lambda: self._candidate.consume(self.backend.store, pending, retry))
             self.update_status()
         return {
             "checkpoint": plan.checkpoint,
@@ -1084,6 +1177,7 @@ class Engine:
             "restoredBuffers": restored,
             "skippedBuffers": skipped,
             "terminal": terminal,
+            "noTerminal": no_terminal,
             "nextSteps": plan.next_steps.get("nextSteps", []),
             "timedOut": timed_out,
         }
@@ -1104,24 +1198,33 @@ class Engine:
             return None, end_position(doc.text)
         return None, None
 
-    async def _resume_terminal(self) -> dict[str, Any] | None:
+    async def _resume_terminal(self) -> tuple[dict[str, Any] | None, str | None]:
+        """(ResumeResult.terminal, ResumeResult.noTerminal): the session reattached or recreated,
+        else why not (None when tmux is off)."""
         b = self._backend
         if b is None or b.tmux is None:
-            return None
+            return None, None
 
-        def work() -> tuple[str, bool, list[str], list[dict[str, Any]]] | None:
+        def work() -> tuple[str, bool, list[str], list[dict[str, Any]]] | str:
             from tether.tmux_link import RunPolicy
+            from tether.tmux_watch import latest_snapshot
 
             link: Any = b.tmux
             recreated = False
             agents: list[dict[str, Any]] = []
             if not link.alive():
-                found = b.store.latest_attachment(P.ATTACH_TMUX)
+                found = latest_snapshot(b.store)
                 if found is None:
-                    return None
+                    return (
+                        f"the tmux session {link.session} is not running and no snapshot of it was "
+                        "ever recorded, so there is no terminal to bring back (Tether: Start agent "
+                        "session or `tether start` creates one and records it at once)"
+                    )
                 # Recorded commands run again only when they match the user's allowlist.
-                report = link.restore(found[1], RunPolicy(mode="allowlist"))
+                report = link.restore(found.data, RunPolicy(mode="allowlist"))
                 recreated = bool(report.recreated)
+                if b.watch is not None:
+                    b.watch.check_now(force=True, store=b.store)
                 for w in report.warnings:
                     log.warning("tmux restore: %s", w)
                 # Which conversation each agent pane resumes, for the client to show.
@@ -1139,14 +1242,13 @@ class Engine:
             out = await self._run(work)
         except Exception as exc:
             log.warning("terminal resume failed: %s", exc)
-            self.client.show_message("warning", f"Tether: could not reattach the tmux session: {exc}")
-            return None
-        if out is None:
-            return None
+            return None, f"could not bring the tmux session back: {exc}"
+        if isinstance(out, str):
+            return None, out
         name, recreated, argv, agents = out
         self.client.notify(P.NOTIFY_OPEN_TERMINAL, {"name": name, "argv": argv, "cwd": str(self.root)})
         self.update_status()
-        return {"session": name, "recreated": recreated, "agents": agents}
+        return {"session": name, "recreated": recreated, "agents": agents}, None
 
 
 def _tmux_key(config: Config) -> object:
@@ -1206,23 +1308,10 @@ def _inside(root: Path, rel: str) -> bool:
     return True
 
 
-def _updated(journal: Mapping[str, Any]) -> float:
-    value = journal.get("updated")
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
-
-
-def _server_alive(journal: Mapping[str, Any]) -> bool:
-    """Whether the journal's writer is a live ``tether`` process (a second editor on the same
-    workspace): its journal is not a previous session to resume."""
-    pid = journal.get("pid")
-    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0 or pid == os.getpid():
-        return False
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            argv = fh.read().split(b"\0")
-    except OSError:
-        return False
-    return any(b"tether" in a for a in argv) and b"lsp" in argv
+def _iso_ms(t: float) -> str:
+    """ISO 8601 UTC with milliseconds: a journal and a swap file written in the same second
+    must still compare."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
 
 
 def root_from(root_uri: str | None, root_path: str | None, folders: Sequence[str]) -> Path:

@@ -36,8 +36,9 @@ CONFIG_SECTION = "tether"
 CONFIG_TIMEOUT = 3.0
 PROGRESS_TIMEOUT = 5.0
 CLIENT_REQUEST_TIMEOUT = 5.0
-# When stdin ends without shutdown/exit: time left to write the journal (as on SIGTERM).
-EOF_FLUSH_TIMEOUT = 3.0
+# When stdin ends without shutdown/exit: time left to checkpoint pending saves and write the
+# journal (as on SIGTERM).
+EOF_FLUSH_TIMEOUT = 5.0
 WATCH_REGISTRATION_ID = "tether-watch-files"
 
 T = TypeVar("T")

@@ -76,8 +76,11 @@ class Nvim:
         opts: Any = None,
         mode: str = "setup",
         env: dict[str, str] | None = None,
+        defaults: bool = False,
     ) -> None:
         self.home = home
+        # True: Neovim's default options (swap files on, in stdpath('state')/swap), as a user has.
+        self.defaults = defaults
         self.cwd = cwd
         self.opts = opts
         self.mode = mode
@@ -101,6 +104,7 @@ class Nvim:
         env["TETHER_NVIM_PLUGIN"] = str(PLUGIN)
         env["TETHER_TEST_MODE"] = self.mode
         env["TETHER_TEST_OPTS"] = json.dumps(self.opts) if self.opts is not None else ""
+        env["TETHER_TEST_DEFAULTS"] = "1" if self.defaults else ""
         env.pop("NVIM", None)
         env.pop("NVIM_LISTEN_ADDRESS", None)
         env.update(self.extra_env)
@@ -108,7 +112,8 @@ class Nvim:
 
     def start(self, *files: str) -> Nvim:
         self.home.mkdir(parents=True, exist_ok=True)
-        argv = [NVIM, "--headless", "-n", "-i", "NONE", "-u", str(INIT), "--listen", self.sock, *files]
+        no_swap = [] if self.defaults else ["-n"]
+        argv = [NVIM, "--headless", *no_swap, "-i", "NONE", "-u", str(INIT), "--listen", self.sock, *files]
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 argv, cwd=self.cwd, env=self.env(), stdin=subprocess.DEVNULL, stdout=log, stderr=log

@@ -7,7 +7,9 @@ local mode = os.getenv('TETHER_TEST_MODE') or 'setup'
 if mode ~= 'native' and mode ~= 'late' then
   vim.opt.runtimepath:prepend(plugin)
 end
-vim.o.swapfile = false
+if os.getenv('TETHER_TEST_DEFAULTS') ~= '1' then
+  vim.o.swapfile = false
+end
 -- has('python3') in Neovim's python ftplugin probes for pynvim (~3 s on this machine) the first
 -- time a Python file loads; most configs disable the provider, as here.
 vim.g.loaded_python3_provider = 0
@@ -27,12 +29,32 @@ vim.notify = function(msg, level, opts)
 end
 
 -- vim.ui.select is meant to be replaced (telescope, fzf-lua…); here the test picks the item.
+--- The screen's text as the last redraw left it (what a user sees at this moment).
+function T.screen()
+  local rows = {}
+  for r = 1, vim.o.lines do
+    local t = {}
+    for c = 1, vim.o.columns do
+      t[#t + 1] = vim.fn.screenstring(r, c)
+    end
+    rows[#rows + 1] = (table.concat(t):gsub('%s+$', ''))
+  end
+  return table.concat(rows, '\n')
+end
+
 vim.ui.select = function(items, opts, on_choice)
   local shown = {}
   for i, item in ipairs(items) do
     shown[i] = opts and opts.format_item and opts.format_item(item) or tostring(item)
   end
-  table.insert(T.selects, { prompt = opts and opts.prompt, kind = opts and opts.kind, items = shown, raw = items, cb = on_choice })
+  table.insert(T.selects, {
+    prompt = opts and opts.prompt,
+    kind = opts and opts.kind,
+    items = shown,
+    raw = items,
+    cb = on_choice,
+    screen = T.screen(),
+  })
 end
 
 vim.ui.input = function(opts, on_confirm)

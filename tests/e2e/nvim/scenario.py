@@ -20,20 +20,33 @@ def make_workspace(root: Path, files: dict[str, str]) -> Path:
     return root.resolve()
 
 
-def plugin_opts(state_dir: Path, tmux: PrivateTmux | None, **extra: Any) -> dict[str, Any]:
+def plugin_opts(
+    state_dir: Path, tmux: PrivateTmux | None, init_options: dict[str, Any] | None = None, **extra: Any
+) -> dict[str, Any]:
     # The store and the tmux socket come from the environment (editor() sets it): the server
     # ignores them in initializationOptions, which a repository could supply.
-    init: dict[str, Any] = {"tmux": {"enabled": bool(tmux)}}
+    init: dict[str, Any] = {**(init_options or {}), "tmux": {"enabled": bool(tmux)}}
     opts: dict[str, Any] = {"cmd": [TETHER, "lsp"], "init_options": init}
     opts.update(extra)
     return opts
 
 
-def editor(home: Path, workspace: Path, state_dir: Path, tmux: PrivateTmux | None, **extra: Any) -> Nvim:
+def editor(
+    home: Path,
+    workspace: Path,
+    state_dir: Path,
+    tmux: PrivateTmux | None,
+    defaults: bool = False,
+    init_options: dict[str, Any] | None = None,
+    **extra: Any,
+) -> Nvim:
+    """``defaults``: Neovim's default options (swap files on), not the test's ``-n``;
+    ``init_options``: the server's options (merged into the test's)."""
     env = {"TETHER_STATE_DIR": str(state_dir)}
     if tmux:
         env["TETHER_TMUX_SOCKET"] = tmux.socket_path
-    return Nvim(home, workspace, opts=plugin_opts(state_dir, tmux, **extra), env=env)
+    opts = plugin_opts(state_dir, tmux, init_options, **extra)
+    return Nvim(home, workspace, opts=opts, env=env, defaults=defaults)
 
 
 def wait_client(nv: Nvim, bufname: str | None = None, timeout: float = 30) -> None:

@@ -82,7 +82,7 @@ async function waitStatus(page: Page, re: RegExp, timeoutMs = 60_000): Promise<s
     if (Date.now() > end) {
       throw new Error(`status bar item never matched ${re}; last text: ${JSON.stringify(last)}`);
     }
-    await page.waitForTimeout(200);
+    await page.waitForTimeout(50);
   }
 }
 
@@ -126,8 +126,12 @@ async function sessionA(browser: Browser, dirs: RunDirs, vsix: string): Promise<
       await page.keyboard.press("Control+End");
       await page.keyboard.type(TYPED_SAVED);
       await page.keyboard.press("Control+S");
+      // At once: "checkpointing…", then the save's checkpoint by number.
+      await waitStatus(page, /^checkpointing…$/, 5_000);
       await page.locator(".tabs-container .tab.active:not(.dirty)", { hasText: "app.py" }).waitFor({ timeout: 15_000 });
       await waitUntil(() => fs.readFileSync(path.join(dirs.workspace, "src/app.py"), "utf8").includes(TYPED_SAVED), "app.py saved");
+      await waitStatus(page, /^#\d+ · just now · 1 file$/, 10_000);
+      await screenshot(page, "a-saved");
 
       await openFile(page, "todo.txt");
       await page.keyboard.press("Control+End");
@@ -205,7 +209,7 @@ async function sessionB(browser: Browser, dirs: RunDirs, vsix: string): Promise<
       await toast(page, "add tests").waitFor({ timeout: 20_000 });
     });
     await check(page, "B: after resume the indicator shows the last checkpoint again (no error)", async () => {
-      await waitStatus(page, /^(just now|\d+[smh] ago) · \d+ files?$/, 20_000);
+      await waitStatus(page, /^#\d+ · (just now|\d+[mhd] ago)( · \d+ files?)?$/, 20_000);
       await tetherStatusItem(page).locator(".codicon-history").waitFor({ timeout: 30_000 });
     });
 

@@ -14,6 +14,9 @@ export interface CodeServerOptions {
   settings: Record<string, unknown>;
   vsix?: string;
   smokeTestDriver?: boolean;
+  /** Keep code-server's own editor defaults (auto save after a delay, hot exit), as a new user
+   * has them; the tests otherwise turn both off to control saves themselves. */
+  editorDefaults?: boolean;
 }
 
 export interface CodeServer {
@@ -107,8 +110,7 @@ export async function startCodeServer(o: CodeServerOptions): Promise<CodeServer>
         "update.mode": "none",
         "telemetry.telemetryLevel": "off",
         "chat.disableAIFeatures": true,
-        "files.hotExit": "off",
-        "files.autoSave": "off",
+        ...(o.editorDefaults ? {} : { "files.hotExit": "off", "files.autoSave": "off" }),
         // DOM renderer: the terminal's text is then readable by the UI tests
         "terminal.integrated.gpuAcceleration": "off",
         "workbench.secondarySideBar.defaultVisibility": "hidden",

@@ -124,8 +124,8 @@ export function defineExtensionTests(): void {
       assert.ok(cp, "command returned nothing (see the error notification)");
       assert.strictEqual(cp.trigger, "manual");
       assert.strictEqual(cp.message, "host test v1");
-      const s = await api.whenStatus((x) => x.lastCheckpoint?.id === cp.id);
-      assert.match(api.indicator().text, /^\$\(history\) (just now|\d+s ago) · \d+ files?$/, api.indicator().text);
+      const s = await api.whenStatus((x) => x.lastCheckpoint?.id === cp.id && !x.checkpointing);
+      assert.match(api.indicator().text, new RegExp(`^\\$\\(history\\) #${cp.id} · just now( · \\d+ files?)?$`), api.indicator().text);
       assert.ok(s.lastCheckpoint);
       const tl = await api.ui.timeline();
       assert.strictEqual(tl[0]?.id, cp.id, "newest first");
@@ -198,6 +198,48 @@ export function defineExtensionTests(): void {
       assert.strictEqual(r, undefined);
     });
 
+    it("a save shows checkpointing… at once, then the save's checkpoint", async () => {
+      await closeAllReverting();
+      fs.writeFileSync(rel("saved.txt").fsPath, "first\n");
+      const doc = await vscode.workspace.openTextDocument(rel("saved.txt"));
+      const editor = await vscode.window.showTextDocument(doc, { preview: false });
+      await editor.edit((eb) => eb.insert(new vscode.Position(0, 0), "saved by the host test\n"));
+      const before = api.lastStatus()?.lastCheckpoint?.id ?? 0;
+      const shown: string[] = [];
+      const seen = new Promise<void>((resolve) => {
+        const timer = setInterval(() => {
+          shown.push(api.indicator().text);
+          if (api.lastStatus()?.lastCheckpoint?.trigger === "save" && (api.lastStatus()?.lastCheckpoint?.id ?? 0) > before) {
+            clearInterval(timer);
+            resolve();
+          }
+        }, 10);
+      });
+      await doc.save();
+      await within(seen, 15_000, "the save checkpoint");
+      assert.ok(shown.includes("$(sync~spin) checkpointing…"), JSON.stringify([...new Set(shown)]));
+      const s = await api.whenStatus((x) => !x.checkpointing && x.lastCheckpoint?.trigger === "save");
+      assert.deepStrictEqual(s.lastCheckpoint?.files, ["saved.txt"]);
+      assert.match(api.indicator().text, /^\$\(history\) #\d+ · just now · \d+ files?$/);
+      await closeAllReverting();
+    });
+
+    it("after a server restart that lost nothing, no resume is offered", async function () {
+      this.timeout(90_000);
+      await closeAllReverting();
+      const doc = await vscode.workspace.openTextDocument(rel("notes.md"));
+      const editor = await vscode.window.showTextDocument(doc, { preview: false });
+      await editor.edit((eb) => eb.insert(new vscode.Position(0, 0), "still unsaved\n"));
+      await api.whenStatus((s) => s.dirtyBuffers >= 1, 15_000);
+      await vscode.commands.executeCommand("tether.restartServer");
+      await waitFor(() => api.manager.running, "the server to run again", 60_000);
+      // The editor kept its tab and its unsaved text: nothing would come back.
+      const s = await api.whenStatus((x) => x.state === "idle" && x.dirtyBuffers >= 1, 30_000);
+      assert.strictEqual(s.resumeAvailable, false, JSON.stringify(s));
+      assert.doesNotMatch(api.indicator().text, /Resume/);
+      await closeAllReverting();
+    });
+
     it("records a step and shows the next steps", async () => {
       const cp = await api.exec<CheckpointInfo>(CMD_STEP, {
         done: "host test step",
@@ -211,6 +253,15 @@ export function defineExtensionTests(): void {
       }, "tether/showNextSteps");
       assert.deepStrictEqual(shown.nextSteps, ["write more tests", "fix lint"]);
       assert.strictEqual(shown.task, "exercise the extension");
+      await api.whenStatus((s) => s.nextStep === "write more tests");
+      assert.match(api.indicator().tooltip, /Next step: write more tests/);
+    });
+
+    it("a resume before any tmux session existed says why no terminal came back", async () => {
+      const res = await vscode.commands.executeCommand<ResumeResult>("tether.resumeSession");
+      assert.ok(res, "resume failed (see the error notification)");
+      assert.strictEqual(res.terminal, null);
+      assert.match(res.noTerminal ?? "", /is not running and no snapshot of it was ever recorded/);
     });
 
     it("Start agent session opens an integrated terminal running the server's argv", async function () {

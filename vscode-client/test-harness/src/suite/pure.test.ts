@@ -11,7 +11,7 @@ import {
   validateOpenTerminal,
 } from "../../../src/notifications";
 import { Status } from "../../../src/protocol";
-import { isStatus } from "../../../src/extension";
+import { isStatus, resumeStatusMessage } from "../../../src/extension";
 import { initializationOptions, resolveServerLaunch, ResolveInputs, ServerNotFoundError } from "../../../src/server";
 import { relativeTime, renderIndicator } from "../../../src/status";
 
@@ -27,7 +27,10 @@ function status(over: Partial<Status> = {}): Status {
     dirtyBuffers: 1,
     tmux: { session: "tether-w-1", alive: true },
     resumeAvailable: false,
-    text: "2m ago · 4 files",
+    checkpointing: false,
+    nextStep: "add tests",
+    text: "#7 · 2m ago · 4 files",
+    tooltip: "Checkpoint #7 (save), 2m ago: 1 file changed (a.py)\nFiles in progress: 4 (a.py, b.py, c.py, d.py)\nNext step: add tests",
     ...over,
   };
 }
@@ -43,13 +46,24 @@ export function definePureTests(): void {
       assert.strictEqual(relativeTime("not a time", NOW), "?");
     });
 
-    it("shows last checkpoint age and files in progress when idle", () => {
+    it("shows the server's label: checkpoint number, age, files in progress", () => {
       const v = renderIndicator({ kind: "running", status: status() }, NOW);
-      assert.strictEqual(v.text, "$(history) 2m ago · 4 files");
+      assert.strictEqual(v.text, "$(history) #7 · 2m ago · 4 files");
       assert.strictEqual(v.command, "tether.showTimeline");
-      assert.match(v.tooltip, /#7 \(save\)/);
-      assert.match(v.tooltip, /tmux session tether-w-1: alive/);
+      assert.match(v.tooltip, /^Tether\n/);
+      assert.match(v.tooltip, /Checkpoint #7 \(save\), 2m ago: 1 file changed \(a\.py\)/);
+      assert.match(v.tooltip, /Next step: add tests/);
       assert.strictEqual(v.background, undefined);
+    });
+
+    it("says checkpointing… with a spinner from the moment a save is noticed", () => {
+      const v = renderIndicator({ kind: "running", status: status({ checkpointing: true, text: "checkpointing…" }) }, NOW);
+      assert.strictEqual(v.text, "$(sync~spin) checkpointing…");
+    });
+
+    it("builds the same label from an older server's fields", () => {
+      const old = status({ tooltip: undefined, text: "2m ago · 4 files" });
+      assert.strictEqual(renderIndicator({ kind: "running", status: old }, NOW).text, "$(history) #7 · 2m ago · 4 files");
     });
 
     it("says when there is no checkpoint yet", () => {
@@ -118,17 +132,37 @@ export function definePureTests(): void {
       assert.strictEqual(typeof validateOpenTerminal({ name: "t", argv: ["tmux"], cwd: 5 }), "string");
     });
 
-    it("normalises next steps and summarises them", () => {
-      const p = normalizeNextSteps({ task: "auth", nextSteps: ["tests", "lint"], runs: "x", filesInProgress: [1] });
+    it("normalises next steps and says them as a short numbered list, without tmux jargon", () => {
+      const p = normalizeNextSteps({
+        task: "wire up mul",
+        nextSteps: ["import mul", "add test", "lint", "docs"],
+        runs: "x",
+        filesInProgress: [1],
+        recentCommands: [{ where: "window shell", commands: ["make"] }, { where: 3 }],
+        summary: "Task: wire up mul\nNext: import mul; add test\nRecent commands in shell.0: make",
+      });
       assert.deepStrictEqual(p.runs, []);
       assert.deepStrictEqual(p.filesInProgress, []);
-      assert.strictEqual(nextStepsMessage(p), "Tether: Task: auth. Next: tests (+1 more).");
-      assert.strictEqual(nextStepsMessage(normalizeNextSteps(undefined)), "Tether: No next steps recorded.");
-      // the server's own summary wins, so nothing is said twice
-      assert.strictEqual(
-        nextStepsMessage(normalizeNextSteps({ task: "auth", nextSteps: ["tests"], summary: "Task: auth. Next: tests." })),
-        "Tether: Task: auth. Next: tests.",
-      );
+      assert.deepStrictEqual(p.recentCommands, [{ where: "window shell", commands: ["make"] }]);
+      const msg = nextStepsMessage(p);
+      assert.strictEqual(msg, "Tether · wire up mul — next: 1. import mul; 2. add test; 3. lint (+1 more)");
+      assert.ok(!msg.includes("shell.0") && !msg.includes("Recent commands"));
+      assert.strictEqual(nextStepsMessage(normalizeNextSteps(undefined)), "Tether — no next steps recorded.");
+    });
+  });
+
+  describe("resume message", () => {
+    it("fits the status bar: counts, not the tmux session name", () => {
+      const msg = resumeStatusMessage({
+        checkpoint: 12,
+        opened: ["a.py", "b.py", "c.py"],
+        restoredBuffers: ["a.py"],
+        skippedBuffers: [],
+        terminal: { session: "tether-a-very-long-project-name-1a2b3c", recreated: false },
+        nextSteps: [],
+      });
+      assert.strictEqual(msg, "$(check) Tether: resumed #12 · 3 files · 1 unsaved · terminal back");
+      assert.ok(!msg.includes("tether-a-very"));
     });
   });
 
