@@ -93,7 +93,7 @@ def clean_text(value: str, limit: int = MAX_TEXT, *, multiline: bool = False) ->
 
 def safe_text(value: str, limit: int = MAX_TEXT) -> str:
     """Text Tether stores and shows (task, steps, next steps): cleaned, capped, secrets redacted."""
-    from tether.tmux_env import redact_text
+    from tether.redact import redact_text
 
     return clean_text(redact_text(value), limit)
 
@@ -1032,7 +1032,7 @@ def pane_histories(store: Store, limit: int = 5) -> list[PaneHistory]:
         doc = json.loads(found[1])
     except ValueError:
         return []
-    from tether.tmux_env import redact_text
+    from tether.redact import redact_text
 
     out: list[PaneHistory] = []
     windows = doc.get("windows") if isinstance(doc, dict) else None

@@ -447,7 +447,7 @@ def cap_handoff(text: str, cap: int = HANDOFF_CAP) -> str:
 def _hook_message(event: dict[str, Any], label: str = "claude") -> str:
     """A short, redacted checkpoint message naming the tool and what it worked on."""
     from tether.agent_state import clean_text
-    from tether.tmux_env import redact_text
+    from tether.redact import redact_text
 
     tool = event.get("tool_name")
     tool = tool if isinstance(tool, str) else "tool"
