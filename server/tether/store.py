@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 from tether import scan_cache
 from tether.errors import CorruptStoreError, NoCheckpointError, StoreError, StoreFullError
 from tether.paths import STATE_DIR_ENV, ensure_private_dir, state_dir
+from tether.redact import redact_text
 from tether.scan_cache import DirRow, DirsExport
 
 log = logging.getLogger(__name__)
@@ -473,6 +474,8 @@ class Store:
         changes = list(changes)
         attachments = attachments or {}
         stat_updates = list(stat_updates)
+        # Every caller's message (a run's command line, a hook's tool input, a client's text).
+        stored_message = redact_text(message) if message else message
         skipped_list = list(skipped) if skipped is not None else None
         scope = list(skipped_scope) if skipped_scope is not None else None
         # Hash outside the transaction: the write lock is held only for the writes.
@@ -535,7 +538,7 @@ class Store:
             now = time.time()
             cur = db.execute(
                 "INSERT INTO checkpoints(parent, created, trigger, message) VALUES (?,?,?,?)",
-                (last, now, trigger, message),
+                (last, now, trigger, stored_message),
             )
             number = int(cur.lastrowid or 0)
             deleted = [c.path for c, d in real if d is None]
@@ -570,7 +573,7 @@ class Store:
                 id=number,
                 time=now,
                 trigger=trigger,
-                message=message,
+                message=stored_message,
                 parent=last,
                 files=tuple(sorted(c.path for c, _ in real)),
             )
@@ -742,15 +745,16 @@ class Store:
             ]
             for it in items
         ]
+        messages = [redact_text(it.message) if it.message else it.message for it in items]
 
         def write() -> list[CheckpointInfo]:
             db = self._db
             out: list[CheckpointInfo] = []
             last = db.execute("SELECT MAX(id) FROM checkpoints WHERE origin IS ?", (origin,)).fetchone()[0]
-            for it, changes in zip(items, prepared, strict=True):
+            for it, changes, message in zip(items, prepared, messages, strict=True):
                 cur = db.execute(
                     "INSERT INTO checkpoints(parent, created, trigger, message, origin) VALUES (?,?,?,?,?)",
-                    (last, it.created, it.trigger, it.message, origin),
+                    (last, it.created, it.trigger, message, origin),
                 )
                 number = int(cur.lastrowid or 0)
                 self._put_blobs(
@@ -773,7 +777,7 @@ class Store:
                         number,
                         it.created,
                         it.trigger,
-                        it.message,
+                        message,
                         last,
                         tuple(sorted(p for p, *_ in changes)),
                         origin,

@@ -46,6 +46,12 @@ class _PrivateRotatingHandler(logging.handlers.RotatingFileHandler):
         fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         return os.fdopen(fd, "a", encoding="utf-8")
 
+    def format(self, record: logging.LogRecord) -> str:
+        # A logged command line, checkpoint message or error may quote a secret.
+        from tether.redact import redact_text
+
+        return redact_text(super().format(record))
+
 
 def _setup_logging(args: argparse.Namespace) -> None:
     from tether.paths import ensure_private_dir, state_dir
