@@ -286,3 +286,19 @@ def test_no_pattern_nests_quantifiers() -> None:
     assert len(patterns) > 10
     nested = [p.pattern[:80] for p in patterns if _nested_repeat(p)]
     assert nested == []
+
+
+def test_the_servers_log_file_is_redacted(tmp_path: Any) -> None:
+    import logging
+
+    from tether.cli.lsp import _PrivateRotatingHandler
+
+    handler = _PrivateRotatingHandler(tmp_path / "lsp.log")
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    record = logging.LogRecord(
+        "t", logging.ERROR, __file__, 1, "checkpoint failed: %s", (f"push {GH}",), None
+    )
+    handler.emit(record)
+    handler.close()
+    text = (tmp_path / "lsp.log").read_text()
+    assert GH not in text and f"push {REDACTED}" in text
