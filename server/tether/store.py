@@ -302,6 +302,7 @@ class Store:
         self._corrupt: str | None = None
         # Checked (or vouched for by the verdict file) before this Store's first write.
         self._checked = False
+        self._vouched: object = None  # the file identity the verdict vouched for
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -398,6 +399,8 @@ class Store:
             problems = [] if fresh else store_integrity.verify(self._db)
             if problems:
                 raise self._judge(store_integrity.corrupt_error(self.db_path, "; ".join(problems[:3])))
+        else:
+            self._vouched = verdict.get("db")
         self._checked = True
 
     def _judge(self, exc: CorruptStoreError) -> CorruptStoreError:
@@ -467,7 +470,11 @@ class Store:
             store_integrity.close_without_checkpoint(self._db, self.db_path)
             return
         self._db.close()
-        if self._checked and self._corrupt is None:
+        if (
+            self._checked
+            and self._corrupt is None
+            and store_integrity.identity(self.db_path) != self._vouched
+        ):
             # The file as this process leaves it (closing may have checkpointed into it).
             store_integrity.write_verdict(self.db_path, "ok")
 

@@ -166,7 +166,8 @@ def verify(db: sqlite3.Connection, deep: bool = False) -> list[str]:
 # --- the verdict file --------------------------------------------------------------------------
 
 
-def _identity(db_path: Path) -> list[int] | None:
+def identity(db_path: Path) -> list[int] | None:
+    """The database file as the verdict names it: (device, inode, size, mtime)."""
     try:
         st = os.stat(db_path)
     except OSError:
@@ -184,7 +185,7 @@ def read_verdict(db_path: Path) -> dict[str, Any] | None:
         doc = json.loads(_verdict_path(db_path).read_bytes())
     except (OSError, ValueError):
         return None
-    if not isinstance(doc, dict) or doc.get("db") != _identity(db_path):
+    if not isinstance(doc, dict) or doc.get("db") != identity(db_path):
         return None
     return doc
 
@@ -192,7 +193,7 @@ def read_verdict(db_path: Path) -> dict[str, Any] | None:
 def write_verdict(db_path: Path, verdict: str, detail: str = "") -> None:
     """Record ``verdict`` ("ok" or "corrupt") for the database file as it is now. Best effort: a
     lost "ok" costs one verification; a lost "corrupt" is found again by the next check."""
-    ident = _identity(db_path)
+    ident = identity(db_path)
     if ident is None:
         return
     doc = {"db": ident, "verdict": verdict, "detail": detail, "time": time.time()}
@@ -241,6 +242,7 @@ __all__ = [
     "check_schema",
     "close_without_checkpoint",
     "corrupt_error",
+    "identity",
     "read_verdict",
     "recovery_hint",
     "verify",
