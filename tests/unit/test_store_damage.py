@@ -167,3 +167,28 @@ def test_a_checked_store_is_vouched_for_without_checking_again(workspace: Path, 
         assert calls == [False]
     finally:
         integrity.verify = real  # type: ignore[assignment]
+
+
+def test_restore_from_a_damaged_blob_writes_nothing_anywhere(
+    workspace: Path, state_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every content is checked before the undo checkpoint: a damaged one stops the restore with
+    the store and the workspace as they were (a half-restored tree could not be undone, since
+    the undo is a write to a store judged corrupt)."""
+    (workspace / "a.txt").write_text("version one " * 300)
+    (workspace / "b.txt").write_text("bee " * 300)
+    assert _cli(capsys, workspace, "checkpoint")[0] == 0
+    (workspace / "a.txt").write_text("version two\n")
+    (workspace / "b.txt").write_text("bee two\n")
+    assert _cli(capsys, workspace, "checkpoint")[0] == 0
+    db = _db(state_dir)
+    raw = db.read_bytes()
+    at = raw.rfind(b"\x78\x01")  # a compressed content of checkpoint 1
+    assert at > 0
+    _damage(db, at + 12, b"\x00" * 16)
+    before = _bytes(db)
+    tree = {p.name: p.read_bytes() for p in workspace.iterdir() if p.is_file()}
+    code, doc = _cli(capsys, workspace, "restore", "1")
+    assert code == StoreError.exit_code and "is corrupt" in doc["error"]["message"]  # type: ignore[index]
+    assert _bytes(db) == before
+    assert {p.name: p.read_bytes() for p in workspace.iterdir() if p.is_file()} == tree
