@@ -302,3 +302,13 @@ def test_the_servers_log_file_is_redacted(tmp_path: Any) -> None:
     handler.close()
     text = (tmp_path / "lsp.log").read_text()
     assert GH not in text and f"push {REDACTED}" in text
+
+
+def test_stored_text_is_cleaned_before_and_cut_after_redaction() -> None:
+    from tether.agent_state import safe_text
+
+    # An escape sequence splitting a name must not hide the value once the text is cleaned.
+    assert "hunter2" not in safe_text("pass\x1b[0mword=hunter2 done")
+    # Cutting happens after: a token that would lose its shape when cut is still found.
+    out = safe_text("x" * 100 + f" {GH}", 110)
+    assert GH[:8] not in out and len(out) <= 110
