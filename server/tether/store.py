@@ -267,9 +267,7 @@ def _translate(exc: sqlite3.Error, db_path: Path) -> StoreError:
         )
     if isinstance(exc, sqlite3.OperationalError) and "locked" in msg:
         return StoreError(f"the store {db_path} stayed locked by another writer for too long: {msg}")
-    if isinstance(exc, sqlite3.DatabaseError) and (
-        "not a database" in msg or "malformed" in msg or "corrupt" in msg or "decode" in msg
-    ):
+    if store_integrity.is_damage(exc):
         return store_integrity.corrupt_error(db_path, msg)
     return StoreError(f"store error in {db_path}: {msg}")
 

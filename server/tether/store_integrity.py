@@ -7,10 +7,10 @@ damaged page, would otherwise have written to a store it then calls corrupt. So:
   schema text must decode and hold Tether's tables (a damaged ``sqlite_master`` otherwise
   surfaces as a ``UnicodeDecodeError`` from the sqlite3 module, or as "no such column" later).
 - :func:`verify` runs before a process's first write, unless the verdict file says the database
-  is exactly as a Tether process that had checked it left it: ``PRAGMA quick_check`` (every
-  page's structure, the free list) plus what SQLite does not check (every text value decodes,
-  every live-state value inflates). ``tether doctor`` runs it deep (``integrity_check`` and
-  every blob's checksum).
+  is exactly as a Tether process that had checked it left it: ``PRAGMA integrity_check`` (every
+  page's structure, the free list, indexes against tables) plus what SQLite does not check
+  (every text value decodes, every live-state value inflates). ``tether doctor`` runs it deep
+  (every blob's checksum too).
 - A store judged corrupt, by these checks or by any read, is never written again: the verdict
   file (``tether.db.verdict`` next to it, 0600) records it for the database file as it is, so
   every later command and the language server refuse to write, until the file is moved aside.
@@ -80,6 +80,22 @@ def recovery_hint(db_path: Path) -> str:
     )
 
 
+_DAMAGE_WORDS = ("malformed", "not a database", "corrupt", "decode", "unsupported file format")
+
+
+def is_damage(exc: BaseException) -> bool:
+    """Whether an error reading the database means its content is damaged (not a lock, a full
+    disk or an I/O error, which say nothing about the file and must not judge it corrupt)."""
+    if isinstance(exc, UnicodeDecodeError | zlib.error):
+        return True
+    if not isinstance(exc, sqlite3.DatabaseError):
+        return False
+    msg = str(exc)
+    if any(w in msg for w in _DAMAGE_WORDS):
+        return True
+    return not isinstance(exc, sqlite3.OperationalError | sqlite3.IntegrityError | sqlite3.ProgrammingError)
+
+
 def _damaged(db_path: Path, exc: BaseException) -> CorruptStoreError:
     if isinstance(exc, UnicodeDecodeError):
         return corrupt_error(db_path, "the schema or a text value is not valid UTF-8")
@@ -120,18 +136,20 @@ def check_schema(db: sqlite3.Connection, db_path: Path) -> None:
     except CorruptStoreError:
         raise
     except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
-        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
-            raise
+        if not is_damage(exc):
+            raise  # locked, disk I/O: the caller says so, the store is not judged
         raise _damaged(db_path, exc) from exc
 
 
 def verify(db: sqlite3.Connection, deep: bool = False) -> list[str]:
-    """Problems found in the database (empty: none). ``deep`` also runs the full
-    ``integrity_check`` and checks every blob against its hash (reads the whole store)."""
+    """Problems found in the database (empty: none): SQLite's ``integrity_check`` (every page,
+    the free list, indexes against their tables) and what it does not check (text decodes, live
+    state inflates). ``deep`` also checks every blob against its hash (reads every byte)."""
     problems: list[str] = []
     try:
-        pragma = "integrity_check(20)" if deep else "quick_check(20)"
-        found = [str(r[0]) for r in db.execute(f"PRAGMA {pragma}")]
+        # integrity_check, not quick_check: an index that disagrees with its table would make a
+        # later insert fail with a constraint error instead of saying the store is damaged.
+        found = [str(r[0]) for r in db.execute("PRAGMA integrity_check(20)")]
         if found != ["ok"]:
             return found
         # Only the tables there are: another process may be creating the schema right now.
@@ -159,6 +177,8 @@ def verify(db: sqlite3.Connection, deep: bool = False) -> list[str]:
                     if len(problems) >= 20:
                         break
     except (sqlite3.DatabaseError, UnicodeDecodeError, zlib.error) as exc:
+        if not is_damage(exc):
+            raise  # locked, disk I/O: not a verdict on the file
         problems.append(str(exc) if not isinstance(exc, UnicodeDecodeError) else "a text value is not UTF-8")
     return problems
 
@@ -243,6 +263,7 @@ __all__ = [
     "close_without_checkpoint",
     "corrupt_error",
     "identity",
+    "is_damage",
     "read_verdict",
     "recovery_hint",
     "verify",

@@ -192,3 +192,31 @@ def test_restore_from_a_damaged_blob_writes_nothing_anywhere(
     assert code == StoreError.exit_code and "is corrupt" in doc["error"]["message"]  # type: ignore[index]
     assert _bytes(db) == before
     assert {p.name: p.read_bytes() for p in workspace.iterdir() if p.is_file()} == tree
+
+
+def test_a_locked_store_is_not_judged_corrupt(
+    workspace: Path, state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Busy, locked, disk I/O: errors that say nothing about the file never condemn it."""
+    import tether.store as store_mod
+
+    with Store.open(workspace, state_dir) as s:
+        s.create_checkpoint("manual", None, [FileChange("a", b"1")])
+    db = _db(state_dir)
+    db.with_name(db.name + ".verdict").unlink()  # the next writer checks the whole store
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+    holder.execute("BEGIN EXCLUSIVE")
+    holder.execute("INSERT INTO meta(key, value) VALUES ('held', 'x')")
+    monkeypatch.setattr(store_mod, "BUSY_TIMEOUT_MS", 200)
+    try:
+        with pytest.raises(StoreError) as err, Store.open(workspace, state_dir) as s:
+            s.create_checkpoint("manual", None, [FileChange("b", b"2")])
+        assert not isinstance(err.value, CorruptStoreError), err.value.message
+        assert "locked" in err.value.message
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert not db.with_name(db.name + ".verdict").exists()
+    with Store.open(workspace, state_dir) as s:
+        assert s.create_checkpoint("manual", None, [FileChange("b", b"2")]) is not None
