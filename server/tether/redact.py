@@ -200,7 +200,7 @@ _NAME_CH = r"[A-Za-z0-9_.\-]"
 _KEYWORDS = (
     r"passw(?:or)?d|passphrase|secret|token(?!s(?![A-Za-z])|iz|is)|api[_\-]?key|access[_\-]?key"
     r"|private[_\-]?key|signing[_\-]?key|encryption[_\-]?key|master[_\-]?key|credential"
-    r"|auth(?!or)|accountkey|sharedaccess|cookie|session[_\-]?id"
+    r"|auth(?!or)|accountkey|sharedaccess|cookie"
 )
 # `pass`, `pwd`, `pw`, `sig` count only as a whole segment of the name and only before `=`.
 _SHORT_KEYWORDS = r"(?<![A-Za-z])(?:pass|pwd|pw|sig)(?![A-Za-z])"
@@ -218,7 +218,7 @@ _SHORT_KEYWORD_RE = _Lazy(_SHORT_KEYWORDS, re.IGNORECASE)
 # A flag whose argument names where the secret is, not the secret: --token-file, --password-stdin…
 _REFERENCE_SUFFIX_RE = _Lazy(
     r"[_\-.](?:file|path|dir|env|var|name|id|type|stdin|length|len|prompt|helper|cmd|command|url"
-    r"|uri|endpoint|store|source|mode|count|limit|expiry|ttl|header|provider)$",
+    r"|uri|endpoint|store|source|mode|count|limit|expiry|ttl|header|provider|jar)$",
     re.IGNORECASE,
 )
 # Triggers of the name = value rule (lower-case substrings).
