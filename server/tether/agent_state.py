@@ -88,10 +88,13 @@ def clean_text(value: str, limit: int = MAX_TEXT, *, multiline: bool = False) ->
 
 
 def safe_text(value: str, limit: int = MAX_TEXT) -> str:
-    """Text Tether stores and shows (task, steps, next steps): cleaned, capped, secrets redacted."""
-    from tether.tmux_env import redact_text
+    """Text Tether stores and shows (task, steps, next steps): cleaned, capped, secrets redacted.
 
-    return clean_text(redact_text(value), limit)
+    Cleaned first (an escape sequence inside a secret would hide it from the patterns), capped
+    last (a token cut short no longer has its shape)."""
+    from tether.redact import redact_text
+
+    return clean_text(redact_text(clean_text(value, max(limit, len(value)))), limit)
 
 
 def iso_now() -> str:
@@ -1088,8 +1091,6 @@ def pane_histories(store: Store, limit: int = 5) -> list[PaneHistory]:
         doc = json.loads(found.data)
     except ValueError:
         return []
-    from tether.tmux_env import redact_text
-
     out: list[PaneHistory] = []
     windows = doc.get("windows") if isinstance(doc, dict) else None
     for wi, w in enumerate(windows if isinstance(windows, list) else []):
@@ -1102,11 +1103,7 @@ def pane_histories(store: Store, limit: int = 5) -> list[PaneHistory]:
             if not isinstance(p, dict):
                 continue
             hist = p.get("history")
-            lines = (
-                [clean_text(redact_text(h), 300) for h in hist if isinstance(h, str)]
-                if isinstance(hist, list)
-                else []
-            )
+            lines = [safe_text(h, 300) for h in hist if isinstance(h, str)] if isinstance(hist, list) else []
             lines = [ln for ln in lines if ln][-limit:] if limit else []
             cmd = p.get("command")
             cmd_text = (

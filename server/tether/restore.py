@@ -215,6 +215,9 @@ def restore(
         return result
     # Validate every target before touching anything: all-or-nothing on bad paths.
     targets = [(p, safe_target(store.root, p.path)) for p in planned]
+    # And every content, read and checked against its hash: damage in the store stops the
+    # restore here, before the undo checkpoint, with nothing written anywhere.
+    contents = _read_contents(store, [p.want.hash for p, _ in targets if p.want is not None])
     # A whole-workspace snapshot (cheap with the stat cache), even for a few paths: restoring
     # the undo checkpoint then gives back exactly the tree as it was, not only these paths.
     undo = checkpointer.checkpoint(
@@ -232,7 +235,9 @@ def restore(
             if item.want is None:
                 safefs.unlink_file(store.root, item.path)
             else:
-                data = store.read_blob(item.want.hash)
+                data = contents.get(item.want.hash)
+                if data is None:
+                    data = store.read_blob(item.want.hash)
                 name = restore_temp_name(PurePosixPath(item.path).name)
                 safefs.write_file(store.root, item.path, data, item.want.mode, name)
             written.append(item.path)
@@ -248,6 +253,21 @@ def restore(
     store.delete_state(PENDING)
     result.after_checkpoint = after.info.id if after.info else None
     return result
+
+
+# Contents kept in memory between the check and the writes; beyond this they are read twice.
+_KEEP_BYTES = 64 << 20
+
+
+def _read_contents(store: Store, hashes: list[str]) -> dict[str, bytes]:
+    kept: dict[str, bytes] = {}
+    budget = _KEEP_BYTES
+    for digest in dict.fromkeys(hashes):
+        data = store.read_blob(digest)
+        if len(data) <= budget:
+            kept[digest] = data
+            budget -= len(data)
+    return kept
 
 
 def _dirs(root: Path, rels: Iterable[str]) -> list[str]:

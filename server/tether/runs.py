@@ -33,9 +33,9 @@ from tether import protocol
 from tether.errors import BadParamsError, NoCheckpointError, OutsideWorkspaceError
 from tether.humanize import plural
 from tether.paths import normalize_rel
+from tether.redact import redact_argv, redact_lines
 from tether.store import Store, blob_hash, iso_time
 from tether.text import strip_controls, strip_escapes
-from tether.tmux_env import redact_text
 
 if TYPE_CHECKING:
     from tether.checkpoints import Checkpointer
@@ -164,21 +164,21 @@ def save_run(store: Store, run: Run) -> Run:
 # --- output tail ---------------------------------------------------------------------------------
 
 
-def clean_tail(raw: bytes, lines: int = TAIL_LINES) -> list[str]:
+def clean_tail(raw: bytes, lines: int = TAIL_LINES, *, cut: bool = False) -> list[str]:
     """The last ``lines`` lines of terminal output: escapes stripped, ``\\r`` overwrites applied,
-    secrets redacted."""
+    secrets redacted. ``cut``: ``raw`` is the end of a longer output, its first line partial."""
     text = raw.decode("utf-8", errors="replace")
     text = strip_escapes(text).replace("\r\n", "\n")
     out: list[str] = []
-    for raw_line in text.split("\n"):
+    for raw_line in text.split("\n")[1 if cut else 0 :]:
         # A progress bar rewrites its line with \r: what a terminal would show is the last part.
-        line = strip_controls(raw_line.rsplit("\r", 1)[-1].replace("\t", "    ")).rstrip()
-        if len(line) > TAIL_LINE_CHARS:
-            line = line[: TAIL_LINE_CHARS - 1] + "…"
-        out.append(line)
+        out.append(strip_controls(raw_line.rsplit("\r", 1)[-1].replace("\t", "    ")).rstrip())
     while out and not out[-1]:
         out.pop()
-    return [redact_text(line) for line in out[-lines:]]
+    # Redacted as one block (a private key spans lines) and before lines are cut to length (a
+    # token cut short no longer has its shape).
+    out = redact_lines(out[-lines * 2 :])[-lines:]
+    return [line[: TAIL_LINE_CHARS - 1] + "…" if len(line) > TAIL_LINE_CHARS else line for line in out]
 
 
 class _Tail:
@@ -329,7 +329,8 @@ def record_run(
     cwd_path = Path(cwd).resolve()
     if not cwd_path.is_dir():
         raise BadParamsError(f"cannot run in {cwd}: not a directory")
-    command = redact_text(shlex.join(argv))
+    redacted = redact_argv(argv)
+    command = shlex.join(redacted)
     outcome = checkpointer.checkpoint(
         protocol.TRIGGER_MANUAL, f"before run: {command}"[:200], full=True, allow_empty=store.latest() is None
     )
@@ -338,13 +339,14 @@ def record_run(
     code, raw, seconds = execute(argv, cwd_path, out, use_pty)
     run = Run(
         id=0,
-        command=[redact_text(a) for a in argv],
+        command=redacted,
         cwd=_rel_cwd(store.root, cwd_path),
         exit_code=code,
         duration=seconds,
         started=started,
         checkpoint=info.id if info else None,
-        output_tail=clean_tail(raw),
+        # A full buffer is the end of a longer output: its first line may start mid-secret.
+        output_tail=clean_tail(raw, cut=len(raw) >= TAIL_BYTES),
     )
     return save_run(store, run)
 

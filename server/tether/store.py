@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import gc
 import hashlib
+import inspect
 import json
 import logging
 import os
@@ -23,11 +25,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Concatenate, NamedTuple, ParamSpec, TypeVar
 
-from tether import scan_cache, walcheck
-from tether.errors import CorruptStoreError, NoCheckpointError, StoreError, StoreFullError
+from tether import scan_cache, store_integrity, walcheck
+from tether.errors import CorruptStoreError, NoCheckpointError, StoreError, StoreFullError, TetherError
 from tether.paths import STATE_DIR_ENV, ensure_private_dir, state_dir
+from tether.redact import redact_text
 from tether.scan_cache import DirRow, DirsExport
 
 log = logging.getLogger(__name__)
@@ -266,14 +269,22 @@ def _translate(exc: sqlite3.Error, db_path: Path) -> StoreError:
         )
     if isinstance(exc, sqlite3.OperationalError) and "locked" in msg:
         return StoreError(f"the store {db_path} stayed locked by another writer for too long: {msg}")
-    if isinstance(exc, sqlite3.DatabaseError) and (
-        "not a database" in msg or "malformed" in msg or "corrupt" in msg
-    ):
-        return CorruptStoreError(
-            f"the store {db_path} is corrupt ({msg}). Tether will not write to it. "
-            f"Move it aside (e.g. `mv {db_path} {db_path}.bad`) to start a new history."
-        )
+    if store_integrity.is_damage(exc):
+        return store_integrity.corrupt_error(db_path, msg)
     return StoreError(f"store error in {db_path}: {msg}")
+
+
+# What reading a damaged store raises besides sqlite3.Error: text that does not decode (also in
+# sqlite3's own error messages), compressed data that does not inflate.
+_DAMAGE = (sqlite3.Error, UnicodeDecodeError, zlib.error)
+
+
+def _store_error(exc: BaseException, db_path: Path) -> StoreError:
+    if isinstance(exc, sqlite3.Error):
+        return _translate(exc, db_path)
+    if isinstance(exc, UnicodeDecodeError):
+        return store_integrity.corrupt_error(db_path, "a text value is not valid UTF-8")
+    return store_integrity.corrupt_error(db_path, f"compressed data is damaged: {exc}")
 
 
 class Store:
@@ -290,6 +301,11 @@ class Store:
         # Damage found in the write-ahead log when this store was opened (walcheck.py).
         self.wal_damage: str | None = None
         self._closed = False
+        # Judged corrupt (the message): nothing is written any more, not even at close.
+        self._corrupt: str | None = None
+        # Checked (or vouched for by the verdict file) before this Store's first write.
+        self._checked = False
+        self._vouched: object = None  # the file identity the verdict vouched for
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -331,9 +347,13 @@ class Store:
         _OPEN[db_path] = _OPEN.get(db_path, 0) + 1
         try:
             store._setup(damage)
-        except sqlite3.Error as exc:
+        except _DAMAGE as exc:
             store.close()
-            raise _translate(exc, db_path) from exc
+            raise _store_error(exc, db_path) from exc
+        except CorruptStoreError as exc:
+            store._judge(exc)
+            store.close()
+            raise
         except BaseException:
             store.close()
             raise
@@ -342,6 +362,7 @@ class Store:
     def _setup(self, damage: walcheck.WalDamage | None = None) -> None:
         db = self._db
         db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        self._check_store()
         mode = self._enable_wal()
         if mode != "wal":
             log.warning("store %s: journal_mode is %s, not wal", self.db_path, mode)
@@ -385,6 +406,55 @@ class Store:
             return (float(when) if isinstance(when, int | float) else 0.0), doc["message"]
         return None
 
+    def _check_store(self) -> None:
+        """Checks that must pass before the first statement of any command (reads included):
+        the store judged corrupt earlier stays so, and the schema is Tether's and readable."""
+        verdict = store_integrity.read_verdict(self.db_path)
+        if verdict is not None and verdict.get("verdict") == "corrupt":
+            detail = str(verdict.get("detail") or "judged corrupt earlier")
+            self._corrupt = detail
+            raise CorruptStoreError(detail)
+        store_integrity.check_schema(self._db, self.db_path)
+
+    def _before_write(self) -> None:
+        """Every write goes through here: none to a store judged corrupt, and the store is
+        checked before this Store's first write unless the verdict file vouches for it (the
+        database file is exactly as a Tether process that had checked it left it)."""
+        if self._corrupt is not None:
+            raise CorruptStoreError(self._corrupt)
+        if self._checked:
+            return
+        verdict = store_integrity.read_verdict(self.db_path)
+        if verdict is None or verdict.get("verdict") != "ok":
+            fresh = self.db_path.stat().st_size == 0
+            problems = [] if fresh else store_integrity.verify(self._db)
+            if problems:
+                raise self._judge(store_integrity.corrupt_error(self.db_path, "; ".join(problems[:3])))
+        else:
+            self._vouched = verdict.get("db")
+        self._checked = True
+
+    def _judge(self, exc: CorruptStoreError) -> CorruptStoreError:
+        """Record that the store is corrupt: no write from now on, by this or any process."""
+        if self._corrupt is None:
+            self._corrupt = exc.message
+            log.info("%s", exc.message)
+            store_integrity.write_verdict(self.db_path, "corrupt", exc.message)
+        return exc
+
+    def verify(self, deep: bool = True) -> list[str]:
+        """Problems in the database (empty: none); ``deep`` reads every page and every blob.
+        A problem found judges the store corrupt."""
+        problems = store_integrity.verify(self._db, deep)
+        if problems:
+            self._judge(store_integrity.corrupt_error(self.db_path, "; ".join(problems[:3])))
+        return problems
+
+    @property
+    def corrupt(self) -> str | None:
+        """Why this store was judged corrupt (None: it was not)."""
+        return self._corrupt
+
     def _enable_wal(self) -> str:
         """Switch to WAL, retrying: when two processes open a new store at the same moment,
         the switch fails with SQLITE_BUSY at once (sqlite does not call the busy handler)."""
@@ -395,6 +465,7 @@ class Store:
                 current = str(self._db.execute("PRAGMA journal_mode").fetchone()[0])
                 if current == "wal":
                     return current
+                self._before_write()  # the switch rewrites the database header
                 return str(self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0])
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) or time.monotonic() > deadline:
@@ -410,6 +481,7 @@ class Store:
                 "upgrade Tether"
             )
         while version < SCHEMA_VERSION:
+            self._before_write()
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 # Another process may have migrated while we waited for the lock.
@@ -424,14 +496,27 @@ class Store:
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
 
     def close(self) -> None:
-        self._db.close()
-        if not self._closed:
-            self._closed = True
-            left = _OPEN.get(self.db_path, 1) - 1
-            if left > 0:
-                _OPEN[self.db_path] = left
-            else:
-                _OPEN.pop(self.db_path, None)
+        try:
+            if self._corrupt is not None and store_integrity.wal_has_frames(self.db_path):
+                # Closing normally would copy the write-ahead log into the damaged file.
+                store_integrity.close_without_checkpoint(self._db, self.db_path)
+                return
+            self._db.close()
+            if (
+                self._checked
+                and self._corrupt is None
+                and store_integrity.identity(self.db_path) != self._vouched
+            ):
+                # The file as this process leaves it (closing may have checkpointed into it).
+                store_integrity.write_verdict(self.db_path, "ok")
+        finally:
+            if not self._closed:
+                self._closed = True
+                left = _OPEN.get(self.db_path, 1) - 1
+                if left > 0:
+                    _OPEN[self.db_path] = left
+                else:
+                    _OPEN.pop(self.db_path, None)
 
     def __enter__(self) -> Store:
         return self
@@ -442,20 +527,27 @@ class Store:
     # --- helpers --------------------------------------------------------------------------
 
     def _tx(self, fn: Callable[[], Any]) -> Any:
+        self._before_write()
         try:
             self._db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            raise _translate(exc, self.db_path) from exc
+            raise self._error(exc) from exc
         try:
             result = fn()
             self._db.execute("COMMIT")
-        except sqlite3.Error as exc:
+        except _DAMAGE as exc:
             self._rollback()
-            raise _translate(exc, self.db_path) from exc
+            raise self._error(exc) from exc
         except BaseException:
             self._rollback()
             raise
         return result
+
+    def _error(self, exc: BaseException) -> StoreError:
+        err = _store_error(exc, self.db_path)
+        if isinstance(err, CorruptStoreError):
+            self._judge(err)
+        return err
 
     def _rollback(self) -> None:
         # sqlite may have rolled back already (e.g. SQLITE_FULL).
@@ -465,8 +557,8 @@ class Store:
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         try:
             return self._db.execute(sql, params).fetchall()
-        except sqlite3.Error as exc:
-            raise _translate(exc, self.db_path) from exc
+        except _DAMAGE as exc:
+            raise self._error(exc) from exc
 
     def get_meta(self, key: str) -> str | None:
         rows = self._query("SELECT value FROM meta WHERE key=?", (key,))
@@ -513,6 +605,8 @@ class Store:
         changes = list(changes)
         attachments = attachments or {}
         stat_updates = list(stat_updates)
+        # Every caller's message (a run's command line, a hook's tool input, a client's text).
+        stored_message = redact_text(message) if message else message
         skipped_list = list(skipped) if skipped is not None else None
         scope = list(skipped_scope) if skipped_scope is not None else None
         # Hash outside the transaction: the write lock is held only for the writes.
@@ -575,7 +669,7 @@ class Store:
             now = time.time()
             cur = db.execute(
                 "INSERT INTO checkpoints(parent, created, trigger, message) VALUES (?,?,?,?)",
-                (last, now, trigger, message),
+                (last, now, trigger, stored_message),
             )
             number = int(cur.lastrowid or 0)
             deleted = [c.path for c, d in real if d is None]
@@ -610,7 +704,7 @@ class Store:
                 id=number,
                 time=now,
                 trigger=trigger,
-                message=message,
+                message=stored_message,
                 parent=last,
                 files=tuple(sorted(c.path for c, _ in real)),
             )
@@ -782,15 +876,16 @@ class Store:
             ]
             for it in items
         ]
+        messages = [redact_text(it.message) if it.message else it.message for it in items]
 
         def write() -> list[CheckpointInfo]:
             db = self._db
             out: list[CheckpointInfo] = []
             last = db.execute("SELECT MAX(id) FROM checkpoints WHERE origin IS ?", (origin,)).fetchone()[0]
-            for it, changes in zip(items, prepared, strict=True):
+            for it, changes, message in zip(items, prepared, messages, strict=True):
                 cur = db.execute(
                     "INSERT INTO checkpoints(parent, created, trigger, message, origin) VALUES (?,?,?,?,?)",
-                    (last, it.created, it.trigger, it.message, origin),
+                    (last, it.created, it.trigger, message, origin),
                 )
                 number = int(cur.lastrowid or 0)
                 self._put_blobs(
@@ -813,7 +908,7 @@ class Store:
                         number,
                         it.created,
                         it.trigger,
-                        it.message,
+                        message,
                         last,
                         tuple(sorted(p for p, *_ in changes)),
                         origin,
@@ -1059,6 +1154,7 @@ class Store:
                     break
                 self._drop_before(remaining[1], report)
         try:
+            self._before_write()
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._db.execute("VACUUM")
         except sqlite3.Error as exc:
@@ -1121,6 +1217,34 @@ class Store:
             report.removed_blobs += max(cur.rowcount, 0)
 
         self._tx(fold)
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _guarded(fn: Callable[Concatenate[Store, _P], _R]) -> Callable[Concatenate[Store, _P], _R]:
+    """A public Store method: reading a damaged store raises CorruptStoreError (never a raw
+    sqlite3, UnicodeDecodeError or zlib error) and judges the store corrupt."""
+
+    def call(self: Store, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return fn(self, *args, **kwargs)
+        except CorruptStoreError as exc:
+            self._judge(exc)
+            raise
+        except TetherError:
+            raise
+        except _DAMAGE as exc:
+            raise self._error(exc) from exc
+
+    functools.update_wrapper(call, fn)
+    return call
+
+
+for _name, _attr in list(vars(Store).items()):
+    if not _name.startswith("_") and inspect.isfunction(_attr):
+        setattr(Store, _name, _guarded(_attr))
 
 
 class LazyHead(Mapping[str, HeadRow]):

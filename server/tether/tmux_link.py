@@ -41,16 +41,10 @@ from typing import Any, Literal
 from tether import conversations, paths
 from tether.conversations import PaneAgent
 from tether.errors import TmuxError
+from tether.redact import REDACTED, is_redacted, redact_argv, redact_lines
 from tether.safefs import create_private_file
 from tether.text import strip_controls
-from tether.tmux_env import (
-    EnvVar,
-    classify_env,
-    parse_environ,
-    parse_show_environment,
-    redact_lines,
-    redact_text,
-)
+from tether.tmux_env import EnvVar, classify_env, parse_environ, parse_show_environment
 
 log = logging.getLogger(__name__)
 
@@ -531,7 +525,8 @@ class RunPolicy:
 
     ``allowlist``: commands matching the user's allowlist run (Enter pressed), the rest are typed
     and wait for the user. ``never``: everything is typed, nothing runs. ``confirmed`` lists pane
-    uids whose command the user explicitly confirmed.
+    uids whose command the user explicitly confirmed. A command saved with a secret redacted out
+    of it is always typed (with the placeholder to fill in), whatever the policy.
     """
 
     mode: Literal["allowlist", "never"] = "allowlist"
@@ -727,29 +722,57 @@ def foreground_argv(pane_pid: int) -> tuple[list[str] | None, list[str] | None]:
     return shell, fg
 
 
-def _redact_file(path: Path) -> Path:
-    """Redact a pane's history file in place: the shell appends commands in clear, and a token
-    typed on a command line must not stay on disk past the next snapshot."""
-    try:
-        st = os.stat(path)
-        if st.st_size == 0 or st.st_size > 16 << 20:
+# A history file beyond this is cut to its last _HISTORY_KEEP bytes when it is redacted (bash
+# caps its own at HISTFILESIZE lines; the zsh hook only appends).
+_HISTORY_MAX = 64 << 20
+_HISTORY_KEEP = 16 << 20
+
+
+def _redact_file(path: Path, known: dict[str, tuple[int, int]] | None = None) -> Path:
+    """Redact a pane's history file in place: the shell appends commands in clear, and a secret
+    typed on a command line must not stay on disk past the next snapshot.
+
+    ``known`` maps a path to (inode, size) already redacted: the shell only appends, so only the
+    lines after that offset are read again. A line the shell appends while the file is rewritten
+    would be lost by the rename, so the rewrite is retried on the grown file."""
+    for _attempt in range(3):
+        try:
+            st = os.stat(path)
+            if st.st_size == 0:
+                return path
+            with open(path, "rb") as fh:
+                data = fh.read()
+        except OSError:
             return path
-        data = path.read_bytes()
-    except OSError:
-        return path
-    text = data.decode("utf-8", "surrogateescape")
-    lines = text.split("\n")
-    redacted = redact_lines(lines)
-    if redacted == lines:
-        return path
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with suppress(OSError):
-        _write_private(tmp, "\n".join(redacted).encode("utf-8", "surrogateescape"))
-        # A command appended by the shell meanwhile would be lost by the rename: retry next time.
-        if os.stat(path).st_size == st.st_size:
-            os.replace(tmp, path)
-        else:
+        seen = known.get(str(path)) if known is not None else None
+        start = 0
+        if seen is not None and seen[0] == st.st_ino and seen[1] <= len(data):
+            start = data.rfind(b"\n", 0, seen[1]) + 1  # from the start of a line
+        cut = len(data) > _HISTORY_MAX
+        if cut:
+            data = data[data.find(b"\n", len(data) - _HISTORY_KEEP) + 1 :]
+            start = 0
+        head, text = data[:start], data[start:].decode("utf-8", "surrogateescape")
+        redacted = redact_lines(text.split("\n"))
+        out = "\n".join(redacted)
+        if out == text and not cut:
+            if known is not None:
+                known[str(path)] = (st.st_ino, len(data))
+            return path
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            body = head + out.encode("utf-8", "surrogateescape")
+            _write_private(tmp, body)
+            if os.stat(path).st_size == st.st_size:
+                os.replace(tmp, path)
+                if known is not None:
+                    known[str(path)] = (os.stat(path).st_ino, len(body))
+                return path
             tmp.unlink()
+        except OSError:
+            with suppress(OSError):
+                tmp.unlink()
+            return path
     return path
 
 
@@ -928,6 +951,7 @@ class TmuxLink:
         self._cache: tuple[str, TmuxSnapshot, bytes] | None = None
         self._last_uids: dict[str, str] = {}
         self._dirs: dict[str, Path] = {}  # tmux pane id -> uid, from the last capture
+        self._redacted: dict[str, tuple[int, int]] = {}  # history file -> (inode, bytes redacted)
 
     # -- plumbing
 
@@ -1135,23 +1159,37 @@ class TmuxLink:
                     if p.agent and p.command and not p.dead
                     else None
                 )
+                # A command saved with a secret taken out holds the placeholder where the secret
+                # was: it is typed for the user to fill in, never run (allowlisted or not).
+                placeholder = is_redacted(p.command)
+                if placeholder and not p.dead:
+                    report.warnings.append(
+                        f"pane {p.uid}: its command held a secret, typed with {REDACTED} in its "
+                        "place: fill it in before pressing Enter"
+                    )
                 if resume is not None:
                     # The agent comes back on its own conversation; it runs only when the user's
                     # own config says so (an allowlist entry for `claude` is not enough).
                     keys = shlex.join(resume)
                     run_it = p.uid in policy.confirmed or self.config.agent_resume == "run"
-                    enter = policy.mode == "allowlist" and run_it
+                    enter = policy.mode == "allowlist" and run_it and not is_redacted(resume)
                     action = "ran" if enter else "typed"
                 elif p.command and not p.dead:
                     keys = shlex.join(conversations.plain_argv(p.command) if p.agent else p.command)
-                    if policy.mode == "allowlist" and (
-                        p.uid in policy.confirmed
-                        or matches_allowlist(
-                            p.command,
-                            self.config.allowlist,
-                            root=self.root,
-                            cwd=p.cwd,
-                            search_path=env.get("PATH") or session_env.get("PATH") or os.environ.get("PATH"),
+                    if (
+                        policy.mode == "allowlist"
+                        and not placeholder
+                        and (
+                            p.uid in policy.confirmed
+                            or matches_allowlist(
+                                p.command,
+                                self.config.allowlist,
+                                root=self.root,
+                                cwd=p.cwd,
+                                search_path=env.get("PATH")
+                                or session_env.get("PATH")
+                                or os.environ.get("PATH"),
+                            )
                         )
                     ):
                         enter = True
@@ -1257,11 +1295,16 @@ class TmuxLink:
                 width=r.width,
                 height=r.height,
                 shell=shell,
-                command=[redact_text(a) for a in command] if command else None,
+                command=redact_argv(command) if command else None,
                 dead=r.dead,
                 dead_status=r.dead_status,
                 scrollback=redact_lines(scroll),
-                history=_tail_lines(_redact_file(self.history_file(uid)), self.config.history_lines),
+                # Redacted again: the file may have grown since it was redacted in place.
+                history=redact_lines(
+                    _tail_lines(
+                        _redact_file(self.history_file(uid), self._redacted), self.config.history_lines
+                    )
+                ),
                 env=pane_env,
                 agent=agent,
             )

@@ -117,20 +117,45 @@ def manifest_files(root: Path, state: Path, n: int) -> dict[str, bytes]:
 
 
 def state_bytes(state: Path) -> Iterator[tuple[str, bytes]]:
-    """Every byte Tether keeps: each file under ``state`` as is, plus every SQLite value inflated.
+    """Every byte Tether keeps: each file under ``state`` as is, every zlib stream found anywhere
+    in it inflated, plus every SQLite value (inflated too).
 
     Blobs and live state may be zlib-compressed, so a plain grep of the files would miss a
-    secret stored compressed; each text/blob cell of every table is yielded, inflated when it
-    inflates.
+    secret stored compressed. The raw scan also reaches what no query returns: stale WAL frames,
+    free pages, the hand-off repository's loose objects and packs.
     """
     for dirpath, _dirs, files in os.walk(state):
         for name in files:
             p = Path(dirpath) / name
             if p.is_symlink():
                 continue
-            yield str(p), p.read_bytes()
+            data = p.read_bytes()
+            yield str(p), data
+            for offset, inflated in zlib_streams(data):
+                yield f"{p}@{offset}:inflated", inflated
             if name == DB_NAME:
                 yield from _db_cells(p)
+
+
+_ZLIB_HEADERS = (b"\x78\x01", b"\x78\x5e", b"\x78\x9c", b"\x78\xda")
+
+
+def zlib_streams(data: bytes, chunk: int = 256) -> Iterator[tuple[int, bytes]]:
+    """(offset, inflated bytes) of every zlib stream starting anywhere in ``data``, inflated as
+    far as it goes: a stream cut by an SQLite page boundary still gives its first part."""
+    pos = data.find(b"\x78")
+    while pos != -1:
+        if data[pos : pos + 2] in _ZLIB_HEADERS:
+            d = zlib.decompressobj()
+            out = bytearray()
+            with contextlib.suppress(zlib.error):
+                for at in range(pos, min(len(data), pos + (4 << 20)), chunk):
+                    out += d.decompress(data[at : at + chunk])
+                    if d.eof or len(out) > 16 << 20:
+                        break
+            if out:
+                yield pos, bytes(out)
+        pos = data.find(b"\x78", pos + 1)
 
 
 def _db_cells(db_path: Path) -> Iterator[tuple[str, bytes]]:
@@ -166,7 +191,8 @@ def find_planted(state: Path, needles: Iterable[str]) -> list[tuple[str, str]]:
 
 
 def bad_permissions(state: Path) -> list[str]:
-    """Paths under ``state`` (itself included) that are not 0700 dirs / 0600 files."""
+    """Paths under ``state`` (itself included) that are not 0700 dirs / 0600 files (git's
+    read-only objects in the hand-off repository are 0400: no other bit is allowed)."""
     bad = []
     for dirpath, _dirnames, filenames in os.walk(state):
         d = Path(dirpath)
@@ -175,8 +201,9 @@ def bad_permissions(state: Path) -> list[str]:
         for name in filenames:
             p = d / name
             st = p.lstat()
-            if stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) != 0o600:
-                bad.append(f"{p} {oct(stat.S_IMODE(st.st_mode))}")
+            mode = stat.S_IMODE(st.st_mode)
+            if stat.S_ISREG(st.st_mode) and mode != 0o600 and not (mode == 0o400 and "/objects/" in str(p)):
+                bad.append(f"{p} {oct(mode)}")
     return bad
 
 

@@ -124,6 +124,30 @@ def test_doctor_reports_a_corrupt_store(
     assert not {c["check"]: c for c in doc["checks"]}["store"]["ok"]
 
 
+def test_doctor_checks_every_blob_and_says_how_to_recover(
+    workspace: Path, state_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Damage no command has read yet (a stored file's bytes): doctor finds it, judges the store
+    corrupt (no command writes to it from then on) and prints how to move it aside and keep
+    what is readable."""
+    from tether.store import FileChange
+
+    with Store.open(workspace, state_dir) as s:
+        s.create_checkpoint("manual", None, [FileChange("a.txt", b"payload " * 400)])
+    (db,) = state_dir.glob("workspaces/*/tether.db")
+    raw = bytearray(db.read_bytes())
+    at = raw.find(b"\x78\x01")  # the compressed file content
+    raw[at + 8 : at + 24] = bytes(16)
+    db.write_bytes(bytes(raw))
+    code, out, _ = _cli(capsys, "-C", str(workspace), "doctor")
+    assert code == 1
+    assert "ERR  store" in out and "is corrupt" in out
+    assert f"mv {db} {db}.bad" in out and ".recover" in out
+    code, _, err = _cli(capsys, "-C", str(workspace), "checkpoint")
+    assert code == 5 and "is corrupt" in err
+    assert db.read_bytes() == bytes(raw)
+
+
 def test_start_takes_windows_from_the_users_config_file(
     tmux_server: PrivateTmux,
     workspace: Path,

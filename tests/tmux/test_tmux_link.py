@@ -343,6 +343,36 @@ def test_an_allowlisted_name_never_reruns_a_script_the_repository_ships(
     assert foreground_cmdline(int(panes_by_uid(tmux_server, s)[uid]["pane_pid"])) is None
 
 
+def test_a_command_with_a_secret_is_saved_redacted_and_typed_never_run(
+    tmux_server: PrivateTmux, make_link: MakeLink
+) -> None:
+    """Allowlisted, even confirmed: the saved argv holds a placeholder where the secret was, so
+    it is typed for the user to fill in, never run."""
+    link = make_link(allowlist=["python3 -c *"])
+    link.ensure_session()
+    s = link.session
+    argv = ["python3", "-c", "import time; time.sleep(600)", "--token", "T0kenV4lue-not-a-shape"]
+    run_in(tmux_server, f"={s}:", shlex.join(argv))
+    uid = next(iter(panes_by_uid(tmux_server, s)))
+    _wait_fg(tmux_server, link, uid, "python3")
+    data = link.snapshot_bytes()
+    assert data is not None and b"T0kenV4lue" not in data
+    snap = TmuxSnapshot.from_bytes(data)
+    saved = snap.windows[0].panes[0].command
+    assert saved is not None and saved[-2:] == ["--token", "[REDACTED]"]
+    for policy in (RunPolicy(), RunPolicy(confirmed=frozenset({uid}))):
+        tmux_server.kill()
+        report = link.restore(snap, policy)
+        assert [p.action for p in report.panes] == ["typed"]
+        assert any("[REDACTED]" in w and "fill it in" in w for w in report.warnings)
+        wait_prompt(tmux_server, f"={s}:")
+        retry_until(
+            lambda: capture(tmux_server, f"={s}:", False).rstrip().endswith("--token '[REDACTED]'"),
+            what="the command typed with its placeholder",
+        )
+        assert foreground_cmdline(int(panes_by_uid(tmux_server, s)[uid]["pane_pid"])) is None
+
+
 BAD_SNAPSHOTS: list[tuple[str, object]] = [
     ("not json", b"{not json"),
     ("wrong schema", {"schema": 99, "session": "x", "root": "/", "windows": [], "env": []}),

@@ -8,14 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tether.tmux_env import (
-    REDACTED,
-    classify,
-    classify_env,
-    parse_environ,
-    parse_show_environment,
-    redact_text,
-)
+from tether.redact import REDACTED, redact_text
+from tether.tmux_env import classify, classify_env, parse_environ, parse_show_environment
 from tether.tmux_link import (
     DEFAULT_ALLOWLIST,
     SnapshotFormatError,

@@ -399,8 +399,7 @@ def cap_handoff(text: str, cap: int = HANDOFF_CAP) -> str:
 
 def _hook_message(event: dict[str, Any], label: str = "claude") -> str:
     """A short, redacted checkpoint message naming the tool and what it worked on."""
-    from tether.agent_state import clean_text
-    from tether.tmux_env import redact_text
+    from tether.agent_state import safe_text
 
     tool = event.get("tool_name")
     tool = tool if isinstance(tool, str) else "tool"
@@ -413,7 +412,7 @@ def _hook_message(event: dict[str, Any], label: str = "claude") -> str:
                 detail = value
                 break
     text = f"{label} {tool}: {detail}" if detail else f"{label} {tool}"
-    return clean_text(redact_text(text), 120)
+    return safe_text(text, 120)
 
 
 # The agent waits for its hook after every tool call (and Gemini CLI kills it at the 10 s that

@@ -46,6 +46,12 @@ class _PrivateRotatingHandler(logging.handlers.RotatingFileHandler):
         fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
         return os.fdopen(fd, "a", encoding="utf-8")
 
+    def format(self, record: logging.LogRecord) -> str:
+        # A logged command line, checkpoint message or error may quote a secret.
+        from tether.redact import redact_text
+
+        return redact_text(super().format(record))
+
 
 def setup_logging(
     args: argparse.Namespace, name: str = LOG_NAME, quiet: tuple[str, ...] = ("pygls",)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from tether import paths
 from tether.cli.common import add_output_flags, find_workspace
 from tether.cli.output import emit, warn
-from tether.errors import TetherError, TmuxError
+from tether.errors import CorruptStoreError, TetherError, TmuxError
 from tether.text import escape
 from tether.tmux_link import RunPolicy, TmuxLink
 from tether.user_config import user_link
@@ -145,6 +145,12 @@ def _version(pkg: str) -> str | None:
         return None
 
 
+def _recovery(db_path: Path) -> str:
+    from tether.store_integrity import recovery_hint
+
+    return recovery_hint(db_path)
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     checks: list[dict[str, Any]] = []
 
@@ -178,21 +184,30 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         sd = None
 
     # store (only when one exists for this workspace; doctor never creates it)
+    db_path = None
     try:
         root = find_workspace(args)
         from tether.store import DB_NAME, Store, workspace_key
 
-        if sd is not None and (sd / "workspaces" / workspace_key(root) / DB_NAME).exists():
+        db_path = sd / "workspaces" / workspace_key(root) / DB_NAME if sd is not None else None
+        if db_path is not None and db_path.exists():
             with Store.open(root, args.state_dir) as store:
-                latest = store.latest()
-                damage = store.recorded_wal_damage()
-            check("store", True, f"readable; last checkpoint {latest.id if latest else 'none'}")
+                # Every page and every blob: doctor is where a slow, thorough look belongs.
+                problems = store.verify(deep=True)
+                latest = store.latest() if not problems else None
+                damage = store.recorded_wal_damage() if not problems else None
+            if problems:
+                check("store", False, f"{store.corrupt}\n{_recovery(db_path)}")
+            else:
+                check("store", True, f"intact; last checkpoint {latest.id if latest else 'none'}")
             if damage is not None:
                 when = time.strftime("%Y-%m-%d %H:%M", time.localtime(damage[0]))
                 # Found at this open: an error; found earlier and recorded: said, not failed.
                 check("log", store.wal_damage is None, f"{damage[1]} (found {when})")
         else:
             check("store", True, f"no store yet for {root}")
+    except CorruptStoreError as exc:
+        check("store", False, f"{exc.message}\n{_recovery(db_path)}" if db_path else exc.message)
     except TetherError as exc:
         check("store", False, exc.message)
     except Exception as exc:  # a broken store must be reported, not crash doctor
@@ -213,6 +228,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     check("libtmux", True, libtmux or "not installed (optional)")
 
     ok = all(c["ok"] for c in checks)
-    text = "\n".join(f"{'ok ' if c['ok'] else 'ERR'}  {c['check']:<10} {c['detail']}" for c in checks)
+    indent = "\n" + " " * 16  # a detail's further lines under its first
+    text = "\n".join(
+        f"{'ok ' if c['ok'] else 'ERR'}  {c['check']:<10} {c['detail'].replace(chr(10), indent)}"
+        for c in checks
+    )
     emit(args, {"ok": ok, "checks": checks}, text)
     return 0 if ok else 1

@@ -4,9 +4,9 @@ Commit layout (one per checkpoint, first parent = the previous exported checkpoi
 
     files/<path>        the tracked files (100644 / 100755), as of that checkpoint
     tether/meta.json    checkpoint number, time, trigger, this machine's root, who
-    tether/agent.json   task, next steps, step log, runs (the "agent" attachment)
+    tether/agent.json   task, next steps, step log, runs (the "agent" attachment), redacted again
     tether/editor.json  open files and cursors (no text)
-    tether/tmux.json    windows, panes, cwd, commands; env already redacted at capture
+    tether/tmux.json    windows, panes, cwd, commands; redacted at capture and again here
     tether/buffers.json unsaved-buffer text: only with --include-buffers
 
 fast-import rather than hash-object/mktree/commit-tree: the store already holds per-checkpoint
@@ -29,6 +29,7 @@ from typing import IO, Any
 from tether.documents import looks_secret
 from tether.errors import NoCheckpointError
 from tether.protocol import ATTACH_AGENT, ATTACH_EDITOR, ATTACH_TMUX
+from tether.redact import contains_secret, redact_argv, redact_json, redact_lines, redact_text
 from tether.remote.gitrepo import HandoffError, SideRepo, clean_env
 from tether.store import CheckpointInfo, FileEntry, Store
 
@@ -62,16 +63,37 @@ def _quote(path: str) -> bytes:
     return "".join(out).encode("utf-8", "surrogateescape")
 
 
-def strip_tmux(data: bytes, include_terminal: bool) -> bytes:
-    """The tmux snapshot without scrollback/history (unless asked) and without any env value
-    that is not a plain project value (secrets are already redacted at capture; checked again)."""
-    doc = json.loads(data)
-    for holder in [doc, *(p for w in doc.get("windows", []) for p in w.get("panes", []))]:
+def redact_tmux_doc(doc: dict[str, Any]) -> dict[str, Any]:
+    """A tmux snapshot (JSON) redacted again, whatever wrote it (an older Tether, another
+    machine): commands, scrollback and history through the redaction, any env value that is not
+    a plain project value, or that holds a secret, dropped."""
+    panes = [p for w in doc.get("windows", []) if isinstance(w, dict) for p in w.get("panes", [])]
+    for holder in [doc, *panes]:
+        if not isinstance(holder, dict):
+            continue
         env = holder.get("env")
-        if isinstance(env, list):
-            for e in env:
-                if isinstance(e, dict) and e.get("kind") != "project":
-                    e["value"] = None
+        for e in env if isinstance(env, list) else []:
+            if not isinstance(e, dict):
+                continue
+            value = e.get("value")
+            if e.get("kind") != "project" or (isinstance(value, str) and contains_secret(value)):
+                if e.get("kind") == "project":
+                    e["kind"] = "secret"
+                e["value"] = None
+        if holder is doc:
+            continue
+        if isinstance(holder.get("command"), list) and all(isinstance(a, str) for a in holder["command"]):
+            holder["command"] = redact_argv(holder["command"])
+        for key in ("scrollback", "history"):
+            lines = holder.get(key)
+            if isinstance(lines, list) and all(isinstance(x, str) for x in lines):
+                holder[key] = redact_lines(lines)
+    return doc
+
+
+def strip_tmux(data: bytes, include_terminal: bool) -> bytes:
+    """The tmux snapshot without scrollback/history (unless asked), redacted again."""
+    doc = redact_tmux_doc(json.loads(data))
     if not include_terminal:
         for w in doc.get("windows", []):
             for p in w.get("panes", []):
@@ -242,7 +264,7 @@ def _stream(
             else:
                 lines.append(b"D " + _quote("tether/" + name) + b"\n")
         lines.append(f"M 100644 {blob(side[META_FILE])} ".encode() + _quote("tether/" + META_FILE) + b"\n")
-        msg = (cp.message or f"{cp.trigger} checkpoint {cp.id}").strip() or f"checkpoint {cp.id}"
+        msg = redact_text(cp.message or f"{cp.trigger} checkpoint {cp.id}").strip() or f"checkpoint {cp.id}"
         msg += f"\n\n{TRAILER} {cp.id} {cp.time!r}\n"
         mb = msg.encode("utf-8", "replace")
         out.write(f"commit {ref}\nmark :{cp.id}\n".encode())
@@ -268,6 +290,8 @@ def _side_files(store: Store, cp: CheckpointInfo, who: str, include_terminal: bo
                 data = strip_tmux(data, include_terminal)
             elif name == ATTACH_EDITOR:
                 data = strip_editor(data)
+            elif name == ATTACH_AGENT:
+                data = json.dumps(redact_json(json.loads(data)), sort_keys=True).encode()
         except (ValueError, AttributeError, TypeError):
             continue  # an unreadable attachment is not worth sending
         files[fname] = data
@@ -276,7 +300,7 @@ def _side_files(store: Store, cp: CheckpointInfo, who: str, include_terminal: bo
         "checkpoint": cp.id,
         "created": cp.time,
         "trigger": cp.trigger,
-        "message": cp.message,
+        "message": redact_text(cp.message) if cp.message else cp.message,
         "root": os.fsdecode(store.root),
         "who": who,
     }

@@ -129,6 +129,18 @@ def default_who() -> str:
     return ref_part(f"{user}@{socket.gethostname()}")
 
 
+def _make_private(path: Path) -> None:
+    """A side repository created before it was private: restrict what exists, and make git
+    create the rest private."""
+    run_git(["config", "core.sharedRepository", "0600"], git_dir=path)
+    for dirpath, _dirs, files in os.walk(path):
+        os.chmod(dirpath, 0o700)
+        for name in files:
+            f = os.path.join(dirpath, name)
+            if not os.path.islink(f):
+                os.chmod(f, os.stat(f).st_mode & 0o700)
+
+
 class SideRepo:
     """Tether's own bare repository for one workspace (0700, in the state directory)."""
 
@@ -140,8 +152,15 @@ class SideRepo:
         path = state_dir / "handoff.git"
         if not (path / "HEAD").exists():
             path.mkdir(mode=0o700, exist_ok=True)
-            run_git(["init", "--bare", "-q", str(path)], what="creating the hand-off repository")
+            # Private like the rest of the state dir: git creates everything 0700/0600 (objects
+            # 0400), whatever the umask; no template (sample hooks, description).
+            run_git(
+                ["init", "--bare", "-q", "--template=", "--shared=0600", str(path)],
+                what="creating the hand-off repository",
+            )
             run_git(["config", "gc.auto", "0"], git_dir=path)
+        elif (path / "config").stat().st_mode & 0o077:
+            _make_private(path)
         return cls(path)
 
     def git(self, args: Sequence[str], **kw: object) -> subprocess.CompletedProcess[bytes]:

@@ -17,7 +17,8 @@ from typing import Any
 
 from tether import jsonsafe
 from tether.protocol import ATTACH_AGENT, ATTACH_EDITOR, ATTACH_TMUX, TRIGGER_MANUAL, TRIGGERS
-from tether.remote.export import ATTACHMENT_FILES, BUFFERS_FILE, FORMAT, META_FILE
+from tether.redact import redact_json
+from tether.remote.export import ATTACHMENT_FILES, BUFFERS_FILE, FORMAT, META_FILE, redact_tmux_doc
 from tether.remote.gitrepo import HandoffError, SideRepo
 from tether.store import ImportedCheckpoint
 
@@ -217,7 +218,7 @@ def _map_side(name: str, data: bytes, other_root: str, root: Path) -> bytes:
             snap = TmuxSnapshot.from_json(doc)
         except SnapshotFormatError as exc:
             raise HandoffError(f"refusing a fetched object: tether/{name}: {exc.message}") from None
-        doc = snap.to_json()
+        doc = redact_tmux_doc(snap.to_json())
         doc["root"] = here
         for w in doc["windows"]:
             for p in w["panes"]:
@@ -239,6 +240,7 @@ def _map_side(name: str, data: bytes, other_root: str, root: Path) -> bytes:
             doc[key] = kept
         return json.dumps(doc, sort_keys=True).encode()
     if kind == ATTACH_AGENT:
+        doc = redact_json(doc)  # steps and task as another machine (maybe an older Tether) wrote them
         return json.dumps(doc, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
     return data
 
