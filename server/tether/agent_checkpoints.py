@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from tether.errors import TmuxError
 from tether.humanize import plural
 from tether.scan import ScanResult
 from tether.store import CheckpointInfo, Store
+from tether.tmux_version import TmuxTooOldError
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +37,16 @@ def _tmux_provider(root: Path, state: str | os.PathLike[str] | None) -> Callable
     def snapshot() -> bytes | None:
         try:
             return link.snapshot_bytes()
+        except TmuxTooOldError as exc:
+            # Said once per process: the files' checkpoint goes on without the tmux panes.
+            if not warned:
+                warned.append(True)
+                print(f"tether: warning: {exc.message}; tmux panes are not recorded", file=sys.stderr)
+            return None
         except TmuxError:
             return None
+
+    warned: list[bool] = []
 
     return snapshot
 

@@ -38,7 +38,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, Literal
 
-from tether import conversations, paths
+from tether import conversations, paths, tmux_version
 from tether.conversations import PaneAgent
 from tether.errors import TmuxError
 from tether.tmux_env import (
@@ -49,6 +49,7 @@ from tether.tmux_env import (
     redact_lines,
     redact_text,
 )
+from tether.tmux_version import TmuxTooOldError
 
 log = logging.getLogger(__name__)
 
@@ -872,10 +873,8 @@ class TmuxLink:
     # -- plumbing
 
     def _tmux_bin(self) -> str:
-        found = shutil.which("tmux")
-        if not found:
-            raise TmuxError("tmux is not installed (no `tmux` on PATH)")
-        return found
+        # Missing or older than 3.0: said as such, not as tmux's usage text or "no server".
+        return tmux_version.require()
 
     def base_argv(self) -> list[str]:
         argv = [self._tmux_bin()]
@@ -950,8 +949,11 @@ class TmuxLink:
     # -- public API
 
     def alive(self) -> bool:
+        """Whether the session runs. An old tmux is an error, not "not running"."""
         try:
             return self._run(["has-session", "-t", f"={self.session}"], check=False).returncode == 0
+        except TmuxTooOldError:
+            raise
         except TmuxError:
             return False
 
@@ -1240,6 +1242,7 @@ class TmuxLink:
         """Create the session with all windows and panes: one chained tmux invocation."""
         if not self.root.is_dir():
             raise TmuxError(f"cannot create the tmux session: workspace {self.root} does not exist")
+        tmux = self._tmux_bin()  # an old or missing tmux is reported before anything is written
         hooks = self._install_hooks()
         kind, shell_path = self._shell()
         replay_dir = self._session_dir("replay")
@@ -1279,7 +1282,7 @@ class TmuxLink:
             "TETHER_SHELL_RC": "1" if self.config.shell_rc else "0",
             "TETHER_SHELL_KIND": kind,
             "TETHER_SHELL": shell_path,
-            "TETHER_TMUX": self._tmux_bin(),
+            "TETHER_TMUX": tmux,
         }
         for name, value in [*sorted((session_env or {}).items()), *plumbing.items()]:
             cmds.append(["set-environment", "-t", s, name, value])

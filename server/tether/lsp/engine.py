@@ -200,7 +200,7 @@ class Engine:
         self._resume_available = has_content(parse_editor_state(store.get_state(resume_mod.STATE_PENDING)))
         self._last_checkpoint = store.latest()
         backend.tmux = self._make_tmux(store.root)
-        if backend.tmux is not None:
+        if backend.tmux is not None and self._tmux_usable():
             provider = getattr(backend.tmux, "snapshot_bytes", None)
             if callable(provider):
                 cp.add_provider(P.ATTACH_TMUX, provider)
@@ -291,6 +291,20 @@ class Engine:
             log.exception("tmux link failed to start: tmux disabled")
             return None
 
+    def _tmux_usable(self) -> bool:
+        """False (said once, at start) when the tmux on PATH is too old: checkpoints then go on
+        without tmux snapshots, and the tmux commands answer with the same message."""
+        from tether import tmux_version
+
+        try:
+            tmux_version.require()
+        except tmux_version.TmuxTooOldError as exc:
+            self._startup_warnings.append(f"Tether: {exc.message}; tmux sessions are not recorded")
+            return False
+        except TmuxError:
+            pass  # not installed: the tmux commands say so when used
+        return True
+
     def _make_agent(self, store: Store) -> Any | None:
         try:
             from tether import agent_state
@@ -312,6 +326,9 @@ class Engine:
             try:
                 alive = bool(b.tmux.alive())
                 self._tmux_status = {"session": str(b.tmux.session), "alive": alive}
+            except TmuxError as exc:  # an old tmux: said once at start, not at every poll
+                log.debug("tmux status: %s", exc)
+                self._tmux_status = {"session": str(getattr(b.tmux, "session", "")), "alive": False}
             except Exception as exc:
                 log.warning("tmux status failed: %s", exc)
                 self._tmux_status = {"session": str(getattr(b.tmux, "session", "")), "alive": False}
