@@ -15,7 +15,7 @@ from tether import __version__
 from tether.errors import TetherError
 
 # Command groups, imported lazily by name: a command imports only its own group, so `tether step`
-# (run by agents after every tool call) does not pay for libtmux, git plumbing or pygls.
+# (run by agents after every tool call) does not pay for the tmux link, git plumbing or pygls.
 GROUPS = (
     "tether.cli.files",
     "tether.cli.workspaces",

@@ -183,8 +183,6 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     check("python", py_ok, f"{platform.python_version()} ({sys.executable})")
     pygls = _version("pygls")
     check("pygls", pygls is not None, pygls or "not installed")
-    libtmux = _version("libtmux")
-    check("libtmux", True, libtmux or "not installed (optional)")
 
     ok = all(c["ok"] for c in checks)
     text = "\n".join(f"{'ok ' if c['ok'] else 'ERR'}  {c['check']:<10} {c['detail']}" for c in checks)
