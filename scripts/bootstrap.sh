@@ -19,7 +19,7 @@ apt_install() {
 }
 
 # zsh: the tests check panes started with zsh (login files, hook); fish: `tether completion fish`.
-apt_install tmux git zsh
+apt_install tmux git zsh fish
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   echo "bootstrap: creating .venv"
