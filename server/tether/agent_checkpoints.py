@@ -22,7 +22,6 @@ from tether.errors import TmuxError
 from tether.humanize import plural
 from tether.scan import ScanResult
 from tether.store import CheckpointInfo, Store
-from tether.tmux_version import TmuxTooOldError
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +36,12 @@ def _tmux_provider(root: Path, state: str | os.PathLike[str] | None) -> Callable
     def snapshot() -> bytes | None:
         try:
             return link.snapshot_bytes()
-        except TmuxTooOldError as exc:
-            # Said once per process: the files' checkpoint goes on without the tmux panes.
-            if not warned:
+        except TmuxError as exc:
+            # An old tmux is said once per process (tmux_version.TmuxTooOldError, matched by its
+            # reason so `tether step` does not import the module); the files' checkpoint goes on.
+            if exc.reason == "tmuxTooOld" and not warned:
                 warned.append(True)
                 print(f"tether: warning: {exc.message}; tmux panes are not recorded", file=sys.stderr)
-            return None
-        except TmuxError:
             return None
 
     warned: list[bool] = []

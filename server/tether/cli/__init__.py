@@ -145,10 +145,8 @@ def add_global_options(p: argparse.ArgumentParser, *, after_command: bool) -> No
 
 
 def _finish_command(name: str, p: argparse.ArgumentParser) -> None:
-    from tether.cli.examples import epilog
-
     p.formatter_class = argparse.RawDescriptionHelpFormatter
-    p.epilog = epilog(name)
+    p.examples_for = name  # type: ignore[attr-defined]  # its epilog, built only for --help
     add_global_options(p, after_command=True)
 
 
