@@ -18,7 +18,8 @@ apt_install() {
   fi
 }
 
-apt_install tmux git
+# zsh: the tests check panes started with zsh (login files, hook); fish: `tether completion fish`.
+apt_install tmux git zsh fish
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   echo "bootstrap: creating .venv"

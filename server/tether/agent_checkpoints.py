@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,8 +37,15 @@ def _tmux_provider(root: Path, state: str | os.PathLike[str] | None) -> Callable
     def snapshot() -> bytes | None:
         try:
             return link.snapshot_bytes()
-        except TmuxError:
+        except TmuxError as exc:
+            # An old tmux is said once per process (tmux_version.TmuxTooOldError, matched by its
+            # reason so `tether step` does not import the module); the files' checkpoint goes on.
+            if exc.reason == "tmuxTooOld" and not warned:
+                warned.append(True)
+                print(f"tether: warning: {exc.message}; tmux panes are not recorded", file=sys.stderr)
             return None
+
+    warned: list[bool] = []
 
     return snapshot
 

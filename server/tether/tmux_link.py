@@ -38,13 +38,14 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, Literal
 
-from tether import conversations, paths
+from tether import conversations, paths, tmux_version
 from tether.conversations import PaneAgent
 from tether.errors import TmuxError
 from tether.redact import REDACTED, is_redacted, redact_argv, redact_lines
 from tether.safefs import create_private_file
 from tether.text import strip_controls
 from tether.tmux_env import EnvVar, classify_env, parse_environ, parse_show_environment
+from tether.tmux_version import TmuxTooOldError
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +174,9 @@ class TmuxConfig:
     env_secret_patterns: list[str] = field(default_factory=list)
     shell: str | None = None  # None: $SHELL, else /bin/sh
     shell_rc: bool = True  # source the user's rc files from Tether's shell hook
+    # Panes start login shells, as tmux's own do (PATH from ~/.profile, ~/.bash_profile,
+    # ~/.zprofile: Homebrew, pyenv, nvm). False: interactive non-login shells (~/.bashrc only).
+    login_shell: bool = True
     # An agent pane's resume command (`claude --resume ID`) is typed and waits for Enter, unless the
     # user's own config file says `[agents] resume = "run"` (user_config; never from_wire).
     agent_resume: Literal["type", "run"] = "type"
@@ -212,6 +216,7 @@ class TmuxConfig:
         take("historyLines", "history_lines", int, lambda v: 0 <= v <= 100_000)
         take("shell", "shell", str, len)
         take("shellRc", "shell_rc", bool)
+        take("loginShell", "login_shell", bool)
         if "envSecretPatterns" in data:
             pats = data["envSecretPatterns"]
             if isinstance(pats, list) and all(isinstance(p, str) and _valid_regex(p) for p in pats):
@@ -802,6 +807,11 @@ _PANE_START = """\
 # $1/$2 = byte offset/length of this pane's scrollback in $TETHER_REPLAY (one file per restore),
 # $3/$4 = offset/length of the command to type, $5 = 1 to press Enter. Everything else comes from
 # the session environment, which keeps each pane's part of the one chained tmux command short.
+# tmux gives a new pane the PATH of the client that created it, over `-e PATH=…` and the session's:
+# a recreated pane's own PATH comes through TETHER_PANE_PATH / TETHER_SESSION_PATH instead.
+if [ -n "${TETHER_PANE_PATH-}" ]; then PATH="$TETHER_PANE_PATH"; export PATH
+elif [ -n "${TETHER_SESSION_PATH-}" ]; then PATH="$TETHER_SESSION_PATH"; export PATH; fi
+unset TETHER_PANE_PATH TETHER_SESSION_PATH
 if [ "$2" -gt 0 ] 2>/dev/null && [ -f "$TETHER_REPLAY" ]; then
   tail -c "+$(($1 + 1))" "$TETHER_REPLAY" | head -c "$2"
 fi
@@ -815,23 +825,50 @@ if [ "$4" -gt 0 ] 2>/dev/null && [ -f "$TETHER_REPLAY" ]; then
   "$TETHER_TMUX" send-keys -t "$TMUX_PANE" -l -- "$keys"
   if [ "$5" = 1 ]; then "$TETHER_TMUX" send-keys -t "$TMUX_PANE" Enter; fi
 fi
+# Login shells by default, as tmux's own panes are: PATH from the login files (Homebrew, pyenv,
+# nvm) is there. bash reads Tether's hook as its rc file, which reads the login files itself;
+# zsh is a real login shell whose ZDOTDIR points at Tether's files first.
 case "$TETHER_SHELL_KIND" in
   bash) exec "$TETHER_SHELL" --noprofile --rcfile "$TETHER_HOOKS/hook.bash" -i ;;
   zsh)
     TETHER_ORIG_ZDOTDIR="${ZDOTDIR:-$HOME}"; ZDOTDIR="$TETHER_HOOKS/zsh"
     export TETHER_ORIG_ZDOTDIR ZDOTDIR
+    if [ "$TETHER_SHELL_LOGIN" = 1 ]; then exec "$TETHER_SHELL" -l -i; fi
     exec "$TETHER_SHELL" -i ;;
-  *) exec "${TETHER_SHELL:-/bin/sh}" ;;
+  *)
+    if [ "$TETHER_SHELL_LOGIN" = 1 ]; then exec "$TETHER_SHELL" -l; fi
+    exec "${TETHER_SHELL:-/bin/sh}" ;;
 esac
 """
 
 _START_CMD = '. "$TETHER_HOOKS/pane-start.sh"'
 
 _BASH_HOOK = """\
-# Tether shell hook (bash): per-pane history file, appended at every prompt.
+# Tether shell hook (bash), read instead of ~/.bashrc: the user's startup files, then a per-pane
+# history file appended at every prompt.
 # (bash itself has already read the system bashrc, e.g. /etc/bash.bashrc on Debian.)
 if [ -n "$TETHER_ECHO_OFF" ]; then stty echo 2>/dev/null; unset TETHER_ECHO_OFF; fi
-if [ "${TETHER_SHELL_RC:-1}" = 1 ] && [ -r "$HOME/.bashrc" ]; then . "$HOME/.bashrc"; fi
+if [ "${TETHER_SHELL_RC:-1}" = 1 ] && [ "${TETHER_SHELL_LOGIN:-0}" = 1 ]; then
+  # What a login shell reads: /etc/profile, then the first of ~/.bash_profile, ~/.bash_login,
+  # ~/.profile (which, by convention, reads ~/.bashrc). The variables a recreated pane carries
+  # are set again after them: /etc/profile may reset PATH.
+  __tether_keep=()
+  for __tether_n in ${TETHER_KEEP_ENV-} ${TETHER_KEEP_PANE_ENV-}; do
+    [ -n "${!__tether_n+x}" ] && __tether_keep+=("$__tether_n=${!__tether_n}")
+  done
+  unset TETHER_KEEP_ENV TETHER_KEEP_PANE_ENV
+  if [ -r /etc/profile ]; then . /etc/profile; fi
+  __tether_f=
+  for __tether_n in "$HOME/.bash_profile" "$HOME/.bash_login" "$HOME/.profile"; do
+    if [ -r "$__tether_n" ]; then __tether_f=$__tether_n; break; fi
+  done
+  # No login file at all: ~/.bashrc, as a terminal's non-login shell would read.
+  if [ -n "$__tether_f" ]; then . "$__tether_f"; elif [ -r "$HOME/.bashrc" ]; then . "$HOME/.bashrc"; fi
+  for __tether_f in "${__tether_keep[@]}"; do export "$__tether_f"; done
+  unset __tether_keep __tether_n __tether_f
+elif [ "${TETHER_SHELL_RC:-1}" = 1 ] && [ -r "$HOME/.bashrc" ]; then
+  . "$HOME/.bashrc"
+fi
 if [ -n "$TETHER_PANE_ID" ] && [ -n "$TETHER_HIST_DIR" ]; then
   TETHER_HISTFILE="$TETHER_HIST_DIR/$TETHER_PANE_ID.hist"
   HISTFILE="$TETHER_HISTFILE"
@@ -861,7 +898,27 @@ fi
 _ZSHENV = """\
 # Tether shell hook (zsh): load the user's .zshenv from the real ZDOTDIR.
 if [ -n "$TETHER_ECHO_OFF" ]; then stty echo 2>/dev/null; unset TETHER_ECHO_OFF; fi
+if [[ -o login ]]; then
+  # The variables a recreated pane carries, set again after the login files (.zprofile).
+  typeset -gA __tether_keep
+  for __tether_n in ${=TETHER_KEEP_ENV-} ${=TETHER_KEEP_PANE_ENV-}; do
+    (( ${+parameters[$__tether_n]} )) && __tether_keep[$__tether_n]="${(P)__tether_n}"
+  done
+  unset __tether_n TETHER_KEEP_ENV TETHER_KEEP_PANE_ENV
+fi
 [ -r "${TETHER_ORIG_ZDOTDIR:-$HOME}/.zshenv" ] && . "${TETHER_ORIG_ZDOTDIR:-$HOME}/.zshenv"
+"""
+
+_ZPROFILE = """\
+# Tether shell hook (zsh login shells): the user's .zprofile from the real ZDOTDIR, then the
+# recreated pane's own variables again. zsh then reads Tether's .zshrc from this directory.
+if [ "${TETHER_SHELL_RC:-1}" = 1 ]; then
+  ZDOTDIR="${TETHER_ORIG_ZDOTDIR:-$HOME}"
+  [ -r "$ZDOTDIR/.zprofile" ] && . "$ZDOTDIR/.zprofile"
+  ZDOTDIR="$TETHER_HOOKS/zsh"
+fi
+for __tether_k __tether_v in "${(@kv)__tether_keep}"; do export "$__tether_k=$__tether_v"; done
+unset __tether_keep __tether_k __tether_v
 """
 
 _ZSHRC = """\
@@ -956,10 +1013,8 @@ class TmuxLink:
     # -- plumbing
 
     def _tmux_bin(self) -> str:
-        found = shutil.which("tmux")
-        if not found:
-            raise TmuxError("tmux is not installed (no `tmux` on PATH)")
-        return found
+        # Missing or older than 3.0: said as such, not as tmux's usage text or "no server".
+        return tmux_version.require()
 
     def base_argv(self) -> list[str]:
         argv = [self._tmux_bin()]
@@ -1019,6 +1074,7 @@ class TmuxLink:
             ("pane-start.sh", _PANE_START),
             ("hook.bash", _BASH_HOOK),
             ("zsh/.zshenv", _ZSHENV),
+            ("zsh/.zprofile", _ZPROFILE),
             ("zsh/.zshrc", _ZSHRC),
         ):
             p = d / rel
@@ -1037,8 +1093,11 @@ class TmuxLink:
     # -- public API
 
     def alive(self) -> bool:
+        """Whether the session runs. An old tmux is an error, not "not running"."""
         try:
             return self._run(["has-session", "-t", f"={self.session}"], check=False).returncode == 0
+        except TmuxTooOldError:
+            raise
         except TmuxError:
             return False
 
@@ -1353,6 +1412,7 @@ class TmuxLink:
         """Create the session with all windows and panes: one chained tmux invocation."""
         if not self.root.is_dir():
             raise TmuxError(f"cannot create the tmux session: workspace {self.root} does not exist")
+        tmux = self._tmux_bin()  # an old or missing tmux is reported before anything is written
         hooks = self._install_hooks()
         kind, shell_path = self._shell()
         replay_dir = self._session_dir("replay")
@@ -1385,14 +1445,19 @@ class TmuxLink:
             ["set-option", "-t", s, "history-limit", str(max(2000, self.config.scrollback_lines))],
             ["set-option", "-t", s, ROOT_OPTION, str(self.root)],
         ]
+        login = self.config.shell_rc and self.config.login_shell and _takes_login_flag(kind, shell_path)
         plumbing = {
             "TETHER_HOOKS": str(hooks),
             "TETHER_HIST_DIR": str(self._session_dir("hist")),
             "TETHER_REPLAY": str(replay_path),
             "TETHER_SHELL_RC": "1" if self.config.shell_rc else "0",
             "TETHER_SHELL_KIND": kind,
+            "TETHER_SHELL_LOGIN": "1" if login else "0",
+            # Names (not values) of the restored variables the login files must not override.
+            "TETHER_KEEP_ENV": " ".join(sorted(session_env or {})),
+            "TETHER_SESSION_PATH": (session_env or {}).get("PATH", ""),
             "TETHER_SHELL": shell_path,
-            "TETHER_TMUX": self._tmux_bin(),
+            "TETHER_TMUX": tmux,
         }
         for name, value in [*sorted((session_env or {}).items()), *plumbing.items()]:
             cmds.append(["set-environment", "-t", s, name, value])
@@ -1417,7 +1482,12 @@ class TmuxLink:
                     keys_at = len(replay_buf)
                     replay_buf += keys
                     env_args: list[str] = []
-                    for name, value in {**p.env, "TETHER_PANE_ID": p.uid}.items():
+                    pane_env = {**p.env, "TETHER_PANE_ID": p.uid}
+                    if p.env:
+                        pane_env["TETHER_KEEP_PANE_ENV"] = " ".join(sorted(p.env))
+                    if "PATH" in p.env:
+                        pane_env["TETHER_PANE_PATH"] = p.env["PATH"]
+                    for name, value in pane_env.items():
                         env_args += ["-e", f"{name}={value}"]
                     argv = [
                         "/bin/sh", "-c", _START_CMD, "tether",
@@ -1479,6 +1549,14 @@ class TmuxLink:
             raise
         self._cache = None
         log.info("tmux session %s created (%d windows)", self.session, len(plans))
+
+
+# Shells that start as login shells with `-l` (bash and zsh are handled by the hook).
+_LOGIN_FLAG_SHELLS = frozenset({"bash", "zsh", "sh", "dash", "ash", "ksh", "mksh", "fish", "tcsh", "csh"})
+
+
+def _takes_login_flag(kind: str, path: str) -> bool:
+    return kind in ("bash", "zsh") or os.path.basename(path) in _LOGIN_FLAG_SHELLS
 
 
 def _write_private(path: Path, data: bytes) -> None:

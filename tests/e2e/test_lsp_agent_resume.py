@@ -24,6 +24,8 @@ async def test_resume_result_names_each_agent_panes_conversation(
     idfile.write_text(sid)
     home = tmp_path / "home"
     home.mkdir()
+    # Panes are login shells: the stand-in is on PATH the way a user's tools are, from ~/.profile.
+    (home / ".profile").write_text(f'export PATH="{bin_dir}:$PATH"\n')
     # A user config file that does not say `resume = "run"`: the command is typed, not run.
     cfg = tmp_path / "config.toml"
     cfg.write_text('[agents]\nresume = "type"\n')

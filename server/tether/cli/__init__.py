@@ -15,7 +15,7 @@ from tether import __version__
 from tether.errors import TetherError
 
 # Command groups, imported lazily by name: a command imports only its own group, so `tether step`
-# (run by agents after every tool call) does not pay for libtmux, git plumbing or pygls.
+# (run by agents after every tool call) does not pay for the tmux link, git plumbing or pygls.
 GROUPS = (
     "tether.cli.files",
     "tether.cli.workspaces",
@@ -25,6 +25,7 @@ GROUPS = (
     "tether.cli.mcp",
     "tether.cli.setup",
     "tether.cli.remote",
+    "tether.cli.completion",
 )
 
 # Every command, its group and its one-line help, known without importing any group (`tether
@@ -75,7 +76,19 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "tether.cli.remote",
         "resume another machine's session: pull, preview its files, take its task, recreate tmux",
     ),
+    "completion": ("tether.cli.completion", "print a shell completion script (bash, zsh or fish)"),
 }
+
+_MAIN_EPILOG = """\
+examples:
+  tether start                                     tmux session for this workspace
+  tether step --done "wrote tests" --next "fix lint"   record a step (a checkpoint)
+  tether log                                       checkpoints, newest first
+  tether diff 3 -- src/                            checkpoint 3 against the live files
+  tether resume                                    bring the session back, print the hand-off
+  tether status --json                             any command, for a script or an agent
+
+`tether COMMAND --help` describes COMMAND's arguments, with examples."""
 
 # Global options that take a value: skipped when looking for the command name in argv.
 _VALUE_OPTIONS = ("-C", "--workspace", "--state-dir")
@@ -94,29 +107,68 @@ def command_of(argv: Sequence[str]) -> str | None:
     return None
 
 
-def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+def add_global_options(p: argparse.ArgumentParser, *, after_command: bool) -> None:
+    """The options every command takes. After the command (``tether list --json``) they default
+    to SUPPRESS, so they never reset what was given before it; an option string the command
+    already uses for itself (``tether mcp --workspace``) is left to the command."""
+    taken = set(p._option_string_actions) if after_command else set()
+    group = p.add_argument_group("global options") if after_command else p
+    extra: dict[str, object] = {"default": argparse.SUPPRESS} if after_command else {}
+    specs: list[tuple[tuple[str, ...], dict[str, object]]] = [
+        (
+            ("-C", "--workspace"),
+            {
+                "metavar": "DIR",
+                "dest": "workspace",
+                "help": "workspace root (default: nearest parent with .git or .agent-session.json, "
+                "else cwd); e.g. -C ~/src/app",
+            },
+        ),
+        (("--state-dir",), {"metavar": "DIR", "dest": "state_dir", "help": "store location (tests)"}),
+        (("--json",), {"action": "store_true", "dest": "json", "help": "machine-readable output"}),
+        (
+            ("-v", "--verbose"),
+            # Counted apart after the command (a fresh namespace there); main adds both.
+            {
+                "action": "count",
+                "dest": "verbose_after" if after_command else "verbose",
+                "help": "log to stderr (-vv: debug)",
+            },
+        ),
+    ]
+    for flags, kw in specs:
+        free = tuple(f for f in flags if f not in taken)
+        if free:
+            if not after_command and kw.get("action") == "count":
+                kw["default"] = 0
+            group.add_argument(*free, **{**kw, **extra})  # type: ignore[arg-type]
+
+
+def _finish_command(name: str, p: argparse.ArgumentParser) -> None:
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.examples_for = name  # type: ignore[attr-defined]  # its epilog, built only for --help
+    add_global_options(p, after_command=True)
+
+
+def build_parser(command: str | None = None, *, every_group: bool = False) -> argparse.ArgumentParser:
     """The parser; with ``command``, only that command's group is imported and registered (the
-    others are listed by name and help only). Unknown or no command: every group."""
+    others are listed by name and help only). Unknown command or ``every_group``: every group."""
     from tether.cli.parser import Parser
 
     parser = Parser(
         prog="tether",
         description="Keep an AI coding agent's working context across disconnects, and resume it.",
+        epilog=_MAIN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"tether {__version__}")
-    parser.add_argument(
-        "-C",
-        "--workspace",
-        metavar="DIR",
-        default=None,
-        help="workspace root (default: nearest parent with .git or .agent-session.json, else cwd)",
-    )
-    parser.add_argument("--state-dir", metavar="DIR", default=None, help="store location (tests)")
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="log to stderr")
+    add_global_options(parser, after_command=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     wanted = COMMANDS.get(command or "", (None, ""))[0]
-    groups = GROUPS if command is not None and wanted is None else (wanted,) if wanted else ()
+    if every_group or (command is not None and wanted is None):
+        groups: tuple[str | None, ...] = GROUPS
+    else:
+        groups = (wanted,) if wanted else ()
     registered: set[str] = set()
     for name in groups:
         assert name is not None
@@ -129,6 +181,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         before = set(sub.choices)
         module.register(sub)
         registered |= set(sub.choices) - before
+    for cmd in registered:
+        _finish_command(cmd, sub.choices[cmd])
     if groups != GROUPS:
         # The other commands, by name and help only: `tether --help` lists them and argparse's
         # "invalid choice" names them, without importing their groups.
@@ -158,6 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else 0
     import logging
 
+    args.verbose += getattr(args, "verbose_after", 0)
     logging.basicConfig(
         level=logging.WARNING - 10 * min(args.verbose, 2),
         stream=sys.stderr,

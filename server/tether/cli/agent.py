@@ -75,7 +75,7 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=cmd_steps)
 
     p = sub.add_parser("task", help="print or set the current task (and environment name)")
-    p.add_argument("text", nargs="?", default=None)
+    p.add_argument("text", nargs="?", default=None, help="the new task (default: print the current one)")
     p.add_argument("--clear", action="store_true", help="clear the task")
     p.add_argument("--environment", "-e", default=None, metavar="NAME", help="e.g. development, staging")
     add_output_flags(p)
@@ -87,7 +87,9 @@ def register(sub: Any) -> None:
         description="Run CMD, showing its output, and record the run against a checkpoint of the "
         "tree it ran on. Exits with CMD's exit code.",
     )
-    p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD ...")
+    p.add_argument(
+        "cmd", nargs=argparse.REMAINDER, metavar="-- CMD ...", help="the command and its arguments, after --"
+    )
     add_output_flags(p)
     p.set_defaults(handler=cmd_run)
 
@@ -123,7 +125,12 @@ def register(sub: Any) -> None:
         "context; after a tool call, what the tool changed is checkpointed; at the end of a turn a "
         "step is recorded when files changed. Always exits 0, so Tether never blocks the agent.",
     )
-    p.add_argument("kind", choices=list(HOOK_AGENTS))
+    p.add_argument(
+        "kind",
+        choices=list(HOOK_AGENTS),
+        metavar="AGENT",
+        help="the agent calling: " + ", ".join(HOOK_AGENTS),
+    )
     p.set_defaults(handler=cmd_hook)
 
 

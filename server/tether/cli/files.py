@@ -18,6 +18,8 @@ from tether.cli.common import (
     positive_int,
 )
 from tether.cli.output import emit
+from tether.cli.parser import Parser
+from tether.cli.terminal import add_pager_flag, paint_diff, paint_log, paint_stat, show
 from tether.diffing import diff_text
 from tether.errors import BadParamsError
 from tether.humanize import checkpoint_line, plural, size
@@ -26,15 +28,16 @@ from tether.text import escape
 
 def register(sub: Any) -> None:
     p = sub.add_parser("checkpoint", help="record the workspace now (or only PATHS)")
-    p.add_argument("-m", "--message", default=None)
+    p.add_argument("-m", "--message", default=None, metavar="TEXT", help="a note shown in `tether log`")
     p.add_argument("paths", nargs="*", metavar="PATH", help="only look at these paths (fast)")
     p.add_argument("--full", action="store_true", help="walk the whole workspace (the default)")
     add_output_flags(p)
     p.set_defaults(handler=cmd_checkpoint)
 
     p = sub.add_parser("log", help="list checkpoints, newest first")
-    p.add_argument("-n", "--limit", type=positive_int, default=20)
+    p.add_argument("-n", "--limit", type=positive_int, default=20, help="how many (default 20)")
     p.add_argument("--all", action="store_true", help="every checkpoint")
+    add_pager_flag(p)
     add_output_flags(p)
     p.set_defaults(handler=cmd_log)
 
@@ -44,15 +47,21 @@ def register(sub: Any) -> None:
         usage="tether diff [--stat] A [B] [-- PATH ...]",
     )
     p.add_argument("--stat", action="store_true", help="only list changed paths")
+    add_pager_flag(p)
     add_output_flags(p)
-    p.add_argument("a", type=parse_checkpoint, metavar="A")
+    p.add_argument("a", type=parse_checkpoint, metavar="A", help="checkpoint number to diff from")
     # `diff 1 -- 2` names a file "2": the handler must see where `--` was.
     p.keep_double_dash = True
-    p.add_argument("rest", nargs=argparse.REMAINDER, metavar="[B] [-- PATH ...]")
+    p.add_argument(
+        "rest",
+        nargs=argparse.REMAINDER,
+        metavar="[B] [-- PATH ...]",
+        help="checkpoint to diff to (default: the live workspace), then only these paths",
+    )
     p.set_defaults(handler=cmd_diff)
 
     p = sub.add_parser("restore", help="restore files (or the whole workspace) to checkpoint N")
-    p.add_argument("n", type=parse_checkpoint)
+    p.add_argument("n", type=parse_checkpoint, metavar="N", help="checkpoint number (see `tether log`)")
     p.add_argument("paths", nargs="*", metavar="PATH", help="files or directories (default: all)")
     p.add_argument("--dry-run", action="store_true", help="show what would change, write nothing")
     add_output_flags(p)
@@ -64,7 +73,13 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("gc", help="drop old checkpoints by count, age or size")
     p.add_argument("--keep", type=non_negative_int, default=None, help="keep the newest N checkpoints")
-    p.add_argument("--max-age-days", type=non_negative_float, default=None)
+    p.add_argument(
+        "--max-age-days",
+        type=non_negative_float,
+        default=None,
+        metavar="DAYS",
+        help="drop checkpoints older than DAYS (fractions allowed)",
+    )
     p.add_argument("--max-size", default=None, help="e.g. 500M, 2G")
     add_output_flags(p)
     p.set_defaults(handler=cmd_gc)
@@ -99,31 +114,35 @@ def cmd_checkpoint(args: argparse.Namespace) -> int:
 def cmd_log(args: argparse.Namespace) -> int:
     with open_store(args) as store:
         items = store.list_checkpoints(limit=None if args.all else args.limit)
-        emit(
+        show(
             args,
             {"checkpoints": [i.to_wire() for i in items]},
             "\n".join(checkpoint_line(i) for i in items) if items else "no checkpoints yet",
+            paint_log,
         )
     return 0
 
 
 def _split_diff_args(rest: list[str], args: argparse.Namespace) -> tuple[int | None, list[str]]:
-    """``[B] [-- PATH ...]`` after A; flags given after A are honoured too."""
+    """``[B] [-- PATH ...]`` after A; options given after A (``--stat``, ``--json``, ``-C DIR``…)
+    are honoured too."""
+    from tether.cli import add_global_options
+
     if DOUBLE_DASH in rest:
         i = rest.index(DOUBLE_DASH)
         before, paths = rest[:i], rest[i + 1 :]
     else:
         before, paths = rest, []
-    words = []
-    for word in before:
-        if word == "--stat":
-            args.stat = True
-        elif word == "--json":
-            args.json = True
-        elif word.startswith("-") and not word[1:].isdigit():
+    flags = Parser(prog="tether diff", add_help=False)
+    flags.add_argument("--stat", action="store_true", default=argparse.SUPPRESS)
+    flags.add_argument("--no-pager", action="store_true", default=argparse.SUPPRESS)
+    add_global_options(flags, after_command=True)
+    given, words = flags.parse_known_args(before)
+    for key, value in vars(given).items():
+        setattr(args, key, value)
+    for word in words:
+        if word.startswith("-") and not word[1:].isdigit():
             raise BadParamsError(f"diff: unknown option {word!r}")
-        else:
-            words.append(word)
     b: int | None = None
     if words and words[0].lstrip("-").isdigit():
         try:
@@ -140,7 +159,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
         diffs = restore_mod.diff(store, args.a, b, paths or None)
         stat_lines = "\n".join(f"{d.status[0].upper()} {escape(d.path)}" for d in diffs)
         text = stat_lines if args.stat else diff_text(diffs)
-        emit(args, {"from": args.a, "to": b, "paths": paths, "files": [d.to_wire() for d in diffs]}, text)
+        data = {"from": args.a, "to": b, "paths": paths, "files": [d.to_wire() for d in diffs]}
+        show(args, data, text, paint_stat if args.stat else paint_diff)
     return 0
 
 

@@ -41,6 +41,16 @@ class Parser(argparse.ArgumentParser):
             args[args.index("--")] = DOUBLE_DASH
         return super().parse_known_args(args, namespace)
 
+    # A command's name: its examples (tether.cli.examples) become the epilog when help is shown.
+    examples_for: str | None = None
+
+    def format_help(self) -> str:
+        if self.examples_for and self.epilog is None:
+            from tether.cli.examples import epilog
+
+            self.epilog = epilog(self.examples_for)
+        return super().format_help()
+
     def error(self, message: str) -> NoReturn:
         command = self.prog.partition(" ")[2]  # "tether diff" -> "diff"
         raise UsageError(f"{command}: {message}" if command else message, self.format_usage())

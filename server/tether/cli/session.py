@@ -6,9 +6,7 @@ import argparse
 import importlib.metadata
 import os
 import platform
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,8 +23,6 @@ from tether.user_config import user_link
 
 if TYPE_CHECKING:
     from tether.tmux_watch import StoredSnapshot
-
-MIN_TMUX = (3, 0)
 
 
 def register(sub: Any) -> None:
@@ -158,19 +154,20 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         checks.append({"check": name, "ok": ok, "detail": detail})
 
     # tmux
+    from tether import tmux_version
+
     tmux = shutil.which("tmux")
     if tmux is None:
         check("tmux", False, "tmux not found on PATH (install it: apt-get install tmux / brew install tmux)")
     else:
         try:
-            out = subprocess.run([tmux, "-V"], capture_output=True, text=True, timeout=10, check=False)
-            m = re.search(r"(\d+)\.(\d+)", out.stdout)
-            ver = (int(m.group(1)), int(m.group(2))) if m else None
-            ok = ver is not None and ver >= MIN_TMUX
-            need = "" if ok else f" (need >= {MIN_TMUX[0]}.{MIN_TMUX[1]})"
-            check("tmux", ok, f"{tmux}: {out.stdout.strip() or out.stderr.strip()}{need}")
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            check("tmux", False, f"{tmux} -V failed: {exc}")
+            v = tmux_version.version_of(tmux)
+            if v.too_old:
+                check("tmux", False, tmux_version.too_old_message(v))
+            else:
+                check("tmux", True, f"{tmux}: {v.text or 'no version printed'}")
+        except TmuxError as exc:
+            check("tmux", False, exc.message)
 
     # state dir
     try:
@@ -224,8 +221,6 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     check("python", py_ok, f"{platform.python_version()} ({sys.executable})")
     pygls = _version("pygls")
     check("pygls", pygls is not None, pygls or "not installed")
-    libtmux = _version("libtmux")
-    check("libtmux", True, libtmux or "not installed (optional)")
 
     ok = all(c["ok"] for c in checks)
     indent = "\n" + " " * 16  # a detail's further lines under its first

@@ -22,7 +22,7 @@ def register(sub: Any) -> None:
         "malformed config file is reported and left untouched. See docs/agents.md for what each "
         "agent gets.",
     )
-    p.add_argument("agent", choices=AGENTS)
+    p.add_argument("agent", choices=AGENTS, metavar="AGENT", help="one of " + ", ".join(AGENTS))
     p.add_argument(
         "--user", action="store_true", help="the agent's user-level config instead of the project's"
     )

@@ -227,7 +227,7 @@ class Engine:
         self._candidate.claim(store)
         self._last_checkpoint = store.latest()
         backend.tmux = self._make_tmux(store.root)
-        if backend.tmux is not None:
+        if backend.tmux is not None and self._tmux_usable():
             provider = getattr(backend.tmux, "snapshot_bytes", None)
             if callable(provider):
                 cp.add_provider(P.ATTACH_TMUX, provider)
@@ -318,11 +318,12 @@ class Engine:
         def rebuild() -> None:
             self._startup_warnings.clear()
             b.tmux = self._make_tmux(b.store.root)
+            usable = b.tmux is not None and self._tmux_usable()
             provider = getattr(b.tmux, "snapshot_bytes", None)
-            if callable(provider):
+            if usable and callable(provider):
                 b.checkpointer.add_provider(P.ATTACH_TMUX, provider)
             # The snapshot-on-change watch follows the link (another socket, another session).
-            old, b.watch = b.watch, self._make_watch(b.tmux) if b.tmux is not None else None
+            old, b.watch = b.watch, self._make_watch(b.tmux) if usable else None
             if old is not None:
                 old.stop()
             if b.watch is not None:
@@ -344,6 +345,20 @@ class Engine:
         except Exception:
             log.exception("tmux watch not started")
             return None
+
+    def _tmux_usable(self) -> bool:
+        """False (said once, at start) when the tmux on PATH is too old: checkpoints then go on
+        without tmux snapshots, and the tmux commands answer with the same message."""
+        from tether import tmux_version
+
+        try:
+            tmux_version.require()
+        except tmux_version.TmuxTooOldError as exc:
+            self._startup_warnings.append(f"Tether: {exc.message}; tmux sessions are not recorded")
+            return False
+        except TmuxError:
+            pass  # not installed: the tmux commands say so when used
+        return True
 
     def _make_agent(self, store: Store) -> Any | None:
         try:
@@ -373,6 +388,9 @@ class Engine:
             try:
                 alive = bool(b.tmux.alive())
                 self._tmux_status = {"session": str(b.tmux.session), "alive": alive}
+            except TmuxError as exc:  # an old tmux: said once at start, not at every poll
+                log.debug("tmux status: %s", exc)
+                self._tmux_status = {"session": str(getattr(b.tmux, "session", "")), "alive": False}
             except Exception as exc:
                 log.warning("tmux status failed: %s", exc)
                 self._tmux_status = {"session": str(getattr(b.tmux, "session", "")), "alive": False}
