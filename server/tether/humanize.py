@@ -36,6 +36,7 @@ def size(n: int) -> str:
 def checkpoint_line(info: CheckpointInfo) -> str:
     """One timeline row: number, local time, age, trigger, file count, message."""
     from tether.text import escape
+
     msg = f"  {escape(info.message)}" if info.message else ""
     if info.origin:
         msg = f"  [from {escape(info.origin)}]{msg}"

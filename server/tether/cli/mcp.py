@@ -56,8 +56,9 @@ def cmd_mcp(args: argparse.Namespace) -> int:
     from tether.cli.lsp import setup_logging
 
     setup_logging(args, LOG_NAME, quiet=())
+    from tether.mcp.background import watch_tmux
     from tether.mcp.server import McpConfig, run_stdio
 
     logging.getLogger(__name__).info("tether %s mcp starting (pid %d)", __version__, os.getpid())
-    run_stdio(McpConfig(workspace=workspace, state_dir=args.state_dir))
+    run_stdio(McpConfig(workspace=workspace, state_dir=args.state_dir, background=(watch_tmux,)))
     return 0

@@ -181,6 +181,9 @@ class NextSteps(Wire):
     task: str | None
     next_steps: list[str]
     files_in_progress: list[str]
+    # Which of task / nextSteps came from the repository's committed .agent-session.json, not
+    # from a step on this machine.
+    shipped: list[str]
     warning: str | None
 
 

@@ -18,6 +18,7 @@ from mcp.server.mcpserver.tools import Tool
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import ConfigDict, Field
 
+from tether import provenance
 from tether import restore as restore_mod
 from tether.agent_checkpoints import manual_checkpoint, record_conversations, record_step
 from tether.agent_state import clean_text, handoff_text, safe_text
@@ -30,6 +31,7 @@ from tether.paths import normalize_rel
 from tether.runs import run_summaries
 from tether.status import skipped_wire, workspace_status
 from tether.store import CheckpointInfo
+from tether.text import escape
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase
@@ -79,7 +81,8 @@ def _info(info: CheckpointInfo, files: int | None = None) -> s.CheckpointInfo:
 
 
 def _names(paths: Sequence[str], n: int = 8) -> str:
-    return ", ".join(paths[:n]) + (f" and {len(paths) - n} more" if len(paths) > n else "")
+    # Names go into the agent's context: shown escaped (a name may hold control characters).
+    return ", ".join(map(escape, paths[:n])) + (f" and {len(paths) - n} more" if len(paths) > n else "")
 
 
 def _diff_files(files: list[FileDiff], cut: Sequence[str] = ()) -> list[s.DiffFile]:
@@ -140,14 +143,23 @@ def do_record_step(
 def do_next_steps(ws: Workspace) -> Reply:
     _, warning = ws.session.import_file()
     state = ws.session.state()
+    shipped = [f for f in provenance.FIELDS if state.is_shipped(f)]
     result = s.NextSteps(
         task=state.task,
         next_steps=state.next_steps,
         files_in_progress=state.files_in_progress,
+        shipped=[{"next_steps": "nextSteps"}.get(f, f) for f in shipped],
         warning=warning or state.warning,
     )
-    lines = [f"Task: {state.task}"] if state.task else []
-    lines.extend(f"{i + 1}. {step}" for i, step in enumerate(state.next_steps))
+
+    def note(field: str) -> str:
+        # Not recorded on this machine: never presented as the agent's own.
+        return f" ({provenance.SHIPPED_NOTE})" if field in shipped else ""
+
+    lines = [f"Task{note('task')}: {escape(state.task)}"] if state.task else []
+    if state.next_steps and "next_steps" in shipped:
+        lines.append(f"Next steps ({provenance.SHIPPED_NOTE}):")
+    lines.extend(f"{i + 1}. {escape(step)}" for i, step in enumerate(state.next_steps))
     if not state.next_steps:
         lines.append("no next steps recorded (record_step with next_steps sets them)")
     return result, "\n".join(lines)
