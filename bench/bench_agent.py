@@ -30,10 +30,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "server"))
 
 from tether import protocol  # noqa: E402
-from tether.agent_state import AGENT_FILE, AgentSession  # noqa: E402
-from tether.checkpoints import Checkpointer  # noqa: E402
-from tether.runs import Run, run_summaries, save_run  # noqa: E402
-from tether.store import Store  # noqa: E402
+from tether.agent.model import AGENT_FILE  # noqa: E402
+from tether.agent.runs import Run, run_summaries, save_run  # noqa: E402
+from tether.agent.session import AgentSession  # noqa: E402
+from tether.checkpoints.checkpointer import Checkpointer  # noqa: E402
+from tether.store.db import Store  # noqa: E402
 
 
 def make_workspace(root: Path, n: int) -> None:

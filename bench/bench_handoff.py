@@ -30,11 +30,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
 
-from tether.checkpoints import Checkpointer
+from tether.checkpoints.checkpointer import Checkpointer
 from tether.remote import export as export_mod
 from tether.remote.gitrepo import SideRepo
 from tether.remote.handoff import Handoff
-from tether.store import Store
+from tether.store.db import Store
 
 ENV = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")} | {
     "GIT_AUTHOR_NAME": "b",

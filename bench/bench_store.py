@@ -40,10 +40,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
 
-from tether import restore as restore_mod
-from tether.checkpoints import Checkpointer
-from tether.scan import Scanner
-from tether.store import Store
+from tether.checkpoints import restore as restore_mod
+from tether.checkpoints.checkpointer import Checkpointer
+from tether.scan.scanner import Scanner
+from tether.store.db import Store
 
 GITIGNORE = "*.log\nbuild/\n!keep.log\n/dist\n*.tmp\n"
 # Patterns that take a backtracking matcher exponential time on names of many "a" (issue 19),

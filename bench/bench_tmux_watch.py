@@ -30,10 +30,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
 
-from tether import tmux_watch
-from tether.store import Store
-from tether.tmux_link import TmuxConfig, TmuxLink
-from tether.tmux_watch import TmuxWatch, read_live
+from tether.store.db import Store
+from tether.tmux import watch as tmux_watch
+from tether.tmux.link import TmuxConfig, TmuxLink
+from tether.tmux.watch import TmuxWatch, read_live
 
 TMUX = shutil.which("tmux") or "tmux"
 

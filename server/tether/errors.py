@@ -61,3 +61,9 @@ class BusyError(TetherError):
     """The same operation is already running and did not finish in time."""
 
     reason = "busy"
+
+
+class HandoffError(TetherError):
+    """A push or pull that could not be done; nothing local was changed."""
+
+    reason = "handoff"

@@ -6,7 +6,7 @@ import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from tether.store import CheckpointInfo
+    from tether.model import CheckpointInfo
 
 
 def ago(t: float, now: float | None = None) -> str:

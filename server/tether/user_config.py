@@ -28,12 +28,9 @@ import logging
 import os
 import tomllib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import platformdirs
-
-if TYPE_CHECKING:
-    from tether.tmux_link import TmuxConfig, TmuxLink
 
 log = logging.getLogger(__name__)
 
@@ -71,28 +68,3 @@ def agent_resume(data: dict[str, Any], path: Path | None = None) -> tuple[Litera
     if value in ("type", "run"):
         return value, []
     return "type", [f'{where}: agents.resume: expected "type" or "run", got {value!r}; using "type"']
-
-
-def tmux_config(path: Path | None = None) -> tuple[TmuxConfig, list[str]]:
-    """``TmuxConfig`` from the user's file (trusted: its allowlist and windows apply)."""
-    from tether.tmux_link import TmuxConfig
-
-    data, warnings = load_user_config(path)
-    resume, more_warnings = agent_resume(data, path)
-    warnings = warnings + more_warnings
-    section = data.get("tmux")
-    if section is None:
-        cfg = TmuxConfig()
-        cfg.agent_resume = resume
-        return cfg, warnings
-    cfg, more = TmuxConfig.from_wire(section, trusted=True)
-    cfg.agent_resume = resume
-    return cfg, warnings + [f"{path or config_path()}: {w}" for w in more]
-
-
-def user_link(root: Path, state_dir: Path | str | None = None) -> tuple[TmuxLink, list[str]]:
-    """The workspace's ``TmuxLink`` configured from the user's file, and its warnings."""
-    from tether.tmux_link import TmuxLink
-
-    cfg, warnings = tmux_config()
-    return TmuxLink(root, cfg, state_dir=Path(state_dir) if state_dir else None), warnings

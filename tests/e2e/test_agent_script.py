@@ -24,9 +24,10 @@ from pathlib import Path
 import pytest
 
 from tether import protocol
-from tether.agent_state import AGENT_FILE, AgentSession, parse_attachment
-from tether.runs import load_runs
-from tether.store import Store
+from tether.agent.model import AGENT_FILE, parse_attachment
+from tether.agent.runs import load_runs
+from tether.agent.session import AgentSession
+from tether.store.db import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

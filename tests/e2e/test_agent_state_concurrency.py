@@ -15,8 +15,9 @@ import textwrap
 import time
 from pathlib import Path
 
-from tether.agent_state import AGENT_FILE, AgentSession
-from tether.store import Store
+from tether.agent.model import AGENT_FILE
+from tether.agent.session import AgentSession
+from tether.store.db import Store
 
 ROUNDS = 40
 

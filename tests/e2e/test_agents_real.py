@@ -189,7 +189,7 @@ def test_opencode_plugin_calls_tether(ws: Path, env: dict[str, str]) -> None:
     import shutil
 
     from tests.support.retry import retry_until
-    from tether.store import Store
+    from tether.store.db import Store
 
     tether(["step", "--done", "start"], ws, env)
     tether(["setup", "opencode"], ws, env)

@@ -19,7 +19,16 @@ sys.stdout = sys.__stdout__
 print("\\nMODULES" + json.dumps(sorted(m for m in sys.modules)))
 """
 
-HEAVY = ("tether.store", "tether.tmux_link", "tether.scan", "libtmux", "pygls", "lsprotocol", "sqlite3")
+HEAVY = (
+    "tether.store",
+    "tether.store.db",
+    "tether.tmux.link",
+    "tether.scan",
+    "libtmux",
+    "pygls",
+    "lsprotocol",
+    "sqlite3",
+)
 # The MCP SDK (and pydantic under it) costs about half a second: `tether mcp` alone imports it.
 MCP = {"mcp", "pydantic", "tether.mcp", "anyio"}
 
@@ -37,7 +46,7 @@ def test_version_and_help_import_no_store_tmux_or_lsp(argv: tuple[str, ...]) -> 
     assert not MCP & loaded
     if argv == ("step", "--help"):
         assert "tether.cli.agent" in loaded
-        assert not {"tether.tmux_link", "tether.cli.remote", "tether.cli.session", "pygls"} & loaded
+        assert not {"tether.tmux.link", "tether.cli.remote", "tether.cli.session", "pygls"} & loaded
     elif argv == ("mcp", "--help"):
         assert "tether.cli.mcp" in loaded
     else:
@@ -47,13 +56,13 @@ def test_version_and_help_import_no_store_tmux_or_lsp(argv: tuple[str, ...]) -> 
 
 def test_log_imports_neither_tmux_nor_git_plumbing(tmp_path, state_dir) -> None:  # type: ignore[no-untyped-def]
     loaded = _modules("-C", str(tmp_path), "log", cwd=str(tmp_path))
-    assert "tether.store" in loaded  # it did open the store
-    assert not {"tether.tmux_link", "libtmux", "tether.remote", "pygls"} & loaded
+    assert "tether.store.db" in loaded  # it did open the store
+    assert not {"tether.tmux.link", "libtmux", "tether.remote", "pygls"} & loaded
 
 
 def test_step_status_and_checkpoint_do_not_import_the_mcp_sdk(tmp_path, state_dir) -> None:  # type: ignore[no-untyped-def]
     (tmp_path / "a.txt").write_text("a\n")
     for argv in (("step", "--done", "x"), ("status",), ("checkpoint",), ("hook", "claude-code")):
         loaded = _modules("-C", str(tmp_path), *argv, cwd=str(tmp_path))
-        assert "tether.store" in loaded, argv  # it did the work
+        assert "tether.store.db" in loaded, argv  # it did the work
         assert not MCP & loaded, (argv, MCP & loaded)

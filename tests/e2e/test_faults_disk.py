@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from tests.support.faults import audit_store, manifest_files, mount_tmpfs, tree_files, unmount
-from tether import restore as restore_mod
-from tether.checkpoints import Checkpointer
+from tether.checkpoints import restore as restore_mod
+from tether.checkpoints.checkpointer import Checkpointer
 from tether.errors import StoreFullError
-from tether.store import Store
+from tether.store.db import Store
 
 pytestmark = pytest.mark.slow
 

@@ -28,10 +28,10 @@ from pathlib import Path
 import pytest
 
 from tests.support.faults import audit_store, digest_files, manifest_files, tree_digest, tree_files
-from tether import restore as restore_mod
-from tether.checkpoints import Checkpointer
+from tether.checkpoints import restore as restore_mod
+from tether.checkpoints.checkpointer import Checkpointer
 from tether.cli import main
-from tether.store import Store
+from tether.store.db import Store
 
 pytestmark = pytest.mark.slow
 

@@ -19,9 +19,9 @@ import pytest
 
 from tests.support.faults import audit_store, manifest_files, tree_files
 from tests.support.rawlsp import RawLsp
-from tether import restore as restore_mod
-from tether.checkpoints import Checkpointer
-from tether.store import Store
+from tether.checkpoints import restore as restore_mod
+from tether.checkpoints.checkpointer import Checkpointer
+from tether.store.db import Store
 
 pytestmark = pytest.mark.slow
 

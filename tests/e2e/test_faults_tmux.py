@@ -19,10 +19,10 @@ import pytest
 
 from tests.support.retry import retry_until
 from tests.support.tmuxsrv import PrivateTmux, private_tmux_server
-from tether.checkpoints import Checkpointer
+from tether.checkpoints.checkpointer import Checkpointer
 from tether.errors import TmuxError
-from tether.store import Store
-from tether.tmux_link import TmuxConfig, TmuxLink, TmuxSnapshot
+from tether.store.db import Store
+from tether.tmux.link import TmuxConfig, TmuxLink, TmuxSnapshot
 
 pytestmark = pytest.mark.slow
 

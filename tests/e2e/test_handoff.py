@@ -18,9 +18,9 @@ from tests.support.gitremote import (
     tree_digest,
     user_git_state,
 )
+from tether.agent.runs import load_runs
 from tether.cli import main
-from tether.runs import load_runs
-from tether.store import Store
+from tether.store.db import Store
 
 FILES = {
     "README.md": "hello\n",

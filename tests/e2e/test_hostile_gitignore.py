@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tether.store import Store
+from tether.store.db import Store
 
 BOUND_S = 60
 TETHER_BUDGET = "TETHER_HOOK_BUDGET"

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
-from tether.scan import Scanner
+from tether.scan.scanner import Scanner
 
 
 @pytest.fixture(autouse=True)

@@ -25,7 +25,8 @@ from tests.support.faults import audit_store
 from tests.support.rawlsp import RawLsp
 from tests.support.retry import retry_until
 from tether import protocol as P
-from tether.store import Store, blob_hash
+from tether.model import blob_hash
+from tether.store.db import Store
 
 pytestmark = pytest.mark.slow
 

@@ -105,7 +105,7 @@ def test_exits_on_eof_and_stdout_is_only_lsp(workspace: Path, state_dir: Path) -
 
 
 async def test_corrupt_store_is_reported_and_the_server_stays_up(workspace: Path, state_dir: Path) -> None:
-    from tether.store import workspace_key
+    from tether.store.db import workspace_key
 
     db_dir = state_dir / "workspaces" / workspace_key(workspace)
     db_dir.mkdir(parents=True)
@@ -277,7 +277,7 @@ async def test_sigterm_flushes_the_last_edits(workspace: Path, state_dir: Path) 
 
 
 def _latest_save(workspace: Path, state_dir: Path) -> tuple[str, bytes] | None:
-    from tether.store import Store
+    from tether.store.db import Store
 
     with Store.open(workspace, state_dir) as store:
         latest = store.latest()

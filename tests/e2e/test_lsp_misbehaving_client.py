@@ -14,8 +14,8 @@ import pytest
 from tests.support.rawlsp import RawLsp
 from tests.support.retry import retry_until
 from tether import protocol as P
-from tether.resume import STATE_JOURNAL, journal_sessions
-from tether.store import Store
+from tether.editor.resume import STATE_JOURNAL, journal_sessions
+from tether.store.db import Store
 
 CAPS_ALL: dict[str, Any] = {
     "workspace": {

@@ -250,8 +250,8 @@ async def test_started_session_is_recorded_at_once_and_comes_back(
         tmux_server.cmd("new-window", "-d", "-t", f"={started['session']}:", "-n", "tests")
 
         def recorded() -> bool:
-            from tether.store import Store
-            from tether.tmux_watch import read_live
+            from tether.store.db import Store
+            from tether.tmux.watch import read_live
 
             with Store.open(workspace, state_dir) as store:
                 found = read_live(store)

@@ -27,7 +27,7 @@ from mcp.shared.exceptions import MCPError
 
 from tests.support.rawlsp import RawLsp
 from tests.support.retry import aretry_until
-from tether.store import Store
+from tether.store.db import Store
 
 TOOLS = {
     "handoff",

@@ -13,9 +13,9 @@ from pathlib import Path
 from tests.e2e.test_mcp import TIMEOUT, session
 from tests.support.retry import retry_until
 from tests.support.tmuxsrv import PrivateTmux
-from tether.store import Store
-from tether.tmux_link import TmuxSnapshot
-from tether.tmux_watch import latest_snapshot
+from tether.store.db import Store
+from tether.tmux.link import TmuxSnapshot
+from tether.tmux.watch import latest_snapshot
 
 
 def _commands(ws: Path, state: Path) -> list[list[str]] | None:

@@ -19,7 +19,7 @@ from tests.e2e.nvim.driver import Nvim, pid_alive
 from tests.e2e.nvim.scenario import editor, events, make_workspace, wait_client
 from tests.support.retry import retry_until
 from tests.support.tmuxsrv import PrivateTmux
-from tether.store import Store
+from tether.store.db import Store
 
 pytestmark = [pytest.mark.nvim, pytest.mark.timeout(240)]
 
@@ -38,8 +38,8 @@ def crash(nv: Nvim) -> None:
 
 
 def live_windows(ws: Path, state_dir: Path) -> list[str]:
-    from tether.tmux_link import TmuxSnapshot
-    from tether.tmux_watch import read_live
+    from tether.tmux.link import TmuxSnapshot
+    from tether.tmux.watch import read_live
 
     with Store.open(ws, state_dir) as store:
         found = read_live(store)

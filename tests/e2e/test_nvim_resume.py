@@ -218,8 +218,8 @@ def test_resume_after_sigkill(
 
 def journal_text(ws: Path, state_dir: Path) -> str:
     """The server's live unsaved-buffer journal, read from its store ('' when not written yet)."""
-    from tether.resume import STATE_JOURNAL
-    from tether.store import Store
+    from tether.editor.resume import STATE_JOURNAL
+    from tether.store.db import Store
 
     store = Store.open(ws, state_dir)
     try:

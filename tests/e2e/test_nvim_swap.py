@@ -30,8 +30,8 @@ APP = "".join(f"x_{i} = {i}\n" for i in range(1, 21))
 
 
 def journal_text(ws: Path, state_dir: Path) -> str:
-    from tether.resume import STATE_JOURNAL
-    from tether.store import Store
+    from tether.editor.resume import STATE_JOURNAL
+    from tether.store.db import Store
 
     store = Store.open(ws, state_dir)
     try:

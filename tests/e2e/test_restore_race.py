@@ -19,11 +19,11 @@ from pathlib import Path
 import pytest
 
 from tests.support.retry import retry_until
-from tether import restore as restore_mod
-from tether.agent_state import exchange
-from tether.checkpoints import Checkpointer
+from tether.agent.session_file import exchange
+from tether.checkpoints import restore as restore_mod
+from tether.checkpoints.checkpointer import Checkpointer
 from tether.errors import TetherError
-from tether.store import Store
+from tether.store.db import Store
 
 FILES = 40
 ROUNDS = 60

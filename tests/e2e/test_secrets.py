@@ -21,9 +21,9 @@ import pytest
 from tests.support.faults import bad_permissions, find_planted, state_bytes
 from tests.support.retry import retry_until
 from tests.support.tmuxsrv import PrivateTmux
-from tether.checkpoints import Checkpointer
-from tether.store import Store
-from tether.tmux_link import TmuxConfig, TmuxLink
+from tether.checkpoints.checkpointer import Checkpointer
+from tether.store.db import Store
+from tether.tmux.link import TmuxConfig, TmuxLink
 
 PROMPT = "tt$ "
 GITHUB = "ghp_" + "Zq7Xw2Lm9Np4Rs6Tv8Uy0Ab3Cd5Ef1Gh7Ij2K"

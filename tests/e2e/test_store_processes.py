@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tether.store import Store
+from tether.store.db import Store
 
 ROUNDS = 40
 
@@ -21,8 +21,8 @@ WORKER = textwrap.dedent(
     """
     import json, os, sys
     from pathlib import Path
-    from tether.checkpoints import Checkpointer
-    from tether.store import Store
+    from tether.checkpoints.checkpointer import Checkpointer
+    from tether.store.db import Store
 
     root, state, name, rounds = Path(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
     made = []
@@ -176,7 +176,7 @@ def test_gitignore_semantics_match_git(workspace: Path, state_dir: Path) -> None
         capture_output=True,
     ).stdout
     want = {p for p in out.decode().split("\0") if p}
-    from tether.checkpoints import Checkpointer
+    from tether.checkpoints.checkpointer import Checkpointer
 
     with Store.open(workspace, state_dir) as store:
         Checkpointer(store).checkpoint("manual")

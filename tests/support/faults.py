@@ -16,7 +16,8 @@ import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from tether.store import DB_NAME, Store, blob_hash
+from tether.model import blob_hash
+from tether.store.db import DB_NAME, Store
 
 
 def tree_files(root: Path, skip: Iterable[str] = (".git",)) -> dict[str, bytes]:

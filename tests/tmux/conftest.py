@@ -10,7 +10,7 @@ import pytest
 
 from tests.support.retry import retry_until
 from tests.support.tmuxsrv import PrivateTmux
-from tether.tmux_link import TmuxConfig, TmuxLink
+from tether.tmux.link import TmuxConfig, TmuxLink
 
 PROMPT = "tt$ "
 

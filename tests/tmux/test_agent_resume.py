@@ -35,9 +35,11 @@ from tests.support.agent_standins import standins as _standins
 from tests.support.retry import retry_until
 from tests.support.tmuxsrv import PrivateTmux
 from tests.tmux.conftest import PROMPT, capture, foreground_cmdline, panes_by_uid, run_in, wait_prompt
-from tether import conversations
-from tether.conversations import ConversationLog
-from tether.tmux_link import TmuxLink, TmuxSnapshot, WindowSpec
+from tether.conversations import agents as cv_agents
+from tether.conversations import probe as cv_probe
+from tether.conversations import record as cv_record
+from tether.conversations.record import ConversationLog
+from tether.tmux.link import TmuxLink, TmuxSnapshot, WindowSpec
 
 MakeLink = Callable[..., TmuxLink]
 
@@ -71,7 +73,7 @@ def _typed(srv: PrivateTmux, target: str, text: str) -> None:
     )
 
 
-def _pane(snap: TmuxSnapshot, window: str) -> conversations.PaneAgent | None:
+def _pane(snap: TmuxSnapshot, window: str) -> cv_probe.PaneAgent | None:
     w = next(w for w in snap.windows if w.name == window)
     return w.panes[0].agent
 
@@ -104,8 +106,8 @@ def test_claude_and_aider_panes_come_back_typed_then_run(
 
     snap = link.snapshot()
     assert snap is not None
-    assert _pane(snap, "claude") == conversations.PaneAgent("claude", sid, "claude-sessions")
-    assert _pane(snap, "aider") == conversations.PaneAgent("aider", None, "none")
+    assert _pane(snap, "claude") == cv_probe.PaneAgent("claude", sid, "claude-sessions")
+    assert _pane(snap, "aider") == cv_probe.PaneAgent("aider", None, "none")
     assert _pane(snap, "shell") is None
     # Learned at the snapshot, kept: Claude's sessions dir is cleared at reboot.
     kept = ConversationLog.for_workspace(root, link._state_dir).latest("claude")
@@ -163,7 +165,7 @@ def test_hostile_claude_session_id_is_never_typed(
     retry_until(lambda: list((tmp_path / "home" / ".claude" / "sessions").glob("*.json")), what="record")
     snap = link.snapshot()
     assert snap is not None
-    assert snap.windows[0].panes[0].agent == conversations.PaneAgent("claude", None, "none")
+    assert snap.windows[0].panes[0].agent == cv_probe.PaneAgent("claude", None, "none")
     tmux_server.kill()
     report = link.restore(snap)
     assert report.panes[0].conversation is None
@@ -186,18 +188,18 @@ def test_symlinked_huge_and_exited_records_give_no_id(
     record = retry_until(lambda: next(iter(sessions.glob("*.json")), None), what="record")
     pid = int(record.stem)
     argv = foreground_cmdline(int(next(iter(panes_by_uid(tmux_server, s).values()))["pane_pid"]))
-    assert conversations.probe(pid, argv) == conversations.PaneAgent("claude", sid, "claude-sessions")
+    assert cv_probe.probe(pid, argv) == cv_probe.PaneAgent("claude", sid, "claude-sessions")
 
     elsewhere = tmp_path / "elsewhere.json"
     elsewhere.write_text(record.read_text())
     record.unlink()
     record.symlink_to(elsewhere)
-    assert conversations.probe(pid, argv) == conversations.PaneAgent("claude", None, "none")
+    assert cv_probe.probe(pid, argv) == cv_probe.PaneAgent("claude", None, "none")
 
     record.unlink()
     doc = json.loads(elsewhere.read_text())
     record.write_text(json.dumps(doc) + " " * (1 << 20))
-    assert conversations.probe(pid, argv) == conversations.PaneAgent("claude", None, "none")
+    assert cv_probe.probe(pid, argv) == cv_probe.PaneAgent("claude", None, "none")
 
     # The agent exits: its pane is a shell again, the snapshot has no agent and retypes nothing.
     os.kill(pid, signal.SIGTERM)
@@ -228,7 +230,7 @@ def test_told_conversation_is_used_when_the_record_is_gone(
     run_in(tmux_server, f"={s}:", "claude")
     retry_until(lambda: list((tmp_path / "home" / ".claude" / "sessions").glob("*.json")), what="record")
     told = str(uuid.uuid4())
-    conversations.record_from_env(
+    cv_record.record_from_env(
         link.root,
         link._state_dir,
         {"CLAUDE_CODE_SESSION_ID": told, "TETHER_PANE_ID": uid},
@@ -236,7 +238,7 @@ def test_told_conversation_is_used_when_the_record_is_gone(
     )
     snap = link.snapshot()
     assert snap is not None
-    assert snap.windows[0].panes[0].agent == conversations.PaneAgent("claude", told, "told")
+    assert snap.windows[0].panes[0].agent == cv_probe.PaneAgent("claude", told, "told")
     tmux_server.kill()
     link.restore(snap)
     _typed(tmux_server, f"={s}:", f"claude --resume {told}")
@@ -262,7 +264,7 @@ def _start_real(
     def fg() -> int | None:
         pane_pid = int(panes_by_uid(srv, s)[uid]["pane_pid"])
         argv = foreground_cmdline(pane_pid)
-        if not argv or conversations.detect_agent(argv) is None:
+        if not argv or cv_agents.detect_agent(argv) is None:
             return None
         return int(Path(f"/proc/{pane_pid}/stat").read_text().rsplit(")", 1)[1].split()[5])
 
@@ -329,7 +331,7 @@ def test_real_codex_pane(
     other_meta = {"timestamp": stamp, "type": "session_meta", "payload": {"id": other, "cwd": "/elsewhere"}}
     (d / f"rollout-{stamp}-{other}.jsonl").write_text(json.dumps(other_meta) + "\n")
     snap = _snap_with_agent(link, "codex")
-    assert snap.windows[0].panes[0].agent == conversations.PaneAgent("codex", sid, "codex-rollout")
+    assert snap.windows[0].panes[0].agent == cv_probe.PaneAgent("codex", sid, "codex-rollout")
     _resume_and_check(tmux_server, link, snap, f"codex -m gpt-5-codex resume {sid}")
 
 
@@ -357,7 +359,7 @@ def test_real_opencode_pane(
             (sid, str(link.root), now, now),
         )
     snap = _snap_with_agent(link, "opencode")
-    assert snap.windows[0].panes[0].agent == conversations.PaneAgent("opencode", sid, "opencode-db")
+    assert snap.windows[0].panes[0].agent == cv_probe.PaneAgent("opencode", sid, "opencode-db")
     _resume_and_check(tmux_server, link, snap, f"opencode --model anthropic/claude-sonnet-4 --session {sid}")
 
 
@@ -391,7 +393,7 @@ def test_real_claude_pane(
     retry_until(record.exists, timeout=30, what="claude's own sessions/<pid>.json")
     sid = json.loads(record.read_text())["sessionId"]
     snap = _snap_with_agent(link, "claude")
-    assert snap.windows[0].panes[0].agent == conversations.PaneAgent("claude", sid, "claude-sessions")
+    assert snap.windows[0].panes[0].agent == cv_probe.PaneAgent("claude", sid, "claude-sessions")
     tmux_server.kill()
     # A reboot clears Claude's per-process records: only what Tether kept remains.
     retry_until(lambda: not foreground_alive(pid), timeout=10, what="claude gone with its server")
@@ -413,7 +415,7 @@ def test_real_claude_pane(
     def running() -> list[str] | None:
         row = panes_by_uid(tmux_server, link.session).get(uid)
         argv = foreground_cmdline(int(row["pane_pid"])) if row else None
-        return argv if argv and conversations.detect_agent(argv) else None
+        return argv if argv and cv_agents.detect_agent(argv) else None
 
     assert retry_until(running, timeout=30, what="claude resumed") == [
         "claude",
@@ -428,7 +430,7 @@ def test_a_tampered_snapshot_id_is_dropped_before_tmux(
     tmux_server: PrivateTmux, make_link: MakeLink, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The snapshot is a file in the store: an agent id edited into it is validated on read."""
-    from tether.tmux_link import layout_checksum
+    from tether.tmux.link import layout_checksum
 
     link = make_link()
     body = "80x24,0,0,1"
@@ -441,7 +443,7 @@ def test_a_tampered_snapshot_id_is_dropped_before_tmux(
            "active": True, "width": 80, "height": 24, "panes": [pane]}  # fmt: skip
     doc = {"schema": 1, "session": link.session, "root": str(link.root), "windows": [win], "env": []}
     snap = TmuxSnapshot.from_json(doc)
-    assert snap.windows[0].panes[0].agent == conversations.PaneAgent("claude", None, "claude-sessions")
+    assert snap.windows[0].panes[0].agent == cv_probe.PaneAgent("claude", None, "claude-sessions")
     report = link.restore(doc)
     assert report.panes[0].action == "typed" and report.panes[0].conversation is None
     _typed(tmux_server, f"={link.session}:", "claude --model opus")

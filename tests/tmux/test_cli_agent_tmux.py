@@ -14,8 +14,8 @@ from tests.support.tmuxsrv import PrivateTmux
 from tests.tmux.conftest import capture, panes_by_uid, run_in
 from tether import protocol
 from tether.cli import main
-from tether.store import Store
-from tether.tmux_link import TmuxLink
+from tether.store.db import Store
+from tether.tmux.link import TmuxLink
 
 MakeLink = Callable[..., TmuxLink]
 

@@ -12,8 +12,8 @@ from tests.support.tmuxsrv import PrivateTmux
 from tests.tmux.conftest import foreground_cmdline, panes_by_uid, run_in
 from tether.cli import main
 from tether.protocol import ATTACH_TMUX
-from tether.store import Store
-from tether.tmux_link import TmuxConfig, TmuxLink
+from tether.store.db import Store
+from tether.tmux.link import TmuxConfig, TmuxLink
 
 
 @pytest.fixture(autouse=True)
@@ -87,8 +87,8 @@ def test_attach_without_snapshot_starts_fresh_says_so_and_records_it(
     assert f"no snapshot of {name} was ever recorded" in err
     assert tmux_server.cmd("has-session", "-t", f"={name}").returncode == 0
     # The new session is recorded at once: a reboot right now would bring it back.
-    from tether.store import Store
-    from tether.tmux_watch import latest_snapshot
+    from tether.store.db import Store
+    from tether.tmux.watch import latest_snapshot
 
     with Store.open(workspace, state_dir) as store:
         assert latest_snapshot(store) is not None
@@ -130,7 +130,7 @@ def test_doctor_checks_every_blob_and_says_how_to_recover(
     """Damage no command has read yet (a stored file's bytes): doctor finds it, judges the store
     corrupt (no command writes to it from then on) and prints how to move it aside and keep
     what is readable."""
-    from tether.store import FileChange
+    from tether.model import FileChange
 
     with Store.open(workspace, state_dir) as s:
         s.create_checkpoint("manual", None, [FileChange("a.txt", b"payload " * 400)])

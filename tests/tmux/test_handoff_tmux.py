@@ -14,7 +14,7 @@ from tests.support.retry import retry_until
 from tests.support.tmuxsrv import PrivateTmux
 from tests.tmux.conftest import capture, run_in, wait_prompt
 from tether.cli import main
-from tether.tmux_link import TmuxLink
+from tether.tmux.link import TmuxLink
 
 MakeLink = Callable[..., TmuxLink]
 

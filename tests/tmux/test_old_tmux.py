@@ -20,8 +20,8 @@ import pytest
 from tests.support.gitremote import GIT_ENV, clone, make_project
 from tests.support.oldtmux import calls, install_old_tmux, version_calls_per_process
 from tests.support.tmuxsrv import PrivateTmux
-from tether.store import Store
-from tether.tmux_link import TmuxLink
+from tether.store.db import Store
+from tether.tmux.link import TmuxLink
 
 MakeLink = Callable[..., TmuxLink]
 MESSAGE = "tmux 2.9 is too old; Tether needs ≥ 3.0"

@@ -15,8 +15,8 @@ import pytest
 from tests.support.retry import retry_until
 from tests.support.tmuxsrv import PrivateTmux
 from tests.tmux.conftest import PROMPT, panes_by_uid, run_in
-from tether.tmux_env import EnvVar
-from tether.tmux_link import TmuxLink
+from tether.tmux.env import EnvVar
+from tether.tmux.link import TmuxLink
 
 MakeLink = Callable[..., TmuxLink]
 

@@ -26,7 +26,7 @@ from tests.tmux.conftest import (
     wait_prompt,
 )
 from tether.errors import TmuxError
-from tether.tmux_link import (
+from tether.tmux.link import (
     RunPolicy,
     SnapshotFormatError,
     TmuxConfig,

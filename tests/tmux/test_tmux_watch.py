@@ -1,4 +1,4 @@
-"""The tmux session is durable on its own (tether.tmux_watch), on a real private tmux server:
+"""The tmux session is durable on its own (tether.tmux.watch), on a real private tmux server:
 hooks on Tether's session and the pane shell hook snapshot it on every structural change or
 `cd`, so a server killed right after comes back with it; an unchanged session costs a
 fingerprint and writes nothing."""
@@ -17,10 +17,10 @@ import pytest
 from tests.support.retry import retry_until
 from tests.support.tmuxsrv import PrivateTmux
 from tests.tmux.conftest import run_in, wait_prompt
-from tether import tmux_watch
-from tether.store import Store
-from tether.tmux_link import TmuxLink, TmuxSnapshot
-from tether.tmux_watch import STATE_LIVE, TmuxWatch, latest_snapshot, read_live
+from tether.store.db import Store
+from tether.tmux import watch as tmux_watch
+from tether.tmux.link import TmuxLink, TmuxSnapshot
+from tether.tmux.watch import STATE_LIVE, TmuxWatch, latest_snapshot, read_live
 
 MakeLink = Callable[..., TmuxLink]
 
@@ -159,7 +159,7 @@ def test_users_global_hooks_keep_working(
 def test_hostile_state_dir_path_still_hooks(
     tmux_server: PrivateTmux, workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tether.tmux_link import TmuxConfig
+    from tether.tmux.link import TmuxConfig
 
     odd = tmp_path / "it's a #{pane_id} $(touch x) dir"
     monkeypatch.setenv("TETHER_STATE_DIR", str(odd))
@@ -193,11 +193,11 @@ def test_module_entry_point_imports_little(
     retry_until(lambda: watch.check_now() == "unchanged", timeout=10, what="a settled session")
     t = tmux_watch.target_for(link)
     code = (
-        "import sys; from tether import tmux_watch as w; from pathlib import Path;"
+        "import sys; from tether.tmux import watch as w; from pathlib import Path;"
         f"t = w.Target(Path({str(t.root)!r}), {t.session!r}, Path({str(t.state_dir)!r}), {t.tmux_bin!r},"
         f" {t.socket_path!r}, {t.config!r});"
         "print(w.check(t)); print(sorted(m for m in sys.modules if m in"
-        " ('tether.store', 'tether.tmux_link', 'sqlite3', 'libtmux')))"
+        " ('tether.store', 'tether.store.db', 'tether.tmux.link', 'sqlite3', 'libtmux')))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code],

@@ -13,20 +13,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tether import agent_state, protocol
-from tether.agent_state import (
-    AGENT_FILE,
-    AgentSession,
-    clean_text,
-    handoff_text,
-    pane_histories,
-    parse_attachment,
-    parse_session_file,
-    status_section,
-)
-from tether.checkpoints import Checkpointer
+from tether import protocol
+from tether.agent import model as agent_model
+from tether.agent import session_file
+from tether.agent.handoff import handoff_text, pane_histories, status_section
+from tether.agent.model import AGENT_FILE, clean_text, parse_attachment
+from tether.agent.session import AgentSession
+from tether.agent.session_file import parse_session_file
+from tether.checkpoints.checkpointer import Checkpointer
 from tether.errors import BadParamsError, OutsideWorkspaceError
-from tether.store import Store
+from tether.store.db import Store
 
 SEED = {
     "current_task": "refactor user authentication",
@@ -116,8 +112,8 @@ def test_strings_are_cleaned_and_capped(workspace: Path) -> None:
     patch, _ = parse_session_file(raw, workspace)
     assert patch is not None
     assert patch.fields["next_steps"][0] == "red step next"
-    assert len(patch.fields["next_steps"]) == agent_state.MAX_LIST - 2
-    assert len(patch.fields["current_task"]) == agent_state.MAX_TASK
+    assert len(patch.fields["next_steps"]) == agent_model.MAX_LIST - 2
+    assert len(patch.fields["current_task"]) == agent_model.MAX_TASK
     assert any("entries" in w for w in patch.warnings)
 
 
@@ -196,7 +192,7 @@ def test_oversized_symlinked_and_special_files_are_refused(
     write(workspace, SEED)
     session.import_file()
     p = workspace / AGENT_FILE
-    p.write_bytes(b'{"x": "' + b"a" * (agent_state.MAX_FILE_BYTES + 10) + b'"}')
+    p.write_bytes(b'{"x": "' + b"a" * (agent_model.MAX_FILE_BYTES + 10) + b'"}')
     _, warning = session.import_file()
     assert warning is not None and "limit" in warning
     p.unlink()
@@ -327,7 +323,7 @@ def test_concurrent_agent_write_during_rewrite_is_merged(
     session = AgentSession(store)
     write(workspace, SEED)
     session.import_file()
-    real_exchange = agent_state.exchange
+    real_exchange = session_file.exchange
     calls = {"n": 0}
 
     def racing_exchange(a: Path, b: Path) -> bool:
@@ -336,7 +332,7 @@ def test_concurrent_agent_write_during_rewrite_is_merged(
             write(workspace, {**SEED, "next_steps": ["agent wrote this"], "agent_key": 1})
         return real_exchange(a, b)
 
-    monkeypatch.setattr(agent_state, "exchange", racing_exchange)
+    monkeypatch.setattr(session_file, "exchange", racing_exchange)
     session.set_fields(task="tether task")
     doc = read(workspace)
     assert calls["n"] == 2  # swapped, saw the agent's write, merged and swapped again
@@ -345,7 +341,7 @@ def test_concurrent_agent_write_during_rewrite_is_merged(
 
 
 def test_rewrite_without_renameat2(store: Store, workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(agent_state, "exchange", lambda a, b: False)
+    monkeypatch.setattr(session_file, "exchange", lambda a, b: False)
     session = AgentSession(store)
     write(workspace, SEED)
     session.set_fields(task="fallback")
@@ -491,7 +487,7 @@ def test_never_writes_over_a_planted_directory_or_an_unreadable_file(store: Stor
     assert (workspace / AGENT_FILE / "keep").read_text() == "mine"
     (workspace / AGENT_FILE / "keep").unlink()
     (workspace / AGENT_FILE).rmdir()
-    big = b'{"notes": "' + b"n" * (agent_state.MAX_FILE_BYTES + 1) + b'"}'
+    big = b'{"notes": "' + b"n" * (agent_model.MAX_FILE_BYTES + 1) + b'"}'
     (workspace / AGENT_FILE).write_bytes(big)
     session.set_fields(task="t2")  # refused on import: the agent's oversized file is left alone
     assert (workspace / AGENT_FILE).read_bytes() == big
@@ -519,10 +515,10 @@ def test_unwritable_file_keeps_the_step(
     write(workspace, SEED)
     (workspace / "a.py").write_text("1\n")
 
-    def full(self: AgentSession, data: bytes, before: bytes | None) -> bool:
+    def full(self: session_file.SessionFile, data: bytes, before: bytes | None) -> bool:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(AgentSession, "_swap_in", full)
+    monkeypatch.setattr(session_file.SessionFile, "swap_in", full)
     info = AgentSession(store).record_step(Checkpointer(store), "disk full")
     assert AgentSession(store).state().steps[-1].checkpoint == info.id
     assert "a.py" in info.files
@@ -568,7 +564,7 @@ def test_three_way_merge_takes_exactly_what_the_agent_changed(
     theirs_f: dict[str, object],
     theirs_x: dict[str, int],
 ) -> None:
-    ours = agent_state.TaskState(
+    ours = agent_model.TaskState(
         task=ours_f.get("current_task"),  # type: ignore[arg-type]
         environment=ours_f.get("environment"),  # type: ignore[arg-type]
         next_steps=list(ours_f.get("next_steps", [])),  # type: ignore[call-overload]
@@ -576,8 +572,8 @@ def test_three_way_merge_takes_exactly_what_the_agent_changed(
         extra=dict(ours_x),
     )
     before = ours.to_file()
-    merged = agent_state._apply_patch(
-        ours, agent_state.FilePatch(dict(theirs_f), dict(theirs_x), []), {**base_x, **base_f}
+    merged = session_file.apply_patch(
+        ours, session_file.FilePatch(dict(theirs_f), dict(theirs_x), []), {**base_x, **base_f}
     ).to_file()
     for key in ("current_task", "environment", "next_steps", "files_in_progress"):
         if key in theirs_f and theirs_f[key] != base_f.get(key, "<missing>"):

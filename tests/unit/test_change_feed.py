@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tether.change_feed import BASELINE, OFF, TRUSTED, ChangeFeed
-from tether.checkpoints import Checkpointer
+from tether.checkpoints.checkpointer import Checkpointer
 from tether.protocol import TRIGGER_STEP
-from tether.store import Store
+from tether.scan.feed import BASELINE, OFF, TRUSTED, ChangeFeed
+from tether.store.db import Store
 
 
 @pytest.fixture

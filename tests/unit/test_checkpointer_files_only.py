@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tether.checkpoints import Checkpointer
-from tether.store import Store
+from tether.checkpoints.checkpointer import Checkpointer
+from tether.store.db import Store
 
 
 def test_files_only(workspace: Path, state_dir: Path) -> None:

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from tether import protocol
-from tether.agent_state import AGENT_FILE
-from tether.checkpoints import Checkpointer
+from tether.agent.model import AGENT_FILE
+from tether.agent.runs import Run, save_run
+from tether.checkpoints.checkpointer import Checkpointer
 from tether.cli import main
-from tether.runs import Run, save_run
-from tether.store import Store
+from tether.store.db import Store
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tether.cli import main
-from tether.conversations import ConversationLog
+from tether.conversations.record import ConversationLog
 
 U = "1b2c3d4e-0000-4000-8000-000000000001"
 V = "9f8e7d6c-0000-4000-8000-000000000002"

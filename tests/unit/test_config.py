@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tether.config import Config, TmuxSettings, camel, snake
+from tether.lsp.config import Config, TmuxSettings, camel, snake
 
 
 def test_defaults_and_round_trip() -> None:

@@ -8,8 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from tether import conversations as cv
-from tether.conversations import ConversationLog, PaneAgent
+from tether.conversations import agents as cv_agents
+from tether.conversations import probe as cv_probe
+from tether.conversations import record as cv_record
+from tether.conversations.probe import PaneAgent
+from tether.conversations.record import ConversationLog
 
 U = "1b2c3d4e-0000-4000-8000-000000000001"
 OC = "ses_4f2a9c1d7e3b5a8c0d1e2f3a4b"
@@ -38,7 +41,7 @@ OC = "ses_4f2a9c1d7e3b5a8c0d1e2f3a4b"
     ],
 )
 def test_detect_agent(argv: list[str], expected: tuple[str, int] | None) -> None:
-    assert cv.detect_agent(argv) == expected
+    assert cv_agents.detect_agent(argv) == expected
 
 
 @pytest.mark.parametrize(
@@ -62,7 +65,7 @@ def test_detect_agent(argv: list[str], expected: tuple[str, int] | None) -> None
     ],
 )
 def test_valid_id(agent: str, value: object, ok: bool) -> None:
-    assert (cv.valid_id(agent, value) is not None) is ok
+    assert (cv_agents.valid_id(agent, value) is not None) is ok
 
 
 @pytest.mark.parametrize(
@@ -106,7 +109,7 @@ def test_valid_id(agent: str, value: object, ok: bool) -> None:
     ],
 )  # fmt: skip
 def test_resume_argv(agent: str, argv: list[str], cid: str | None, expected: list[str] | None) -> None:
-    assert cv.resume_argv(agent, argv, cid) == expected
+    assert cv_agents.resume_argv(agent, argv, cid) == expected
 
 
 def test_resume_argv_types_the_bare_name_when_path_finds_the_same_launcher(
@@ -120,20 +123,20 @@ def test_resume_argv_types_the_bare_name_when_path_finds_the_same_launcher(
     script.chmod(0o755)
     (bin_dir / "codex").symlink_to(script)
     monkeypatch.setenv("PATH", str(bin_dir))
-    assert cv.resume_argv("codex", ["node", str(bin_dir / "codex")], U) == ["codex", "resume", U]
+    assert cv_agents.resume_argv("codex", ["node", str(bin_dir / "codex")], U) == ["codex", "resume", U]
     # Not what PATH finds: the script's own path (its shebang runs it), never a guess.
     other = tmp_path / "other" / "codex"
     other.parent.mkdir()
     other.write_text("")
-    assert cv.resume_argv("codex", ["node", str(other)], U) == [str(other), "resume", U]
+    assert cv_agents.resume_argv("codex", ["node", str(other)], U) == [str(other), "resume", U]
 
 
 def test_argv_id() -> None:
-    assert cv.argv_id("claude", ["claude", "--resume", U]) == U
-    assert cv.argv_id("claude", ["claude", "--resume=" + U]) == U
-    assert cv.argv_id("codex", ["codex", "resume", U]) == U
-    assert cv.argv_id("opencode", ["opencode", "-s", OC]) == OC
-    assert cv.argv_id("claude", ["claude", "--resume", "bad;id"]) is None
+    assert cv_agents.argv_id("claude", ["claude", "--resume", U]) == U
+    assert cv_agents.argv_id("claude", ["claude", "--resume=" + U]) == U
+    assert cv_agents.argv_id("codex", ["codex", "resume", U]) == U
+    assert cv_agents.argv_id("opencode", ["opencode", "-s", OC]) == OC
+    assert cv_agents.argv_id("claude", ["claude", "--resume", "bad;id"]) is None
 
 
 def test_pane_agent_from_json_drops_bad_ids() -> None:
@@ -150,42 +153,42 @@ def test_readers_use_the_agents_own_locations(tmp_path: Path) -> None:
     cfg = tmp_path / "claude-config"
     (cfg / "sessions").mkdir(parents=True)
     (cfg / "sessions" / "4242.json").write_text(json.dumps({"pid": 4242, "sessionId": U, "cwd": "/w"}))
-    assert cv._claude([4242], {"HOME": str(home), "CLAUDE_CONFIG_DIR": str(cfg)}, "/w", None) == U
-    assert cv._claude([4242], {"HOME": str(home)}, "/w", None) is None  # CLAUDE_CONFIG_DIR honoured
+    assert cv_probe._claude([4242], {"HOME": str(home), "CLAUDE_CONFIG_DIR": str(cfg)}, "/w", None) == U
+    assert cv_probe._claude([4242], {"HOME": str(home)}, "/w", None) is None  # CLAUDE_CONFIG_DIR honoured
     # A record for another pid (pid reuse) is not this process's.
     (cfg / "sessions" / "77.json").write_text(json.dumps({"pid": 78, "sessionId": U}))
-    assert cv._claude([77], {"CLAUDE_CONFIG_DIR": str(cfg)}, "/w", None) is None
+    assert cv_probe._claude([77], {"CLAUDE_CONFIG_DIR": str(cfg)}, "/w", None) is None
 
     codex = tmp_path / "codex-home" / "sessions" / "2026" / "12" / "02"
     codex.mkdir(parents=True)
     line = {"type": "session_meta", "payload": {"id": U, "cwd": "/w"}}
     (codex / f"rollout-2026-12-02T10-00-00-{U}.jsonl").write_text(json.dumps(line) + "\n{}\n")
     env = {"CODEX_HOME": str(tmp_path / "codex-home")}
-    assert cv._codex([1], env, "/w", None) == U
-    assert cv._codex([1], env, "/other", None) is None
+    assert cv_probe._codex([1], env, "/w", None) == U
+    assert cv_probe._codex([1], env, "/other", None) is None
     # A rollout older than the process is an earlier conversation.
-    assert cv._codex([1], env, "/w", since=os.stat(codex).st_mtime + 3600) is None
+    assert cv_probe._codex([1], env, "/w", since=os.stat(codex).st_mtime + 3600) is None
 
 
 def test_huge_or_binary_first_lines_are_no_id(tmp_path: Path) -> None:
     d = tmp_path / "sessions" / "2026" / "12" / "02"
     d.mkdir(parents=True)
     (d / f"rollout-x-{U}.jsonl").write_bytes(b"\x00\xff" * 100_000)
-    assert cv._codex([1], {"CODEX_HOME": str(tmp_path)}, "/w", None) is None
-    assert cv.read_capped(d / f"rollout-x-{U}.jsonl", cap=10) is None
+    assert cv_probe._codex([1], {"CODEX_HOME": str(tmp_path)}, "/w", None) is None
+    assert cv_probe.read_capped(d / f"rollout-x-{U}.jsonl", cap=10) is None
 
 
 def test_opencode_db_missing_or_corrupt_is_no_id(tmp_path: Path) -> None:
     env = {"XDG_DATA_HOME": str(tmp_path)}
-    assert cv._opencode([1], env, "/w", None) is None
+    assert cv_probe._opencode([1], env, "/w", None) is None
     (tmp_path / "opencode").mkdir()
     (tmp_path / "opencode" / "opencode.db").write_bytes(b"not sqlite" * 100)
-    assert cv._opencode([1], env, "/w", None) is None
+    assert cv_probe._opencode([1], env, "/w", None) is None
 
 
 def test_probe_of_a_gone_pid_is_no_id() -> None:
-    assert cv.probe(2**22 + 12345, ["claude"]) == PaneAgent("claude", None, "none")
-    assert cv.probe(1, ["bash"]) is None
+    assert cv_probe.probe(2**22 + 12345, ["claude"]) == PaneAgent("claude", None, "none")
+    assert cv_probe.probe(1, ["bash"]) is None
 
 
 def test_log_records_validates_and_finds_latest(tmp_path: Path) -> None:
@@ -224,7 +227,7 @@ def test_log_corrupt_file_is_reported_and_replaced(tmp_path: Path) -> None:
 
 def test_record_from_env_reads_each_agents_variable(tmp_path: Path) -> None:
     env = {"CLAUDE_CODE_SESSION_ID": U, "GEMINI_SESSION_ID": "not-a-uuid", "TETHER_PANE_ID": "pabc"}
-    got = cv.record_from_env(tmp_path / "root", tmp_path / "state", env, cwd="/w")
+    got = cv_record.record_from_env(tmp_path / "root", tmp_path / "state", env, cwd="/w")
     assert [(c.agent, c.id, c.pane, c.source) for c in got] == [("claude", U, "pabc", "step")]
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tether.documents import (
+from tether.editor.documents import (
     Documents,
     end_position,
     has_content,

@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 
 from tether.cli.remote import split_source
-from tether.remote.gitrepo import HandoffError, ref_part
+from tether.errors import HandoffError
+from tether.model import FileChange, ImportedCheckpoint
+from tether.remote.gitrepo import ref_part
 from tether.remote.importer import check_path, map_path
-from tether.store import FileChange, ImportedCheckpoint, Store
+from tether.store.db import Store
 
 
 def test_imported_chain_is_separate_from_local(workspace: Path, state_dir: Path) -> None:

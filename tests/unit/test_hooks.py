@@ -11,7 +11,7 @@ import pytest
 
 from tether.cli import main
 from tether.cli.agent import HANDOFF_CAP, cap_handoff
-from tether.store import Store
+from tether.store.db import Store
 
 
 @pytest.fixture

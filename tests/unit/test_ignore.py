@@ -1,4 +1,4 @@
-"""tether.ignore: each gitignore syntax feature, the bounds on untrusted pattern files, and
+"""tether.scan.ignore: each gitignore syntax feature, the bounds on untrusted pattern files, and
 adversarial patterns that made the old backtracking matcher run for minutes (these complete
 here: the suite's timeout is the bound, no timing is asserted). Agreement with git itself on
 random patterns is tests/e2e/test_ignore_git.py."""
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tether.ignore import MAX_PATTERN_BYTES, Rules, compile_line, parse, rules_from_bytes, wildmatch
+from tether.scan.ignore import MAX_PATTERN_BYTES, Rules, compile_line, parse, rules_from_bytes, wildmatch
 
 
 def ignored(lines: str, rel: str, is_dir: bool = False, base: str = "") -> bool | None:

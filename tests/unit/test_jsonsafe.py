@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from tether.agent_state import AGENT_FILE, AgentSession, parse_session_file
+from tether.agent.model import AGENT_FILE
+from tether.agent.session import AgentSession
+from tether.agent.session_file import parse_session_file
 from tether.cli import main
 from tether.jsonsafe import MAX_DEPTH, JsonTooDeepError, depth_exceeds, loads
-from tether.store import Store
+from tether.store.db import Store
 
 
 def deep(n: int) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from tether.diffing import FileDiff, cap_diff
+from tether.checkpoints.diffing import FileDiff, cap_diff
 from tether.mcp.backend import Backend, root_from_uris
 from tether.mcp.server import argument_errors
 from tether.mcp.tools import build_tools

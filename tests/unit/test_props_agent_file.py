@@ -16,8 +16,10 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tether.agent_state import AGENT_FILE, AgentSession, parse_session_file
-from tether.store import Store
+from tether.agent.model import AGENT_FILE
+from tether.agent.session import AgentSession
+from tether.agent.session_file import parse_session_file
+from tether.store.db import Store
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),

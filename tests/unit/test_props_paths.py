@@ -22,12 +22,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support.faults import dir_fingerprint
-from tether import restore as restore_mod
-from tether.checkpoints import Checkpointer
+from tether.checkpoints import restore as restore_mod
+from tether.checkpoints.checkpointer import Checkpointer
 from tether.errors import OutsideWorkspaceError, TetherError
+from tether.model import FileChange
 from tether.paths import normalize_rel
-from tether.scan import valid_name
-from tether.store import FileChange, Store
+from tether.scan.scanner import valid_name
+from tether.store.db import Store
 
 NAME_MAX = os.pathconf("/", "PC_NAME_MAX")
 PATH_MAX = os.pathconf("/", "PC_PATH_MAX")

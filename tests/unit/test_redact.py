@@ -308,7 +308,7 @@ def test_the_servers_log_file_is_redacted(tmp_path: Any) -> None:
 
 
 def test_stored_text_is_cleaned_before_and_cut_after_redaction() -> None:
-    from tether.agent_state import safe_text
+    from tether.agent.model import safe_text
 
     # An escape sequence splitting a name must not hide the value once the text is cleaned.
     assert "hunter2" not in safe_text("pass\x1b[0mword=hunter2 done")

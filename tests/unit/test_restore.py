@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from tether import restore as restore_mod
-from tether.checkpoints import Checkpointer
+from tether.checkpoints import restore as restore_mod
+from tether.checkpoints.checkpointer import Checkpointer
 from tether.errors import NoCheckpointError, OutsideWorkspaceError
-from tether.store import FileChange, Store
+from tether.model import FileChange
+from tether.store.db import Store
 
 
 @pytest.fixture

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tether import restore as restore_mod
-from tether.checkpoints import Checkpointer
+from tether.checkpoints import restore as restore_mod
+from tether.checkpoints.checkpointer import Checkpointer
 from tether.cli import main
-from tether.store import Store
+from tether.store.db import Store
 
 
 @pytest.fixture

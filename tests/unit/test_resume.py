@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from tether import protocol as P
-from tether.documents import text_hash
-from tether.resume import STATE_PENDING, ResumeInputs, load_inputs, next_steps_payload, plan
-from tether.store import FileChange, Store
+from tether.editor.documents import text_hash
+from tether.editor.resume import STATE_PENDING, ResumeInputs, load_inputs, next_steps_payload, plan
+from tether.model import FileChange
+from tether.store.db import Store
 
 
 def _state(files: list[dict[str, Any]], buffers: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -132,7 +133,7 @@ def test_load_inputs_prefers_pending_journal(workspace: Path, state_dir: Path) -
 
 
 def test_journal_sessions_layouts() -> None:
-    from tether.resume import dump_sessions, journal_sessions
+    from tether.editor.resume import dump_sessions, journal_sessions
 
     one = _state([{"path": "a.py"}])
     assert journal_sessions(None) == []

@@ -15,9 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tether import protocol
-from tether import runs as runs_mod
-from tether.checkpoints import Checkpointer
-from tether.runs import (
+from tether.agent import runs as runs_mod
+from tether.agent.runs import (
     LiveTree,
     Run,
     changed_since,
@@ -28,7 +27,8 @@ from tether.runs import (
     save_run,
     summarize,
 )
-from tether.store import Store
+from tether.checkpoints.checkpointer import Checkpointer
+from tether.store.db import Store
 
 
 @pytest.fixture

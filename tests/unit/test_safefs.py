@@ -16,8 +16,8 @@ import pytest
 from tether.errors import StoreError
 from tether.paths import ensure_private_dir, state_dir
 from tether.safefs import SymlinkInPathError, private_dir
-from tether.store import Store
-from tether.tmux_link import TmuxLink
+from tether.store.db import Store
+from tether.tmux.link import TmuxLink
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tether.checkpoints import Checkpointer
-from tether.scan import BAD_NAME_REASON, Scanner
-from tether.store import Store
+from tether.checkpoints.checkpointer import Checkpointer
+from tether.scan.scanner import BAD_NAME_REASON, Scanner
+from tether.store.db import Store
 
 
 @pytest.fixture
@@ -23,11 +23,11 @@ def store(workspace: Path, state_dir: Path) -> Store:
 def trust_fresh_stats(monkeypatch: pytest.MonkeyPatch) -> None:
     """Trust stats and directory listings at once (no racy-timestamp window), so that tests
     that just created their files exercise the cached paths instead of waiting 2 s."""
-    import tether.scan
-    import tether.store
+    import tether.scan.scanner
+    import tether.store.db
 
-    monkeypatch.setattr(tether.scan, "RACY_NS", 0)
-    monkeypatch.setattr(tether.store, "RACY_NS", 0)
+    monkeypatch.setattr(tether.scan.scanner, "RACY_NS", 0)
+    monkeypatch.setattr(tether.store.db, "RACY_NS", 0)
 
 
 def write(root: Path, rel: str, data: bytes | str = "x\n") -> Path:
@@ -320,7 +320,7 @@ def test_scanner_full_scan_is_pure(workspace: Path, store: Store) -> None:
 def test_parallel_walk_finds_the_same_as_serial(
     workspace: Path, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import tether.scan as scan_mod
+    import tether.scan.scanner as scan_mod
 
     write(workspace, ".gitignore", "*.log\n")
     for i in range(300):

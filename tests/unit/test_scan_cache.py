@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-import tether.scan as scan_mod
-import tether.store as store_mod
-from tether.checkpoints import Checkpointer
-from tether.scan import Scanner, _verify_dirs, _verify_split
-from tether.scan_cache import DirsExport
-from tether.store import SCHEMA_VERSION, Store
+import tether.scan.scanner as scan_mod
+import tether.store.db as store_mod
+from tether.checkpoints.checkpointer import Checkpointer
+from tether.scan.scanner import Scanner, _verify_dirs, _verify_split
+from tether.store.db import SCHEMA_VERSION, Store
+from tether.store.scan_dirs import DirsExport
 
 
 @pytest.fixture(autouse=True)

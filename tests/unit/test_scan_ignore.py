@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from tether.checkpoints import Checkpointer
-from tether.ignore import MAX_FILE_BYTES, MAX_PATTERN_BYTES
-from tether.scan import IGNORE_RULES_REASON, Scanner
-from tether.store import Store
+from tether.checkpoints.checkpointer import Checkpointer
+from tether.scan.ignore import MAX_FILE_BYTES, MAX_PATTERN_BYTES
+from tether.scan.scanner import IGNORE_RULES_REASON, Scanner
+from tether.store.db import Store
 
 
 @pytest.fixture(autouse=True)
@@ -38,11 +38,11 @@ def store(workspace: Path, state_dir: Path) -> Iterator[Store]:
 
 @pytest.fixture
 def trust_fresh_stats(monkeypatch: pytest.MonkeyPatch) -> None:
-    import tether.scan
-    import tether.store
+    import tether.scan.scanner
+    import tether.store.db
 
-    monkeypatch.setattr(tether.scan, "RACY_NS", 0)
-    monkeypatch.setattr(tether.store, "RACY_NS", 0)
+    monkeypatch.setattr(tether.scan.scanner, "RACY_NS", 0)
+    monkeypatch.setattr(tether.store.db, "RACY_NS", 0)
 
 
 def write(root: Path, rel: str, data: bytes | str = "x\n") -> Path:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from tether.documents import text_hash
-from tether.resume import still_pending
-from tether.status_model import (
+from tether.editor.documents import text_hash
+from tether.editor.resume import still_pending
+from tether.editor.status import (
     StatusFacts,
     files_in_progress,
     merge_pending,
@@ -14,7 +14,7 @@ from tether.status_model import (
     status_text,
     status_tooltip,
 )
-from tether.store import CheckpointInfo
+from tether.model import CheckpointInfo
 
 NOW = 1_800_000_000.0
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from tether.errors import CorruptStoreError, NoCheckpointError, StoreError
-from tether.store import SCHEMA_VERSION, FileChange, Store
+from tether.model import FileChange
+from tether.store.db import SCHEMA_VERSION, Store
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ import pytest
 
 from tether.cli import main
 from tether.errors import CorruptStoreError, StoreError
-from tether.store import FileChange, Store
+from tether.model import FileChange
+from tether.store.db import Store
 
 
 def _cli(capsys: pytest.CaptureFixture[str], workspace: Path, *argv: str) -> tuple[int, dict[str, object]]:
@@ -148,7 +149,7 @@ def test_a_checked_store_is_vouched_for_without_checking_again(workspace: Path, 
     assert doc["verdict"] == "ok" and doc["db"][1] == db.stat().st_ino
     assert (verdict.stat().st_mode & 0o777) == 0o600
     calls: list[bool] = []
-    import tether.store_integrity as integrity
+    import tether.store.integrity as integrity
 
     real = integrity.verify
 
@@ -198,7 +199,7 @@ def test_a_locked_store_is_not_judged_corrupt(
     workspace: Path, state_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Busy, locked, disk I/O: errors that say nothing about the file never condemn it."""
-    import tether.store as store_mod
+    import tether.store.db as store_mod
 
     with Store.open(workspace, state_dir) as s:
         s.create_checkpoint("manual", None, [FileChange("a", b"1")])

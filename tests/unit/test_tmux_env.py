@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from tether.redact import REDACTED, redact_text
-from tether.tmux_env import classify, classify_env, parse_environ, parse_show_environment
-from tether.tmux_link import (
+from tether.tmux.env import classify, classify_env, parse_environ, parse_show_environment
+from tether.tmux.link import (
     DEFAULT_ALLOWLIST,
     SnapshotFormatError,
     TmuxConfig,
@@ -198,7 +198,7 @@ def test_snapshot_from_bytes_rejects_garbage_with_clear_errors() -> None:
 
 
 def test_split_sections_handles_empty_and_last_sections() -> None:
-    from tether.tmux_link import _split_sections
+    from tether.tmux.link import _split_sections
 
     out = (
         "@@tether-n1-p0@@\nline a\n\nline b\n@@tether-n1-p1@@\n@@tether-n1-genv@@\nA=1\n@@tether-n1-senv@@\n"

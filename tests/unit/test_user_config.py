@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from tether.tmux_link import DEFAULT_ALLOWLIST, TmuxConfig
-from tether.user_config import load_user_config, tmux_config
+from tether.tmux.link import DEFAULT_ALLOWLIST, TmuxConfig
+from tether.tmux.user import tmux_config
+from tether.user_config import load_user_config
 
 
 def test_absent_file_gives_defaults(tmp_path: Path) -> None:

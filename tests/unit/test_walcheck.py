@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tether.checkpoints import Checkpointer
+from tether.checkpoints.checkpointer import Checkpointer
 from tether.cli import main
-from tether.store import Store
+from tether.store.db import Store
 
 
 def _frames(wal: Path) -> tuple[int, list[int]]:

@@ -6,7 +6,7 @@ import threading
 from pathlib import Path
 
 from tests.support.retry import retry_until
-from tether.watcher import Watcher
+from tether.scan.watcher import Watcher
 
 
 def _collect(root: Path, **kw: object) -> tuple[Watcher, list[list[str]]]:

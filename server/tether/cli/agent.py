@@ -19,19 +19,21 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tether import jsonsafe, protocol
-from tether.agent_checkpoints import make_checkpointer, record_conversations, record_step
-from tether.agent_state import AGENT_FILE, AgentSession, handoff_text
+from tether.agent.handoff import handoff_text
+from tether.agent.model import AGENT_FILE
+from tether.agent.provenance import SHIPPED_NOTE
+from tether.agent.session import AgentSession
+from tether.agent.steps import make_checkpointer, record_conversations, record_step
 from tether.cli.common import add_output_flags, non_negative_int, open_store
 from tether.cli.output import emit
 from tether.errors import TetherError
 from tether.humanize import plural
-from tether.provenance import SHIPPED_NOTE
-from tether.store import Store
+from tether.store.db import Store
 from tether.text import escape
 
 if TYPE_CHECKING:
-    from tether.checkpoints import Checkpointer
-    from tether.scan import ScanResult
+    from tether.checkpoints.checkpointer import Checkpointer
+    from tether.scan.scanner import ScanResult
 
 
 def register(sub: Any) -> None:
@@ -210,7 +212,7 @@ def cmd_next(args: argparse.Namespace) -> int:
 
 
 def cmd_steps(args: argparse.Namespace) -> int:
-    from tether.agent_state import ago_iso
+    from tether.agent.handoff import ago_iso
 
     with _agent(args) as (_store, session, _):
         steps = session.state().steps
@@ -245,7 +247,7 @@ def cmd_task(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from tether.runs import record_run
+    from tether.agent.runs import record_run
 
     argv = list(args.cmd)
     if argv and argv[0] == "--":
@@ -272,8 +274,8 @@ def _restore_tmux(
     store: Store, state: str | None, run: bool
 ) -> tuple[list[str], dict[str, Any] | None, list[str] | None]:
     """Reattach or recreate the workspace's tmux session. Returns (lines, data, attach argv)."""
-    from tether.tmux_link import RunPolicy
-    from tether.user_config import user_link
+    from tether.tmux.link import RunPolicy
+    from tether.tmux.user import user_link
 
     link, warnings = user_link(store.root, state)
     for w in warnings:
@@ -286,7 +288,7 @@ def _restore_tmux(
                 {"session": link.session, "recreated": False},
                 argv,
             )
-        from tether.tmux_watch import TmuxWatch, latest_snapshot
+        from tether.tmux.watch import TmuxWatch, latest_snapshot
 
         found = latest_snapshot(store)
         if found is None:
@@ -306,7 +308,7 @@ def _restore_tmux(
     lines = [f"tmux: recreated session {report.session} from {found.describe()}"]
     for p in report.panes:
         if p.agent:
-            from tether.conversations import describe
+            from tether.conversations.record import describe
 
             what = describe(p.agent, p.conversation)
             verb = "resumed" if p.action == "ran" else "typed, waiting for Enter"
@@ -406,7 +408,7 @@ def cap_handoff(text: str, cap: int = HANDOFF_CAP) -> str:
 
 def _hook_message(event: dict[str, Any], label: str = "claude") -> str:
     """A short, redacted checkpoint message naming the tool and what it worked on."""
-    from tether.agent_state import safe_text
+    from tether.agent.model import safe_text
 
     tool = event.get("tool_name")
     tool = tool if isinstance(tool, str) else "tool"
@@ -509,12 +511,12 @@ def _run_hook(
             args.workspace = base
     name = event.get("hook_event_name")
     with open_store(args) as store:
-        from tether.conversations import record_hook_event
+        from tether.conversations.record import record_hook_event
 
         session = AgentSession(store)
         session.import_file()
         if name == "SessionStart":
-            from tether.runs import load_runs
+            from tether.agent.runs import load_runs
 
             try:
                 if session.state().is_empty() and not load_runs(store):

@@ -11,7 +11,7 @@ from tether.cli.parser import DOUBLE_DASH, Parser, UsageError
 from tether.errors import BadParamsError
 
 if TYPE_CHECKING:  # the store (sqlite3, zlib…) is imported by the commands that open it
-    from tether.store import Store
+    from tether.store.db import Store
 
 # Every number reaches SQLite (64-bit integers): larger ones are refused here, not there.
 MAX_NUMBER = 2**63 - 1
@@ -30,7 +30,7 @@ def find_workspace(args: argparse.Namespace) -> Path:
 
 
 def open_store(args: argparse.Namespace) -> Store:
-    from tether.store import Store
+    from tether.store.db import Store
 
     store = Store.open(find_workspace(args), args.state_dir)
     if store.wal_damage:

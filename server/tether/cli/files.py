@@ -6,8 +6,9 @@ import argparse
 import sys
 from typing import Any
 
-from tether import restore as restore_mod
-from tether.checkpoints import Checkpointer
+from tether.checkpoints import restore as restore_mod
+from tether.checkpoints.checkpointer import Checkpointer
+from tether.checkpoints.diffing import diff_text
 from tether.cli.common import (
     DOUBLE_DASH,
     add_output_flags,
@@ -20,7 +21,6 @@ from tether.cli.common import (
 from tether.cli.output import emit
 from tether.cli.parser import Parser
 from tether.cli.terminal import add_pager_flag, paint_diff, paint_log, paint_stat, show
-from tether.diffing import diff_text
 from tether.errors import BadParamsError
 from tether.humanize import checkpoint_line, plural, size
 from tether.text import escape
@@ -86,9 +86,9 @@ def register(sub: Any) -> None:
 
 
 def cmd_checkpoint(args: argparse.Namespace) -> int:
-    from tether.agent_checkpoints import make_checkpointer, manual_checkpoint
-    from tether.agent_state import AgentSession
-    from tether.status import skipped_wire
+    from tether.agent.session import AgentSession
+    from tether.agent.status import skipped_wire
+    from tether.agent.steps import make_checkpointer, manual_checkpoint
 
     with open_store(args) as store:
         # The checkpoint carries the agent (and tmux) state and rewrites .agent-session.json.
@@ -186,7 +186,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from tether.status import workspace_status
+    from tether.agent.status import workspace_status
 
     with open_store(args) as store:
         status = workspace_status(store)

@@ -81,7 +81,7 @@ def setup_logging(
 
 def cmd_lsp(args: argparse.Namespace) -> int:
     setup_logging(args)
-    from tether.config import Config
+    from tether.lsp.config import Config
     from tether.lsp.server import create_server
 
     transport_out = sys.stdout.buffer

@@ -18,11 +18,11 @@ from tether.cli.common import add_output_flags, find_workspace
 from tether.cli.output import emit, warn
 from tether.errors import CorruptStoreError, TetherError, TmuxError
 from tether.text import escape
-from tether.tmux_link import RunPolicy, TmuxLink
-from tether.user_config import user_link
+from tether.tmux.link import RunPolicy, TmuxLink
+from tether.tmux.user import user_link
 
 if TYPE_CHECKING:
-    from tether.tmux_watch import StoredSnapshot
+    from tether.tmux.watch import StoredSnapshot
 
 
 def register(sub: Any) -> None:
@@ -65,7 +65,7 @@ def _exec_attach(argv: list[str]) -> NoReturn:
 
 def _snapshot_now(link: TmuxLink, force: bool) -> None:
     """Record the session at once (and set its hooks): a reboot a second later brings it back."""
-    from tether.tmux_watch import TmuxWatch
+    from tether.tmux.watch import TmuxWatch
 
     TmuxWatch(link).check_now(force=force)
 
@@ -85,8 +85,8 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 def _latest_snapshot(args: argparse.Namespace, root: Path) -> StoredSnapshot | None:
     """The newest tmux snapshot of this workspace, without creating a store that does not exist."""
-    from tether.store import DB_NAME, Store, workspace_key
-    from tether.tmux_watch import latest_snapshot
+    from tether.store.db import DB_NAME, Store, workspace_key
+    from tether.tmux.watch import latest_snapshot
 
     base = Path(args.state_dir) if args.state_dir else paths.state_dir()
     if not (base / "workspaces" / workspace_key(root) / DB_NAME).exists():
@@ -142,7 +142,7 @@ def _version(pkg: str) -> str | None:
 
 
 def _recovery(db_path: Path) -> str:
-    from tether.store_integrity import recovery_hint
+    from tether.store.integrity import recovery_hint
 
     return recovery_hint(db_path)
 
@@ -154,7 +154,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         checks.append({"check": name, "ok": ok, "detail": detail})
 
     # tmux
-    from tether import tmux_version
+    from tether.tmux import version as tmux_version
 
     tmux = shutil.which("tmux")
     if tmux is None:
@@ -184,7 +184,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     db_path = None
     try:
         root = find_workspace(args)
-        from tether.store import DB_NAME, Store, workspace_key
+        from tether.store.db import DB_NAME, Store, workspace_key
 
         db_path = sd / "workspaces" / workspace_key(root) / DB_NAME if sd is not None else None
         if db_path is not None and db_path.exists():

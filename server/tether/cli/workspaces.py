@@ -8,8 +8,9 @@ from typing import Any
 
 from tether.cli.output import emit
 from tether.humanize import ago, plural, size
+from tether.model import iso_time
 from tether.paths import state_dir
-from tether.store import DB_NAME, iso_time
+from tether.store.db import DB_NAME
 
 
 def register(sub: Any) -> None:

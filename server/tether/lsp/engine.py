@@ -23,17 +23,13 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from tether import protocol as P
-from tether import resume as resume_mod
-from tether import safefs, status_model
-from tether.checkpoints import Checkpointer
-from tether.config import Config
-from tether.diffing import is_binary
-from tether.documents import (
-    Documents,
-    end_position,
-    looks_secret,
-    text_hash,
-)
+from tether import safefs
+from tether.checkpoints.checkpointer import Checkpointer
+from tether.checkpoints.diffing import is_binary
+from tether.editor import resume as resume_mod
+from tether.editor import status as status_model
+from tether.editor.candidate import ResumeCandidate
+from tether.editor.documents import Documents, end_position, looks_secret, text_hash
 from tether.errors import (
     BusyError,
     ClientTimeoutError,
@@ -44,10 +40,11 @@ from tether.errors import (
 )
 from tether.humanize import plural
 from tether.lsp import params as prm
+from tether.lsp.config import Config
+from tether.model import CheckpointInfo
 from tether.paths import normalize_rel
-from tether.resume_candidate import ResumeCandidate
-from tether.scan import DEFAULT_IGNORED_DIRS, Scanner
-from tether.store import CheckpointInfo, Store
+from tether.scan.scanner import DEFAULT_IGNORED_DIRS, Scanner
+from tether.store.db import Store
 from tether.text import escape
 from tether.user_config import agent_resume, config_path, load_user_config
 
@@ -90,9 +87,9 @@ class _Backend:
 
     store: Store
     checkpointer: Checkpointer
-    tmux: Any | None = None  # tether.tmux_link.TmuxLink when available
-    agent: Any | None = None  # tether.agent_state.AgentSession when available
-    watch: Any | None = None  # tether.tmux_watch.TmuxWatch (its own thread) with the tmux link
+    tmux: Any | None = None  # tether.tmux.link.TmuxLink when available
+    agent: Any | None = None  # tether.agent.session.AgentSession when available
+    watch: Any | None = None  # tether.tmux.watch.TmuxWatch (its own thread) with the tmux link
 
 
 class Engine:
@@ -259,7 +256,7 @@ class Engine:
         if not self.config.tmux.enabled:
             return None
         try:
-            from tether import tmux_link
+            from tether.tmux import link as tmux_link
         except ImportError:
             log.info("tmux link not available: tmux disabled")
             return None
@@ -339,7 +336,7 @@ class Engine:
     def _make_watch(self, link: Any) -> Any | None:
         """The tmux session is snapshotted on every change of its own, not only at checkpoints."""
         try:
-            from tether.tmux_watch import TmuxWatch
+            from tether.tmux.watch import TmuxWatch
 
             return TmuxWatch(link)
         except Exception:
@@ -349,7 +346,7 @@ class Engine:
     def _tmux_usable(self) -> bool:
         """False (said once, at start) when the tmux on PATH is too old: checkpoints then go on
         without tmux snapshots, and the tmux commands answer with the same message."""
-        from tether import tmux_version
+        from tether.tmux import version as tmux_version
 
         try:
             tmux_version.require()
@@ -362,12 +359,12 @@ class Engine:
 
     def _make_agent(self, store: Store) -> Any | None:
         try:
-            from tether import agent_state
+            from tether.agent.session import AgentSession
         except ImportError:
             log.info("agent state not available")
             return None
         try:
-            return agent_state.AgentSession(store)
+            return AgentSession(store)
         except Exception:
             log.exception("agent state failed to load")
             return None
@@ -478,7 +475,7 @@ class Engine:
             self.client.progress_end(token, msg)
 
     async def _start_watcher(self) -> None:
-        from tether.watcher import Watcher
+        from tether.scan.watcher import Watcher
 
         # The store (and the log) may live inside the workspace: its writes are not changes.
         state = self._backend.store.db_path.parents[2] if self._backend is not None else None
@@ -704,7 +701,7 @@ class Engine:
         self.update_status()
 
     def _path_ignored(self, rel: str) -> bool:
-        from tether.scan import Scanner
+        from tether.scan.scanner import Scanner
 
         try:
             return bool(Scanner(self.root).ignore_rules().path_ignored(rel))
@@ -920,7 +917,7 @@ class Engine:
         for raw in paths:
             candidate = raw
             if raw.startswith("file://"):
-                from tether.documents import uri_to_path
+                from tether.editor.documents import uri_to_path
 
                 candidate = uri_to_path(raw) or raw
             try:
@@ -930,7 +927,7 @@ class Engine:
         return out
 
     async def cmd_diff(self, p: Mapping[str, Any]) -> dict[str, Any]:
-        from tether import restore as restore_mod
+        from tether.checkpoints import restore as restore_mod
 
         c = P.CMD_DIFF
         a = prm.checkpoint_id(c, p, "from", required=True)
@@ -967,7 +964,7 @@ class Engine:
         return await self._run(work)
 
     async def cmd_restore(self, p: Mapping[str, Any]) -> dict[str, Any]:
-        from tether import restore as restore_mod
+        from tether.checkpoints import restore as restore_mod
 
         c = P.CMD_RESTORE
         n = prm.checkpoint_id(c, p, "checkpoint", required=True)
@@ -1224,8 +1221,8 @@ class Engine:
             return None, None
 
         def work() -> tuple[str, bool, list[str], list[dict[str, Any]]] | str:
-            from tether.tmux_link import RunPolicy
-            from tether.tmux_watch import latest_snapshot
+            from tether.tmux.link import RunPolicy
+            from tether.tmux.watch import latest_snapshot
 
             link: Any = b.tmux
             recreated = False
@@ -1334,7 +1331,7 @@ def _iso_ms(t: float) -> str:
 
 def root_from(root_uri: str | None, root_path: str | None, folders: Sequence[str]) -> Path:
     """The workspace root from initialize params (first folder, root URI, root path, else cwd)."""
-    from tether.documents import uri_to_path
+    from tether.editor.documents import uri_to_path
 
     for uri in [*folders, root_uri]:
         if uri:

@@ -21,8 +21,8 @@ from pygls.protocol import LanguageServerProtocol, lsp_method
 
 from tether import __version__
 from tether import protocol as P
-from tether.config import Config
 from tether.errors import BadParamsError, ClientTimeoutError, OutsideWorkspaceError, TetherError
+from tether.lsp.config import Config
 from tether.lsp.engine import Engine, root_from
 from tether.lsp.params import as_params
 from tether.lsp.transport import CappedStdin, refused_response

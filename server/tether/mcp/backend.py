@@ -2,7 +2,7 @@
 
 The event loop only speaks the protocol. Store, scan and tmux work run in a single worker
 thread (:meth:`Backend.run`), so calls are serialised without locks and the scanner's
-directory listings stay warm from one call to the next. A file watcher (:mod:`tether.change_feed`)
+directory listings stay warm from one call to the next. A file watcher (:mod:`tether.scan.feed`)
 tells a step which paths changed, so it looks at those instead of walking the workspace; every
 whole walk (status, hand-off) checks the watcher, and a watcher found missing a change is not
 used again. Other processes (the CLI, the language server, another agent's MCP server) write the
@@ -22,14 +22,14 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import unquote, urlparse
 
-from tether.agent_checkpoints import make_checkpointer
-from tether.agent_state import AgentSession
-from tether.change_feed import BASELINE, ChangeFeed
-from tether.checkpoints import Checkpointer
+from tether.agent.session import AgentSession
+from tether.agent.steps import make_checkpointer
+from tether.checkpoints.checkpointer import Checkpointer
 from tether.errors import StoreError
 from tether.paths import find_root
-from tether.scan import ScanResult
-from tether.store import Store
+from tether.scan.feed import BASELINE, ChangeFeed
+from tether.scan.scanner import ScanResult
+from tether.store.db import Store
 
 log = logging.getLogger(__name__)
 

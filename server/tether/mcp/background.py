@@ -12,7 +12,7 @@ from tether.errors import TmuxError
 
 if TYPE_CHECKING:
     from tether.mcp.backend import Backend
-    from tether.tmux_watch import TmuxWatch
+    from tether.tmux.watch import TmuxWatch
 
 log = logging.getLogger(__name__)
 
@@ -22,9 +22,9 @@ async def watch_tmux(backend: Backend) -> None:
     root = await backend.wait_root()
 
     def start() -> TmuxWatch | None:
-        from tether import tmux_version
-        from tether.tmux_watch import TmuxWatch
-        from tether.user_config import user_link
+        from tether.tmux import version as tmux_version
+        from tether.tmux.user import user_link
+        from tether.tmux.watch import TmuxWatch
 
         try:
             tmux_version.require()

@@ -15,7 +15,8 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INTERNAL_ERROR
 
 from tether import protocol
-from tether.agent_state import handoff_text, parse_attachment
+from tether.agent.handoff import handoff_text
+from tether.agent.model import parse_attachment
 from tether.errors import NoCheckpointError, TetherError
 from tether.mcp.backend import Backend, Workspace
 

@@ -18,19 +18,20 @@ from mcp.server.mcpserver.tools import Tool
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import ConfigDict, Field
 
-from tether import provenance
-from tether import restore as restore_mod
-from tether.agent_checkpoints import manual_checkpoint, record_conversations, record_step
-from tether.agent_state import clean_text, handoff_text, safe_text
-from tether.diffing import FileDiff, cap_diff, is_binary
+from tether.agent import provenance
+from tether.agent.handoff import handoff_text
+from tether.agent.model import clean_text, safe_text
+from tether.agent.runs import run_summaries
+from tether.agent.status import skipped_wire, workspace_status
+from tether.agent.steps import manual_checkpoint, record_conversations, record_step
+from tether.checkpoints import restore as restore_mod
+from tether.checkpoints.diffing import FileDiff, cap_diff, is_binary
 from tether.errors import BadParamsError, NoCheckpointError, OutsideWorkspaceError, TetherError
 from tether.humanize import checkpoint_line, plural
 from tether.mcp import schemas as s
 from tether.mcp.backend import Backend, Workspace
+from tether.model import CheckpointInfo
 from tether.paths import normalize_rel
-from tether.runs import run_summaries
-from tether.status import skipped_wire, workspace_status
-from tether.store import CheckpointInfo
 from tether.text import escape
 
 if TYPE_CHECKING:

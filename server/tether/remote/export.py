@@ -26,12 +26,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from tether.documents import looks_secret
-from tether.errors import NoCheckpointError
+from tether.editor.documents import looks_secret
+from tether.errors import HandoffError, NoCheckpointError
+from tether.git import clean_env
+from tether.model import CheckpointInfo, FileEntry
 from tether.protocol import ATTACH_AGENT, ATTACH_EDITOR, ATTACH_TMUX
 from tether.redact import contains_secret, redact_argv, redact_json, redact_lines, redact_text
-from tether.remote.gitrepo import HandoffError, SideRepo, clean_env
-from tether.store import CheckpointInfo, FileEntry, Store
+from tether.remote.gitrepo import SideRepo
+from tether.store.db import Store
 
 FORMAT = 1
 TRAILER = "Tether-Checkpoint:"

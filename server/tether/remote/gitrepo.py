@@ -14,23 +14,17 @@ import logging
 import os
 import re
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-from tether.errors import TetherError
+from tether.errors import HandoffError
+from tether.git import run_git
 
 log = logging.getLogger(__name__)
 
-GIT_TIMEOUT_S = 300
 REF_PREFIX = "refs/tether"
 INCOMING_PREFIX = "refs/tether-incoming"
 _NAME_RE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-class HandoffError(TetherError):
-    """A push or pull that could not be done; nothing local was changed."""
-
-    reason = "handoff"
 
 
 def ref_part(text: str) -> str:
@@ -38,51 +32,6 @@ def ref_part(text: str) -> str:
     out = _NAME_RE.sub("-", text).strip("-.") or "x"
     out = out.replace("..", "-")
     return out[:-5] + "-lock" if out.endswith(".lock") else out[:80]
-
-
-def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    env.update(
-        {"GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1", "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}
-    )
-    if extra:
-        env.update(extra)
-    return env
-
-
-def run_git(
-    args: Sequence[str],
-    *,
-    cwd: Path | None = None,
-    git_dir: Path | None = None,
-    input: bytes | None = None,
-    env: Mapping[str, str] | None = None,
-    check: bool = True,
-    what: str = "git",
-) -> subprocess.CompletedProcess[bytes]:
-    argv = ["git"]
-    if git_dir is not None:
-        argv += ["--git-dir", str(git_dir)]
-    # No hooks, no pager, no credential prompts: Tether's git calls never run the user's code.
-    argv += ["-c", "core.hooksPath=/dev/null", "-c", "credential.interactive=false", *args]
-    try:
-        res = subprocess.run(
-            argv,
-            cwd=cwd,
-            input=input,
-            capture_output=True,
-            env=clean_env(env),
-            timeout=GIT_TIMEOUT_S,
-            check=False,
-        )
-    except FileNotFoundError:
-        raise HandoffError("git is not installed (needed for push/pull)") from None
-    except subprocess.TimeoutExpired:
-        raise HandoffError(f"{what}: git did not finish within {GIT_TIMEOUT_S}s") from None
-    if check and res.returncode != 0:
-        err = res.stderr.decode("utf-8", "replace").strip()
-        raise HandoffError(f"{what} failed: {err or f'git exited {res.returncode}'}")
-    return res
 
 
 def user_git_dir(root: Path) -> Path | None:

@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tether.errors import HandoffError
+from tether.model import CheckpointInfo
 from tether.remote import export as export_mod
 from tether.remote.gitrepo import (
     INCOMING_PREFIX,
     REF_PREFIX,
-    HandoffError,
     SideRepo,
     default_who,
     ref_part,
@@ -29,8 +30,8 @@ from tether.remote.gitrepo import (
     workspace_id,
 )
 from tether.remote.importer import Incoming, read_incoming
-from tether.scan import DEFAULT_MAX_FILE_BYTES
-from tether.store import CheckpointInfo, Store
+from tether.scan.scanner import DEFAULT_MAX_FILE_BYTES
+from tether.store.db import Store
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ class Handoff:
         staging = f"refs/tether-staging/{self.ws_id}/{self.who}"
 
         def buffers() -> bytes | None:
-            from tether.resume import STATE_PENDING
+            from tether.editor.resume import STATE_PENDING
 
             return self.store.get_state(STATE_PENDING)
 

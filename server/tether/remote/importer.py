@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from tether import jsonsafe
+from tether.errors import HandoffError
+from tether.model import ImportedCheckpoint
 from tether.protocol import ATTACH_AGENT, ATTACH_EDITOR, ATTACH_TMUX, TRIGGER_MANUAL, TRIGGERS
 from tether.redact import redact_json
 from tether.remote.export import ATTACHMENT_FILES, BUFFERS_FILE, FORMAT, META_FILE, redact_tmux_doc
-from tether.remote.gitrepo import HandoffError, SideRepo
-from tether.store import ImportedCheckpoint
+from tether.remote.gitrepo import SideRepo
 
 MAX_COMMITS = 2000
 MAX_SIDE_BYTES = 32 * 1024 * 1024
@@ -201,7 +202,7 @@ def _meta(data: bytes | None, commit: str) -> dict[str, Any]:
 
 def _map_side(name: str, data: bytes, other_root: str, root: Path) -> bytes:
     """Parse (refusing what does not parse) and map the other machine's paths to this one's."""
-    from tether.tmux_link import SnapshotFormatError, TmuxSnapshot
+    from tether.tmux.link import SnapshotFormatError, TmuxSnapshot
 
     kind = _SIDE_NAMES[name]
     try:
@@ -225,7 +226,7 @@ def _map_side(name: str, data: bytes, other_root: str, root: Path) -> bytes:
                 p["cwd"] = map_path(p["cwd"], other_root, here)
         return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
     if kind in (ATTACH_EDITOR, ATTACH_BUFFERS):
-        from tether.documents import path_to_uri
+        from tether.editor.documents import path_to_uri
 
         for key in ("files", "buffers"):
             entries = doc.get(key, [])

@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from tether import protocol
+from tether.errors import HandoffError
 from tether.humanize import plural
-from tether.remote.gitrepo import HandoffError, ref_part
+from tether.remote.gitrepo import ref_part
 from tether.remote.handoff import Handoff
-from tether.store import Store
+from tether.store.db import Store
 
 
 def resume_from(
@@ -30,9 +31,10 @@ def resume_from(
     run: bool = True,
     state_dir: str | Path | None = None,
 ) -> tuple[dict[str, Any], str]:
-    from tether import restore as restore_mod
-    from tether.agent_state import AgentSession, parse_attachment
-    from tether.checkpoints import Checkpointer
+    from tether.agent.model import parse_attachment
+    from tether.agent.session import AgentSession
+    from tether.checkpoints import restore as restore_mod
+    from tether.checkpoints.checkpointer import Checkpointer
 
     handoff = Handoff(store, me, ws_id)
     pulled = handoff.pull(remote, only=who)
@@ -67,7 +69,7 @@ def resume_from(
             AgentSession(store).adopt(state, at=info.id)
             _take_runs(store, origin, _runs)
     if apply:
-        from tether.runs import run_summaries
+        from tether.agent.runs import run_summaries
 
         lines.extend(r.summary for r in run_summaries(store)[:3])
     tmux: dict[str, Any] | None = None
@@ -91,8 +93,8 @@ def _recreate_tmux(
     store: Store, n: int, state_dir: str | Path | None, run: bool, lines: list[str]
 ) -> dict[str, Any] | None:
     from tether.errors import TetherError
-    from tether.tmux_link import RunPolicy
-    from tether.user_config import user_link
+    from tether.tmux.link import RunPolicy
+    from tether.tmux.user import user_link
 
     found = store.latest_attachment(protocol.ATTACH_TMUX, at=n)
     if found is None:
@@ -119,8 +121,8 @@ def _take_runs(store: Store, origin: str, runs: list[dict[str, Any]]) -> int:
     "tests last passed at checkpoint N; 3 files changed since" holds for this machine's files."""
     import json
 
+    from tether.agent.runs import Run, load_runs, save_run
     from tether.remote.importer import ATTACH_HANDOFF
-    from tether.runs import Run, load_runs, save_run
 
     numbers: dict[int, int] = {}
     for n in store.checkpoint_ids(origin=origin):

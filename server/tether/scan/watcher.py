@@ -25,7 +25,7 @@ from pathlib import Path
 
 from tether.errors import OutsideWorkspaceError
 from tether.paths import normalize_rel
-from tether.scan import Scanner
+from tether.scan.scanner import Scanner
 
 log = logging.getLogger(__name__)
 

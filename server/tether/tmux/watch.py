@@ -5,7 +5,7 @@ Three triggers call :func:`check`:
 
 - tmux hooks set on Tether's sessions only (``after-new-window``, ``after-split-window``,
   ``pane-exited``, ``window-layout-changed``…) run ``<state>/tmux/<session>/watch.sh`` in the
-  background (``run-shell -b``), which is ``python -m tether.tmux_watch``;
+  background (``run-shell -b``), which is ``python -m tether.tmux.watch``;
 - the pane shell hook Tether installs runs the same script after a ``cd`` (bash: at the next
   prompt; zsh: ``chpwd``), in a background subshell: the prompt never waits for it;
 - :class:`TmuxWatch`, a thread the language server (and the MCP server) runs, checks every few
@@ -39,8 +39,8 @@ from tether.procs import foreground_cmdline
 if TYPE_CHECKING:
     import logging
 
-    from tether.store import Store
-    from tether.tmux_link import TmuxLink
+    from tether.store.db import Store
+    from tether.tmux.link import TmuxLink
 
 # The hooks' process imports only what an unchanged session needs (no dataclasses, logging,
 # store or tmux link): it runs after every `cd` and on every window change.
@@ -55,7 +55,8 @@ def _log() -> logging.Logger:
 STATE_LIVE = "tmux.live"  # store live state: b"<header line>\n" + snapshot JSON
 _HEADER = b"tether-tmux-live 1"
 HOOKS_OPTION = "@tether_hooks"
-HOOKS_VERSION = "1"
+# 2: the launcher runs `python -m tether.tmux.watch` (sessions hooked with 1 get the new one).
+HOOKS_VERSION = "2"
 WATCH_INTERVAL = 3.0
 CONTENT_INTERVAL = 60.0
 LOCK_TIMEOUT = 10.0
@@ -120,7 +121,7 @@ class Target(NamedTuple):
 
 
 def target_for(link: TmuxLink) -> Target:
-    """The target of a live :class:`~tether.tmux_link.TmuxLink`."""
+    """The target of a live :class:`~tether.tmux.link.TmuxLink`."""
     from tether import paths
 
     cfg = link.config
@@ -271,7 +272,7 @@ def check(
 
 def _capture(target: Target, link: TmuxLink | None) -> bytes | None:
     if link is None:
-        from tether.tmux_link import TmuxConfig, TmuxLink
+        from tether.tmux.link import TmuxConfig, TmuxLink
 
         cfg, _ = TmuxConfig.from_wire(dict(target.config))
         cfg.socket_path = target.socket_path
@@ -284,7 +285,7 @@ def _store_live(target: Target, data: bytes, when: float, store: Store | None) -
     if store is not None:
         store.put_state(STATE_LIVE, header + data)
         return
-    from tether.store import Store
+    from tether.store.db import Store
 
     with Store.open(target.root, target.state_dir) as own:
         own.put_state(STATE_LIVE, header + data)
@@ -297,7 +298,7 @@ def launcher_text(target: Target) -> str:
     import shlex
 
     argv = [
-        sys.executable, "-m", "tether.tmux_watch",
+        sys.executable, "-m", "tether.tmux.watch",
         "--root", str(target.root),
         "--session", target.session,
         "--state-dir", str(target.state_dir),
@@ -420,7 +421,7 @@ class TmuxWatch:
 
     Started by the language server; the MCP server starts one the same way::
 
-        watch = TmuxWatch(link)   # a tether.tmux_link.TmuxLink (user_link(root, state_dir)[0])
+        watch = TmuxWatch(link)   # a tether.tmux.link.TmuxLink (user_link(root, state_dir)[0])
         watch.start()
         ...
         watch.stop()
@@ -464,10 +465,10 @@ class TmuxWatch:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m tether.tmux_watch`` (the launcher run by hooks): one check, exit 0 always."""
+    """``python -m tether.tmux.watch`` (the launcher run by hooks): one check, exit 0 always."""
     import argparse
 
-    p = argparse.ArgumentParser(prog="python -m tether.tmux_watch")
+    p = argparse.ArgumentParser(prog="python -m tether.tmux.watch")
     p.add_argument("--root", required=True)
     p.add_argument("--session", required=True)
     p.add_argument("--state-dir", required=True)

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from tether import safefs
-from tether.documents import end_position, has_content, parse_editor_state, path_to_uri, text_hash
+from tether.editor.documents import end_position, has_content, parse_editor_state, path_to_uri, text_hash
 from tether.errors import OutsideWorkspaceError
 from tether.paths import normalize_rel
 from tether.protocol import ATTACH_EDITOR
-from tether.store import Store
+from tether.store.db import Store
 from tether.text import escape
 
 # Live state keys (Store.put_state). STATE_JOURNAL holds one journal per running (or

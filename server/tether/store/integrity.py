@@ -168,7 +168,7 @@ def verify(db: sqlite3.Connection, deep: bool = False) -> list[str]:
                 elif codec != "raw":
                     problems.append(f"live state {name!r} has an unknown codec {codec!r}")
         if deep and "blobs" in tables:
-            from tether.store import blob_hash
+            from tether.model import blob_hash
 
             for digest, codec, data, size in db.execute("SELECT hash, codec, data, size FROM blobs"):
                 raw = zlib.decompress(data) if codec == "zlib" else bytes(data)

@@ -31,11 +31,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tether.errors import OutsideWorkspaceError
-from tether.ignore import Rules, rules_from_bytes
-from tether.ignore_sources import excludes_sources, read_pattern_file
+from tether.model import FileChange, HeadRow, Skipped, StatEntry, blob_hash
 from tether.paths import normalize_rel, restore_temp_pid
-from tether.scan_cache import STAT, DirRow, DirsExport
-from tether.store import RACY_NS, FileChange, HeadRow, Skipped, StatEntry, blob_hash
+from tether.scan.ignore import Rules, rules_from_bytes
+from tether.scan.ignore_sources import excludes_sources, read_pattern_file
+from tether.store.db import RACY_NS
+from tether.store.scan_dirs import STAT, DirRow, DirsExport
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ DEFAULT_IGNORED_DIRS = frozenset(
 # every checkpoint rewrite look like a change.
 DEFAULT_IGNORED_FILES = frozenset({".agent-session.json", ".DS_Store"})
 GITIGNORE = ".gitignore"
-# 3: git-exact ignore matching (tether.ignore), info/exclude and core.excludesFile read.
+# 3: git-exact ignore matching (tether.scan.ignore), info/exclude and core.excludesFile read.
 LISTINGS_FORMAT = 3
 # Threads for a whole-tree walk that lists directories, from this many tracked files on (below,
 # one thread is faster). A walk from kept listings only stats files: Python work under the GIL,

@@ -22,16 +22,26 @@ import sqlite3
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, Concatenate, NamedTuple, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from tether import scan_cache, store_integrity, walcheck
 from tether.errors import CorruptStoreError, NoCheckpointError, StoreError, StoreFullError, TetherError
+from tether.model import (
+    CheckpointInfo,
+    FileChange,
+    FileEntry,
+    GcReport,
+    HeadRow,
+    ImportedCheckpoint,
+    Skipped,
+    StatEntry,
+    blob_hash,
+)
 from tether.paths import STATE_DIR_ENV, ensure_private_dir, state_dir
 from tether.redact import redact_text
-from tether.scan_cache import DirRow, DirsExport
+from tether.store import integrity, scan_dirs, walcheck
+from tether.store.scan_dirs import DirRow, DirsExport
 
 log = logging.getLogger(__name__)
 
@@ -43,119 +53,9 @@ COMPRESS_MIN = 64
 RACY_NS = 2_000_000_000
 # Bound on host parameters per statement (SQLite's default limit is 32766 since 3.32).
 _CHUNK = 500
-# Live state: the rules the stored directory listings were filtered with (scan_cache.py).
+# Live state: the rules the stored directory listings were filtered with (scan_dirs.py).
 SCAN_META = "scan.meta"
 WAL_DAMAGE_KEY = "walDamage"
-
-
-@dataclass(frozen=True)
-class CheckpointInfo:
-    id: int
-    time: float
-    trigger: str
-    message: str | None
-    parent: int | None
-    files: tuple[str, ...] = ()
-    # None: made here. Else the machine it was imported from (`tether pull`); imported
-    # checkpoints form their own delta chain per origin and never change head.
-    origin: str | None = None
-
-    def to_wire(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "time": iso_time(self.time),
-            "trigger": self.trigger,
-            "message": self.message,
-            "files": list(self.files),
-            "parent": self.parent,
-            "origin": self.origin,
-        }
-
-
-@dataclass(frozen=True)
-class FileEntry:
-    """A tracked file as of some checkpoint."""
-
-    path: str
-    hash: str
-    mode: int
-    size: int
-
-
-# A head row as the scan reads it: (path, hash, mode, size, mtime_ns, ino). StatEntry has the same
-# layout; the whole-tree scan takes plain tuples, which load without one object per tracked file.
-HeadRow = tuple[str, str, int, int, int, int]
-
-
-class StatEntry(NamedTuple):
-    """Head row: the tracked file's content hash and the stat that vouches for it.
-
-    A NamedTuple, not a dataclass: a large workspace loads tens of thousands at once.
-    """
-
-    path: str
-    hash: str
-    mode: int
-    size: int
-    mtime_ns: int
-    ino: int
-
-
-@dataclass(frozen=True)
-class FileChange:
-    """A path to record in a checkpoint; ``content is None`` records a deletion."""
-
-    path: str
-    content: bytes | None
-    mode: int = 0o644
-    mtime_ns: int = 0
-    ino: int = 0
-
-    @property
-    def size(self) -> int:
-        return len(self.content) if self.content is not None else 0
-
-
-@dataclass(frozen=True)
-class ImportedCheckpoint:
-    """A checkpoint made on another machine: ``changes`` are (path, bytes or None, mode)."""
-
-    created: float
-    trigger: str
-    message: str | None
-    changes: Sequence[tuple[str, bytes | None, int]]
-    attachments: Mapping[str, bytes] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Skipped:
-    path: str
-    reason: str
-    size: int = 0
-
-
-@dataclass
-class GcReport:
-    removed_checkpoints: list[int] = field(default_factory=list)
-    removed_blobs: int = 0
-    bytes_before: int = 0
-    bytes_after: int = 0
-
-    def to_wire(self) -> dict[str, Any]:
-        return {
-            "removedCheckpoints": self.removed_checkpoints,
-            "removedBlobs": self.removed_blobs,
-            "bytesBefore": self.bytes_before,
-            "bytesAfter": self.bytes_after,
-        }
-
-
-def iso_time(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
-
-
-def blob_hash(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def workspace_key(root: Path) -> str:
@@ -227,9 +127,9 @@ def _run_script(db: sqlite3.Connection, script: str) -> None:
             db.execute(statement)
 
 
-# v2: per-directory listings with their packed stat cache (scan_cache.py) replace the one
+# v2: per-directory listings with their packed stat cache (scan_dirs.py) replace the one
 # listings blob that lived in ``state`` (it carried no stats and was rewritten whole).
-_SCHEMA_V2 = scan_cache.SCHEMA + ";\nDELETE FROM state WHERE name='scan.listings'"
+_SCHEMA_V2 = scan_dirs.SCHEMA + ";\nDELETE FROM state WHERE name='scan.listings'"
 # origin: NULL for this machine's checkpoints, else where an imported one came from.
 _SCHEMA_V3 = "ALTER TABLE checkpoints ADD COLUMN origin TEXT"
 # The checkpoints of one origin (bound with `IS ?`, so None selects this machine's).
@@ -269,8 +169,8 @@ def _translate(exc: sqlite3.Error, db_path: Path) -> StoreError:
         )
     if isinstance(exc, sqlite3.OperationalError) and "locked" in msg:
         return StoreError(f"the store {db_path} stayed locked by another writer for too long: {msg}")
-    if store_integrity.is_damage(exc):
-        return store_integrity.corrupt_error(db_path, msg)
+    if integrity.is_damage(exc):
+        return integrity.corrupt_error(db_path, msg)
     return StoreError(f"store error in {db_path}: {msg}")
 
 
@@ -283,8 +183,8 @@ def _store_error(exc: BaseException, db_path: Path) -> StoreError:
     if isinstance(exc, sqlite3.Error):
         return _translate(exc, db_path)
     if isinstance(exc, UnicodeDecodeError):
-        return store_integrity.corrupt_error(db_path, "a text value is not valid UTF-8")
-    return store_integrity.corrupt_error(db_path, f"compressed data is damaged: {exc}")
+        return integrity.corrupt_error(db_path, "a text value is not valid UTF-8")
+    return integrity.corrupt_error(db_path, f"compressed data is damaged: {exc}")
 
 
 class Store:
@@ -409,12 +309,12 @@ class Store:
     def _check_store(self) -> None:
         """Checks that must pass before the first statement of any command (reads included):
         the store judged corrupt earlier stays so, and the schema is Tether's and readable."""
-        verdict = store_integrity.read_verdict(self.db_path)
+        verdict = integrity.read_verdict(self.db_path)
         if verdict is not None and verdict.get("verdict") == "corrupt":
             detail = str(verdict.get("detail") or "judged corrupt earlier")
             self._corrupt = detail
             raise CorruptStoreError(detail)
-        store_integrity.check_schema(self._db, self.db_path)
+        integrity.check_schema(self._db, self.db_path)
 
     def _before_write(self) -> None:
         """Every write goes through here: none to a store judged corrupt, and the store is
@@ -424,12 +324,12 @@ class Store:
             raise CorruptStoreError(self._corrupt)
         if self._checked:
             return
-        verdict = store_integrity.read_verdict(self.db_path)
+        verdict = integrity.read_verdict(self.db_path)
         if verdict is None or verdict.get("verdict") != "ok":
             fresh = self.db_path.stat().st_size == 0
-            problems = [] if fresh else store_integrity.verify(self._db)
+            problems = [] if fresh else integrity.verify(self._db)
             if problems:
-                raise self._judge(store_integrity.corrupt_error(self.db_path, "; ".join(problems[:3])))
+                raise self._judge(integrity.corrupt_error(self.db_path, "; ".join(problems[:3])))
         else:
             self._vouched = verdict.get("db")
         self._checked = True
@@ -439,15 +339,15 @@ class Store:
         if self._corrupt is None:
             self._corrupt = exc.message
             log.info("%s", exc.message)
-            store_integrity.write_verdict(self.db_path, "corrupt", exc.message)
+            integrity.write_verdict(self.db_path, "corrupt", exc.message)
         return exc
 
     def verify(self, deep: bool = True) -> list[str]:
         """Problems in the database (empty: none); ``deep`` reads every page and every blob.
         A problem found judges the store corrupt."""
-        problems = store_integrity.verify(self._db, deep)
+        problems = integrity.verify(self._db, deep)
         if problems:
-            self._judge(store_integrity.corrupt_error(self.db_path, "; ".join(problems[:3])))
+            self._judge(integrity.corrupt_error(self.db_path, "; ".join(problems[:3])))
         return problems
 
     @property
@@ -497,18 +397,14 @@ class Store:
 
     def close(self) -> None:
         try:
-            if self._corrupt is not None and store_integrity.wal_has_frames(self.db_path):
+            if self._corrupt is not None and integrity.wal_has_frames(self.db_path):
                 # Closing normally would copy the write-ahead log into the damaged file.
-                store_integrity.close_without_checkpoint(self._db, self.db_path)
+                integrity.close_without_checkpoint(self._db, self.db_path)
                 return
             self._db.close()
-            if (
-                self._checked
-                and self._corrupt is None
-                and store_integrity.identity(self.db_path) != self._vouched
-            ):
+            if self._checked and self._corrupt is None and integrity.identity(self.db_path) != self._vouched:
                 # The file as this process leaves it (closing may have checkpointed into it).
-                store_integrity.write_verdict(self.db_path, "ok")
+                integrity.write_verdict(self.db_path, "ok")
         finally:
             if not self._closed:
                 self._closed = True
@@ -661,7 +557,7 @@ class Store:
                     if cur.rowcount > 0:
                         refreshed.append(e)
                 head_applied.extend((e.path, e, True) for e in refreshed)
-                scan_cache.refresh_stats(db, [e.path for e in refreshed])
+                scan_dirs.refresh_stats(db, [e.path for e in refreshed])
             if skipped_list is not None:
                 self._replace_skipped(skipped_list, scope)
             if not real and not new_attach and not allow_empty:
@@ -688,7 +584,7 @@ class Store:
                 "INSERT OR REPLACE INTO head(path, hash, mode, size, mtime_ns, ino) VALUES (?,?,?,?,?,?)",
                 [(c.path, d, c.mode, c.size, vouch(c.mtime_ns), c.ino) for c, d in written],
             )
-            scan_cache.refresh_stats(db, [c.path for c, _ in real])
+            scan_dirs.refresh_stats(db, [c.path for c, _ in real])
             head_applied.extend((p, None, False) for p in deleted)
             head_applied.extend(
                 (c.path, StatEntry(c.path, d, c.mode, c.size, vouch(c.mtime_ns), c.ino), False)
@@ -974,7 +870,7 @@ class Store:
         """The stored directory listings and the rules they were filtered with (None: unknown,
         e.g. when a listing is damaged; such listings must not be used)."""
         try:
-            rows = scan_cache.read_rows(self._db)
+            rows = scan_dirs.read_rows(self._db)
             return (self.get_state(SCAN_META), rows) if rows is not None else (None, [])
         except sqlite3.Error as exc:
             raise _translate(exc, self.db_path) from exc
@@ -993,7 +889,7 @@ class Store:
             stored = _decompress(row[0], row[1]) if row else None
             if stored != export.meta and not export.everything:
                 return False
-            scan_cache.write_rows(db, export.rows, export.removed, export.everything)
+            scan_dirs.write_rows(db, export.rows, export.removed, export.everything)
             if stored != export.meta:
                 codec, packed = _compress(export.meta)
                 db.execute(
@@ -1006,7 +902,7 @@ class Store:
 
     def scan_dirs_consistent(self) -> list[str]:
         """Directories whose stored stats disagree with head (none, unless there is a bug)."""
-        return scan_cache.check_consistent(self._db)
+        return scan_dirs.check_consistent(self._db)
 
     def head_rows(self) -> Mapping[str, HeadRow]:
         """Every tracked file's head row, for a whole-tree scan: read-only, and the cache itself

@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from tether import protocol
-from tether.agent_state import AgentSession, Step, TaskState
-from tether.checkpoints import Checkpointer, CheckpointOutcome
+from tether.agent.model import Step, TaskState
+from tether.agent.session import AgentSession
+from tether.checkpoints.checkpointer import Checkpointer, CheckpointOutcome
 from tether.errors import TmuxError
 from tether.humanize import plural
-from tether.scan import ScanResult
-from tether.store import CheckpointInfo, Store
+from tether.model import CheckpointInfo
+from tether.scan.scanner import ScanResult
+from tether.store.db import Store
 from tether.text import escape
 
 log = logging.getLogger(__name__)
@@ -29,7 +31,7 @@ log = logging.getLogger(__name__)
 
 def _tmux_provider(root: Path, state: str | os.PathLike[str] | None) -> Callable[[], bytes | None]:
     """The tmux snapshot at each checkpoint (None when the session does not run)."""
-    from tether.user_config import user_link
+    from tether.tmux.user import user_link
 
     # Warnings are printed by the tmux commands, not at every step.
     link, _ = user_link(root, os.fspath(state) if state is not None else None)
@@ -75,7 +77,7 @@ def record_conversations(
     (``CLAUDE_CODE_SESSION_ID``, ``CODEX_THREAD_ID``, ``GEMINI_SESSION_ID``; an agent's stdio MCP
     servers get them too). Returns (conversations, warning); never raises: the id is a bonus,
     the step itself must be recorded."""
-    from tether.conversations import record_from_env
+    from tether.conversations.record import record_from_env
 
     try:
         return record_from_env(root, state, env, cwd=cwd, source=source), None

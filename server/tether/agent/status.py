@@ -10,12 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tether.agent_state import AgentSession, status_section
-from tether.checkpoints import Checkpointer
+from tether.agent.handoff import status_section
+from tether.agent.session import AgentSession
+from tether.checkpoints.checkpointer import Checkpointer
+from tether.editor.resume import STATE_JOURNAL, journal_sessions
+from tether.editor.status import files_in_progress, live_editor_files
 from tether.humanize import ago, plural
-from tether.scan import IGNORE_RULES_REASON, ScanResult
-from tether.status_model import store_files_in_progress
-from tether.store import Skipped, Store
+from tether.model import Skipped
+from tether.scan.scanner import IGNORE_RULES_REASON, ScanResult
+from tether.store.db import Store
 from tether.text import escape
 
 
@@ -83,3 +86,10 @@ def workspace_status(
     data.update(agent_data)
     data["filesInProgress"] = files
     return Status(data, lines, warning)
+
+
+def store_files_in_progress(store: Store) -> tuple[list[str], list[str]]:
+    """(files in progress, the agent's own list) as ``tether status`` computes them."""
+    agent = AgentSession(store).state().files_in_progress
+    editors = live_editor_files(journal_sessions(store.get_state(STATE_JOURNAL)))
+    return files_in_progress(agent, editors), list(agent)

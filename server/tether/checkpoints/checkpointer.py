@@ -15,9 +15,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from tether.errors import OutsideWorkspaceError, StoreError
+from tether.model import CheckpointInfo, Skipped
 from tether.paths import normalize_rel
-from tether.scan import DEFAULT_MAX_FILE_BYTES, Scanner, ScanResult, printable_name
-from tether.store import CheckpointInfo, LazyHead, Skipped, Store
+from tether.scan.scanner import DEFAULT_MAX_FILE_BYTES, Scanner, ScanResult, printable_name
+from tether.store.db import LazyHead, Store
 
 log = logging.getLogger(__name__)
 

@@ -38,14 +38,17 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, Literal
 
-from tether import conversations, paths, tmux_version
-from tether.conversations import PaneAgent
+from tether import paths
+from tether.conversations.agents import plain_argv, resume_argv
+from tether.conversations.probe import PaneAgent, probe, process_start
+from tether.conversations.record import ConversationLog
 from tether.errors import TmuxError
 from tether.redact import REDACTED, is_redacted, redact_argv, redact_lines
 from tether.safefs import create_private_file
 from tether.text import strip_controls
-from tether.tmux_env import EnvVar, classify_env, parse_environ, parse_show_environment
-from tether.tmux_version import TmuxTooOldError
+from tether.tmux import version as tmux_version
+from tether.tmux.env import EnvVar, classify_env, parse_environ, parse_show_environment
+from tether.tmux.version import TmuxTooOldError
 
 log = logging.getLogger(__name__)
 
@@ -876,7 +879,7 @@ if [ -n "$TETHER_PANE_ID" ] && [ -n "$TETHER_HIST_DIR" ]; then
   HISTFILESIZE="${HISTFILESIZE:-10000}"
   # Append on exit instead of rewriting the file from memory: Tether redacts the file in place.
   shopt -s histappend
-  # After a `cd`, the session is snapshotted (tether.tmux_watch) in a background subshell:
+  # After a `cd`, the session is snapshotted (tether.tmux.watch) in a background subshell:
   # the prompt never waits for it.
   __tether_pwd=$PWD
   __tether_history() {
@@ -934,7 +937,7 @@ if [ -n "$TETHER_PANE_ID" ] && [ -n "$TETHER_HIST_DIR" ]; then
   fc -R "$HISTFILE" 2>/dev/null
   __tether_addhistory() { print -r -- "${1%%$'\\n'}" >> "$TETHER_HISTFILE"; return 0; }
   autoload -Uz add-zsh-hook 2>/dev/null && add-zsh-hook zshaddhistory __tether_addhistory
-  # After a `cd`, the session is snapshotted (tether.tmux_watch) in the background.
+  # After a `cd`, the session is snapshotted (tether.tmux.watch) in the background.
   __tether_chpwd() {
     local w="${TETHER_HIST_DIR%/hist}/watch.sh"
     [ -f "$w" ] && ( sh "$w" cd >/dev/null 2>&1 & )
@@ -1214,7 +1217,7 @@ class TmuxLink:
                 enter = False
                 action: Literal["ran", "typed", "none"] = "none"
                 resume = (
-                    conversations.resume_argv(p.agent.name, p.command, p.agent.id)
+                    resume_argv(p.agent.name, p.command, p.agent.id)
                     if p.agent and p.command and not p.dead
                     else None
                 )
@@ -1234,7 +1237,7 @@ class TmuxLink:
                     enter = policy.mode == "allowlist" and run_it and not is_redacted(resume)
                     action = "ran" if enter else "typed"
                 elif p.command and not p.dead:
-                    keys = shlex.join(conversations.plain_argv(p.command) if p.agent else p.command)
+                    keys = shlex.join(plain_argv(p.command) if p.agent else p.command)
                     if (
                         policy.mode == "allowlist"
                         and not placeholder
@@ -1295,7 +1298,7 @@ class TmuxLink:
         h.update(repr((self.config.scrollback_lines, self.config.history_lines)).encode())
         # A conversation id told by a hook or a step changes what an agent pane resumes.
         with suppress(OSError):
-            st = os.stat(conversations.ConversationLog.for_workspace(self.root, self._state_dir).path)
+            st = os.stat(ConversationLog.for_workspace(self.root, self._state_dir).path)
             h.update(f"conversations:{st.st_size}:{st.st_mtime_ns}\n".encode())
         return h.hexdigest()
 
@@ -1392,15 +1395,15 @@ class TmuxLink:
         steps told (the durable record, by pane then cwd). A live id is recorded there too, since
         Claude's per-process records do not survive a reboot. Never raises."""
         pid = foreground_pid(row.pane_pid)
-        found = conversations.probe(pid, command, row.cwd)
+        found = probe(pid, command, row.cwd)
         if found is None:
             return None
         try:
-            record = conversations.ConversationLog.for_workspace(self.root, self._state_dir)
+            record = ConversationLog.for_workspace(self.root, self._state_dir)
             if found.id is not None:
                 record.record(found.name, found.id, cwd=row.cwd, pane=uid, source=found.source)
                 return found
-            told = record.latest(found.name, pane=uid, cwd=row.cwd, since=conversations.process_start(pid))
+            told = record.latest(found.name, pane=uid, cwd=row.cwd, since=process_start(pid))
         except OSError as exc:
             log.debug("conversation record unavailable: %s", exc)
             return found

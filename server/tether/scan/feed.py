@@ -27,8 +27,8 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
-from tether.scan import Scanner, ScanResult
-from tether.watcher import Watcher, unreported
+from tether.scan.scanner import Scanner, ScanResult
+from tether.scan.watcher import Watcher, unreported
 
 log = logging.getLogger(__name__)
 

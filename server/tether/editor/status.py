@@ -26,7 +26,7 @@ from tether.humanize import ago, plural
 from tether.text import escape
 
 if TYPE_CHECKING:
-    from tether.store import CheckpointInfo, Store
+    from tether.model import CheckpointInfo
 
 MAX_TOOLTIP_FILES = 8
 
@@ -59,16 +59,6 @@ def live_editor_files(journals: Sequence[Mapping[str, Any]], exclude_session: st
             if isinstance(f, dict) and isinstance(f.get("path"), str):
                 out.append(f["path"])
     return list(dict.fromkeys(out))
-
-
-def store_files_in_progress(store: Store) -> tuple[list[str], list[str]]:
-    """(files in progress, the agent's own list) as ``tether status`` computes them."""
-    from tether.agent_state import AgentSession
-    from tether.resume import STATE_JOURNAL, journal_sessions
-
-    agent = AgentSession(store).state().files_in_progress
-    editors = live_editor_files(journal_sessions(store.get_state(STATE_JOURNAL)))
-    return files_in_progress(agent, editors), list(agent)
 
 
 # --- label and tooltip ----------------------------------------------------------------------
@@ -152,7 +142,7 @@ def resume_offer(
     """
     if not candidate:
         return False
-    from tether.documents import text_hash
+    from tether.editor.documents import text_hash
 
     for b in _items(candidate, "buffers"):
         path, text, base = b.get("path"), b.get("text"), b.get("baseHash")

@@ -32,7 +32,7 @@ def is_git_workspace(root: Path) -> bool:
 
 def in_repository_head(root: Path, data: bytes) -> bool:
     """Whether ``data`` is exactly ``.agent-session.json`` as committed in ``root``'s HEAD."""
-    from tether.remote.gitrepo import run_git
+    from tether.git import run_git
 
     try:
         res = run_git(["rev-parse", "--verify", "--quiet", f"HEAD:{AGENT_FILE}"], cwd=root, check=False)

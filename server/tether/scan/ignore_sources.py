@@ -2,7 +2,7 @@
 
 A cloned repository chooses its .gitignore files and may ship a .git directory (info/exclude,
 config naming core.excludesFile): none of them may make a scan block or run long. Matching
-is tether.ignore's (pure); this module only finds and reads the files.
+is tether.scan.ignore's (pure); this module only finds and reads the files.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import re
 import stat as stat_mod
 from pathlib import Path
 
-from tether.ignore import MAX_FILE_BYTES
+from tether.scan.ignore import MAX_FILE_BYTES
 
 
 def read_pattern_file(path: str, follow: bool) -> tuple[bytes | None, list[str], tuple[int, int, int]]:

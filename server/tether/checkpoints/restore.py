@@ -21,14 +21,15 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from tether import safefs
-from tether.checkpoints import Checkpointer
-from tether.diffing import FileDiff, file_diff
+from tether.checkpoints.checkpointer import Checkpointer
+from tether.checkpoints.diffing import FileDiff, file_diff
 from tether.errors import OutsideWorkspaceError, StoreError, TetherError
+from tether.model import FileEntry, blob_hash
 from tether.paths import normalize_rel, restore_temp_name, restore_temp_pid, safe_target
 from tether.procs import pid_alive
 from tether.protocol import TRIGGER_RESTORE
-from tether.scan import Scanner, ScanResult
-from tether.store import FileEntry, Store, blob_hash
+from tether.scan.scanner import Scanner, ScanResult
+from tether.store.db import Store
 
 log = logging.getLogger(__name__)
 

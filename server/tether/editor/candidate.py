@@ -15,12 +15,12 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from tether import resume as resume_mod
-from tether import status_model
-from tether.documents import has_content, parse_editor_state, text_hash
+from tether.editor import resume as resume_mod
+from tether.editor import status as status_model
+from tether.editor.documents import has_content, parse_editor_state, text_hash
 from tether.errors import TetherError
 from tether.paths import normalize_rel
-from tether.store import Store
+from tether.store.db import Store
 
 
 class ResumeCandidate:

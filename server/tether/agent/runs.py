@@ -32,14 +32,15 @@ from typing import IO, TYPE_CHECKING, Any
 from tether import protocol
 from tether.errors import BadParamsError, NoCheckpointError, OutsideWorkspaceError
 from tether.humanize import plural
+from tether.model import blob_hash, iso_time
 from tether.paths import normalize_rel
 from tether.redact import redact_argv, redact_lines
-from tether.store import Store, blob_hash, iso_time
+from tether.store.db import Store
 from tether.text import strip_controls, strip_escapes
 
 if TYPE_CHECKING:
-    from tether.checkpoints import Checkpointer
-    from tether.scan import ScanResult
+    from tether.checkpoints.checkpointer import Checkpointer
+    from tether.scan.scanner import ScanResult
 
 log = logging.getLogger(__name__)
 
@@ -358,7 +359,7 @@ def current_hashes(store: Store, scan: ScanResult | None = None) -> dict[str, st
     """Content hash of every tracked file as it is on disk now (head + a stat-cache scan)."""
     head = store.head()
     if scan is None:
-        from tether.checkpoints import Checkpointer
+        from tether.checkpoints.checkpointer import Checkpointer
 
         scan = Checkpointer(store).scan_workspace()
     current = {p: e.hash for p, e in head.items()}
@@ -390,7 +391,7 @@ class LiveTree:
     def __init__(self, store: Store, scan: ScanResult | None = None) -> None:
         self.store = store
         if scan is None:
-            from tether.checkpoints import Checkpointer
+            from tether.checkpoints.checkpointer import Checkpointer
 
             scan = Checkpointer(store).scan_workspace()
         self.scan = scan
