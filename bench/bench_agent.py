@@ -76,7 +76,7 @@ def bench_size(n: int, repeat: int) -> dict[str, Any]:
         git(gd, root, "init", "-q")
         git(gd, root, "add", "-A")
         git(gd, root, "commit", "-qm", "base")
-        # As for a checkout made earlier: stats younger than store.RACY_NS are not trusted, so a
+        # As for a checkout made earlier: stats younger than store.head.RACY_NS are not trusted, so a
         # baseline taken at once would leave every file to be read again by each step.
         os.sync()
         time.sleep(2.1)

@@ -122,7 +122,7 @@ def make_workspace(root: Path, n_files: int, seed: int = 1, hostile: bool = Fals
         (root / dirs[i % n_dirs] / f"debug{i}.log").write_text("log line\n")
     # A checkout made a while ago, as at a real session start: file times an hour old, and
     # no directory changed within the last seconds (fresh stats are not trusted, see
-    # store.RACY_NS: without this every scan in the first 2 s would re-read every file).
+    # store.head.RACY_NS: without this every scan in the first 2 s would re-read every file).
     old = time.time_ns() - 3600 * 10**9
     for rel in tracked:
         os.utime(root / rel, ns=(old, old))
@@ -210,7 +210,7 @@ def bench_size(n: int, base: Path, reps: int) -> Row:
         status.append(timed(git.status))
     row.values.update(incr=median(ours), shadow=median(shadow), git_status=median(status))
     # (b) starts as a session would, well after the last edit: the files (a) just appended to
-    # are older than the racy-timestamp window once it starts (store.RACY_NS), so the stat
+    # are older than the racy-timestamp window once it starts (store.head.RACY_NS), so the stat
     # cache can vouch for them. Within 2 s of an edit every scan reads that file again.
     os.sync()
     time.sleep(2.1)

@@ -28,7 +28,7 @@ def big_tree(root: Path) -> None:
     for p in root.rglob("*.py"):
         os.utime(p, ns=(old, old))
     # Directory ctimes cannot be set back: let them leave the racy-timestamp window
-    # (store.RACY_NS), or no listing would be kept. A fixed wait, not a poll.
+    # (store.head.RACY_NS), or no listing would be kept. A fixed wait, not a poll.
     time.sleep(2.1)
 
 

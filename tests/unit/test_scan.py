@@ -23,11 +23,9 @@ def store(workspace: Path, state_dir: Path) -> Store:
 def trust_fresh_stats(monkeypatch: pytest.MonkeyPatch) -> None:
     """Trust stats and directory listings at once (no racy-timestamp window), so that tests
     that just created their files exercise the cached paths instead of waiting 2 s."""
-    import tether.scan.scanner
-    import tether.store.db
+    import tether.store.head
 
-    monkeypatch.setattr(tether.scan.scanner, "RACY_NS", 0)
-    monkeypatch.setattr(tether.store.db, "RACY_NS", 0)
+    monkeypatch.setattr(tether.store.head, "RACY_NS", 0)
 
 
 def write(root: Path, rel: str, data: bytes | str = "x\n") -> Path:

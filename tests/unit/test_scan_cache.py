@@ -18,18 +18,18 @@ from pathlib import Path
 import pytest
 
 import tether.scan.scanner as scan_mod
-import tether.store.db as store_mod
+import tether.store.head as store_head
 from tether.checkpoints.checkpointer import Checkpointer
 from tether.scan.scanner import Scanner, _verify_dirs, _verify_split
-from tether.store.db import SCHEMA_VERSION, Store
+from tether.store.db import Store
 from tether.store.scan_dirs import DirsExport
+from tether.store.schema import SCHEMA_VERSION
 
 
 @pytest.fixture(autouse=True)
 def trust_fresh_stats(monkeypatch: pytest.MonkeyPatch) -> None:
     # Trust just-made stats: the stored stats then vouch for files these tests just wrote.
-    monkeypatch.setattr(scan_mod, "RACY_NS", 0)
-    monkeypatch.setattr(store_mod, "RACY_NS", 0)
+    monkeypatch.setattr(store_head, "RACY_NS", 0)
 
 
 @pytest.fixture

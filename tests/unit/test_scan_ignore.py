@@ -38,11 +38,9 @@ def store(workspace: Path, state_dir: Path) -> Iterator[Store]:
 
 @pytest.fixture
 def trust_fresh_stats(monkeypatch: pytest.MonkeyPatch) -> None:
-    import tether.scan.scanner
-    import tether.store.db
+    import tether.store.head
 
-    monkeypatch.setattr(tether.scan.scanner, "RACY_NS", 0)
-    monkeypatch.setattr(tether.store.db, "RACY_NS", 0)
+    monkeypatch.setattr(tether.store.head, "RACY_NS", 0)
 
 
 def write(root: Path, rel: str, data: bytes | str = "x\n") -> Path:

@@ -13,7 +13,8 @@ import pytest
 
 from tether.errors import CorruptStoreError, NoCheckpointError, StoreError
 from tether.model import FileChange
-from tether.store.db import SCHEMA_VERSION, Store
+from tether.store.db import Store
+from tether.store.schema import SCHEMA_VERSION
 
 
 @pytest.fixture

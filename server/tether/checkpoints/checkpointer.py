@@ -15,10 +15,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from tether.errors import OutsideWorkspaceError, StoreError
-from tether.model import CheckpointInfo, Skipped
+from tether.model import CheckpointInfo, FileChange, Skipped
 from tether.paths import normalize_rel
 from tether.scan.scanner import DEFAULT_MAX_FILE_BYTES, Scanner, ScanResult, printable_name
-from tether.store.db import LazyHead, Store
+from tether.store.db import Store
+from tether.store.head import LazyHead
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +136,7 @@ class Checkpointer:
                 allow_empty=allow_empty,
                 skipped=scan.skipped,
                 skipped_scope=skipped_scope,
-                verify_stat=True,
+                still_current=self._still_as_read,
             )
         except BaseException:
             # Nothing was written: keep the told paths for the next attempt.
@@ -146,6 +147,21 @@ class Checkpointer:
             log.info("checkpoint %s (%s): %d files", info.id, trigger, len(info.files))
         self._save_listings()
         return CheckpointOutcome(info, scan)
+
+    def _still_as_read(self, change: FileChange) -> bool:
+        """Asked by the store once it holds the write lock: whether the file is still as it was
+        when ``change`` was read from it. If not, the change is left out: another writer may have
+        recorded the newer content already, and recording ours after it would make stale content
+        the latest (head keeps the old stat, so the next scan picks the file up)."""
+        if change.content is None:
+            # Not checked: a path also stops being tracked when a .gitignore starts to cover
+            # it (it still exists), and a file recreated meanwhile is found as new next scan.
+            return True
+        try:
+            st = os.lstat(self.store.root / change.path)
+        except OSError:
+            return False  # gone (or unreadable) since it was read
+        return (st.st_mtime_ns, st.st_size, st.st_ino) == (change.mtime_ns, change.size, change.ino)
 
     def scan_told(self, paths: Iterable[str]) -> ScanResult:
         """Look only at ``paths`` (files, or directories: everything tracked below them), writing

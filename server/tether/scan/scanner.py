@@ -35,7 +35,7 @@ from tether.model import FileChange, HeadRow, Skipped, StatEntry, blob_hash
 from tether.paths import normalize_rel, restore_temp_pid
 from tether.scan.ignore import Rules, rules_from_bytes
 from tether.scan.ignore_sources import excludes_sources, read_pattern_file
-from tether.store.db import RACY_NS
+from tether.store import head as store_head
 from tether.store.scan_dirs import STAT, DirRow, DirsExport
 
 log = logging.getLogger(__name__)
@@ -600,7 +600,7 @@ class Scanner:
                     return
             # A directory changed within the coarse file-time tick could change again without
             # a new mtime: its listing is not kept (the stat cache has the same rule).
-            racy = time.time_ns() - max(dst.st_mtime_ns, dst.st_ctime_ns) < RACY_NS
+            racy = time.time_ns() - max(dst.st_mtime_ns, dst.st_ctime_ns) < store_head.RACY_NS
             self._walk_dir(fd, rel_dir, stack, walk, None if racy else key)
         finally:
             os.close(fd)  # the entries' stat() needs it open until here

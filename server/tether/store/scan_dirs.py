@@ -23,6 +23,8 @@ import struct
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
+from tether.store.sql import select_in
+
 log = logging.getLogger(__name__)
 
 # Per listed file: mtime_ns, size, inode, st_mode (file type bits included), as the head
@@ -33,7 +35,6 @@ UNTRACKED = (-1, -1, -1, -1)
 _UNTRACKED_BYTES = STAT.pack(*UNTRACKED)
 # Above this many names in one write, one read of the whole head is cheaper than a query per directory.
 _WHOLE_HEAD_FROM = 2000
-_CHUNK = 500
 
 SCHEMA = """
 CREATE TABLE scan_dirs (          -- the last walk's listings (see scan_cache.py)
@@ -93,15 +94,10 @@ def _pack(row: Sequence[Any] | None) -> bytes:
 
 
 def _head_of(db: sqlite3.Connection, paths: Sequence[str]) -> dict[str, tuple[int, int, int, int]]:
-    out: dict[str, tuple[int, int, int, int]] = {}
-    for i in range(0, len(paths), _CHUNK):
-        chunk = paths[i : i + _CHUNK]
-        for path, mode, size, mtime_ns, ino in db.execute(
-            f"SELECT path, mode, size, mtime_ns, ino FROM head WHERE path IN ({','.join('?' * len(chunk))})",
-            chunk,
-        ):
-            out[path] = (mode, size, mtime_ns, ino)
-    return out
+    sql = "SELECT path, mode, size, mtime_ns, ino FROM head WHERE path IN ({keys})"
+    return {
+        path: (mode, size, mtime_ns, ino) for path, mode, size, mtime_ns, ino in select_in(db, sql, paths)
+    }
 
 
 def read_rows(db: sqlite3.Connection) -> list[DirRow] | None:

@@ -1,0 +1,161 @@
+"""The checkpoint chain as written inside a store transaction: one checkpoint's rows (its delta,
+head, the directory listings' stats, its attachments), stat refreshes, the skipped files, and
+chains imported from another machine. Every function takes the open transaction."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Mapping, Sequence
+
+from tether.model import CheckpointInfo, FileChange, ImportedCheckpoint, Skipped, StatEntry, blob_hash
+from tether.store import blobs, scan_dirs
+from tether.store.head import Applied
+
+# The checkpoints of one origin (bound with `IS ?`, so None selects this machine's).
+SAME_ORIGIN = "SELECT id FROM checkpoints WHERE origin IS ?"
+
+
+def refresh_stats(tx: sqlite3.Connection, entries: list[StatEntry]) -> list[Applied]:
+    """Head rows whose content is unchanged get their new stat. Only rows whose stat really
+    changes are written: a file still too fresh to vouch for is re-read by every scan, and
+    each would otherwise be a write (and an fsync) that leaves head as it was."""
+    refreshed = []
+    for e in entries:
+        cur = tx.execute(
+            "UPDATE head SET mtime_ns=?, ino=?, size=? WHERE path=? AND hash=? "
+            "AND (mtime_ns!=? OR ino!=? OR size!=?)",
+            (e.mtime_ns, e.ino, e.size, e.path, e.hash, e.mtime_ns, e.ino, e.size),
+        )
+        if cur.rowcount > 0:
+            refreshed.append(e)
+    scan_dirs.refresh_stats(tx, [e.path for e in refreshed])
+    return [(e.path, e, True) for e in refreshed]
+
+
+def changed_attachments(tx: sqlite3.Connection, attachments: Mapping[str, bytes]) -> list[str]:
+    """Names whose bytes differ from this machine's latest attachment of that name."""
+    out = []
+    for name, data in attachments.items():
+        prev = tx.execute(
+            f"SELECT hash FROM attachments WHERE name=? AND checkpoint IN ({SAME_ORIGIN}) "
+            "ORDER BY checkpoint DESC LIMIT 1",
+            (name, None),
+        ).fetchone()
+        if prev is None or prev[0] != blob_hash(data):
+            out.append(name)
+    return out
+
+
+def insert_checkpoint(
+    tx: sqlite3.Connection,
+    *,
+    trigger: str,
+    message: str | None,
+    real: list[tuple[FileChange, str | None]],
+    attachments: Mapping[str, bytes],
+    vouch: Callable[[int], int],
+    applied: list[Applied],
+) -> CheckpointInfo:
+    """The checkpoint row, its delta, head and the listings' stats, its attachments."""
+    last = tx.execute("SELECT MAX(id) FROM checkpoints WHERE origin IS NULL").fetchone()[0]
+    now = time.time()
+    cur = tx.execute(
+        "INSERT INTO checkpoints(parent, created, trigger, message) VALUES (?,?,?,?)",
+        (last, now, trigger, message),
+    )
+    number = int(cur.lastrowid or 0)
+    deleted = [c.path for c, d in real if d is None]
+    written = [(c, d) for c, d in real if d is not None]
+    blobs.put_many(tx, [(d, c.content) for c, d in written if d is not None and c.content is not None])
+    tx.executemany(
+        "INSERT INTO changes(checkpoint, path, hash, mode, size) VALUES (?,?,NULL,0,0)",
+        [(number, p) for p in deleted],
+    )
+    tx.executemany("DELETE FROM head WHERE path=?", [(p,) for p in deleted])
+    tx.executemany(
+        "INSERT INTO changes(checkpoint, path, hash, mode, size) VALUES (?,?,?,?,?)",
+        [(number, c.path, d, c.mode, c.size) for c, d in written],
+    )
+    tx.executemany(
+        "INSERT OR REPLACE INTO head(path, hash, mode, size, mtime_ns, ino) VALUES (?,?,?,?,?,?)",
+        [(c.path, d, c.mode, c.size, vouch(c.mtime_ns), c.ino) for c, d in written],
+    )
+    scan_dirs.refresh_stats(tx, [c.path for c, _ in real])
+    applied.extend((p, None, False) for p in deleted)
+    applied.extend(
+        (c.path, StatEntry(c.path, d, c.mode, c.size, vouch(c.mtime_ns), c.ino), False)
+        for c, d in written
+        if d is not None
+    )
+    for name, data in attachments.items():
+        tx.execute(
+            "INSERT INTO attachments(checkpoint, name, hash) VALUES (?,?,?)",
+            (number, name, blobs.put(tx, data)),
+        )
+    return CheckpointInfo(
+        id=number,
+        time=now,
+        trigger=trigger,
+        message=message,
+        parent=last,
+        files=tuple(sorted(c.path for c, _ in real)),
+    )
+
+
+def replace_skipped(tx: sqlite3.Connection, new: list[Skipped], scope: list[str] | None) -> None:
+    if scope is None:
+        old = {r[0]: (r[1], r[2]) for r in tx.execute("SELECT path, reason, size FROM skipped")}
+        if old == {s.path: (s.reason, s.size) for s in new}:
+            return  # the usual case: avoid turning a no-op scan into a write
+        tx.execute("DELETE FROM skipped")
+    else:
+        tx.executemany("DELETE FROM skipped WHERE path=?", [(p,) for p in scope])
+    tx.executemany(
+        "INSERT OR REPLACE INTO skipped(path, reason, size) VALUES (?,?,?)",
+        [(s.path, s.reason, s.size) for s in new],
+    )
+
+
+def insert_imported(
+    tx: sqlite3.Connection,
+    origin: str,
+    items: Sequence[ImportedCheckpoint],
+    prepared: Sequence[Sequence[tuple[str, str | None, bytes | None, int]]],
+    messages: Sequence[str | None],
+) -> list[CheckpointInfo]:
+    """``origin``'s checkpoints, each delta against the previous one of that origin."""
+    out: list[CheckpointInfo] = []
+    last = tx.execute("SELECT MAX(id) FROM checkpoints WHERE origin IS ?", (origin,)).fetchone()[0]
+    for it, changes, message in zip(items, prepared, messages, strict=True):
+        cur = tx.execute(
+            "INSERT INTO checkpoints(parent, created, trigger, message, origin) VALUES (?,?,?,?,?)",
+            (last, it.created, it.trigger, message, origin),
+        )
+        number = int(cur.lastrowid or 0)
+        blobs.put_many(tx, [(d, data) for _, d, data, _ in changes if d is not None and data is not None])
+        tx.executemany(
+            "INSERT INTO changes(checkpoint, path, hash, mode, size) VALUES (?,?,?,?,?)",
+            [
+                (number, p, d, m if d is not None else 0, len(data) if data is not None else 0)
+                for p, d, data, m in changes
+            ],
+        )
+        for name, data in it.attachments.items():
+            tx.execute(
+                "INSERT INTO attachments(checkpoint, name, hash) VALUES (?,?,?)",
+                (number, name, blobs.put(tx, data)),
+            )
+        out.append(
+            CheckpointInfo(
+                number,
+                it.created,
+                it.trigger,
+                message,
+                last,
+                tuple(sorted(p for p, *_ in changes)),
+                origin,
+            )
+        )
+        last = number
+    return out
