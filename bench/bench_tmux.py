@@ -35,7 +35,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
 
-from tether.tmux.link import TmuxConfig, TmuxLink
+from tether.tmux.config import TmuxConfig
+from tether.tmux.link import TmuxLink
 
 TMUX = shutil.which("tmux") or "tmux"
 PANES_PER_WINDOW = 4

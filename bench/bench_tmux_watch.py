@@ -32,7 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
 
 from tether.store.db import Store
 from tether.tmux import watch as tmux_watch
-from tether.tmux.link import TmuxConfig, TmuxLink
+from tether.tmux.config import TmuxConfig
+from tether.tmux.link import TmuxLink
 from tether.tmux.watch import TmuxWatch, read_live
 
 TMUX = shutil.which("tmux") or "tmux"

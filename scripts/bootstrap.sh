@@ -18,8 +18,9 @@ apt_install() {
   fi
 }
 
-# zsh: the tests check panes started with zsh (login files, hook); fish: `tether completion fish`.
-apt_install tmux git zsh fish
+# zsh: the tests check panes started with zsh (login files, hook); fish: `tether completion fish`;
+# shellcheck: the shell hooks Tether installs in its panes are checked with it.
+apt_install tmux git zsh fish shellcheck
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   echo "bootstrap: creating .venv"

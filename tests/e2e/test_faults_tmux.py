@@ -22,7 +22,9 @@ from tests.support.tmuxsrv import PrivateTmux, private_tmux_server
 from tether.checkpoints.checkpointer import Checkpointer
 from tether.errors import TmuxError
 from tether.store.db import Store
-from tether.tmux.link import TmuxConfig, TmuxLink, TmuxSnapshot
+from tether.tmux.config import TmuxConfig
+from tether.tmux.link import TmuxLink
+from tether.tmux.snapshot import TmuxSnapshot
 
 pytestmark = pytest.mark.slow
 

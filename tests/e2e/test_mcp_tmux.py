@@ -14,7 +14,7 @@ from tests.e2e.test_mcp import TIMEOUT, session
 from tests.support.retry import retry_until
 from tests.support.tmuxsrv import PrivateTmux
 from tether.store.db import Store
-from tether.tmux.link import TmuxSnapshot
+from tether.tmux.snapshot import TmuxSnapshot
 from tether.tmux.watch import latest_snapshot
 
 

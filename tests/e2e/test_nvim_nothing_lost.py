@@ -38,7 +38,7 @@ def crash(nv: Nvim) -> None:
 
 
 def live_windows(ws: Path, state_dir: Path) -> list[str]:
-    from tether.tmux.link import TmuxSnapshot
+    from tether.tmux.snapshot import TmuxSnapshot
     from tether.tmux.watch import read_live
 
     with Store.open(ws, state_dir) as store:

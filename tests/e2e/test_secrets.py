@@ -23,7 +23,8 @@ from tests.support.retry import retry_until
 from tests.support.tmuxsrv import PrivateTmux
 from tether.checkpoints.checkpointer import Checkpointer
 from tether.store.db import Store
-from tether.tmux.link import TmuxConfig, TmuxLink
+from tether.tmux.config import TmuxConfig
+from tether.tmux.link import TmuxLink
 
 PROMPT = "tt$ "
 GITHUB = "ghp_" + "Zq7Xw2Lm9Np4Rs6Tv8Uy0Ab3Cd5Ef1Gh7Ij2K"

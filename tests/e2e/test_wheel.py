@@ -38,8 +38,10 @@ def dists(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path
 
 
 def _package_modules() -> set[str]:
+    """Every module and the shell hooks (package data files: tether/tmux/hooks)."""
     src = ROOT / "server"
-    return {p.relative_to(src).as_posix() for p in (src / "tether").rglob("*.py")}
+    hooks = (src / "tether" / "tmux" / "hooks").iterdir()
+    return {p.relative_to(src).as_posix() for p in [*(src / "tether").rglob("*.py"), *hooks]}
 
 
 def test_wheel_files(dists: tuple[Path, Path]) -> None:
@@ -48,7 +50,7 @@ def test_wheel_files(dists: tuple[Path, Path]) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     info = f"tether-{tether.__version__}.dist-info"
     assert f"{info}/licenses/LICENSE" in names
-    assert _package_modules() <= names  # every module, shell hooks included (they live in tmux_link)
+    assert _package_modules() <= names  # every module and every shell hook
     assert not [
         n for n in names if n.startswith(("tests/", "server/", "bench/", "docs/")) or "__pycache__" in n
     ]

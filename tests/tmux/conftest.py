@@ -10,7 +10,8 @@ import pytest
 
 from tests.support.retry import retry_until
 from tests.support.tmuxsrv import PrivateTmux
-from tether.tmux.link import TmuxConfig, TmuxLink
+from tether.tmux.config import TmuxConfig
+from tether.tmux.link import TmuxLink
 
 PROMPT = "tt$ "
 

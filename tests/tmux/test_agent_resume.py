@@ -39,7 +39,9 @@ from tether.conversations import agents as cv_agents
 from tether.conversations import probe as cv_probe
 from tether.conversations import record as cv_record
 from tether.conversations.record import ConversationLog
-from tether.tmux.link import TmuxLink, TmuxSnapshot, WindowSpec
+from tether.tmux.config import WindowSpec
+from tether.tmux.link import TmuxLink
+from tether.tmux.snapshot import TmuxSnapshot
 
 MakeLink = Callable[..., TmuxLink]
 
@@ -430,7 +432,7 @@ def test_a_tampered_snapshot_id_is_dropped_before_tmux(
     tmux_server: PrivateTmux, make_link: MakeLink, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The snapshot is a file in the store: an agent id edited into it is validated on read."""
-    from tether.tmux.link import layout_checksum
+    from tether.tmux.snapshot import layout_checksum
 
     link = make_link()
     body = "80x24,0,0,1"

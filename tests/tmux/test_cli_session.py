@@ -13,7 +13,8 @@ from tests.tmux.conftest import foreground_cmdline, panes_by_uid, run_in
 from tether.cli import main
 from tether.protocol import ATTACH_TMUX
 from tether.store.db import Store
-from tether.tmux.link import TmuxConfig, TmuxLink
+from tether.tmux.config import TmuxConfig
+from tether.tmux.link import TmuxLink
 
 
 @pytest.fixture(autouse=True)

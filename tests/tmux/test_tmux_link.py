@@ -26,16 +26,9 @@ from tests.tmux.conftest import (
     wait_prompt,
 )
 from tether.errors import TmuxError
-from tether.tmux.link import (
-    RunPolicy,
-    SnapshotFormatError,
-    TmuxConfig,
-    TmuxLink,
-    TmuxSnapshot,
-    WindowSpec,
-    layout_checksum,
-    session_name_for,
-)
+from tether.tmux.config import RunPolicy, TmuxConfig, WindowSpec
+from tether.tmux.link import TmuxLink, session_name_for
+from tether.tmux.snapshot import SnapshotFormatError, TmuxSnapshot, layout_checksum
 
 MakeLink = Callable[..., TmuxLink]
 SPACED = ["python3", "-c", 'import time; print("a b"); time.sleep(600)', "x y", "it's"]

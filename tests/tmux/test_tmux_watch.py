@@ -19,7 +19,8 @@ from tests.support.tmuxsrv import PrivateTmux
 from tests.tmux.conftest import run_in, wait_prompt
 from tether.store.db import Store
 from tether.tmux import watch as tmux_watch
-from tether.tmux.link import TmuxLink, TmuxSnapshot
+from tether.tmux.link import TmuxLink
+from tether.tmux.snapshot import TmuxSnapshot
 from tether.tmux.watch import STATE_LIVE, TmuxWatch, latest_snapshot, read_live
 
 MakeLink = Callable[..., TmuxLink]
@@ -159,7 +160,7 @@ def test_users_global_hooks_keep_working(
 def test_hostile_state_dir_path_still_hooks(
     tmux_server: PrivateTmux, workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tether.tmux.link import TmuxConfig
+    from tether.tmux.config import TmuxConfig
 
     odd = tmp_path / "it's a #{pane_id} $(touch x) dir"
     monkeypatch.setenv("TETHER_STATE_DIR", str(odd))

@@ -8,7 +8,7 @@ import importlib
 import pytest
 
 from tether.cli import COMMANDS, GROUPS, build_parser, command_of, main
-from tether.cli.common import Parser
+from tether.cli.parser import Parser
 
 
 def _registered(group: str) -> dict[str, str]:

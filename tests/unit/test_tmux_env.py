@@ -9,17 +9,10 @@ from pathlib import Path
 import pytest
 
 from tether.redact import REDACTED, redact_text
+from tether.tmux.chain import chain_arg, pack
+from tether.tmux.config import DEFAULT_ALLOWLIST, TmuxConfig, matches_allowlist
 from tether.tmux.env import classify, classify_env, parse_environ, parse_show_environment
-from tether.tmux.link import (
-    DEFAULT_ALLOWLIST,
-    SnapshotFormatError,
-    TmuxConfig,
-    TmuxSnapshot,
-    _arg,
-    _pack,
-    layout_checksum,
-    matches_allowlist,
-)
+from tether.tmux.snapshot import SnapshotFormatError, TmuxSnapshot, layout_checksum
 
 GH = "ghp_" + "Zx9" * 12
 
@@ -170,11 +163,11 @@ def test_config_from_wire_bad_values_fall_back() -> None:
 
 
 def test_tmux_argument_escaping_and_packing() -> None:
-    assert _arg("ls;") == "ls\\;"
-    assert _arg("a\\;") == "a\\\\;"
-    assert _arg("plain") == "plain"
+    assert chain_arg("ls;") == "ls\\;"
+    assert chain_arg("a\\;") == "a\\\\;"
+    assert chain_arg("plain") == "plain"
     cmds = [["send-keys", "-l", "x" * 100] for _ in range(400)]
-    chains = _pack(cmds, budget=2000)
+    chains = pack(cmds, budget=2000)
     assert len(chains) > 1
     assert all(sum(len(a) + 1 for a in c) < 2100 for c in chains)
     # every command survives, separated by ";" inside each chain
@@ -198,15 +191,15 @@ def test_snapshot_from_bytes_rejects_garbage_with_clear_errors() -> None:
 
 
 def test_split_sections_handles_empty_and_last_sections() -> None:
-    from tether.tmux.link import _split_sections
+    from tether.tmux.panes import split_sections
 
     out = (
         "@@tether-n1-p0@@\nline a\n\nline b\n@@tether-n1-p1@@\n@@tether-n1-genv@@\nA=1\n@@tether-n1-senv@@\n"
     )
-    got = _split_sections(out, "n1")
+    got = split_sections(out, "n1")
     assert got == {"p0": ["line a", "", "line b"], "p1": [], "genv": ["A=1"], "senv": []}
     # a pane whose text looks like a marker of another run is just text
-    assert _split_sections("@@tether-n1-p0@@\n@@tether-zz-p1@@\n", "n1") == {"p0": ["@@tether-zz-p1@@"]}
+    assert split_sections("@@tether-n1-p0@@\n@@tether-zz-p1@@\n", "n1") == {"p0": ["@@tether-zz-p1@@"]}
 
 
 def test_allowlist_never_matches_a_program_the_repository_ships(workspace: Path, tmp_path: Path) -> None:

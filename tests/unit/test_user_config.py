@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tether.tmux.link import DEFAULT_ALLOWLIST, TmuxConfig
+from tether.tmux.config import DEFAULT_ALLOWLIST, TmuxConfig
 from tether.tmux.user import tmux_config
 from tether.user_config import load_user_config
 

@@ -6,7 +6,6 @@ commands per pane from the latest tmux snapshot.
 from __future__ import annotations
 
 import difflib
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from tether.errors import NoCheckpointError
 from tether.humanize import ago
 from tether.store.db import Store
 from tether.text import escape
+from tether.tmux.snapshot import TmuxSnapshot
 
 if TYPE_CHECKING:
     from tether.agent.runs import RunSummary
@@ -81,37 +81,21 @@ def pane_histories(store: Store, limit: int = 5) -> list[PaneHistory]:
         return []
     if found is None:
         return []
-    try:
-        doc = json.loads(found.data)
-    except ValueError:
+    snap = TmuxSnapshot.salvage(found.data)
+    if snap is None:
         return []
     out: list[PaneHistory] = []
-    windows = doc.get("windows") if isinstance(doc, dict) else None
-    for wi, w in enumerate(windows if isinstance(windows, list) else []):
-        if not isinstance(w, dict):
-            continue
-        panes = w.get("panes")
-        windex: int = w["index"] if isinstance(w.get("index"), int) else wi
-        wname = clean_text(w["name"], 60) if isinstance(w.get("name"), str) else ""
-        for pi, p in enumerate(panes if isinstance(panes, list) else []):
-            if not isinstance(p, dict):
-                continue
-            hist = p.get("history")
-            lines = [safe_text(h, 300) for h in hist if isinstance(h, str)] if isinstance(hist, list) else []
-            lines = [ln for ln in lines if ln][-limit:] if limit else []
-            cmd = p.get("command")
-            cmd_text = (
-                safe_text(" ".join(x for x in cmd if isinstance(x, str)), 200)
-                if isinstance(cmd, list)
-                else None
-            )
+    for w in snap.windows:
+        for p in w.panes:
+            lines = [ln for ln in (safe_text(h, 300) for h in p.history) if ln][-limit:] if limit else []
+            command = safe_text(" ".join(p.command), 200) if p.command is not None else None
             out.append(
                 PaneHistory(
-                    window=windex,
-                    window_name=wname,
-                    pane=p["index"] if isinstance(p.get("index"), int) else pi,
-                    cwd=clean_text(p["cwd"], 300) if isinstance(p.get("cwd"), str) else "",
-                    command=cmd_text or None,
+                    window=w.index,
+                    window_name=clean_text(w.name, 60),
+                    pane=p.index,
+                    cwd=clean_text(p.cwd, 300),
+                    command=command or None,
                     history=lines,
                 )
             )

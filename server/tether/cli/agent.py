@@ -274,7 +274,7 @@ def _restore_tmux(
     store: Store, state: str | None, run: bool
 ) -> tuple[list[str], dict[str, Any] | None, list[str] | None]:
     """Reattach or recreate the workspace's tmux session. Returns (lines, data, attach argv)."""
-    from tether.tmux.link import RunPolicy
+    from tether.tmux.config import RunPolicy
     from tether.tmux.user import user_link
 
     link, warnings = user_link(store.root, state)

@@ -10,7 +10,6 @@ from tether.checkpoints import restore as restore_mod
 from tether.checkpoints.checkpointer import Checkpointer
 from tether.checkpoints.diffing import diff_text
 from tether.cli.common import (
-    DOUBLE_DASH,
     add_output_flags,
     non_negative_float,
     non_negative_int,
@@ -19,7 +18,7 @@ from tether.cli.common import (
     positive_int,
 )
 from tether.cli.output import emit
-from tether.cli.parser import Parser
+from tether.cli.parser import DOUBLE_DASH, Parser
 from tether.cli.terminal import add_pager_flag, paint_diff, paint_log, paint_stat, show
 from tether.errors import BadParamsError
 from tether.humanize import checkpoint_line, plural, size

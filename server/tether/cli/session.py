@@ -18,7 +18,8 @@ from tether.cli.common import add_output_flags, find_workspace
 from tether.cli.output import emit, warn
 from tether.errors import CorruptStoreError, TetherError, TmuxError
 from tether.text import escape
-from tether.tmux.link import RunPolicy, TmuxLink
+from tether.tmux.config import RunPolicy
+from tether.tmux.link import TmuxLink
 from tether.tmux.user import user_link
 
 if TYPE_CHECKING:

@@ -256,7 +256,8 @@ class Engine:
         if not self.config.tmux.enabled:
             return None
         try:
-            from tether.tmux import link as tmux_link
+            from tether.tmux.config import TmuxConfig
+            from tether.tmux.link import TmuxLink
         except ImportError:
             log.info("tmux link not available: tmux disabled")
             return None
@@ -281,7 +282,7 @@ class Engine:
                 if key == "windows" and "windows" in section:
                     continue  # the user's file names the windows together with their commands
                 merged[key] = value
-            cfg, warnings = tmux_link.TmuxConfig.from_wire(merged, trusted=True)
+            cfg, warnings = TmuxConfig.from_wire(merged, trusted=True)
             # Only the user's own file decides whether agents' resume commands run.
             cfg.agent_resume, agent_warnings = agent_resume(user)
             file_warnings.extend(agent_warnings)
@@ -291,7 +292,7 @@ class Engine:
                 cfg.scrollback_lines = self.config.tmux.scrollback_lines
             self._startup_warnings.extend(f"Tether: {w}" for w in [*file_warnings, *warnings])
             state = Path(self.config.state_dir) if self.config.state_dir else None
-            return tmux_link.TmuxLink(root, cfg, state_dir=state)
+            return TmuxLink(root, cfg, state_dir=state)
         except Exception:
             log.exception("tmux link failed to start: tmux disabled")
             return None
@@ -1221,7 +1222,7 @@ class Engine:
             return None, None
 
         def work() -> tuple[str, bool, list[str], list[dict[str, Any]]] | str:
-            from tether.tmux.link import RunPolicy
+            from tether.tmux.config import RunPolicy
             from tether.tmux.watch import latest_snapshot
 
             link: Any = b.tmux

@@ -202,7 +202,7 @@ def _meta(data: bytes | None, commit: str) -> dict[str, Any]:
 
 def _map_side(name: str, data: bytes, other_root: str, root: Path) -> bytes:
     """Parse (refusing what does not parse) and map the other machine's paths to this one's."""
-    from tether.tmux.link import SnapshotFormatError, TmuxSnapshot
+    from tether.tmux.snapshot import SnapshotFormatError, TmuxSnapshot
 
     kind = _SIDE_NAMES[name]
     try:

@@ -93,7 +93,7 @@ def _recreate_tmux(
     store: Store, n: int, state_dir: str | Path | None, run: bool, lines: list[str]
 ) -> dict[str, Any] | None:
     from tether.errors import TetherError
-    from tether.tmux.link import RunPolicy
+    from tether.tmux.config import RunPolicy
     from tether.tmux.user import user_link
 
     found = store.latest_attachment(protocol.ATTACH_TMUX, at=n)

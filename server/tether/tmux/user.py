@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tether.tmux.link import TmuxConfig, TmuxLink
+from tether.tmux.config import TmuxConfig
+from tether.tmux.link import TmuxLink
 from tether.user_config import agent_resume, config_path, load_user_config
 
 

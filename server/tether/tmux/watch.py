@@ -272,7 +272,8 @@ def check(
 
 def _capture(target: Target, link: TmuxLink | None) -> bytes | None:
     if link is None:
-        from tether.tmux.link import TmuxConfig, TmuxLink
+        from tether.tmux.config import TmuxConfig
+        from tether.tmux.link import TmuxLink
 
         cfg, _ = TmuxConfig.from_wire(dict(target.config))
         cfg.socket_path = target.socket_path
@@ -354,14 +355,15 @@ def install_hooks(target: Target) -> None:
     ours = hook_command(target)
     cmds += [["set-hook", "-t", s, f"{name}[{_OUR_INDEX}]", ours] for name in HOOKS]
     cmds.append(["set-option", "-t", s, HOOKS_OPTION, HOOKS_VERSION])
-    argv = list(tmux)
-    for i, c in enumerate(cmds):
-        if i:
-            argv.append(";")
-        # A trailing ';' would end the command inside tmux's chain: escape it.
-        argv.extend(a[:-1] + "\\;" if a.endswith(";") else a for a in c)
+    from tether.tmux.chain import join
+
     res = subprocess.run(
-        argv, capture_output=True, text=True, timeout=_TMUX_TIMEOUT, stdin=subprocess.DEVNULL, check=False
+        [*tmux, *join(cmds)],
+        capture_output=True,
+        text=True,
+        timeout=_TMUX_TIMEOUT,
+        stdin=subprocess.DEVNULL,
+        check=False,
     )
     if res.returncode != 0:
         _log().warning("could not set tmux hooks on %s: %s", target.session, res.stderr.strip())
