@@ -165,7 +165,8 @@ def private_dir(path: Path | str, base: Path | str | None = None) -> Path:
     anchor = top
     missing: list[str] = []
     while not os.path.isdir(anchor) and anchor != anchor.parent:
-        if os.path.lexists(anchor) and not os.path.islink(anchor):
+        # (A directory another process created this instant is not "not a directory".)
+        if os.path.lexists(anchor) and not os.path.islink(anchor) and not os.path.isdir(anchor):
             raise NotADirectoryError(errno.ENOTDIR, "not a directory", str(anchor))
         missing.insert(0, anchor.name)
         anchor = anchor.parent

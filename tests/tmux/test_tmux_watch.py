@@ -34,7 +34,7 @@ def live_snapshot(workspace: Path, state_dir: Path) -> TmuxSnapshot | None:
 
 def live_updated(workspace: Path, state_dir: Path) -> float | None:
     with Store.open(workspace, state_dir) as store:
-        rows = store._query("SELECT updated FROM state WHERE name=?", (STATE_LIVE,))
+        rows = store.query("SELECT updated FROM state WHERE name=?", (STATE_LIVE,))
     return float(rows[0][0]) if rows else None
 
 
