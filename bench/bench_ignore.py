@@ -48,7 +48,7 @@ kind, pattern, path = sys.argv[1:4]
 t0 = time.perf_counter()
 if kind == "tether":
     sys.path.insert(0, sys.argv[4])
-    from tether.ignore import Rules, parse
+    from tether.scan.ignore import Rules, parse
     patterns, _ = parse(pattern.encode() + b"\n")
     rules = Rules(patterns)
     t1 = time.perf_counter()

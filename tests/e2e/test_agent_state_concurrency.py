@@ -47,9 +47,9 @@ TETHER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from tether.agent_state import AgentSession
-    from tether.checkpoints import Checkpointer
-    from tether.store import Store
+    from tether.agent.session import AgentSession
+    from tether.checkpoints.checkpointer import Checkpointer
+    from tether.store.db import Store
     ws, state, tag, rounds = Path(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
     with Store.open(ws, state) as store:
         session = AgentSession(store)

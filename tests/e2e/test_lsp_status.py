@@ -94,8 +94,10 @@ async def test_a_save_shows_checkpointing_at_once_and_echoes_do_not_delay_it(
     )
     try:
         await s.wait_status(lambda st: st["state"] == "idle", "ready")
-        uri = s.open("a.py", "a = 1\n")
         (workspace / "a.py").write_text("a = 2\n")
+        uri = s.open("a.py", "a = 1\n")
+        # The open's own check (the buffer differs from the disk) reports before the save does.
+        await s.wait_status(lambda st: st["dirtyBuffers"] == 1, "the open buffer's check")
         seen = len(s.statuses)
         s.save(uri)
         first = await s.wait_status(lambda st: True, "a status after the save", since=seen)

@@ -11,7 +11,8 @@ import signal
 import sys
 import threading
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
 from lsprotocol import types
@@ -22,8 +23,9 @@ from pygls.protocol import LanguageServerProtocol, lsp_method
 from tether import __version__
 from tether import protocol as P
 from tether.errors import BadParamsError, ClientTimeoutError, OutsideWorkspaceError, TetherError
+from tether.lsp.commands import COMMANDS, Command, execute
 from tether.lsp.config import Config
-from tether.lsp.engine import Engine, root_from
+from tether.lsp.engine import Engine
 from tether.lsp.params import as_params
 from tether.lsp.transport import CappedStdin, refused_response
 from tether.text import escape
@@ -77,10 +79,10 @@ class TetherProtocol(LanguageServerProtocol):
         # A buffer over maxFileBytes never enters pygls's workspace: pygls would re-split all of
         # it on every keystroke. The engine tracks it without its text.
         eng = self._engine()
-        if eng is not None and eng.too_large(params.text_document.text):
+        if eng is not None and eng.editing.too_large(params.text_document.text):
             td = params.text_document
             log.info("tracking %s without its text (larger than maxFileBytes)", td.uri)
-            eng.did_open(td.uri, td.version, None, td.language_id)
+            eng.editing.did_open(td.uri, td.version, None, td.language_id)
             return None
         return (yield from super().lsp_text_document__did_open(params))
 
@@ -89,9 +91,9 @@ class TetherProtocol(LanguageServerProtocol):
         uri = params.text_document.uri
         if uri not in self.workspace.text_documents:
             eng = self._engine()
-            if eng is not None and eng.tracks_without_text(uri):
+            if eng is not None and eng.editing.tracks_without_text(uri):
                 full = [c for c in params.content_changes if getattr(c, "range", None) is None]
-                if full and not eng.too_large(full[-1].text):
+                if full and not eng.editing.too_large(full[-1].text):
                     # The whole text again, small enough now: back into pygls's workspace.
                     last = params.content_changes.index(full[-1])
                     self.workspace.put_text_document(
@@ -103,7 +105,7 @@ class TetherProtocol(LanguageServerProtocol):
                         self.workspace.update_text_document(params.text_document, change)
                 else:
                     end = _edit_end(params.content_changes[-1]) if params.content_changes else None
-                    eng.did_change(uri, params.text_document.version, None, end)
+                    eng.editing.did_change(uri, params.text_document.version, None, end)
                     return None
             else:
                 # pygls raises KeyError on a change to a document it never saw opened; a
@@ -376,7 +378,7 @@ def create_server(config: Config | None = None) -> TetherServer:
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: TetherServer, params: types.DidOpenTextDocumentParams) -> None:
         td = params.text_document
-        engine(ls).did_open(td.uri, td.version, td.text, td.language_id)
+        engine(ls).editing.did_open(td.uri, td.version, td.text, td.language_id)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: TetherServer, params: types.DidChangeTextDocumentParams) -> None:
@@ -387,19 +389,19 @@ def create_server(config: Config | None = None) -> TetherServer:
         eng = engine(ls)
         end = _edit_end(params.content_changes[-1]) if params.content_changes else None
         text: str | None = doc.source
-        if text is not None and eng.too_large(text):
+        if text is not None and eng.editing.too_large(text):
             # Grew past maxFileBytes: from now on tracked without its text (see did_open).
             ls.workspace.remove_text_document(uri)
             text = None
-        eng.did_change(uri, params.text_document.version, text, end)
+        eng.editing.did_change(uri, params.text_document.version, text, end)
 
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE, types.SaveOptions(include_text=False))
     def did_save(ls: TetherServer, params: types.DidSaveTextDocumentParams) -> None:
-        engine(ls).did_save(params.text_document.uri, params.text)
+        engine(ls).editing.did_save(params.text_document.uri, params.text)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: TetherServer, params: types.DidCloseTextDocumentParams) -> None:
-        engine(ls).did_close(params.text_document.uri)
+        engine(ls).editing.did_close(params.text_document.uri)
 
     @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
     def did_change_watched(ls: TetherServer, params: types.DidChangeWatchedFilesParams) -> None:
@@ -410,7 +412,7 @@ def create_server(config: Config | None = None) -> TetherServer:
             if rel is not None:
                 rels.append(rel)
         if rels:
-            eng.files_changed(rels, False)
+            eng.saves.changed(rels, False)
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     async def did_change_configuration(ls: TetherServer, params: types.DidChangeConfigurationParams) -> None:
@@ -452,29 +454,33 @@ def create_server(config: Config | None = None) -> TetherServer:
             first, last = rng.get("start"), rng.get("end")
             if isinstance(first, int) and isinstance(last, int) and 0 <= first <= last:
                 visible = (first, last)
-        eng.set_cursor(uri, line, char, visible)
+        eng.editing.set_cursor(uri, line, char, visible)
 
-    def command(
-        name: str, method: Callable[[Engine], Callable[[Mapping[str, Any]], Coroutine[Any, Any, Any]]]
-    ) -> None:
+    def register(command: Command) -> None:
         async def handler(ls: TetherServer, *args: Any) -> Any:
             try:
-                p = as_params(name, args)
-                return await method(engine(ls))(p)
+                return await execute(engine(ls), command, as_params(command.name, args))
             except TetherError as exc:
-                log.info("%s failed: %s", name, exc.message)
+                log.info("%s failed: %s", command.name, exc.message)
                 raise _rpc_error(exc) from None
 
-        handler.__name__ = name.replace(".", "_")
-        server.command(name)(handler)
+        handler.__name__ = command.name.replace(".", "_")
+        server.command(command.name)(handler)
 
-    command(P.CMD_STATUS, lambda e: e.cmd_status)
-    command(P.CMD_CHECKPOINT, lambda e: e.cmd_checkpoint)
-    command(P.CMD_TIMELINE, lambda e: e.cmd_timeline)
-    command(P.CMD_DIFF, lambda e: e.cmd_diff)
-    command(P.CMD_FILE_AT, lambda e: e.cmd_file_at)
-    command(P.CMD_RESTORE, lambda e: e.cmd_restore)
-    command(P.CMD_STEP, lambda e: e.cmd_step)
-    command(P.CMD_RESUME, lambda e: e.cmd_resume)
-    command(P.CMD_START_SESSION, lambda e: e.cmd_start_session)
+    for command in COMMANDS:
+        register(command)
     return server
+
+
+def root_from(root_uri: str | None, root_path: str | None, folders: Sequence[str]) -> Path:
+    """The workspace root from initialize params (first folder, root URI, root path, else cwd)."""
+    from tether.editor.documents import uri_to_path
+
+    for uri in [*folders, root_uri]:
+        if uri:
+            path = uri_to_path(uri)
+            if path and os.path.isdir(path):
+                return Path(path).resolve()
+    if root_path and os.path.isdir(root_path):
+        return Path(root_path).resolve()
+    return Path.cwd().resolve()
