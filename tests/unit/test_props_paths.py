@@ -27,7 +27,7 @@ from tether.checkpoints.checkpointer import Checkpointer
 from tether.errors import OutsideWorkspaceError, TetherError
 from tether.model import FileChange
 from tether.paths import normalize_rel
-from tether.scan.scanner import valid_name
+from tether.scan.result import valid_name
 from tether.store.db import Store
 
 NAME_MAX = os.pathconf("/", "PC_NAME_MAX")

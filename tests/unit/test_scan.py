@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from tether.checkpoints.checkpointer import Checkpointer
-from tether.scan.scanner import BAD_NAME_REASON, Scanner
+from tether.scan.result import BAD_NAME_REASON
+from tether.scan.scanner import Scanner
 from tether.store.db import Store
 
 

@@ -1,8 +1,8 @@
-"""Stored directory listings with their stat cache (scan_cache.py): a new process walks from them.
+"""Stored directory listings with their stat cache (store/scan_dirs.py, scan/listings.py): a new
+process walks from them.
 
-The packed stats must agree with ``head`` after every kind of write, a walk from them must find
-exactly what a walk without them finds, and the forked half of the stat check must never
-change a result (nor outlive its parent).
+The packed stats must agree with ``head`` after every kind of write, and a walk from them must
+find exactly what a walk without them finds.
 """
 
 from __future__ import annotations
@@ -11,16 +11,15 @@ import os
 import random
 import shutil
 import sqlite3
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-import tether.scan.scanner as scan_mod
 import tether.store.head as store_head
 from tether.checkpoints.checkpointer import Checkpointer
-from tether.scan.scanner import Scanner, _verify_dirs, _verify_split
+from tether.scan.listings import VerifyItem, verify_dirs
+from tether.scan.scanner import Scanner
 from tether.store.db import Store
 from tether.store.scan_dirs import DirsExport
 from tether.store.schema import SCHEMA_VERSION
@@ -224,122 +223,23 @@ def test_schema_1_store_is_migrated(workspace: Path, state_dir: Path, store: Sto
         assert {r.dir for r in s.scan_dirs()[1]} == {""}
 
 
-# --- the forked half of the stat check ----------------------------------------------------
+# --- the stat check of stored directories -------------------------------------------------
 
 
-def _items(workspace: Path, store: Store) -> list[scan_mod.VerifyItem]:
+def _items(workspace: Path, store: Store) -> list[VerifyItem]:
     Checkpointer(store).checkpoint("manual")
     _, rows = store.scan_dirs()
     return [(r.dir, r.key, r.files, r.stats) for r in rows]
 
 
-def _no_children_left() -> bool:
-    try:
-        os.waitpid(-1, os.WNOHANG)
-    except ChildProcessError:
-        return True
-    return False
-
-
-@pytest.fixture
-def forks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Fork for any check, however small; the pids of the children forked."""
-    monkeypatch.setattr(scan_mod, "FORK_MIN_FILES", 0)
-    monkeypatch.setattr(scan_mod, "FORK_FILES_PER_MIB", 0)
-    pids: list[int] = []
-    real_fork = os.fork
-
-    def counting_fork() -> int:
-        pid = real_fork()
-        if pid:
-            pids.append(pid)
-        return pid
-
-    monkeypatch.setattr(os, "fork", counting_fork)
-    return pids
-
-
-def test_forked_check_gives_the_one_process_result(workspace: Path, store: Store, forks: list[int]) -> None:
+def test_the_stat_check_vouches_only_for_unchanged_directories(workspace: Path, store: Store) -> None:
     tree(workspace, 120)
     items = _items(workspace, store)
+    edited = set()
     for i in range(0, 120, 13):
         with (workspace / f"d{i % 6}/s{i % 4}/f{i}.txt").open("a") as fh:
             fh.write("edit\n")
-    one = _verify_dirs(str(workspace), items)
-    both = _verify_split(str(workspace), items)
-    assert len(forks) == 1
-    assert sorted(both) == one
+        edited.add(f"d{i % 6}/s{i % 4}")
+    one = verify_dirs(str(workspace), items)
     assert 0 < len(one) < len(items)  # some directories vouched for, the edited ones not
-    assert _no_children_left()
-
-
-def test_a_failing_or_hanging_child_only_costs_time(
-    workspace: Path, state_dir: Path, store: Store, forks: list[int], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    tree(workspace, 120)
-    items = _items(workspace, store)
-    parent = os.getpid()
-    real = scan_mod._verify_dirs
-
-    def failing(root: str, part: list[scan_mod.VerifyItem]) -> list[int]:
-        if os.getpid() != parent:
-            raise OSError("child trouble")
-        return real(root, part)
-
-    monkeypatch.setattr(scan_mod, "_verify_dirs", failing)
-    got = _verify_split(str(workspace), items)
-    assert got and set(got) < set(range(len(items)))  # the parent's half only
-    assert len(forks) == 1 and _no_children_left()
-
-    stop = threading.Event()
-
-    def hanging(root: str, part: list[scan_mod.VerifyItem]) -> list[int]:
-        if os.getpid() != parent:
-            stop.wait(60)  # never set in the child: it would sit here for a minute
-        return real(root, part)
-
-    monkeypatch.setattr(scan_mod, "_verify_dirs", hanging)
-    monkeypatch.setattr(scan_mod, "FORK_TIMEOUT_S", 0.3)
-    got = _verify_split(str(workspace), items)
-    assert got and set(got) < set(range(len(items)))
-    assert len(forks) == 2 and _no_children_left()  # killed and reaped
-    # Either way a walk from there is still right.
-    write(workspace, "d0/s0/f0.txt", "changed\n")
-    assert fresh_scan(workspace, state_dir) == ["d0/s0/f0.txt"]
-
-
-def test_a_process_running_threads_forks_too_and_the_switch_turns_it_off(
-    workspace: Path, store: Store, forks: list[int], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """As in the LSP server: other threads are alive (one holds a lock the whole time)."""
-    tree(workspace, 60)
-    items = _items(workspace, store)
-    held = threading.Lock()
-    stop = threading.Event()
-
-    def holder() -> None:
-        with held:  # held at fork time: the child must never need it
-            stop.wait(30)
-
-    other = threading.Thread(target=holder, daemon=True)
-    other.start()
-    try:
-        assert sorted(_verify_split(str(workspace), items)) == list(range(len(items)))
-        assert len(forks) == 1 and _no_children_left()
-        monkeypatch.setenv(scan_mod.FORK_ENV, "0")
-        assert sorted(_verify_split(str(workspace), items)) == list(range(len(items)))
-        assert len(forks) == 1  # switched off: one process
-    finally:
-        stop.set()
-        other.join(5)
-
-
-def test_a_large_process_does_not_fork_for_a_small_check(
-    workspace: Path, store: Store, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    tree(workspace, 30)
-    items = _items(workspace, store)
-    monkeypatch.setattr(scan_mod, "FORK_MIN_FILES", 0)
-    monkeypatch.setattr(scan_mod, "FORK_FILES_PER_MIB", 10**6)  # any resident size is too large
-    monkeypatch.setattr(os, "fork", lambda: pytest.fail("forked for a check too small to pay"))
-    assert sorted(_verify_split(str(workspace), items)) == list(range(len(items)))
+    assert not {items[i][0] for i in one} & edited

@@ -13,7 +13,8 @@ import pytest
 
 from tether.checkpoints.checkpointer import Checkpointer
 from tether.scan.ignore import MAX_FILE_BYTES, MAX_PATTERN_BYTES
-from tether.scan.scanner import IGNORE_RULES_REASON, Scanner
+from tether.scan.result import IGNORE_RULES_REASON
+from tether.scan.scanner import Scanner
 from tether.store.db import Store
 
 
@@ -209,8 +210,8 @@ def test_symlinked_excludes_file_keeps_the_listings(
     cp.checkpoint("manual")
     scanner = cp.scanner
     assert set(store.head()) == {"a.txt"} and scanner.has_listings
-    assert not scanner._check_gitignores()  # nothing changed: listings kept
+    assert not scanner.listings.check_gitignores()  # nothing changed: listings kept
     write(user_config, "dotfiles/ignore", "*.swp\n*.txt\n")
-    assert scanner._check_gitignores()
+    assert scanner.listings.check_gitignores()
     cp.checkpoint("manual")
     assert set(store.head()) == set()

@@ -22,7 +22,7 @@ from tether.tmux.snapshot import TmuxSnapshot
 
 if TYPE_CHECKING:
     from tether.agent.runs import RunSummary
-    from tether.scan.scanner import ScanResult
+    from tether.scan.result import ScanResult
 
 log = logging.getLogger(__name__)
 

@@ -40,7 +40,7 @@ from tether.text import strip_controls, strip_escapes
 
 if TYPE_CHECKING:
     from tether.checkpoints.checkpointer import Checkpointer
-    from tether.scan.scanner import ScanResult
+    from tether.scan.result import ScanResult
 
 log = logging.getLogger(__name__)
 

@@ -53,7 +53,7 @@ from tether.store.db import Store
 
 if TYPE_CHECKING:
     from tether.checkpoints.checkpointer import Checkpointer
-    from tether.scan.scanner import ScanResult
+    from tether.scan.result import ScanResult
 
 log = logging.getLogger(__name__)
 

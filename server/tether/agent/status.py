@@ -17,7 +17,7 @@ from tether.editor.resume import STATE_JOURNAL, journal_sessions
 from tether.editor.status import files_in_progress, live_editor_files
 from tether.humanize import ago, plural
 from tether.model import Skipped
-from tether.scan.scanner import IGNORE_RULES_REASON, ScanResult
+from tether.scan.result import IGNORE_RULES_REASON, ScanResult
 from tether.store.db import Store
 from tether.text import escape
 

@@ -22,7 +22,7 @@ from tether.checkpoints.checkpointer import Checkpointer, CheckpointOutcome
 from tether.errors import TmuxError
 from tether.humanize import plural
 from tether.model import CheckpointInfo
-from tether.scan.scanner import ScanResult
+from tether.scan.result import ScanResult
 from tether.store.db import Store
 from tether.text import escape
 

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from tether.errors import OutsideWorkspaceError, StoreError
 from tether.model import CheckpointInfo, FileChange, Skipped
 from tether.paths import normalize_rel
-from tether.scan.scanner import DEFAULT_MAX_FILE_BYTES, Scanner, ScanResult, printable_name
+from tether.scan.result import DEFAULT_MAX_FILE_BYTES, ScanResult, printable_name
+from tether.scan.scanner import Scanner
 from tether.store.db import Store
 from tether.store.head import LazyHead
 

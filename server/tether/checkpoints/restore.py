@@ -28,7 +28,8 @@ from tether.model import FileEntry, blob_hash
 from tether.paths import normalize_rel, restore_temp_name, restore_temp_pid, safe_target
 from tether.procs import pid_alive
 from tether.protocol import TRIGGER_RESTORE
-from tether.scan.scanner import Scanner, ScanResult
+from tether.scan.result import ScanResult
+from tether.scan.scanner import Scanner
 from tether.store.db import Store
 
 log = logging.getLogger(__name__)

@@ -33,7 +33,7 @@ from tether.text import escape
 
 if TYPE_CHECKING:
     from tether.checkpoints.checkpointer import Checkpointer
-    from tether.scan.scanner import ScanResult
+    from tether.scan.result import ScanResult
 
 
 def register(sub: Any) -> None:

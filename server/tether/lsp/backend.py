@@ -21,7 +21,8 @@ from tether.editor.candidate import ResumeCandidate
 from tether.errors import OutsideWorkspaceError, TetherError, TmuxError
 from tether.lsp.config import Config
 from tether.paths import normalize_rel
-from tether.scan.scanner import DEFAULT_IGNORED_DIRS, Scanner
+from tether.scan.result import DEFAULT_IGNORED_DIRS
+from tether.scan.scanner import Scanner
 from tether.store.db import Store
 from tether.user_config import agent_resume, config_path, load_user_config
 

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast, get_type_hints
 
-from tether.scan.scanner import DEFAULT_MAX_FILE_BYTES
+from tether.scan.result import DEFAULT_MAX_FILE_BYTES
 
 T = TypeVar("T")
 

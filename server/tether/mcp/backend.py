@@ -28,7 +28,7 @@ from tether.checkpoints.checkpointer import Checkpointer
 from tether.errors import StoreError
 from tether.paths import find_root
 from tether.scan.feed import BASELINE, ChangeFeed
-from tether.scan.scanner import ScanResult
+from tether.scan.result import ScanResult
 from tether.store.db import Store
 
 log = logging.getLogger(__name__)

@@ -30,7 +30,7 @@ from tether.remote.gitrepo import (
     workspace_id,
 )
 from tether.remote.importer import Incoming, read_incoming
-from tether.scan.scanner import DEFAULT_MAX_FILE_BYTES
+from tether.scan.result import DEFAULT_MAX_FILE_BYTES
 from tether.store.db import Store
 
 log = logging.getLogger(__name__)

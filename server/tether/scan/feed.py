@@ -27,7 +27,8 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
-from tether.scan.scanner import Scanner, ScanResult
+from tether.scan.result import ScanResult
+from tether.scan.scanner import Scanner
 from tether.scan.watcher import Watcher, unreported
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,72 @@
+"""What a scan reports (:class:`ScanResult`), the defaults every scanner starts from, and the
+names a scan can track (valid UTF-8: a path must be storable as text and nameable over LSP)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tether.model import FileChange, Skipped, StatEntry
+
+DEFAULT_MAX_FILE_BYTES = 5 * 1024 * 1024
+# Never tracked, with or without a .gitignore: VCS internals, dependency trees, caches.
+DEFAULT_IGNORED_DIRS = frozenset(
+    {
+        ".git",
+        ".hg",
+        ".svn",
+        "node_modules",
+        ".venv",
+        "__pycache__",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        ".tox",
+        ".nox",
+        ".cache",
+    }
+)
+# Tether's own state file is captured as the "agent" attachment; tracking it as a file would make
+# every checkpoint rewrite look like a change.
+DEFAULT_IGNORED_FILES = frozenset({".agent-session.json", ".DS_Store"})
+GITIGNORE = ".gitignore"
+
+BAD_NAME_REASON = "file name is not valid UTF-8 (not tracked)"
+
+IGNORE_RULES_REASON = "ignore rules not all applied"
+
+
+def printable_name(name: str) -> str:
+    """A name safe to store and print: undecodable bytes (surrogate escapes) shown as ``\\xNN``."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def valid_name(name: str) -> bool:
+    if name.isascii():
+        return True
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+@dataclass
+class ScanResult:
+    changes: list[FileChange] = field(default_factory=list)
+    stat_updates: list[StatEntry] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    seen: int = 0
+    # None: the whole workspace was walked. Else the paths looked at (a told-paths scan): what
+    # it found says nothing about the rest, e.g. about files skipped elsewhere.
+    scope: list[str] | None = None
+    # False when a walk stopped at its deadline: ``changes`` holds what it found until then,
+    # and no deletion is reported (the directories not reached were not looked at).
+    complete: bool = True
+
+    @property
+    def changed_paths(self) -> list[str]:
+        return sorted(c.path for c in self.changes)
+
+    @property
+    def changed_set(self) -> set[str]:
+        return {c.path for c in self.changes}
