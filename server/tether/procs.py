@@ -34,3 +34,19 @@ def foreground_cmdline(pid: int) -> bytes:
     except (IndexError, ValueError):
         tpgid = -1
     return read_proc(f"/proc/{tpgid if tpgid > 0 else pid}/cmdline") or b""
+
+
+def boot_id() -> str:
+    """This boot's id (a pid and its start time identify a process only within one boot)."""
+    raw = read_proc("/proc/sys/kernel/random/boot_id")
+    return raw.decode("ascii", "replace").strip() if raw else ""
+
+
+def start_ticks(pid: int) -> int | None:
+    """When ``pid`` started, in clock ticks since boot (/proc/<pid>/stat field 22); None when
+    it is gone. Another process given the same pid later has another start time."""
+    raw = read_proc(f"/proc/{pid}/stat")
+    try:
+        return int(raw.rsplit(b")", 1)[1].split()[19]) if raw else None
+    except (IndexError, ValueError):
+        return None

@@ -187,3 +187,47 @@ def test_gitignore_semantics_match_git(workspace: Path, state_dir: Path) -> None
         told = Checkpointer(store).checkpoint("save", paths=FILES)
         assert told.info is not None
         assert set(told.info.files) == want & set(FILES)
+
+
+def test_a_second_store_in_a_process_keeps_its_commits_visible_to_others(
+    workspace: Path, state_dir: Path
+) -> None:
+    """A process with two connections (the language server's worker and its file watcher): a
+    short-lived command that opens and closes the store meanwhile must not take the last
+    connection's part (checkpoint and delete the write-ahead log under the others), or what the
+    long-lived process commits afterwards goes to a deleted file that nobody reads."""
+    (workspace / "a.txt").write_text("a\n")
+    reader = textwrap.dedent(
+        """
+        import sys
+        from pathlib import Path
+        from tether.store.db import Store
+        with Store.open(Path(sys.argv[1]), sys.argv[2]) as s:
+            print(s.get_meta("probe"))
+        """
+    )
+
+    def read_probe() -> str:
+        out = subprocess.run(
+            [sys.executable, "-c", reader, str(workspace), str(state_dir)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return out.stdout.strip()
+
+    first = Store.open(workspace, state_dir)
+    second = Store.open(workspace, state_dir)  # e.g. the watcher's own connection
+    try:
+        for i in range(3):
+            assert read_probe() in ("None", str(i - 1))  # a command comes and goes
+            with first.write() as tx:
+                tx.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('probe', ?)", (str(i),))
+            assert read_probe() == str(i)  # committed, and seen by the next process
+        with second.write() as tx:
+            tx.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('probe', 'second')")
+        assert read_probe() == "second"
+    finally:
+        second.close()
+        first.close()

@@ -136,7 +136,7 @@ def test_store_writes_inside_the_workspace_are_not_changes(workspace: Path) -> N
     (workspace / "a.py").write_text("a\n")
     store = Store.open(workspace, state)
     cp = Checkpointer(store)
-    feed = ChangeFeed(store.root, exclude=[state])
+    feed = ChangeFeed(store.root, exclude=[state], state_dir=state)
     assert feed.start()
     try:
         walk(feed, cp, checkpointed=True)
@@ -160,7 +160,7 @@ def test_a_watcher_that_cannot_be_synced_is_not_asked_again(setup: tuple[ChangeF
     assert walk(feed, cp) == ["src/m1.py"]
 
 
-def test_sync_marks_are_removed_and_stale_ones_swept(workspace: Path) -> None:
+def test_sync_marks_are_removed_and_stale_ones_swept(workspace: Path, state_dir: Path) -> None:
     from tether.procs import pid_alive
 
     gone = 2**22 + 1  # above Linux's pid_max: no such process

@@ -217,7 +217,7 @@ def test_schema_1_store_is_migrated(workspace: Path, state_dir: Path, store: Sto
     conn.commit()
     conn.close()
     with Store.open(workspace, state_dir) as s:
-        assert s._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert s._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
         assert s.get_state("scan.listings") is None  # the old blob is gone
         assert Checkpointer(s).checkpoint("periodic").info is None
         assert {r.dir for r in s.scan_dirs()[1]} == {""}

@@ -58,10 +58,11 @@ def add_providers(cp: Checkpointer, session: AgentSession, state: str | os.PathL
 
 
 def make_checkpointer(
-    store: Store, session: AgentSession, state: str | os.PathLike[str] | None = None
+    store: Store, session: AgentSession, state: str | os.PathLike[str] | None = None, *, watched: bool = True
 ) -> Checkpointer:
-    """A checkpointer whose checkpoints carry the agent state and, when tmux runs, its snapshot."""
-    cp = Checkpointer(store)
+    """A checkpointer whose checkpoints carry the agent state and, when tmux runs, its snapshot.
+    ``watched``: its whole-workspace scans use a live file watcher's dirty set (scan/dirty.py)."""
+    cp = Checkpointer(store, watched=watched)
     add_providers(cp, session, state)
     return cp
 

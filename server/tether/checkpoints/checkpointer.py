@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from tether.errors import OutsideWorkspaceError, StoreError
 from tether.model import CheckpointInfo, FileChange, Skipped
 from tether.paths import normalize_rel
-from tether.scan.result import DEFAULT_MAX_FILE_BYTES, ScanResult, printable_name
+from tether.scan.result import DEFAULT_MAX_FILE_BYTES, ScanResult, Taken, printable_name
 from tether.scan.scanner import Scanner
 from tether.store.db import Store
 from tether.store.head import LazyHead
@@ -40,10 +40,18 @@ class Checkpointer:
     """Thread-safe for callers in one process; the store serialises writers across processes."""
 
     def __init__(
-        self, store: Store, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES, scanner: Scanner | None = None
+        self,
+        store: Store,
+        max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+        scanner: Scanner | None = None,
+        *,
+        watched: bool = False,
     ) -> None:
+        """``watched``: a whole-workspace scan looks only at what a live, trusted file watcher of
+        another process saw change, when there is one (scan/dirty.py); else it walks."""
         self.store = store
         self.scanner = scanner or Scanner(store.root, max_file_bytes)
+        self.watched = watched
         self._providers: dict[str, Provider] = {}
         self._pending: set[str] = set()
         self._lock = threading.Lock()
@@ -114,12 +122,13 @@ class Checkpointer:
                         [*scan.skipped, *extra.skipped] if scan.scope is not None else scan.skipped,
                         scan.seen,
                         complete=scan.complete,
+                        taken=scan.taken,
                     )
                     if skipped_scope is not None and extra.scope is not None:
                         skipped_scope = sorted({*skipped_scope, *extra.scope})
             elif full or (paths is None and not told):
                 scan = self.scan_workspace()
-                skipped_scope = None
+                skipped_scope = scan.scope  # None for a walk; a watcher's paths otherwise
             else:
                 scan = self.scan_told(told)
                 skipped_scope = scan.scope
@@ -144,6 +153,8 @@ class Checkpointer:
             with self._lock:
                 self._pending.update(told)
             raise
+        if scan.taken is not None:
+            self._done(scan.taken)
         if info is not None:
             log.info("checkpoint %s (%s): %d files", info.id, trigger, len(info.files))
         self._save_listings()
@@ -176,7 +187,25 @@ class Checkpointer:
         return scan
 
     def scan_workspace(self) -> ScanResult:
-        """A stat-cache walk of the whole workspace, writing nothing (``tether status``).
+        """What differs from head in the whole workspace, writing nothing (``tether status``):
+        the paths a live file watcher saw change (``watched``), else :meth:`walk`."""
+        if self.watched:
+            from tether.scan import dirty
+
+            taken = dirty.take(self.store, self.scanner.fingerprint())
+            if taken is not None:
+                scan = self.scan_told(taken.paths)
+                scan.taken = taken
+                log.debug(
+                    "scan: %d paths the file watcher %s saw change, no walk",
+                    len(taken.rows),
+                    taken.watcher[:8],
+                )
+                return scan
+        return self.walk()
+
+    def walk(self) -> ScanResult:
+        """A stat-cache walk of the whole workspace, writing nothing.
 
         Walks from the listings the store keeps, each with its directory's stat cache:
         directories found exactly as stored need no head rows; only the others' are read,
@@ -196,6 +225,14 @@ class Checkpointer:
             if len(others) * LAZY_HEAD_SHARE > self.scanner.listed_count():
                 return self.scanner.full_scan(self.store.head_rows(), verified, deadline)
             return self.scanner.full_scan(LazyHead(self.store, others), verified, deadline)
+
+    def _done(self, taken: Taken) -> None:
+        from tether.scan import dirty
+
+        try:
+            dirty.done(self.store, taken)
+        except StoreError as exc:  # they stay in the dirty set: looked at again next time
+            log.warning("could not update the file watcher's dirty set: %s", exc.message)
 
     def _save_listings(self) -> None:
         # After the checkpoint, in its own small transaction: the next process's first walk

@@ -188,7 +188,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from tether.agent.status import workspace_status
 
     with open_store(args) as store:
-        status = workspace_status(store)
+        status = workspace_status(store, Checkpointer(store, watched=True))
         if status.warning:
             print(f"tether: warning: {status.warning}", file=sys.stderr)
         emit(args, status.data, status.text)

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tether import protocol as P
 from tether.editor import status as status_model
@@ -36,6 +36,9 @@ from tether.lsp.editing import Editing
 from tether.lsp.journal import Journal
 from tether.lsp.saves import Saves
 from tether.model import CheckpointInfo
+
+if TYPE_CHECKING:
+    from tether.scan.feed import ChangeFeed
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +67,7 @@ class Engine:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._jobs: set[asyncio.Task[Any]] = set()
         self._warnings: list[str] = []  # from the worker thread, shown by the loop
-        self._watcher: Any | None = None  # tether.scan.watcher.Watcher
+        self._feed: ChangeFeed | None = None  # the file watcher, durable in the store
         self._shutdown_task: asyncio.Future[None] | None = None
         # status
         self._last: CheckpointInfo | None = None
@@ -167,10 +170,7 @@ class Engine:
         self.update_status()
         # Settings that arrived while the store was opening (workspace/configuration).
         self.spawn(self._sync_tmux())
-        if self.config.baseline_scan:
-            self.spawn(jobs.baseline(self))
-        if self.config.watcher:
-            self.spawn(self._start_watcher())
+        self.spawn(self._watch_then_baseline())
         if self.config.checkpoint_interval_seconds > 0:
             self.spawn(jobs.periodic(self), forever=True)
         self.spawn(jobs.poll_tmux(self), forever=True)
@@ -233,8 +233,13 @@ class Engine:
         with contextlib.suppress(Exception):
             await self.saves.flush()
 
-    async def _start_watcher(self) -> None:
-        self._watcher = await jobs.start_watcher(self)
+    async def _watch_then_baseline(self) -> None:
+        # The watcher first: the baseline walk, made while it runs, is what lets other processes
+        # trust its dirty set (a walk before it started would vouch for nothing).
+        if self.config.watcher:
+            self._feed = await jobs.start_watcher(self)
+        if self.config.baseline_scan:
+            await jobs.baseline(self)
 
     def baseline_done(self) -> None:
         self._baseline_due = False
@@ -250,9 +255,9 @@ class Engine:
         for task in [*self._tasks, *self._jobs]:
             task.cancel()
         loop = asyncio.get_running_loop()
-        if self._watcher is not None:
+        if self._feed is not None:
             with contextlib.suppress(Exception):
-                await loop.run_in_executor(None, self._watcher.stop)
+                await loop.run_in_executor(None, self._feed.stop)
         b = self._backend
         if b is not None and b.watch is not None:
             with contextlib.suppress(Exception):
@@ -276,10 +281,16 @@ class Engine:
         # A checkpoint means "keep everything now": unsaved buffers included.
         await self.journal.flush_now()
 
+        feed = self._feed if full else None
+
         def work() -> CheckpointInfo | None:
+            # A whole walk also checks the watcher (or makes it trusted: readers then need no walk).
+            mark = feed.mark() if feed is not None else None
             outcome = self.backend.checkpointer.checkpoint(
                 trigger, message, paths=paths, full=full, allow_empty=allow_empty, files_only=files_only
             )
+            if feed is not None:
+                feed.after_full_scan(outcome.scan, mark, checkpointed=True)
             if outcome.info is not None:
                 self.after_checkpoint(outcome.info)
             return outcome.info

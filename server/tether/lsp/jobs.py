@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from tether import protocol as P
 from tether.errors import TetherError
@@ -14,6 +14,7 @@ from tether.humanize import plural
 
 if TYPE_CHECKING:
     from tether.lsp.engine import Engine
+    from tether.scan.feed import ChangeFeed
 
 log = logging.getLogger(__name__)
 
@@ -44,31 +45,31 @@ async def baseline(eng: Engine) -> None:
         client.progress_end(token, f"{plural(len(info.files), 'file')} recorded" if info else "up to date")
 
 
-async def start_watcher(eng: Engine) -> Any:
-    """Tether's file watcher (the agent's writes on disk), feeding the saves; None if it failed."""
-    from tether.scan.watcher import Watcher
+async def start_watcher(eng: Engine) -> ChangeFeed | None:
+    """Tether's file watcher (the agent's writes on disk, feeding the saves), kept durable in the
+    store for the CLI's steps and hooks (scan/feed.py); None if it could not start."""
+    from tether.lsp.backend import scanner_for
+    from tether.scan.feed import ChangeFeed
 
+    b = eng.backend
     # The store (and the log) may live inside the workspace: its writes are not changes.
-    b = eng.backend_or_none
-    state = b.store.db_path.parents[2] if b is not None else None
+    state = b.store.db_path.parents[2]
     loop = asyncio.get_running_loop()
 
     def on_paths(paths: list[str]) -> None:
         if not eng.closed:
             loop.call_soon_threadsafe(eng.saves.changed, paths, False)
 
-    def start() -> Watcher:
-        w = Watcher(
-            eng.root, on_paths, eng.config.watcher_debounce_ms / 1000, exclude=[state] if state else None
-        )
-        w.start()
-        return w
-
-    try:
-        return await loop.run_in_executor(None, start)
-    except Exception as exc:
-        log.warning("file watcher not started: %s", exc)
-        return None
+    feed = ChangeFeed(
+        eng.root,
+        exclude=[state],
+        state_dir=eng.config.state_dir,
+        scanner=scanner_for(b.store, eng.config.max_file_bytes),
+        on_paths=on_paths,
+        debounce=eng.config.watcher_debounce_ms / 1000,
+    )
+    started = await loop.run_in_executor(None, feed.start)
+    return feed if started else None
 
 
 async def periodic(eng: Engine) -> None:

@@ -57,7 +57,7 @@ class Workspace:
         """Every change on disk: a stat walk of the whole workspace, which also checks (or sets
         up) the change feed."""
         mark = self.feed.mark() if self.feed is not None else None
-        scan = self.checkpointer.scan_workspace()
+        scan = self.checkpointer.walk()
         if self.feed is not None:
             self.feed.after_full_scan(scan, mark, checkpointed=False)
         return scan
@@ -70,7 +70,7 @@ class Workspace:
         taken = self.feed.take() if self.feed is not None else None
         if taken is None:
             mark = self.feed.mark() if self.feed is not None else None
-            scan = self.checkpointer.scan_workspace()
+            scan = self.checkpointer.walk()
             yield scan
             if self.feed is not None:
                 self.feed.after_full_scan(scan, mark, checkpointed=True)
@@ -226,7 +226,7 @@ class Backend:
                 state_dir=self.state_dir,
                 store=store,
                 session=session,
-                checkpointer=make_checkpointer(store, session, self.state_dir),
+                checkpointer=make_checkpointer(store, session, self.state_dir, watched=False),
                 identity=_identity(store.db_path),
                 feed=self._start_feed(store) if self.watch else None,
             )
@@ -237,10 +237,9 @@ class Backend:
             self._drop()
             raise
 
-    @staticmethod
-    def _start_feed(store: Store) -> ChangeFeed | None:
+    def _start_feed(self, store: Store) -> ChangeFeed | None:
         # The store may live inside the workspace: its writes are not the agent's changes.
-        feed = ChangeFeed(store.root, exclude=[store.db_path.parents[2]])
+        feed = ChangeFeed(store.root, exclude=[store.db_path.parents[2]], state_dir=self.state_dir)
         return feed if feed.start() else None
 
     def _drop(self) -> None:

@@ -50,6 +50,18 @@ def valid_name(name: str) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class Taken:
+    """A watcher's dirty set as read (``scan/dirty.py``): path → the batch of its last event."""
+
+    watcher: str
+    rows: dict[str, int]
+
+    @property
+    def paths(self) -> list[str]:
+        return sorted(self.rows)
+
+
 @dataclass
 class ScanResult:
     changes: list[FileChange] = field(default_factory=list)
@@ -62,6 +74,12 @@ class ScanResult:
     # False when a walk stopped at its deadline: ``changes`` holds what it found until then,
     # and no deletion is reported (the directories not reached were not looked at).
     complete: bool = True
+    # Set when the paths looked at were a file watcher's dirty set: once a checkpoint holds
+    # them, they leave it (scan/dirty.done).
+    taken: Taken | None = None
+    # Directories a walk visited, and listed (not taken from a kept listing): 0 without a walk.
+    walked: int = 0
+    listed: int = 0
 
     @property
     def changed_paths(self) -> list[str]:

@@ -67,6 +67,7 @@ class _Walk:
     vouched: list[tuple[str, list[str]]] = field(default_factory=list)  # verified ones reached
     visited: list[str] = field(default_factory=list)
     untracked: int = 0
+    listed: int = 0  # directories listed (not taken from a kept listing)
     deadline: float | None = None  # time.monotonic(); past it the walk stops
     stopped: bool = False
 
@@ -138,6 +139,13 @@ class Scanner:
         stack = ignore.root_stack()
         self.listings.note_external(ignore.external)
         self._walk("", stack, ignore, head, result, verified=verified, deadline=deadline)
+        log.debug(
+            "walk: %d directories (%d listed, %d vouched for by their stored stats), %d files",
+            result.walked,
+            result.listed,
+            len(verified),
+            result.seen,
+        )
         return result
 
     def _walk(
@@ -182,6 +190,8 @@ class Scanner:
         result.seen += sum(w.untracked for w in walks) + vouched_files
         skipped = result.skipped
         result.seen += len(seen)
+        result.walked += sum(len(w.visited) for w in walks)
+        result.listed += sum(w.listed for w in walks)
         if not result.complete:
             return  # what was not reached is neither pruned nor reported deleted
         if not start:
@@ -335,6 +345,7 @@ class Scanner:
         max_bytes = self.max_file_bytes
         head_get = head.get
         consider = self._check
+        walk.listed += 1
         try:
             with os.scandir(fd) as it:
                 entries = list(it)

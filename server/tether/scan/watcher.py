@@ -35,8 +35,11 @@ OnPaths = Callable[[list[str]], None]
 SYNC_TIMEOUT = 2.0
 
 
+MARK_PREFIX = ".tether-sync-"
+
+
 def _mark_prefix() -> str:
-    return f".tether-sync-{os.getpid()}-"
+    return f"{MARK_PREFIX}{os.getpid()}-"
 
 
 def _remove_stale_marks(root: Path) -> None:
@@ -69,6 +72,7 @@ class Watcher:
         exclude: list[Path] | None = None,
         *,
         on_lost: Callable[[], None] | None = None,
+        on_marks: Callable[[list[str], list[str]], None] | None = None,
     ) -> None:
         self.root = root.resolve()
         self._on_paths = on_paths
@@ -82,6 +86,10 @@ class Watcher:
         self._observer: object | None = None
         self._thread: threading.Thread | None = None
         self._on_lost = on_lost
+        # Another process's sync marks: the paths seen before each are handed over at once,
+        # with it (``on_marks(paths, marks)``), bypassing the debounce.
+        self._on_marks = on_marks
+        self._marks: list[str] = []
         self._sync_asked = 0
         self._sync_seen = 0
 
@@ -105,10 +113,12 @@ class Watcher:
                     return
                 if is_dir and event.event_type == "created":
                     parent, _, name = os.fsdecode(event.src_path).rpartition("/")
-                    if parent == root and name.startswith(marks) and name.endswith(".tmp"):
-                        n = name[len(marks) : -4]
+                    if parent == root and name.startswith(MARK_PREFIX) and name.endswith(".tmp"):
+                        n = name[len(marks) : -4] if name.startswith(marks) else ""
                         if n.isdigit():
                             watcher._synced(int(n))  # sync()'s mark
+                        else:
+                            watcher._foreign(name)  # a reader's (tether.scan.dirty)
                         return
                 if is_dir and event.event_type == "modified":
                     return  # an entry changed inside: that entry has its own event
@@ -180,6 +190,13 @@ class Watcher:
             self._sync_seen = max(self._sync_seen, n)
             self._cond.notify_all()
 
+    def _foreign(self, name: str) -> None:
+        if self._on_marks is None:
+            return
+        with self._cond:
+            self._marks.append(name)
+            self._cond.notify_all()
+
     def _lost(self) -> None:
         log.warning("file watcher lost events (queue overflow)")
         if self._on_lost is not None:
@@ -231,19 +248,24 @@ class Watcher:
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._pending and not self._stopping:
+                while not self._pending and not self._marks and not self._stopping:
                     self._cond.wait()
                 if self._stopping:
                     return
-                # Let the burst settle, then hand it over in one piece.
+                # Let the burst settle, then hand it over in one piece; a sync mark of another
+                # process's cuts the wait short (it is waiting for everything before its mark).
                 deadline = time.monotonic() + self._debounce
-                while not self._stopping and (left := deadline - time.monotonic()) > 0:
+                while not self._stopping and not self._marks and (left := deadline - time.monotonic()) > 0:
                     self._cond.wait(left)
                 if self._stop_requested():
                     return
                 batch = sorted(self._pending)
                 self._pending.clear()
+                marks, self._marks = self._marks, []
             try:
-                self._on_paths(batch)
+                if marks and self._on_marks is not None:
+                    self._on_marks(batch, marks)
+                elif batch:
+                    self._on_paths(batch)
             except Exception:
                 log.exception("watcher callback failed")

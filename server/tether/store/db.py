@@ -92,7 +92,11 @@ class Store:
             db_path = ws_dir / DB_NAME
             if os.path.islink(db_path):
                 raise StoreError(f"the store {db_path} is a symlink; Tether does not follow it")
-            if db_path.exists() and db_path.stat().st_size > 0:
+            # Not when this process has it open already (it was checked then): opening and
+            # closing the file here would drop every POSIX lock this process holds on it,
+            # SQLite's included, and another process could then take the last connection's
+            # part and delete the write-ahead log under ours (walcheck.py avoids it the same way).
+            if db_path.exists() and db_path.stat().st_size > 0 and not _OPEN.get(db_path):
                 schema.check_header(db_path)
             # Create the file 0600 ourselves: sqlite would honour the umask.
             if not db_path.exists():

@@ -64,7 +64,7 @@ class HeadCache:
         self._version = -1
 
     def _data_version(self) -> int:
-        return int(self._db.execute("PRAGMA data_version").fetchone()[0])
+        return int(self._db.execute("PRAGMA data_version").fetchall()[0][0])  # finished: no snapshot kept
 
     def fresh(self) -> dict[str, HeadRow] | None:
         """The cached rows when no other connection committed since they were read."""

@@ -34,7 +34,7 @@ from tether.errors import CorruptStoreError
 
 VERDICT_SUFFIX = ".verdict"
 
-# The tables of the current schema and the columns Tether reads (store.py, scan_cache.py), by
+# The tables of the current schema and the columns Tether reads (store/*.py), by
 # the schema version that introduced them.
 EXPECTED: dict[int, dict[str, tuple[str, ...]]] = {
     1: {
@@ -51,10 +51,24 @@ EXPECTED: dict[int, dict[str, tuple[str, ...]]] = {
         "scan_dirs": ("dir", "mtime_ns", "ctime_ns", "ino", "gitignore", "files", "subdirs", "skips", "stats")
     },
     3: {"checkpoints": ("origin",)},
+    4: {
+        "watchers": ("id", "pid", "started", "boot", "state", "seq", "meta", "acked", "updated"),
+        "dirty": ("watcher", "path", "seq"),
+    },
 }
 # Tables whose every value is read back when verifying (blobs: only their keys; their data is
 # checked by hash when read, and by `tether doctor`).
-_SMALL_TABLES = ("meta", "checkpoints", "changes", "attachments", "head", "skipped", "scan_dirs")
+_SMALL_TABLES = (
+    "meta",
+    "checkpoints",
+    "changes",
+    "attachments",
+    "head",
+    "skipped",
+    "scan_dirs",
+    "watchers",
+    "dirty",
+)
 
 
 def corrupt_error(db_path: Path, detail: str) -> CorruptStoreError:

@@ -77,10 +77,33 @@ _SCHEMA_V2 = scan_dirs.SCHEMA + ";\nDELETE FROM state WHERE name='scan.listings'
 # origin: NULL for this machine's checkpoints, else where an imported one came from.
 _SCHEMA_V3 = "ALTER TABLE checkpoints ADD COLUMN origin TEXT"
 
+# v4: the file watchers of long-lived processes and what each saw change (store/watchers.py).
+# IF NOT EXISTS: a database rolled back to an older user_version keeps its tables.
+_SCHEMA_V4 = """
+CREATE TABLE IF NOT EXISTS watchers (
+    id TEXT PRIMARY KEY,          -- one watcher run: a new id each time a watcher starts
+    pid INTEGER NOT NULL,         -- the process running it, known by
+    started INTEGER NOT NULL,     -- its start time (clock ticks since boot: pid reuse)
+    boot TEXT NOT NULL,           -- and the boot it runs in
+    state TEXT NOT NULL,          -- 'baseline' | 'trusted' | 'off'
+    seq INTEGER NOT NULL,         -- its last event batch
+    meta TEXT NOT NULL,           -- JSON: what its dirty set is valid for (scanner, pattern files)
+    acked TEXT NOT NULL,          -- sync marks it answered, newest last
+    updated REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dirty (            -- paths a trusted watcher saw change, not known to be in head
+    watcher TEXT NOT NULL,
+    path TEXT NOT NULL,
+    seq INTEGER NOT NULL,         -- the batch of its last event
+    PRIMARY KEY (watcher, path)
+) WITHOUT ROWID
+"""
+
 MIGRATIONS: Sequence[Callable[[sqlite3.Connection], object]] = (
     lambda db: _run_script(db, _SCHEMA_V1),
     lambda db: _run_script(db, _SCHEMA_V2),
     _add_origin,
+    lambda db: _run_script(db, _SCHEMA_V4),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

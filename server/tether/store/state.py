@@ -11,8 +11,10 @@ from tether.store import blobs
 
 
 def read(db: sqlite3.Connection, name: str) -> bytes | None:
-    row = db.execute("SELECT codec, data FROM state WHERE name=?", (name,)).fetchone()
-    return blobs.decompress(row[0], row[1]) if row else None
+    # fetchall: a statement left unfinished would keep its read snapshot (and the connection
+    # would not see later commits of other processes).
+    rows = db.execute("SELECT codec, data FROM state WHERE name=?", (name,)).fetchall()
+    return blobs.decompress(rows[0][0], rows[0][1]) if rows else None
 
 
 def write(tx: sqlite3.Connection, name: str, data: bytes) -> None:
