@@ -50,7 +50,7 @@ async def test_a_command_started_in_a_pane_is_recorded_while_the_mcp_server_runs
         await asyncio.wait_for(s.call_tool("status", {}), TIMEOUT)  # settles the workspace
         # Typed once the pane's login shell is at its prompt (under load it takes a while).
         retry_until(
-            lambda: tmux_server.cmd("capture-pane", "-p", "-t", f"={name}:").stdout.strip(),
+            lambda: tmux_server.cmd("capture-pane", "-p", "-t", f"={name}:").stdout.strip(),  # noqa: PLW0108
             timeout=30,
             what="the pane's prompt",
         )
