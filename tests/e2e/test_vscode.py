@@ -155,3 +155,15 @@ def test_getting_started_walkthrough_in_code_server(vsix: Path, record_property:
     assert passed >= 7, f"only {passed} walkthrough steps ran"
     shots = sorted((ROOT / "artifacts/vscode").glob("walk-*.png"))
     assert len(shots) >= 7, f"expected the walkthrough screenshots, found {[s.name for s in shots]}"
+
+
+def test_where_tether_runs_in_code_server(vsix: Path, record_property: RecordProperty) -> None:
+    """Activation only in a project (or after "Track this folder"), one server per folder of a
+    multi-root workspace with the status bar following the active editor, and the install offer
+    when no `tether` can be found (vscode-client/test-harness/src/run-workspace-tests.ts)."""
+    passed, failed, _ = _run_harness("run-workspace-tests.js", str(vsix))
+    record_property("workspace_passed", passed)
+    assert failed == 0
+    assert passed >= 11, f"only {passed} workspace checks ran"
+    shots = sorted((ROOT / "artifacts/vscode").glob("ws-*.png"))
+    assert len(shots) >= 9, f"expected the workspace screenshots, found {[s.name for s in shots]}"
