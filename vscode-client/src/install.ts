@@ -1,5 +1,6 @@
 // What the user is offered when no `tether` executable can be found: the install command (to copy,
 // or typed into a terminal for them to run), the install instructions, or picking the executable.
+import * as fs from "fs";
 import * as vscode from "vscode";
 
 /** The project's repository (pyproject.toml's [project.urls] Repository; tests keep them equal). */
@@ -66,9 +67,16 @@ async function showOffer(deps: InstallOfferDeps, tried: string): Promise<void> {
   }
 }
 
-/** The README shipped in the extension (works offline), at its Requirements section. */
+/** The README shipped in the extension (works offline): its Requirements section comes first.
+ * vsce stores it as `readme.md`; a folder loaded from source has `README.md`. */
 export async function openInstructions(extensionUri: vscode.Uri): Promise<void> {
-  const readme = vscode.Uri.joinPath(extensionUri, "README.md");
+  let name = "README.md";
+  try {
+    name = fs.readdirSync(extensionUri.fsPath).find((n) => n.toLowerCase() === "readme.md") ?? name;
+  } catch {
+    // a remote or virtual extension location: keep the usual name
+  }
+  const readme = vscode.Uri.joinPath(extensionUri, name);
   try {
     await vscode.commands.executeCommand("markdown.showPreview", readme);
   } catch {

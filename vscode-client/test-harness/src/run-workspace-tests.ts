@@ -290,7 +290,10 @@ async function notInstalled(browser: Browser, dirs: RunDirs, vsix: string): Prom
       await runCommand(page, "Tether: Install the tether command…");
       const again = toast(page, /the `tether` command is not installed/);
       await again.locator(".monaco-button", { hasText: "Install instructions" }).click();
-      await page.locator(".tabs-container .tab", { hasText: /Preview README\.md/ }).first().waitFor({ timeout: 20_000 });
+      await page.locator(".tabs-container .tab", { hasText: /Preview (README|readme)\.md/ }).first().waitFor({ timeout: 20_000 });
+      // The preview (a webview) shows the README's install section, not "cannot be found".
+      const preview = page.frameLocator("iframe.webview.ready").frameLocator("#active-frame");
+      await preview.locator("body", { hasText: "pipx install" }).waitFor({ timeout: 20_000 });
       await screenshot(page, "missing-instructions");
     });
     await check(page, "no tether: setting tether.serverPath recovers", async () => {
