@@ -218,10 +218,12 @@ def test_lualine_component_with_real_lualine(tmp_path: Path, state_dir: Path) ->
             " lualine_y = {}, lualine_z = {} } })"
         )
         wait_client(nv, "main.py")
-        line = retry_until(
-            lambda: (s := _lualine_status(nv)) and "Tether: #1 · " in s and s,
-            timeout=30,
-            what="lualine's Tether",
+        line = str(
+            retry_until(
+                lambda: (s := _lualine_status(nv)) and "Tether: #1 · " in s and s,
+                timeout=30,
+                what="lualine's Tether",
+            )
         )
         assert "Tether: #1 · just now" in line
         client = nv.lua("return vim.lsp.get_clients({ name = 'tether' })[1].id")
