@@ -176,3 +176,20 @@ def test_without_pager_variables_less_is_used(ws: tuple[Path, dict[str, str]], t
     _tty(["-C", str(w), "diff", "1"], {**env, "PATH": f"{bin_dir}{os.pathsep}{env['PATH']}"})
     assert GREEN_PLUS in paged.read_bytes()
     assert (tmp_path / "paged.out.env").read_text() == "FRX\n"
+
+
+def test_escapes_in_content_reach_the_pager_as_text_only_our_colours_are_live(
+    ws: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    """`less -R` interprets what it is given: a changed line holding a clear-screen or an OSC 52
+    clipboard write is shown escaped; only Tether's own colours stay sequences."""
+    w, env = ws
+    (w / "a.txt").write_text("two\n\x1b[2J\x1b]52;c;ZXZpbA==\x07\n")
+    env, paged = _recorder(env, tmp_path)
+    _tty(["-C", str(w), "diff", "1"], env)
+    text = paged.read_bytes()
+    assert b"\x1b[2J" not in text and b"\x1b]52" not in text
+    assert b"\\x1b[2J\\x1b]52;c;ZXZpbA==\\x07" in text
+    assert GREEN_PLUS in text  # painted
+    shown = _tty(["-C", str(w), "diff", "1", "--no-pager"], env)
+    assert b"\x1b[2J" not in shown and b"\x1b]52" not in shown and GREEN_PLUS in shown

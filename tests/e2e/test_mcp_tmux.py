@@ -48,12 +48,18 @@ async def test_a_command_started_in_a_pane_is_recorded_while_the_mcp_server_runs
     assert _commands(ws, state) == []  # recorded at once by `tether start`, nothing running yet
     async with session(ws, state, env={"TETHER_TMUX_SOCKET": tmux_server.socket_path}) as s:
         await asyncio.wait_for(s.call_tool("status", {}), TIMEOUT)  # settles the workspace
+        # Typed once the pane's login shell is at its prompt (under load it takes a while).
+        retry_until(
+            lambda: tmux_server.cmd("capture-pane", "-p", "-t", f"={name}:").stdout.strip(),  # noqa: PLW0108
+            timeout=30,
+            what="the pane's prompt",
+        )
         tmux_server.cmd("send-keys", "-t", f"={name}:", "-l", "--", "sleep 600")
         tmux_server.cmd("send-keys", "-t", f"={name}:", "Enter")
         found = await asyncio.to_thread(
             retry_until,
             lambda: ["sleep", "600"] in (_commands(ws, state) or []),
-            timeout=30,
+            timeout=60,
             what="the pane's new command in the stored snapshot",
         )
         assert found

@@ -17,6 +17,7 @@ import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -81,11 +82,18 @@ def vsix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     if not stamp.exists() or stamp.read_bytes() != lock:
         _run(["npm", "ci", "--no-audit", "--no-fund"], EXT, 600)
         stamp.write_bytes(lock)
-    _run(["npx", "tsc", "--noEmit"], EXT, 300)
-    _run(["npm", "run", "build"], EXT, 300)
     out = tmp_path_factory.mktemp("vsix") / "tether.vsix"
+    # `vsce package` runs `vscode:prepublish` itself: typecheck, then the minified bundle.
     _run(["npx", "@vscode/vsce", "package", "--no-dependencies", "-o", str(out)], EXT, 300)
-    assert out.stat().st_size > 10_000
+    with zipfile.ZipFile(out) as zf:
+        names = zf.namelist()
+        bundle = zf.getinfo("extension/dist/extension.js").file_size
+    assert "extension/images/icon.png" in names, names
+    assert not [n for n in names if n.endswith(".map") or "/src/" in n or "test-harness" in n], names
+    # The production bundle is minified (the unminified one is ~1 MB).
+    assert bundle < 600_000, f"dist/extension.js in the .vsix is {bundle} bytes: not the minified build"
+    # The host tests load dist/extension.js from the folder: the readable build with source maps.
+    _run(["npm", "run", "build"], EXT, 300)
     artifacts = ROOT / "artifacts/vscode"
     artifacts.mkdir(parents=True, exist_ok=True)
     shutil.copy2(out, artifacts / "tether.vsix")
@@ -147,3 +155,15 @@ def test_getting_started_walkthrough_in_code_server(vsix: Path, record_property:
     assert passed >= 7, f"only {passed} walkthrough steps ran"
     shots = sorted((ROOT / "artifacts/vscode").glob("walk-*.png"))
     assert len(shots) >= 7, f"expected the walkthrough screenshots, found {[s.name for s in shots]}"
+
+
+def test_where_tether_runs_in_code_server(vsix: Path, record_property: RecordProperty) -> None:
+    """Activation only in a project (or after "Track this folder"), one server per folder of a
+    multi-root workspace with the status bar following the active editor, and the install offer
+    when no `tether` can be found (vscode-client/test-harness/src/run-workspace-tests.ts)."""
+    passed, failed, _ = _run_harness("run-workspace-tests.js", str(vsix))
+    record_property("workspace_passed", passed)
+    assert failed == 0
+    assert passed >= 11, f"only {passed} workspace checks ran"
+    shots = sorted((ROOT / "artifacts/vscode").glob("ws-*.png"))
+    assert len(shots) >= 9, f"expected the workspace screenshots, found {[s.name for s in shots]}"

@@ -19,31 +19,47 @@ export const CHECKPOINT_SCHEME = "tether-checkpoint";
 
 export type Exec = <T>(command: string, params?: object) => Promise<T>;
 
-/** tether-checkpoint:/src/app.py?checkpoint=3 — the path keeps the file name so languages are detected. */
-export function checkpointUri(relPath: string, checkpoint: number | "empty"): vscode.Uri {
+/**
+ * tether-checkpoint:/src/app.py?checkpoint=3&folder=file%3A%2F%2F%2Fws — the path keeps the file
+ * name so languages are detected; `folder` says whose server has the checkpoint (multi-root).
+ */
+export function checkpointUri(relPath: string, checkpoint: number | "empty", folder?: string): vscode.Uri {
+  const q = new URLSearchParams(checkpoint === "empty" ? { empty: "1" } : { checkpoint: String(checkpoint) });
+  if (folder) {
+    q.set("folder", folder);
+  }
   return vscode.Uri.from({
     scheme: CHECKPOINT_SCHEME,
     path: "/" + relPath.replace(/^\/+/, ""),
-    query: checkpoint === "empty" ? "empty=1" : `checkpoint=${checkpoint}`,
+    query: q.toString(),
   });
 }
 
-export function parseCheckpointUri(uri: vscode.Uri): { path: string; checkpoint: number | "empty" } | undefined {
+export interface CheckpointRef {
+  path: string;
+  checkpoint: number | "empty";
+  folder?: string;
+}
+
+export function parseCheckpointUri(uri: vscode.Uri): CheckpointRef | undefined {
   const rel = uri.path.replace(/^\/+/, "");
   const params = new URLSearchParams(uri.query);
+  const folder = params.get("folder");
+  const withFolder = (r: CheckpointRef): CheckpointRef => (folder ? { ...r, folder } : r);
   if (params.get("empty") === "1") {
-    return { path: rel, checkpoint: "empty" };
+    return withFolder({ path: rel, checkpoint: "empty" });
   }
   const n = Number(params.get("checkpoint"));
   if (!rel || !Number.isInteger(n) || n < 1) {
     return undefined;
   }
-  return { path: rel, checkpoint: n };
+  return withFolder({ path: rel, checkpoint: n });
 }
 
 /** Read-only: VS Code never offers to edit or save documents of a content provider's scheme. */
 export class CheckpointContentProvider implements vscode.TextDocumentContentProvider {
-  constructor(private readonly exec: Exec) {}
+  /** `execFor(folder)`: the server of that folder (undefined: the current one). */
+  constructor(private readonly execFor: (folder: string | undefined) => Exec) {}
 
   async provideTextDocumentContent(uri: vscode.Uri): Promise<string> {
     const ref = parseCheckpointUri(uri);
@@ -53,7 +69,7 @@ export class CheckpointContentProvider implements vscode.TextDocumentContentProv
     if (ref.checkpoint === "empty") {
       return "";
     }
-    const res = await this.exec<FileAtResult>(CMD_FILE_AT, { checkpoint: ref.checkpoint, path: ref.path });
+    const res = await this.execFor(ref.folder)<FileAtResult>(CMD_FILE_AT, { checkpoint: ref.checkpoint, path: ref.path });
     if (!res.exists) {
       return "";
     }
@@ -150,9 +166,9 @@ export class CheckpointUi {
   /** Opens a diff editor: checkpoint version on the left, workspace on the right. */
   async openDiff(checkpoint: number, file: FileDiff, opts: { preview: boolean; preserveFocus: boolean }): Promise<void> {
     const root = this.requireRoot();
-    const left = checkpointUri(file.path, checkpoint);
+    const left = checkpointUri(file.path, checkpoint, root.toString());
     // "added" = only in the workspace now; "deleted" = only in the checkpoint.
-    const right = file.status === "deleted" ? checkpointUri(file.path, "empty") : vscode.Uri.joinPath(root, file.path);
+    const right = file.status === "deleted" ? checkpointUri(file.path, "empty", root.toString()) : vscode.Uri.joinPath(root, file.path);
     const title = `${path.posix.basename(file.path)} (checkpoint #${checkpoint} ↔ workspace)`;
     await vscode.commands.executeCommand("vscode.diff", left, right, title, {
       preview: opts.preview,

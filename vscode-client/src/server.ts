@@ -12,6 +12,7 @@ import {
   ErrorHandler,
   ErrorHandlerResult,
   Executable,
+  ExecuteCommandRequest,
   LanguageClient,
   LanguageClientOptions,
   Message,
@@ -28,7 +29,16 @@ export interface ServerLaunch {
   source: LaunchSource;
 }
 
-export class ServerNotFoundError extends Error {}
+/** No usable executable. `notInstalled`: nothing was configured and none was found (the user is
+ * offered the install command); otherwise a setting points at something unusable. */
+export class ServerNotFoundError extends Error {
+  constructor(
+    message: string,
+    readonly notInstalled = false,
+  ) {
+    super(message);
+  }
+}
 
 export interface ResolveInputs {
   serverPath: string;
@@ -126,10 +136,7 @@ export async function resolveServerLaunch(inp: ResolveInputs): Promise<ServerLau
       : "the Python extension's interpreter (none)",
   );
   tried.push("`tether` on PATH (not found)");
-  throw new ServerNotFoundError(
-    `cannot find the Tether language server. Tried: ${tried.join("; ")}. ` +
-      "Install it with `pip install tether` or set tether.serverPath.",
-  );
+  throw new ServerNotFoundError(`cannot find the Tether language server. Tried: ${tried.join("; ")}.`, true);
 }
 
 function withTimeout<T>(p: Thenable<T>, ms: number): Promise<T | undefined> {
@@ -195,7 +202,8 @@ export interface ManagerHooks {
   onStarting(): void;
   onRunning(): void;
   onFailed(message: string): void;
-  onNoFolder(): void;
+  /** No `tether` anywhere and none configured: the caller offers the install command. */
+  onNotInstalled(tried: string): void;
   /** Last chance to notify a running server before an orderly stop. */
   beforeStop(): void;
   clientOptions(): Partial<LanguageClientOptions>;
@@ -215,6 +223,8 @@ export class ServerManager implements vscode.Disposable {
 
   constructor(
     private readonly output: vscode.LogOutputChannel,
+    /** The workspace folder this server is the workspace of (one server per tracked folder). */
+    readonly folder: vscode.WorkspaceFolder,
     private readonly hooks: ManagerHooks,
   ) {}
 
@@ -317,11 +327,7 @@ export class ServerManager implements vscode.Disposable {
     if (this.disposed) {
       return;
     }
-    const folder = vscode.workspace.workspaceFolders?.[0];
-    if (!folder) {
-      this.hooks.onNoFolder();
-      return;
-    }
+    const folder = this.folder;
     this.hooks.onStarting();
     const cfg = vscode.workspace.getConfiguration("tether", folder.uri);
     let launch: ServerLaunch;
@@ -336,10 +342,15 @@ export class ServerManager implements vscode.Disposable {
       });
     } catch (e) {
       this.output.info(`tether.serverPath: ${JSON.stringify(cfg.inspect("serverPath"))}`);
+      if (e instanceof ServerNotFoundError && e.notInstalled) {
+        this.lastErrorMessage = e.message;
+        this.hooks.onNotInstalled(e.message);
+        return;
+      }
       this.fail(e instanceof Error ? e.message : String(e));
       return;
     }
-    this.output.info(`starting ${launch.command} ${launch.args.join(" ")} (from ${launch.source})`);
+    this.output.info(`starting ${launch.command} ${launch.args.join(" ")} (from ${launch.source}) for ${folder.uri.fsPath}`);
     const exe: Executable = {
       command: launch.command,
       args: launch.args,
@@ -347,14 +358,18 @@ export class ServerManager implements vscode.Disposable {
       options: { cwd: folder.uri.fsPath, env: process.env },
     };
     const options: LanguageClientOptions = {
-      documentSelector: [{ scheme: "file" }],
+      // This folder's files only: in a multi-root workspace each folder has its own server.
+      documentSelector: [{ scheme: "file", pattern: { baseUri: folder.uri.toString(), pattern: "**/*" } }],
+      workspaceFolder: folder,
       outputChannel: this.output,
       initializationOptions: initializationOptions(),
       errorHandler: this.errorHandler(),
       initializationFailedHandler: () => false,
       ...this.hooks.clientOptions(),
     };
-    const client = new LanguageClient("tether", "Tether", exe, options);
+    // The id stays "tether" (it names the tether.trace.server setting).
+    const client = new LanguageClient("tether", `Tether (${folder.name})`, exe, options);
+    keepServerCommandsUnregistered(client);
     this.hooks.onClientCreated(client);
     client.onDidChangeState((ev) => {
       if (this.client !== client) {
@@ -406,6 +421,21 @@ export class ServerManager implements vscode.Disposable {
     this.disposed = true;
     void this.stop();
   }
+}
+
+/**
+ * The extension sends the server's commands itself (workspace/executeCommand to the folder's own
+ * server). Left to the client, they would also be registered as VS Code commands, once per
+ * server: in a multi-root workspace the second server would fail to start with "command
+ * 'tether.resume' already exists".
+ */
+function keepServerCommandsUnregistered(client: LanguageClient): void {
+  const feature = client.getFeature(ExecuteCommandRequest.method) as unknown as {
+    initialize: (...args: unknown[]) => void;
+    register: (...args: unknown[]) => void;
+  };
+  feature.initialize = () => undefined;
+  feature.register = () => undefined;
 }
 
 export function errText(e: unknown): string {

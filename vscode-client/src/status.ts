@@ -12,11 +12,21 @@ export interface IndicatorView {
   background: "error" | "warning" | undefined;
 }
 
-type Phase =
+export type Phase =
   | { kind: "noFolder" }
+  | { kind: "untracked"; folder: string }
   | { kind: "starting" }
   | { kind: "running"; status: Status | undefined }
+  | { kind: "notInstalled"; message: string }
   | { kind: "failed"; message: string };
+
+/** In a multi-root workspace: which folder the indicator speaks of, and what the others say. */
+export interface FolderContext {
+  name: string;
+  path: string;
+  /** One line per other folder ("web: Resume agent session"). */
+  others: string[];
+}
 
 /** "just now", "45s ago", "2m ago", "3h ago", "2d ago". */
 export function relativeTime(iso: string, now: number = Date.now()): string {
@@ -46,8 +56,32 @@ function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? "" : "s"}`;
 }
 
-/** Pure mapping from the phase to what the status bar shows. */
-export function renderIndicator(phase: Phase, now: number = Date.now()): IndicatorView {
+/** Pure mapping from the phase (and, in a multi-root workspace, its folder) to what the status bar
+ * shows. The folder's name leads the text only when there are several folders. */
+export function renderIndicator(phase: Phase, now: number = Date.now(), folder?: FolderContext): IndicatorView {
+  const v = renderPhase(phase, now);
+  if (!folder) {
+    return v;
+  }
+  const m = /^(\$\([^)]*\)) ?(.*)$/.exec(v.text);
+  const [icon, rest] = m ? [m[1], m[2]] : ["", v.text];
+  const label = rest.replace(/^Tether:? ?/, "") || "Tether";
+  const others = folder.others.length ? `\n\nOther folders:\n${folder.others.map((o) => `  ${o}`).join("\n")}` : "";
+  return {
+    ...v,
+    text: `${icon} ${folder.name}: ${label}`.trim(),
+    tooltip: `${v.tooltip}\nFolder: ${folder.name} (${folder.path})${others}`,
+  };
+}
+
+/** One short line for a folder that is not the one shown ("web: #3 · 2m ago"). */
+export function phaseSummary(phase: Phase, now: number = Date.now()): string {
+  return renderPhase(phase, now)
+    .text.replace(/\$\([^)]*\)\s*/g, "")
+    .replace(/^Tether:? ?/, "") || "Tether";
+}
+
+function renderPhase(phase: Phase, now: number): IndicatorView {
   switch (phase.kind) {
     case "noFolder":
       return {
@@ -55,6 +89,20 @@ export function renderIndicator(phase: Phase, now: number = Date.now()): Indicat
         tooltip: "Tether: open a folder to track it",
         command: undefined,
         background: undefined,
+      };
+    case "untracked":
+      return {
+        text: "$(circle-slash) Tether: off",
+        tooltip: `Tether does not track ${phase.folder}: it has no .git, .hg or .agent-session.json.\n\nClick to track it anyway.`,
+        command: "tether.trackFolder",
+        background: undefined,
+      };
+    case "notInstalled":
+      return {
+        text: "$(error) Tether: not installed",
+        tooltip: `Tether: ${phase.message}\n\nClick for the install command.`,
+        command: "tether.installHelp",
+        background: "error",
       };
     case "starting":
       return {
@@ -147,63 +195,42 @@ function statusDetails(s: Status, now: number): string {
   return lines.join("\n");
 }
 
+/** What the indicator shows right now: a folder's phase, or nothing (the item is hidden). */
+export interface IndicatorSource {
+  phase: Phase;
+  folder?: FolderContext;
+}
+
+/** The one status-bar item. It shows the phase of the folder the caller picks (the active
+ * editor's), and re-renders as phases change and as time passes. */
 export class StatusIndicator implements vscode.Disposable {
   private readonly item: vscode.StatusBarItem;
-  private phase: Phase = { kind: "starting" };
   private readonly timer: NodeJS.Timeout;
-  private view: IndicatorView = renderIndicator({ kind: "starting" });
+  private view: IndicatorView | undefined;
 
-  constructor() {
+  constructor(private readonly source: () => IndicatorSource | undefined) {
     this.item = vscode.window.createStatusBarItem(STATUS_ITEM_ID, vscode.StatusBarAlignment.Left, 50);
     this.item.name = "Tether";
     // The server only sends on change; the relative time must still age.
-    this.timer = setInterval(() => this.render(), 15_000);
-    this.render();
-    this.item.show();
+    this.timer = setInterval(() => this.refresh(), 15_000);
+    this.refresh();
   }
 
-  get current(): IndicatorView {
+  /** What is shown (undefined while hidden). */
+  get current(): IndicatorView | undefined {
     return this.view;
   }
 
-  get lastStatus(): Status | undefined {
-    return this.phase.kind === "running" ? this.phase.status : undefined;
-  }
-
-  setNoFolder(): void {
-    this.set({ kind: "noFolder" });
-  }
-
-  setStarting(): void {
-    this.set({ kind: "starting" });
-  }
-
-  setRunning(): void {
-    if (this.phase.kind !== "running") {
-      this.set({ kind: "running", status: undefined });
+  refresh(): void {
+    const src = this.source();
+    const resume = src?.phase.kind === "running" && !!src.phase.status?.resumeAvailable;
+    void vscode.commands.executeCommand("setContext", "tether.resumeAvailable", resume);
+    if (!src) {
+      this.view = undefined;
+      this.item.hide();
+      return;
     }
-  }
-
-  setFailed(message: string): void {
-    this.set({ kind: "failed", message });
-  }
-
-  update(status: Status): void {
-    this.set({ kind: "running", status });
-  }
-
-  private set(phase: Phase): void {
-    this.phase = phase;
-    this.render();
-    void vscode.commands.executeCommand(
-      "setContext",
-      "tether.resumeAvailable",
-      phase.kind === "running" && !!phase.status?.resumeAvailable,
-    );
-  }
-
-  private render(): void {
-    const v = renderIndicator(this.phase);
+    const v = renderIndicator(src.phase, Date.now(), src.folder);
     this.view = v;
     this.item.text = v.text;
     this.item.tooltip = v.tooltip;
@@ -217,6 +244,7 @@ export class StatusIndicator implements vscode.Disposable {
         : v.background === "warning"
           ? new vscode.ThemeColor("statusBarItem.warningBackground")
           : undefined;
+    this.item.show();
   }
 
   dispose(): void {

@@ -10,7 +10,7 @@ const common = { bundle: true, platform: "node", format: "cjs", target: "node20"
 Promise.all([
   esbuild.build({
     ...common,
-    entryPoints: ["src/run-host-tests.ts", "src/run-ui-tests.ts", "src/run-walkthrough.ts"],
+    entryPoints: ["src/run-host-tests.ts", "src/run-ui-tests.ts", "src/run-walkthrough.ts", "src/run-workspace-tests.ts"],
     outdir: "out",
     packages: "external",
   }),

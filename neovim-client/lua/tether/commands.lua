@@ -255,7 +255,22 @@ end
 
 --- Define `:Tether` (plugin/tether.lua does at startup; setup() too, for plugin managers that
 --- put neovim-client/ on the runtimepath after plugin/ files were sourced).
+--- `<Plug>` mappings for the main commands (no keys are mapped by the plugin): e.g.
+--- `vim.keymap.set('n', '<leader>tr', '<Plug>(TetherResume)')`. See |tether-mappings|.
+M.plug_mappings = {
+  { '<Plug>(TetherResume)', 'resume', 'resume the session' },
+  { '<Plug>(TetherCheckpoint)', 'checkpoint', 'checkpoint now' },
+  { '<Plug>(TetherTimeline)', 'timeline', 'pick a checkpoint' },
+  { '<Plug>(TetherDiff)', 'diff', 'compare the file with the latest checkpoint' },
+  { '<Plug>(TetherStep)', 'step', 'record a step' },
+  { '<Plug>(TetherStatus)', 'status', 'show the status' },
+  { '<Plug>(TetherStart)', 'start', 'start or attach the agent session' },
+}
+
 function M.create()
+  for _, m in ipairs(M.plug_mappings) do
+    vim.keymap.set('n', m[1], '<Cmd>Tether ' .. m[2] .. '<CR>', { silent = true, desc = 'Tether: ' .. m[3] })
+  end
   vim.api.nvim_create_user_command('Tether', function(opts)
     M.run(opts)
   end, {

@@ -106,6 +106,12 @@ function M.check()
       health.warn('configuration: ' .. p)
     end
   end
+  local doc = require('tether.docs').doc_dir()
+  if vim.uv.fs_stat(vim.fs.joinpath(doc, 'tags')) then
+    health.ok('help tags present in ' .. doc)
+  else
+    health.warn(('no help tags in %s: :help tether finds nothing'):format(doc), { ':helptags ' .. doc })
+  end
   health.info('server command: ' .. table.concat(cfg.cmd, ' '))
 
   health.start('tether: server')

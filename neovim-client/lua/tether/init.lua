@@ -46,29 +46,11 @@ function M.setup(opts)
   api.nvim_clear_autocmds({ group = augroup })
   require('tether.cursor').attach_autocmds()
   require('tether.swap').attach_autocmds()
+  require('tether.autostart').attach_autocmds()
+  require('tether.docs').ensure_helptags()
   if cfg.autostart then
+    -- Files without a filetype are started by tether.autostart (FileType never fires for them).
     vim.lsp.enable('tether')
-    -- vim.lsp.enable() starts servers on FileType, which never fires for files without a
-    -- filetype; Tether wants every file of the workspace.
-    api.nvim_create_autocmd({ 'BufReadPost', 'BufNewFile' }, {
-      group = augroup,
-      callback = function(args)
-        vim.schedule(function()
-          if
-            api.nvim_buf_is_valid(args.buf)
-            and vim.bo[args.buf].filetype == ''
-            and vim.bo[args.buf].buftype == ''
-            and vim.lsp.is_enabled('tether')
-            and #vim.lsp.get_clients({ bufnr = args.buf, name = 'tether' }) == 0
-          then
-            local c = vim.lsp.config.tether
-            if c then
-              vim.lsp.start(vim.deepcopy(c), { bufnr = args.buf, _root_markers = c.root_markers })
-            end
-          end
-        end)
-      end,
-    })
     if cfg.start_in_cwd then
       if vim.v.vim_did_enter == 1 then
         M.start_for_cwd()
@@ -101,19 +83,21 @@ function M.status(bufnr)
   return (state.for_buffer(bufnr))
 end
 
---- Statusline component, e.g. `%{v:lua.require'tether'.statusline()}`.
----@return string
-function M.statusline()
-  local st = state.for_buffer(api.nvim_get_current_buf())
+--- What the statusline says for a buffer: the label and its kind ('error', 'resume', 'busy' or
+--- 'idle'), or nil when no server speaks for it.
+---@param bufnr integer|nil default: the current buffer
+---@return {label: string, kind: 'error'|'resume'|'busy'|'idle'}|nil
+function M.status_view(bufnr)
+  local st = state.for_buffer(bufnr or api.nvim_get_current_buf())
   if not st then
-    return ''
+    return nil
   end
-  local prefix = config.get().statusline.prefix
-  local label
+  local label, kind
   if st.state == protocol.STATE_ERROR then
     label = 'error' .. ((type(st.error) == 'string' and st.error ~= '') and (': ' .. st.error) or '')
+    kind = 'error'
   elseif st.resumeAvailable then
-    label = 'resume available'
+    label, kind = 'resume available', 'resume'
   elseif type(st.text) == 'string' and st.text ~= '' then
     label = st.text
   elseif type(st.lastCheckpoint) ~= 'table' then
@@ -124,10 +108,30 @@ function M.statusline()
   if st.state == protocol.STATE_BUSY and not st.checkpointing then
     label = label .. ' …'
   end
-  if prefix == '' then
-    return label
+  if not kind then
+    kind = (st.state == protocol.STATE_BUSY or st.checkpointing) and 'busy' or 'idle'
   end
-  return prefix .. ': ' .. label
+  return { label = label, kind = kind }
+end
+
+--- Statusline component, e.g. `%{v:lua.require'tether'.statusline()}`; for lualine, the
+--- `'tether'` component (|tether-lualine|).
+---@param opts {prefix: string|nil, bufnr: integer|nil}|nil prefix: default |tether-statusline-config|
+---@return string
+function M.statusline(opts)
+  opts = opts or {}
+  local view = M.status_view(opts.bufnr)
+  if not view then
+    return ''
+  end
+  local prefix = opts.prefix
+  if prefix == nil then
+    prefix = config.get().statusline.prefix
+  end
+  if prefix == '' then
+    return view.label
+  end
+  return prefix .. ': ' .. view.label
 end
 
 -- Clients ------------------------------------------------------------------------------------

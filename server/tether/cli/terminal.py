@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from tether.cli.output import emit
+from tether.text import escape
 
 RESET = "\x1b[m"
 BOLD = "\x1b[1m"
@@ -90,11 +91,16 @@ def show(args: argparse.Namespace, data: Any, text: str, paint: Paint | None = N
     if getattr(args, "json", False):
         emit(args, data)
         return
+    # Escaped before it is painted: the colours are ours, every other escape is shown as text
+    # (a file name must not reach the terminal, or `less -R`, as a control sequence).
+    text = escape(text, multiline=True)
+    if text and not text.endswith("\n"):
+        text += "\n"
     if paint is not None and color_enabled():
         text = paint(text)
     cmd = None if getattr(args, "no_pager", False) else pager_command()
-    if cmd is None or not text or not _page(text if text.endswith("\n") else text + "\n", cmd):
-        emit(args, data, text)
+    if cmd is None or not text or not _page(text, cmd):
+        sys.stdout.write(text)
 
 
 def add_pager_flag(p: argparse.ArgumentParser) -> None:

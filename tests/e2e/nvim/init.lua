@@ -2,10 +2,14 @@
 -- The Python driver (driver.py) talks to this instance over --listen with `nvim --server`.
 local plugin = assert(os.getenv('TETHER_NVIM_PLUGIN'), 'TETHER_NVIM_PLUGIN not set')
 local mode = os.getenv('TETHER_TEST_MODE') or 'setup'
--- 'native' finds the plugin through a pack/*/start symlink; 'late' adds it after startup,
--- as lazy.nvim's `config` does for a plugin in a repository subfolder.
-if mode ~= 'native' and mode ~= 'late' then
+-- 'native' finds the plugin through a pack/*/start folder; 'late' adds it after startup;
+-- 'lazy' installs it with the real lazy.nvim from a git repository (TETHER_LAZY_REPO).
+if mode ~= 'native' and mode ~= 'late' and mode ~= 'lazy' then
   vim.opt.runtimepath:prepend(plugin)
+end
+-- Other plugins a test uses (lualine), each a folder to put on the runtimepath.
+for dir in (os.getenv('TETHER_TEST_RTP') or ''):gmatch('[^,]+') do
+  vim.opt.runtimepath:prepend(dir)
 end
 if os.getenv('TETHER_TEST_DEFAULTS') ~= '1' then
   vim.o.swapfile = false
@@ -117,6 +121,18 @@ elseif mode == 'late' then
       vim.opt.runtimepath:append(plugin)
       require('tether').setup(opts)
     end,
+  })
+elseif mode == 'lazy' then
+  -- A user's lazy.nvim bootstrap with the one-line spec the README gives (plus the test's opts).
+  vim.opt.runtimepath:prepend(assert(os.getenv('TETHER_LAZY_NVIM'), 'TETHER_LAZY_NVIM not set'))
+  require('lazy').setup({
+    spec = { { url = assert(os.getenv('TETHER_LAZY_REPO'), 'TETHER_LAZY_REPO not set'), opts = opts } },
+    install = { missing = true, colorscheme = { 'default' } },
+    rocks = { enabled = false },
+    checker = { enabled = false },
+    change_detection = { enabled = false },
+    -- Headless: no UI to wait for.
+    headless = { process = false, log = false, task = false },
   })
 elseif mode == 'g' or mode == 'native' then
   -- plugin/tether.lua runs after this file and picks vim.g.tether up without setup().

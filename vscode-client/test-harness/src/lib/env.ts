@@ -1,4 +1,5 @@
 // Where things are: repo, tools, the Tether executable; and private, throwaway run directories.
+import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 
@@ -40,11 +41,15 @@ export interface RunDirs {
  * dir directly under /tmp (socket paths must stay under ~107 bytes). Nothing touches the user's
  * default tmux server or state dir.
  */
-export function makeRunDirs(prefix: string): RunDirs {
+export function makeRunDirs(prefix: string, opts: { git?: boolean } = {}): RunDirs {
   const root = fs.mkdtempSync(path.join(process.env.TETHER_HARNESS_TMP ?? "/tmp", `${prefix}-`));
   const workspace = path.join(root, "ws");
   const stateDir = path.join(root, "state");
   fs.mkdirSync(workspace, { recursive: true });
+  if (opts.git !== false) {
+    // A project, as a user's workspace is: Tether tracks folders with .git (or .agent-session.json).
+    gitInit(workspace);
+  }
   fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const tmuxDir = fs.mkdtempSync("/tmp/tthx-");
   fs.chmodSync(tmuxDir, 0o700);
@@ -54,4 +59,8 @@ export function makeRunDirs(prefix: string): RunDirs {
 export function log(...args: unknown[]): void {
   const t = (process.uptime()).toFixed(2).padStart(7);
   console.log(`[${t}s]`, ...args);
+}
+
+export function gitInit(dir: string): void {
+  execFileSync("git", ["init", "-q", dir], { stdio: "ignore", timeout: 30_000 });
 }

@@ -32,7 +32,9 @@ export async function runCommand(page: Page, title: string): Promise<void> {
   await input.fill(`>${title}`);
   const row = quickRows(page).filter({ hasText: title }).first();
   await row.waitFor({ timeout: 15_000 });
-  await input.press("Enter");
+  // The row with this title, not the first one: fuzzy matching may rank another command first
+  // ("Track this folder" also matches "Stop tracking this folder").
+  await row.click();
 }
 
 /** Quick Open (Ctrl+P) a workspace file by name. */

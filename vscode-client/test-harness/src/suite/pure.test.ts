@@ -13,7 +13,9 @@ import {
 import { Status } from "../../../src/protocol";
 import { isStatus, resumeStatusMessage } from "../../../src/extension";
 import { initializationOptions, resolveServerLaunch, ResolveInputs, ServerNotFoundError } from "../../../src/server";
-import { relativeTime, renderIndicator } from "../../../src/status";
+import { phaseSummary, relativeTime, renderIndicator } from "../../../src/status";
+import { decideFolders, owningFolder, parseTrack, projectMarker, TrackSetting } from "../../../src/folders";
+import { INSTALL_COMMAND, REPOSITORY_URL } from "../../../src/install";
 
 const NOW = Date.parse("2026-11-22T06:10:00Z");
 
@@ -285,9 +287,119 @@ export function definePureTests(): void {
       await assert.rejects(resolveServerLaunch(base({})), (e: Error) => {
         assert.match(e.message, /cannot find the Tether language server/);
         assert.match(e.message, /`tether` on PATH \(not found\)/);
-        assert.match(e.message, /pip install tether/);
+        // Not installed at all (the user is offered the install command), unlike a bad setting.
+        assert.ok(e instanceof ServerNotFoundError && e.notInstalled);
         return true;
       });
+      await assert.rejects(resolveServerLaunch(base({ serverPath: "/nonexistent/tether" })), (e: Error) => {
+        assert.ok(e instanceof ServerNotFoundError && !e.notInstalled);
+        return true;
+      });
+    });
+  });
+
+  describe("which folders are tracked", () => {
+    let dir: string;
+    const mk = (...parts: string[]): string => {
+      const p = path.join(dir, ...parts);
+      fs.mkdirSync(p, { recursive: true });
+      return p;
+    };
+    const folder = (fsPath: string, track: TrackSetting = "auto") => ({ key: `file://${fsPath}`, name: path.basename(fsPath), fsPath, track });
+    const isProject = (p: string): boolean => projectMarker(p) !== undefined;
+
+    before(() => {
+      dir = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), "tether-folders-")));
+    });
+    after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+    it("finds the markers in the folder or a parent, and nothing in a plain folder", () => {
+      const repo = mk("repo");
+      mk("repo", ".git");
+      assert.strictEqual(projectMarker(repo), path.join(repo, ".git"));
+      assert.strictEqual(projectMarker(mk("repo", "packages", "web")), path.join(repo, ".git"));
+      const agentOnly = mk("agent");
+      fs.writeFileSync(path.join(agentOnly, ".agent-session.json"), "{}");
+      assert.strictEqual(projectMarker(agentOnly), path.join(agentOnly, ".agent-session.json"));
+      const exists = (p: string): boolean => p.startsWith(dir) && fs.existsSync(p);
+      assert.strictEqual(projectMarker(mk("plain", "sub"), exists), undefined);
+    });
+
+    it("tracks every project folder of a multi-root workspace, not only the first", () => {
+      const a = mk("multi", "api");
+      const b = mk("multi", "web");
+      const c = mk("multi", "notes");
+      mk("multi", "api", ".git");
+      mk("multi", "web", ".hg");
+      const d = decideFolders([folder(a), folder(b), folder(c)], (p) => fs.existsSync(path.join(p, ".git")) || fs.existsSync(path.join(p, ".hg")));
+      assert.deepStrictEqual(
+        d.map((x) => [path.basename(x.key), x.tracked, x.reason]),
+        [
+          ["api", true, "project"],
+          ["web", true, "project"],
+          ["notes", false, "notProject"],
+        ],
+      );
+    });
+
+    it("honours tether.track per folder, and covers a nested folder by the outer one's server", () => {
+      const outer = mk("nest", "outer");
+      mk("nest", "outer", ".git");
+      const inner = mk("nest", "outer", "inner");
+      const plain = mk("nest", "plain");
+      const d = decideFolders([folder(inner), folder(outer), folder(plain, "always"), folder(outer, "never")], isProject);
+      assert.deepStrictEqual(d[0], { key: `file://${inner}`, tracked: false, reason: "nested", inside: `file://${outer}` });
+      assert.deepStrictEqual(d[1], { key: `file://${outer}`, tracked: true, reason: "project" });
+      assert.deepStrictEqual(d[2], { key: `file://${plain}`, tracked: true, reason: "setting" });
+      assert.deepStrictEqual(d[3], { key: `file://${outer}`, tracked: false, reason: "setting" });
+      assert.strictEqual(parseTrack("always"), "always");
+      assert.strictEqual(parseTrack("sometimes"), "auto");
+      assert.strictEqual(parseTrack(undefined), "auto");
+    });
+
+    it("routes a file to the folder whose server owns it", () => {
+      const folders = [{ fsPath: "/w/api", n: 1 }, { fsPath: "/w/web", n: 2 }];
+      assert.strictEqual(owningFolder("/w/api/src/a.py", folders)?.n, 1);
+      assert.strictEqual(owningFolder("/w/web/index.ts", folders)?.n, 2);
+      assert.strictEqual(owningFolder("/w/api-old/a.py", folders), undefined);
+      assert.strictEqual(owningFolder("/elsewhere/a.py", folders), undefined);
+    });
+  });
+
+  describe("multi-root indicator and the install offer", () => {
+    it("names the folder it speaks of and summarises the others", () => {
+      const v = renderIndicator({ kind: "running", status: status() }, NOW, {
+        name: "api",
+        path: "/w/api",
+        others: ["web: Resume agent session"],
+      });
+      assert.strictEqual(v.text, "$(history) api: #7 · 2m ago · 4 files");
+      assert.match(v.tooltip, /Folder: api \(\/w\/api\)/);
+      assert.match(v.tooltip, /Other folders:\n {2}web: Resume agent session/);
+      const resume = renderIndicator({ kind: "running", status: status({ resumeAvailable: true }) }, NOW, { name: "web", path: "/w/web", others: [] });
+      assert.strictEqual(resume.text, "$(debug-restart) web: Resume agent session");
+      assert.strictEqual(phaseSummary({ kind: "running", status: status({ resumeAvailable: true }) }, NOW), "Resume agent session");
+      assert.strictEqual(phaseSummary({ kind: "running", status: status() }, NOW), "#7 · 2m ago · 4 files");
+    });
+
+    it("says when tether is not installed, and when a folder is not tracked", () => {
+      const ni = renderIndicator({ kind: "notInstalled", message: "cannot find the Tether language server" }, NOW);
+      assert.strictEqual(ni.text, "$(error) Tether: not installed");
+      assert.strictEqual(ni.command, "tether.installHelp");
+      const off = renderIndicator({ kind: "untracked", folder: "notes" }, NOW);
+      assert.strictEqual(off.text, "$(circle-slash) Tether: off");
+      assert.strictEqual(off.command, "tether.trackFolder");
+      assert.match(off.tooltip, /notes/);
+    });
+
+    it("offers an install command from the project's repository, not `pip install tether`", () => {
+      assert.strictEqual(INSTALL_COMMAND, `pipx install "git+${REPOSITORY_URL}"`);
+      assert.doesNotMatch(INSTALL_COMMAND, /pip install tether/);
+    });
+
+    it("keeps the folder in checkpoint URIs of a multi-root workspace", () => {
+      const u = checkpointUri("src/a b.py", 3, "file:///w/api");
+      assert.deepStrictEqual(parseCheckpointUri(u), { path: "src/a b.py", checkpoint: 3, folder: "file:///w/api" });
     });
   });
 }
