@@ -254,3 +254,20 @@ async def test_nothing_is_sent_before_start(workspace: Path, state_dir: Path, ti
     assert client.statuses() == []
     await engine.drain()
     await engine.close()
+
+
+async def test_a_gone_editor_does_not_lose_the_save_at_exit(
+    eng: Engine, timers: FakeTimers, client: FakeClient
+) -> None:
+    # `:w | qa!`: the save arrives, then the pipe closes before its debounce; the status updates
+    # the checkpoint sends now fail, and the checkpoint must be written all the same.
+    (eng.root / "a.txt").write_text("saved then quit\n")
+    eng.saves.changed(["a.txt"], True)
+
+    def broken(method: str, params: Mapping[str, Any]) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    client.notify = broken  # type: ignore[method-assign]
+    timers.advance(0.5)  # past the status throttle: the next status is sent at once
+    await eng.shutdown()
+    assert await written(eng) == [("a.txt",)]

@@ -353,7 +353,12 @@ class Engine:
         if payload == self._status_sent:
             return False
         self._status_sent = payload
-        self.client.notify(P.NOTIFY_STATUS, payload)
+        try:
+            self.client.notify(P.NOTIFY_STATUS, payload)
+        except OSError as exc:
+            # The editor is gone (`:w | qa!`): the status is for nobody, but the work that asked
+            # for it (the save's checkpoint at exit) must still be done.
+            log.debug("status not sent: %s", exc)
         return True
 
 

@@ -182,7 +182,10 @@ class _Client:
         self.supports_progress = bool(window and window.work_done_progress)
 
     def notify(self, method: str, params: Mapping[str, Any]) -> None:
-        self.ls.protocol.notify(method, dict(params))
+        try:
+            self.ls.protocol.notify(method, dict(params))
+        except OSError as exc:  # the editor closed the pipe; what is being done still finishes
+            log.debug("%s not sent: %s", method, exc)
 
     def show_message(self, level: str, text: str) -> None:
         kind = {
@@ -191,7 +194,11 @@ class _Client:
             "info": types.MessageType.Info,
         }.get(level, types.MessageType.Log)
         # Messages name workspace files and quote workspace text: never raw control characters.
-        self.ls.window_show_message(types.ShowMessageParams(type=kind, message=escape(text, multiline=True)))
+        params = types.ShowMessageParams(type=kind, message=escape(text, multiline=True))
+        try:
+            self.ls.window_show_message(params)
+        except OSError as exc:
+            log.debug("message not shown: %s", exc)
 
     async def show_document(self, uri: str, line: int, character: int, focus: bool) -> bool:
         pos = types.Position(line=line, character=character)
