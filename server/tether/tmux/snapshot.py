@@ -11,6 +11,7 @@ from typing import Any
 
 from tether.conversations.probe import PaneAgent
 from tether.errors import TmuxError
+from tether.text import strip_controls
 from tether.tmux.env import EnvVar
 
 SCHEMA_VERSION = 1
@@ -183,7 +184,8 @@ def _missing(doc: dict[str, Any]) -> list[str]:
     raw = doc.get("missing")
     if not isinstance(raw, list):
         return []
-    return [m[:300] for m in raw[:8] if isinstance(m, str) and m]
+    notes = (strip_controls(m).replace("\n", " ")[:300] for m in raw[:8] if isinstance(m, str))
+    return [n for n in notes if n.strip()]
 
 
 class _Validator:
