@@ -20,10 +20,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.agent_standins import standins
 from tests.support.retry import retry_until
 from tests.support.tmuxsrv import PrivateTmux
 from tests.tmux.conftest import panes_by_uid, run_in, wait_prompt
 from tether import procs
+from tether.conversations.probe import PaneAgent
 from tether.editor.status import server_alive
 from tether.scan import feed
 from tether.tmux.config import RunPolicy
@@ -99,6 +101,37 @@ def test_foreground_argv_cwd_env_and_start_without_proc(
     pane = snap.windows[0].panes[0]
     assert _same_argv(pane.command, SPACED) and pane.cwd == str(sub)
     assert snap.missing == []
+
+
+def test_an_agents_conversation_is_found_through_its_environment_without_proc(
+    tmux_server: PrivateTmux,
+    make_link: MakeLink,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    no_procfs: None,
+) -> None:
+    """The Claude stand-in writes its record under the CLAUDE_CONFIG_DIR exported in its pane
+    only: the probe finds it only by reading the agent process's own environment (psutil)."""
+    bin_dir, marker, idfile = standins(tmp_path)
+    idfile.write_text("0b9f6c2e-1d3a-4c5b-8e7f-a1b2c3d4e5f6")
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    with open(Path(os.environ["HOME"]) / ".bashrc", "a") as fh:
+        fh.write(f"export PATH={shlex.quote(str(bin_dir))}:$PATH\n")
+    config_dir = tmp_path / "claude-config"
+    link = make_link()
+    link.ensure_session()
+    run_in(
+        tmux_server,
+        f"={link.session}:",
+        f"CLAUDE_CONFIG_DIR={shlex.quote(str(config_dir))} claude --model opus",
+    )
+    retry_until(lambda: list((config_dir / "sessions").glob("*.json")), what="the stand-in's record")
+    snap = link.snapshot()
+    assert snap is not None
+    pane = snap.windows[0].panes[0]
+    assert pane.agent == PaneAgent("claude", "0b9f6c2e-1d3a-4c5b-8e7f-a1b2c3d4e5f6", "claude-sessions")
+    assert pane.command is not None and pane.command[-2:] == ["--model", "opus"]
+    assert marker.exists()
 
 
 def test_liveness_token_and_boot_identity_without_proc(no_procfs: None) -> None:
