@@ -92,6 +92,12 @@ def _stat_fields(pid: int) -> list[bytes] | None:
     return fields if len(fields) > 19 else None
 
 
+def _ps_path() -> str:
+    """The system's ``ps`` (macOS and Linux keep it in /bin or /usr/bin), not whatever a PATH
+    entry of the moment names ``ps``; PATH only when neither exists."""
+    return next((p for p in ("/bin/ps", "/usr/bin/ps") if os.path.exists(p)), "ps")
+
+
 # --- facts --------------------------------------------------------------------------------------
 
 
@@ -226,7 +232,7 @@ def foreground_groups(pids: Iterable[int]) -> dict[int, int]:
         return out
     try:
         res = subprocess.run(
-            ["ps", "-o", "pid=,tpgid=", "-p", ",".join(map(str, want))],
+            [_ps_path(), "-o", "pid=,tpgid=", "-p", ",".join(map(str, want))],
             capture_output=True,
             text=True,
             timeout=5,
@@ -277,7 +283,7 @@ def missing_facts() -> list[str]:
         ]
     if _ps_tpgid_works():
         return []
-    return ["the panes' running commands: `ps -o tpgid` did not answer (no `ps` on PATH?)"]
+    return ["the panes' running commands: `ps -o tpgid` did not answer (is ps installed? procps on Linux)"]
 
 
 _ps_works: bool | None = None
@@ -293,7 +299,7 @@ def _ps_tpgid_works() -> bool:
 def _ask_ps_tpgid() -> bool:
     try:
         res = subprocess.run(
-            ["ps", "-o", "pid=,tpgid=", "-p", str(os.getpid())],
+            [_ps_path(), "-o", "pid=,tpgid=", "-p", str(os.getpid())],
             capture_output=True,
             text=True,
             timeout=5,
