@@ -189,7 +189,12 @@ def environ_bytes(pid: int, cap: int = 1 << 20) -> bytes | None:
         except OSError:
             return None
         try:
-            return os.read(fd, cap)
+            chunks: list[bytes] = []
+            size = 0
+            while size < cap and (chunk := os.read(fd, cap - size)):
+                chunks.append(chunk)
+                size += len(chunk)
+            return b"".join(chunks)
         except OSError:
             return None
         finally:

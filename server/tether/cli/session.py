@@ -225,7 +225,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     except (TmuxError, TetherError) as exc:
         check("session", True, f"unknown: {exc.message}")
 
-    # process facts: /proc, else psutil + ps; what cannot be had is said, not an error
+    # process facts: /proc, else psutil + ps; each fact that cannot be had is named
     from tether import procs
 
     facts = procs.report()
