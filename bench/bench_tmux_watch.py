@@ -10,6 +10,8 @@ medians of --reps:
   ``list-panes -s`` and /proc reads, nothing written;
 - check, unchanged, as a hook runs it (``sh watch.sh``: a new Python process) vs
   ``python -c pass`` (the floor of any process the hook could start);
+- the same two unchanged checks without /proc (``TETHER_NO_PROCFS=1``: psutil and one ``ps``
+  call, as on macOS);
 - check after a change (fingerprint + capture + the store write);
 - change to stored: from ``tmux new-window`` (hooks) or a ``cd`` typed in a pane (shell hook) to
   the snapshot holding it in the store, end to end; the target is a kill 1 s later loses nothing.
@@ -93,6 +95,17 @@ def run(panes: int, reps: int, tmp: Path) -> dict[str, float]:
             median(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True), reps) * 1000
         )
         out["check_changed_ms"] = median(lambda: tmux_watch.check(target, force=True), reps) * 1000
+        # The same unchanged check where /proc is missing (macOS): psutil + one `ps` call.
+        os.environ["TETHER_NO_PROCFS"] = "1"
+        try:
+            tmux_watch.check(target, force=True)  # its fingerprint is the fallback's from now on
+            out["check_unchanged_noproc_ms"] = median(lambda: tmux_watch.check(target), reps) * 1000
+            out["hook_process_noproc_ms"] = (
+                median(lambda: subprocess.run(["sh", launcher, "bench"], check=True), reps) * 1000
+            )
+        finally:
+            del os.environ["TETHER_NO_PROCFS"]
+            tmux_watch.check(target, force=True)
 
         def live_windows() -> int:
             with Store.open(ws, state) as store:
@@ -149,14 +162,16 @@ def main() -> None:
         rows = [(n, run(n, args.reps, Path(d))) for n in args.panes]
     print(
         f"{'panes':>5} {'unchanged':>10} {'hook proc':>10} {'py pass':>8} {'ratio':>6} "
-        f"{'changed':>8} {'new-win→stored':>15} {'cd→stored':>10}"
+        f"{'changed':>8} {'new-win→stored':>15} {'cd→stored':>10} {'no /proc: unch.':>16} {'hook proc':>10}"
     )
     for n, r in rows:
         print(
             f"{n:>5} {r['check_unchanged_ms']:>8.1f}ms {r['hook_process_ms']:>8.1f}ms "
             f"{r['python_pass_ms']:>6.1f}ms {r['hook_process_ms'] / r['python_pass_ms']:>5.2f}x "
             f"{r['check_changed_ms']:>6.1f}ms {r['new_window_to_stored_ms']:>13.0f}ms "
-            f"{r['cd_to_stored_ms']:>8.0f}ms"
+            f"{r['cd_to_stored_ms']:>8.0f}ms {r['check_unchanged_noproc_ms']:>14.1f}ms "
+            f"{r['hook_process_noproc_ms']:>8.1f}ms "
+            f"({r['hook_process_noproc_ms'] / r['python_pass_ms']:.2f}x)"
         )
 
 

@@ -19,8 +19,9 @@ apt_install() {
 }
 
 # zsh: the tests check panes started with zsh (login files, hook); fish: `tether completion fish`;
-# shellcheck: the shell hooks Tether installs in its panes are checked with it.
-apt_install tmux git zsh fish shellcheck
+# shellcheck: the shell hooks Tether installs in its panes are checked with it; procps: `ps`, which
+# process facts use where /proc is off (tests/tmux/test_no_procfs.py).
+apt_install tmux git zsh fish shellcheck procps
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   echo "bootstrap: creating .venv"

@@ -1,8 +1,11 @@
 """The user's own configuration file: the only source trusted to name commands Tether may run.
 
-``$TETHER_CONFIG`` or ``<user config dir>/tether/config.toml`` (``~/.config/tether/config.toml`` on
-Linux). Workspace files and editor settings can be written by whoever wrote the repository, so the
-re-run allowlist and the windows' start commands are read from here only.
+``$TETHER_CONFIG``, else ``$XDG_CONFIG_HOME/tether/config.toml`` (``~/.config/tether/config.toml``)
+on every OS, else the platform's config dir when a file is there (macOS:
+``~/Library/Application Support/tether/config.toml``). When both exist the XDG one is used and
+``tether doctor`` says the other is ignored (:func:`config_candidates`). Workspace files and editor
+settings can be written by whoever wrote the repository, so the re-run allowlist and the windows'
+start commands are read from here only.
 
 ```toml
 [tmux]
@@ -30,17 +33,43 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-import platformdirs
-
 log = logging.getLogger(__name__)
 
 CONFIG_ENV = "TETHER_CONFIG"
 
 
-def config_path() -> Path:
-    if os.environ.get(CONFIG_ENV):
-        return Path(os.environ[CONFIG_ENV]).expanduser()
+def xdg_config_path() -> Path:
+    """``$XDG_CONFIG_HOME/tether/config.toml`` (a relative value is ignored, as the spec says),
+    else ``~/.config/tether/config.toml``: the documented place, on every OS."""
+    base = os.environ.get("XDG_CONFIG_HOME", "")
+    root = Path(base) if base and os.path.isabs(base) else Path.home() / ".config"
+    return root / "tether" / "config.toml"
+
+
+def platform_config_path() -> Path:
+    """The platform's own config dir (the same as the XDG one on Linux; macOS:
+    ``~/Library/Application Support/tether``)."""
+    import platformdirs
+
     return Path(platformdirs.user_config_dir("tether")) / "config.toml"
+
+
+def config_candidates() -> tuple[Path, list[Path]]:
+    """(the file used, the other existing files it shadows). ``$TETHER_CONFIG`` wins outright;
+    else the XDG path when it exists, else the platform's when it exists, else the XDG path (where
+    the docs tell a user to create it)."""
+    if os.environ.get(CONFIG_ENV):
+        return Path(os.environ[CONFIG_ENV]).expanduser(), []
+    xdg = xdg_config_path()
+    plat = platform_config_path()
+    found = [p for p in dict.fromkeys([xdg, plat]) if p.is_file()]
+    if not found:
+        return xdg, []
+    return found[0], found[1:]
+
+
+def config_path() -> Path:
+    return config_candidates()[0]
 
 
 def load_user_config(path: Path | None = None) -> tuple[dict[str, Any], list[str]]:

@@ -156,6 +156,7 @@ async def start_session(
     tmux_socket: str | None = None,
     configuration: dict[str, Any] | None = None,
     extra_env: dict[str, str] | None = None,
+    scoped_configuration: dict[str, Any] | None = None,
 ) -> Session:
     client = make_test_lsp_client()
     env = dict(os.environ)
@@ -165,6 +166,8 @@ async def start_session(
     env.update(extra_env or {})
     if configuration is not None:
         client.set_configuration(configuration)
+    for scope, item in (scoped_configuration or {}).items():  # per folder: {scope URI: settings}
+        client.set_configuration(item, scope_uri=scope)
     await client.start_io(sys.executable, "-m", "tether", "lsp", env=env)
     assert client._server is not None
     session = Session(client, root, client._server.pid)

@@ -28,6 +28,7 @@ HEAVY = (
     "pygls",
     "lsprotocol",
     "sqlite3",
+    "psutil",
 )
 # The MCP SDK (and pydantic under it) costs about half a second: `tether mcp` alone imports it.
 MCP = {"mcp", "pydantic", "tether.mcp", "anyio"}
@@ -66,3 +67,4 @@ def test_step_status_and_checkpoint_do_not_import_the_mcp_sdk(tmp_path, state_di
         loaded = _modules("-C", str(tmp_path), *argv, cwd=str(tmp_path))
         assert "tether.store.db" in loaded, argv  # it did the work
         assert not MCP & loaded, (argv, MCP & loaded)
+        assert "psutil" not in loaded, argv  # /proc answers here: psutil is for systems without it

@@ -124,6 +124,9 @@ async def test_resume_recreates_dead_tmux(
         assert st["tmux"] is not None and st["tmux"]["alive"] is False
         result = await b.command(P.CMD_RESUME, {})
         assert result["terminal"]["recreated"] is True
+        assert not [
+            w for w in result["terminal"]["warnings"] if w.startswith("this snapshot could not record")
+        ]
         assert tmux_server.alive()
         await aretry_until(lambda: b.terminals, timeout=5, what="openTerminal")
         assert result["terminal"]["session"] in b.terminals[-1]["argv"][-1]
@@ -271,5 +274,42 @@ async def test_started_session_is_recorded_at_once_and_comes_back(
         assert result["terminal"]["recreated"] is True and result["noTerminal"] is None
         names = tmux_server.cmd("list-windows", "-t", f"={started['session']}:", "-F", "#{window_name}")
         assert names.stdout.split() == ["shell", "tests"]
+    finally:
+        await b.stop()
+
+
+async def test_resume_says_what_the_snapshot_could_not_record(
+    workspace: Path, state_dir: Path, tmux_server: PrivateTmux, tmp_path: Path
+) -> None:
+    """A server with neither /proc nor psutil (TETHER_NO_PROCFS=1 and a ``psutil`` that fails
+    to import, as a missing one does) records the session without its commands; the resume
+    says so instead of silently re-running nothing."""
+    shadow = tmp_path / "shadow" / "psutil"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('psutil is not installed here')\n")
+    env = _env(tmp_path)
+    blind = {**env, "TETHER_NO_PROCFS": "1", "PYTHONPATH": str(tmp_path / "shadow")}
+    a = await start_session(
+        workspace, state_dir, "neovim@v0.11", tmux_socket=tmux_server.socket_path, extra_env=blind
+    )
+    try:
+        await a.wait_status(lambda st: st["state"] == "idle", "ready")
+        await a.command(P.CMD_START_SESSION, {})
+        await a.command(P.CMD_CHECKPOINT, {"message": "with the session"})
+    finally:
+        await a.kill()
+    tmux_server.kill()
+    b = await start_session(
+        workspace, state_dir, "neovim@v0.11", tmux_socket=tmux_server.socket_path, extra_env=env
+    )
+    try:
+        result = await b.command(P.CMD_RESUME, {})
+        assert result["terminal"]["recreated"] is True
+        said = result["terminal"]["warnings"]
+        assert any(
+            w.startswith("this snapshot could not record the panes' running commands")
+            and "psutil is not installed" in w
+            for w in said
+        ), said
     finally:
         await b.stop()

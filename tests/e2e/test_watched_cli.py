@@ -36,7 +36,7 @@ def big_tree(root: Path) -> None:
 
 
 def tether(
-    *args: str, state_dir: Path, cwd: Path, stdin: str | None = None
+    *args: str, state_dir: Path, cwd: Path, stdin: str | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "tether", "-vv", *args],
@@ -45,6 +45,7 @@ def tether(
             **os.environ,
             "TETHER_STATE_DIR": str(state_dir),
             "TETHER_TMUX_SOCKET": str(state_dir / "no-tmux"),
+            **(env or {}),
         },
         input=stdin,
         capture_output=True,
@@ -134,5 +135,50 @@ async def test_a_restarted_server_is_trusted_only_after_its_own_baseline(
         assert step.returncode == 0, step.stderr
         assert WATCHED in step.stderr and WALK not in step.stderr, step.stderr
         assert json.loads(step.stdout)["checkpoint"]["files"] == ["pkg2/m2/f2.py"]
+    finally:
+        await s.stop()
+
+
+@pytest.mark.timeout(300)
+async def test_the_running_server_is_recognised_without_proc(workspace: Path, state_dir: Path) -> None:
+    """The liveness token (pid, start, boot) through psutil (TETHER_NO_PROCFS=1 in the server and
+    the commands): commands trust the live server's dirty set; a command reading it through /proc
+    (the other backend's token) walks; once the server is killed, all walk."""
+    for i in range(200):
+        (workspace / f"d{i % 10}").mkdir(exist_ok=True)
+        (workspace / f"d{i % 10}" / f"f{i}.py").write_text(f"x = {i}\n")
+    old = 1_700_000_000_000_000_000
+    for p in workspace.rglob("*.py"):
+        os.utime(p, ns=(old, old))
+    no_proc = {"TETHER_NO_PROCFS": "1"}
+    s = await start_session(
+        workspace, state_dir, init_options={"checkpointIntervalSeconds": 0}, extra_env=no_proc
+    )
+    try:
+        await s.wait_status(
+            lambda st: st["state"] == "idle" and st["lastCheckpoint"] is not None, "the baseline", timeout=120
+        )
+        shell_edit(workspace, "d3/f3.py", "y = 3\n")
+        step = tether(
+            "--json", "step", "--done", "edited f3", state_dir=state_dir, cwd=workspace, env=no_proc
+        )
+        assert step.returncode == 0, step.stderr
+        assert WATCHED in step.stderr and WALK not in step.stderr, step.stderr
+        assert json.loads(step.stdout)["checkpoint"]["files"] == ["d3/f3.py"]
+
+        shell_edit(workspace, "d4/f4.py", "y = 4\n")
+        mixed = tether("--json", "step", "--done", "edited f4", state_dir=state_dir, cwd=workspace)
+        assert mixed.returncode == 0, mixed.stderr
+        assert WALK in mixed.stderr and WATCHED not in mixed.stderr, mixed.stderr
+        assert json.loads(mixed.stdout)["checkpoint"]["files"] == ["d4/f4.py"]
+
+        await s.kill()
+        shell_edit(workspace, "d5/f5.py", "y = 5\n")
+        step = tether(
+            "--json", "step", "--done", "edited f5", state_dir=state_dir, cwd=workspace, env=no_proc
+        )
+        assert step.returncode == 0, step.stderr
+        assert WALK in step.stderr and WATCHED not in step.stderr, step.stderr
+        assert json.loads(step.stdout)["checkpoint"]["files"] == ["d5/f5.py"]
     finally:
         await s.stop()

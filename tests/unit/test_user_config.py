@@ -76,3 +76,83 @@ def test_wire_settings_cannot_make_agents_run() -> None:
     for key in ("agentResume", "agent_resume", "agents"):
         cfg, _ = TmuxConfig.from_wire({key: "run"}, trusted=True)
         assert cfg.agent_resume == "type"
+
+
+# --- where the file is looked for -------------------------------------------------------------
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    h = tmp_path / "home"
+    h.mkdir()
+    monkeypatch.setenv("HOME", str(h))
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    monkeypatch.delenv("TETHER_CONFIG", raising=False)
+    return h
+
+
+@pytest.fixture
+def macos_dirs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """platformdirs' own macOS answer (``~/Library/Application Support/<app>``), on this Linux."""
+    import platformdirs
+    from platformdirs.macos import MacOS
+
+    monkeypatch.setattr(platformdirs, "user_config_dir", lambda app: MacOS(app).user_config_dir)
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_the_documented_path_is_honoured_where_platformdirs_looks_elsewhere(
+    home: Path, macos_dirs: None
+) -> None:
+    from tether.user_config import config_candidates, platform_config_path
+
+    assert platform_config_path() == home / "Library" / "Application Support" / "tether" / "config.toml"
+    p = _write(home / ".config" / "tether" / "config.toml", '[tmux]\nallowlist = ["make watch"]\n')
+    assert config_candidates() == (p, [])
+    cfg, warnings = tmux_config()
+    assert warnings == [] and cfg.allowlist == ["make watch"]
+
+
+def test_xdg_config_home_is_honoured(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tether.user_config import config_path
+
+    xdg = tmp_path / "xdg"
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(xdg))
+    p = _write(xdg / "tether" / "config.toml", '[tmux]\nallowlist = ["npm run dev"]\n')
+    _write(home / ".config" / "tether" / "config.toml", '[tmux]\nallowlist = ["other"]\n')
+    assert config_path() == p
+    assert tmux_config()[0].allowlist == ["npm run dev"]
+    monkeypatch.setenv("XDG_CONFIG_HOME", "relative/dir")  # ignored, as the XDG spec says
+    assert config_path() == home / ".config" / "tether" / "config.toml"
+
+
+def test_the_platform_path_is_used_when_only_it_exists(home: Path, macos_dirs: None) -> None:
+    from tether.user_config import config_candidates
+
+    p = _write(
+        home / "Library" / "Application Support" / "tether" / "config.toml", '[tmux]\nallowlist = ["x"]\n'
+    )
+    assert config_candidates() == (p, [])
+    assert tmux_config()[0].allowlist == ["x"]
+
+
+def test_both_present_the_xdg_one_wins_and_the_other_is_named(home: Path, macos_dirs: None) -> None:
+    from tether.user_config import config_candidates
+
+    xdg = _write(home / ".config" / "tether" / "config.toml", '[tmux]\nallowlist = ["xdg"]\n')
+    plat = _write(
+        home / "Library" / "Application Support" / "tether" / "config.toml", '[tmux]\nallowlist = ["p"]\n'
+    )
+    assert config_candidates() == (xdg, [plat])
+    assert tmux_config()[0].allowlist == ["xdg"]
+
+
+def test_nothing_present_points_at_the_documented_path(home: Path, macos_dirs: None) -> None:
+    from tether.user_config import config_candidates
+
+    assert config_candidates() == (home / ".config" / "tether" / "config.toml", [])

@@ -282,6 +282,12 @@ export async function activate(context: vscode.ExtensionContext): Promise<Tether
     if (agents) {
       void vscode.window.showInformationMessage(`Tether: ${agents}`);
     }
+    // What the snapshot could not record (no /proc and no psutil…): said, never silent.
+    const told: unknown = res.terminal?.warnings;
+    const warnings = Array.isArray(told) ? told.filter((w): w is string => typeof w === "string") : [];
+    if (warnings.length) {
+      void vscode.window.showWarningMessage(`Tether: ${warnings.join("; ")}`);
+    }
     if (res.skippedBuffers.length) {
       void vscode.window.showWarningMessage(
         `Tether: unsaved edits not restored: ${res.skippedBuffers.map((x) => `${x.path} (${x.reason})`).join("; ")}`,

@@ -144,7 +144,7 @@ export interface ResumeResult {
   opened: string[];
   restoredBuffers: string[];
   skippedBuffers: { path: string; reason: string }[];
-  terminal: { session: string; recreated: boolean; agents?: AgentResume[] } | null;
+  terminal: { session: string; recreated: boolean; agents?: AgentResume[]; warnings?: string[] } | null;
   /** Why no terminal came back (e.g. no snapshot of the tmux session was ever recorded). */
   noTerminal?: string | null;
   nextSteps: string[];

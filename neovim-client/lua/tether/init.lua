@@ -267,6 +267,12 @@ function M.resume(opts)
           tostring(a.agent), what, tostring(a.window), a.action == 'ran' and 'running' or 'press Enter to run'
         )
       end
+      -- What the snapshot could not record (no /proc and no psutil…): said, never silent.
+      for _, w in ipairs(type(result.terminal.warnings) == 'table' and result.terminal.warnings or {}) do
+        if type(w) == 'string' then
+          parts[#parts + 1] = w
+        end
+      end
     end
     for _, s in ipairs(type(result.skippedBuffers) == 'table' and result.skippedBuffers or {}) do
       parts[#parts + 1] = ('kept %s as on disk (%s)'):format(tostring(s.path), tostring(s.reason))

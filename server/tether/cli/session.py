@@ -148,6 +148,13 @@ def _recovery(db_path: Path) -> str:
     return recovery_hint(db_path)
 
 
+def _config_warnings(path: Path) -> list[str]:
+    from tether.user_config import load_user_config
+
+    _data, warnings = load_user_config(path)
+    return warnings
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     checks: list[dict[str, Any]] = []
 
@@ -217,6 +224,26 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         check("session", True, f"{link.session}: {'running' if link.alive() else 'not running'}")
     except (TmuxError, TetherError) as exc:
         check("session", True, f"unknown: {exc.message}")
+
+    # process facts: /proc, else psutil + ps; each fact that cannot be had is named
+    from tether import procs
+
+    facts = procs.report()
+    if facts["missing"]:
+        detail = f"{facts['backend']}; cannot be had here:" + "".join(f"\n- {m}" for m in facts["missing"])
+    else:
+        detail = f"{facts['backend']}: argv, cwd, environment, start time, boot identity, foreground job"
+    check("processes", not facts["missing"], detail)
+
+    # the user's config file (the only source of commands to run)
+    from tether.user_config import config_candidates
+
+    used, shadowed = config_candidates()
+    where = f"{used}{'' if used.is_file() else ' (absent: defaults)'}"
+    if shadowed:
+        where += "".join(f"\nalso found, ignored: {p}" for p in shadowed)
+    warnings = _config_warnings(used) if used.is_file() else []
+    check("config", not warnings, where + "".join(f"\n{w}" for w in warnings))
 
     py_ok = sys.version_info >= (3, 11)
     check("python", py_ok, f"{platform.python_version()} ({sys.executable})")

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from tether import procs
 from tether.conversations.agents import argv_id, canonical, detect_agent, valid_id
 
 log = logging.getLogger(__name__)
@@ -99,25 +100,13 @@ def _first_json_line(path: Path) -> dict[str, Any] | None:
 
 
 def _environ(pid: int) -> dict[str, str]:
-    raw = read_capped(f"/proc/{pid}/environ", 1 << 20)
+    raw = procs.environ_bytes(pid)
     out: dict[str, str] = {}
     for item in (raw or b"").split(b"\0"):
         k, eq, v = item.partition(b"=")
         if eq:
             out[k.decode("utf-8", "replace")] = v.decode("utf-8", "replace")
     return out
-
-
-def process_start(pid: int) -> float | None:
-    """Wall-clock start time of ``pid`` (boot time + its start tick)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            ticks = int(fh.read().rsplit(b")", 1)[1].split()[19])
-        with open("/proc/stat", "rb") as fh:
-            btime = next(int(ln.split()[1]) for ln in fh if ln.startswith(b"btime"))
-    except (OSError, ValueError, IndexError, StopIteration):
-        return None
-    return btime + ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _descendants(pid: int, limit: int = 64) -> list[int]:
@@ -127,8 +116,7 @@ def _descendants(pid: int, limit: int = 64) -> list[int]:
     while i < len(out) and len(out) < limit:
         p = out[i]
         i += 1
-        with contextlib.suppress(OSError), open(f"/proc/{p}/task/{p}/children", "rb") as fh:
-            out.extend(int(x) for x in fh.read().split() if x.isdigit())
+        out.extend(procs.children(p))
     return out[:limit]
 
 
@@ -275,13 +263,10 @@ def probe(pid: int, argv: Sequence[str] | None, cwd: str | None = None) -> PaneA
     agent = found[0]
     try:
         env = _environ(pid)
-        try:
-            here = os.readlink(f"/proc/{pid}/cwd")
-        except OSError:
-            here = cwd or ""
+        here = procs.cwd(pid) or cwd or ""
         reader = _READERS.get(agent)
         if reader is not None:
-            sid = reader[0](_descendants(pid), env, here, process_start(pid))
+            sid = reader[0](_descendants(pid), env, here, procs.start_time(pid))
             if sid:
                 return PaneAgent(agent, sid, reader[1])
         sid = argv_id(agent, argv)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tether.humanize import ago, plural
+from tether.procs import cmdline_bytes
 from tether.text import escape
 
 if TYPE_CHECKING:
@@ -40,11 +41,10 @@ def server_alive(journal: Mapping[str, Any]) -> bool:
     pid = journal.get("pid")
     if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0 or pid == os.getpid():
         return False
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            argv = fh.read().split(b"\0")
-    except OSError:
+    raw = cmdline_bytes(pid)
+    if not raw:
         return False
+    argv = raw.rstrip(b"\0").split(b"\0")
     return any(b"tether" in a for a in argv) and b"lsp" in argv
 
 

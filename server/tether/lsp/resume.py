@@ -173,12 +173,13 @@ async def _terminal(eng: Engine) -> tuple[dict[str, Any] | None, str | None]:
         return None, None
     link = b.tmux
 
-    def work() -> tuple[str, bool, list[str], list[dict[str, Any]]] | str:
+    def work() -> tuple[str, bool, list[str], list[dict[str, Any]], list[str]] | str:
         from tether.tmux.config import RunPolicy
         from tether.tmux.watch import latest_snapshot
 
         recreated = False
         agents: list[dict[str, Any]] = []
+        warnings: list[str] = []
         if not link.alive():
             found = latest_snapshot(b.store)
             if found is None:
@@ -194,6 +195,7 @@ async def _terminal(eng: Engine) -> tuple[dict[str, Any] | None, str | None]:
                 b.watch.check_now(force=True, store=b.store)
             for w in report.warnings:
                 log.warning("tmux restore: %s", w)
+            warnings = list(report.warnings)
             # Which conversation each agent pane resumes, for the client to show.
             agents = [
                 {"window": p.window, "pane": p.uid, "agent": p.agent, "conversation": p.conversation,
@@ -203,7 +205,7 @@ async def _terminal(eng: Engine) -> tuple[dict[str, Any] | None, str | None]:
             ]  # fmt: skip
         argv = list(link.attach_argv())
         eng.refresh_side_state()
-        return str(link.session), recreated, argv, agents
+        return str(link.session), recreated, argv, agents, warnings
 
     try:
         out = await eng.run(work)
@@ -212,10 +214,10 @@ async def _terminal(eng: Engine) -> tuple[dict[str, Any] | None, str | None]:
         return None, f"could not bring the tmux session back: {exc}"
     if isinstance(out, str):
         return None, out
-    name, recreated, argv, agents = out
+    name, recreated, argv, agents, warnings = out
     eng.client.notify(P.NOTIFY_OPEN_TERMINAL, {"name": name, "argv": argv, "cwd": str(eng.root)})
     eng.update_status()
-    return {"session": name, "recreated": recreated, "agents": agents}, None
+    return {"session": name, "recreated": recreated, "agents": agents, "warnings": warnings}, None
 
 
 async def start_session(eng: Engine) -> dict[str, Any]:

@@ -123,6 +123,7 @@ class TetherProtocol(LanguageServerProtocol):
 class TetherServer(LanguageServer):
     engine: Engine | None
     base_config: Config
+    root_uri: str | None = None  # the client's URI of the folder this server tracks
 
     def report_server_error(self, error: Exception, source: Any) -> None:
         # Never pop up generic "Error in server" toasts; log instead.
@@ -290,13 +291,14 @@ def _on_sigterm_flush(eng: Engine) -> None:
 
 
 async def _fetch_configuration(ls: TetherServer, eng: Engine) -> None:
-    """The ``tether`` section of workspace/configuration, applied when (if) it comes. A ``null``
-    answer, ``[null]`` or an error means: no settings there."""
+    """The ``tether`` section of workspace/configuration for this server's folder (``scopeUri``:
+    in a multi-root window each folder has its own server, and per-folder settings apply),
+    applied when (if) it comes. A ``null`` answer, ``[null]`` or an error means: no settings
+    there."""
+    item = types.ConfigurationItem(section=CONFIG_SECTION, scope_uri=ls.root_uri)
     try:
         res = await _bounded(
-            ls.workspace_configuration_async(
-                types.ConfigurationParams(items=[types.ConfigurationItem(section=CONFIG_SECTION)])
-            ),
+            ls.workspace_configuration_async(types.ConfigurationParams(items=[item])),
             CONFIG_TIMEOUT,
             types.WORKSPACE_CONFIGURATION,
         )
@@ -308,7 +310,18 @@ async def _fetch_configuration(ls: TetherServer, eng: Engine) -> None:
         await eng.apply_config(section, "settings tether")
 
 
-async def _register_file_watching(ls: TetherServer) -> None:
+def _watcher(ls: TetherServer, relative: bool) -> types.FileSystemWatcher:
+    """Every file under this server's folder: a RelativePattern on it when the client supports
+    them (in a multi-root window, the other folders' events go to their own servers), else a
+    glob (events outside the folder are dropped by the handler)."""
+    if relative and ls.root_uri:
+        return types.FileSystemWatcher(
+            glob_pattern=types.RelativePattern(base_uri=ls.root_uri, pattern="**/*")
+        )
+    return types.FileSystemWatcher(glob_pattern="**/*")
+
+
+async def _register_file_watching(ls: TetherServer, relative: bool) -> None:
     try:
         await _bounded(
             ls.client_register_capability_async(
@@ -318,7 +331,7 @@ async def _register_file_watching(ls: TetherServer) -> None:
                             id=WATCH_REGISTRATION_ID,
                             method=types.WORKSPACE_DID_CHANGE_WATCHED_FILES,
                             register_options=types.DidChangeWatchedFilesRegistrationOptions(
-                                watchers=[types.FileSystemWatcher(glob_pattern="**/*")]
+                                watchers=[_watcher(ls, relative)]
                             ),
                         )
                     ]
@@ -354,6 +367,7 @@ def create_server(config: Config | None = None) -> TetherServer:
         pending_warnings.extend(warnings)
         folders = [f.uri for f in (params.workspace_folders or [])]
         root = root_from(params.root_uri, params.root_path, folders)
+        ls.root_uri = root_uri_of(root, [*folders, params.root_uri])
         ls.engine = Engine(root, cfg, _Client(ls))
         log.info("workspace %s, client %s", root, params.client_info.name if params.client_info else "?")
 
@@ -373,7 +387,7 @@ def create_server(config: Config | None = None) -> TetherServer:
             eng.spawn(_fetch_configuration(ls, eng))
         watched = ws.did_change_watched_files if ws is not None else None
         if watched is not None and watched.dynamic_registration:
-            eng.spawn(_register_file_watching(ls))
+            eng.spawn(_register_file_watching(ls, bool(watched.relative_pattern_support)))
         await eng.start()
 
     @server.feature(types.SHUTDOWN)
@@ -431,6 +445,11 @@ def create_server(config: Config | None = None) -> TetherServer:
         elif hasattr(settings, "_asdict"):
             section = settings._asdict().get(CONFIG_SECTION)
         if section is None:
+            # "Settings changed" without them (vscode-languageclient's pull model): asked
+            # again, for this folder.
+            ws = ls.client_capabilities.workspace
+            if ws is not None and ws.configuration:
+                await _fetch_configuration(ls, eng)
             return
         await eng.apply_config(section, "settings tether")
 
@@ -477,6 +496,18 @@ def create_server(config: Config | None = None) -> TetherServer:
     for command in COMMANDS:
         register(command)
     return server
+
+
+def root_uri_of(root: Path, uris: Sequence[str | None]) -> str:
+    """The client's own URI for ``root`` (a folder it named, spelled as it spells it: scopes and
+    base URIs are matched as strings), else ``root``'s file URI."""
+    from tether.editor.documents import uri_to_path
+
+    for uri in uris:
+        path = uri_to_path(uri) if uri else None
+        if uri and path and os.path.isdir(path) and Path(path).resolve() == root:
+            return uri
+    return root.as_uri()
 
 
 def root_from(root_uri: str | None, root_path: str | None, folders: Sequence[str]) -> Path:

@@ -27,7 +27,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from tether.procs import boot_id, pid_alive, start_ticks
+from tether.procs import boot_id, pid_alive, start_token
 from tether.scan.result import Taken
 from tether.store import watchers
 from tether.store.db import Store
@@ -68,7 +68,7 @@ def candidates(store: Store, fingerprint: list[object]) -> list[WatcherRow]:
         if r.meta.get("fingerprint") == ours
         and r.boot == boot
         and pid_alive(r.pid)
-        and start_ticks(r.pid) == r.started
+        and start_token(r.pid) == r.started
     ]
     if not live:
         return []

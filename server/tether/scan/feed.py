@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from tether.procs import boot_id, pid_alive, start_ticks
+from tether.procs import boot_id, pid_alive, start_token
 from tether.scan.dirty import external_keys
 from tether.scan.result import ScanResult
 from tether.scan.scanner import Scanner
@@ -119,7 +119,7 @@ class ChangeFeed:
 
     def _register(self) -> None:
         assert self._store is not None
-        started = start_ticks(os.getpid())
+        started = start_token(os.getpid())
         with self._store.write() as tx:
             # Rows of processes that are gone (killed, crashed): nothing of theirs holds.
             for row in watchers.rows(tx):
@@ -274,4 +274,4 @@ class ChangeFeed:
 
 
 def _running(pid: int, started: int, boot: str) -> bool:
-    return boot == boot_id() and pid_alive(pid) and start_ticks(pid) == started
+    return boot == boot_id() and pid_alive(pid) and start_token(pid) == started

@@ -83,7 +83,7 @@ _SCHEMA_V4 = """
 CREATE TABLE IF NOT EXISTS watchers (
     id TEXT PRIMARY KEY,          -- one watcher run: a new id each time a watcher starts
     pid INTEGER NOT NULL,         -- the process running it, known by
-    started INTEGER NOT NULL,     -- its start time (clock ticks since boot: pid reuse)
+    started INTEGER NOT NULL,     -- its start (procs.start_token: pid reuse)
     boot TEXT NOT NULL,           -- and the boot it runs in
     state TEXT NOT NULL,          -- 'baseline' | 'trusted' | 'off'
     seq INTEGER NOT NULL,         -- its last event batch

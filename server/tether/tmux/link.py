@@ -36,9 +36,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from tether import paths
+from tether import paths, procs
 from tether.conversations.agents import plain_argv, resume_argv
-from tether.conversations.probe import PaneAgent, probe, process_start
+from tether.conversations.probe import PaneAgent, probe
 from tether.conversations.record import ConversationLog
 from tether.errors import TmuxError
 from tether.redact import REDACTED, is_redacted, redact_argv, redact_lines
@@ -54,9 +54,9 @@ from tether.tmux.chain import (
 )
 from tether.tmux.config import RunPolicy, TmuxConfig, WindowSpec, as_run_policy, matches_allowlist
 from tether.tmux.env import EnvVar, classify_env, parse_environ, parse_show_environment
+from tether.tmux.foreground import foreground_argv
 from tether.tmux.history import redact_file, tail_lines, write_private
 from tether.tmux.panes import FIELDS, LIST_FORMAT, PANE_OPTION, SEP, PaneInfo, parse_rows, split_sections
-from tether.tmux.procfs import foreground_argv, foreground_pid, read_proc
 from tether.tmux.snapshot import UID_RE, PaneSnapshot, TmuxSnapshot, WindowSnapshot
 from tether.tmux.version import TmuxTooOldError
 
@@ -299,6 +299,8 @@ class TmuxLink:
         if self.alive():
             return RestoreReport(session=self.session, recreated=False)
         report = RestoreReport(session=self.session, recreated=True)
+        # Said, never silent: a pane recorded without its command may have been running one.
+        report.warnings.extend(f"this snapshot could not record {m}" for m in snap.missing)
         plans: list[WindowPlan] = []
         session_env = {e.name: e.value for e in snap.env if e.kind == "project" and e.value is not None}
         for e in snap.env:
@@ -435,17 +437,18 @@ class TmuxLink:
         session_env, _removed = parse_show_environment("\n".join(sections.get("senv", [])))
         extra = self.config.env_secret_patterns
         windows: dict[int, WindowSnapshot] = {}
+        groups = procs.foreground_groups(r.pane_pid for r in rows if not r.dead)
         for i, r in enumerate(rows):
             text = sections.get(f"p{i}", [])
             # One regex pass over the pane's text, not one per line.
             scroll = [ln.rstrip() for ln in strip_controls("\n".join(text)).split("\n")] if text else []
             while scroll and not scroll[-1]:
                 scroll.pop()
-            shell, command = (None, None) if r.dead else foreground_argv(r.pane_pid)
-            agent = self._pane_agent(r, command, uids[r.pane_id]) if command else None
+            shell, command = (None, None) if r.dead else foreground_argv(r.pane_pid, groups)
+            agent = self._pane_agent(r, command, uids[r.pane_id], groups) if command else None
             pane_env: list[EnvVar] = []
             if not r.dead:
-                raw = read_proc(f"/proc/{r.pane_pid}/environ")
+                raw = procs.environ_bytes(r.pane_pid)
                 if raw is not None:
                     base = {**global_env, **session_env}
                     pane_env = classify_env(parse_environ(raw), "pane", base, extra)
@@ -487,13 +490,16 @@ class TmuxLink:
             root=str(self.root),
             windows=[windows[k] for k in sorted(windows)],
             env=classify_env(session_env, "session", global_env, extra),
+            missing=procs.missing_facts(),
         )
 
-    def _pane_agent(self, row: PaneInfo, command: list[str], uid: str) -> PaneAgent | None:
+    def _pane_agent(
+        self, row: PaneInfo, command: list[str], uid: str, groups: dict[int, int]
+    ) -> PaneAgent | None:
         """The agent in the pane and its conversation: its own records first, else what hooks and
         steps told (the durable record, by pane then cwd). A live id is recorded there too, since
         Claude's per-process records do not survive a reboot. Never raises."""
-        pid = foreground_pid(row.pane_pid)
+        pid = procs.foreground_pid(row.pane_pid, groups)
         found = probe(pid, command, row.cwd)
         if found is None:
             return None
@@ -502,7 +508,7 @@ class TmuxLink:
             if found.id is not None:
                 record.record(found.name, found.id, cwd=row.cwd, pane=uid, source=found.source)
                 return found
-            told = record.latest(found.name, pane=uid, cwd=row.cwd, since=process_start(pid))
+            told = record.latest(found.name, pane=uid, cwd=row.cwd, since=procs.start_time(pid))
         except OSError as exc:
             log.debug("conversation record unavailable: %s", exc)
             return found

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tether.conversations.probe import PaneAgent
 from tether.errors import TmuxError
+from tether.text import strip_controls
 from tether.tmux.env import EnvVar
 
 SCHEMA_VERSION = 1
@@ -61,6 +62,9 @@ class TmuxSnapshot:
     windows: list[WindowSnapshot]
     env: list[EnvVar]  # session environment (diff over tmux's global environment)
     schema: int = SCHEMA_VERSION
+    # Process facts this machine could not give when it was taken (procs.missing_facts), said
+    # on resume: a pane without a command may have been running one nobody could see.
+    missing: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         # Hand-written: dataclasses.asdict deep-copies every scrollback string (~5x slower).
@@ -100,6 +104,7 @@ class TmuxSnapshot:
                 }
                 for w in self.windows
             ],
+            "missing": list(self.missing),
         }
 
     def to_bytes(self) -> bytes:
@@ -137,6 +142,7 @@ class TmuxSnapshot:
             windows=windows,
             env=v.envs(doc, "snapshot"),
             schema=doc["schema"] if isinstance(doc.get("schema"), int) else 0,
+            missing=_missing(doc),
         )
 
     @classmethod
@@ -168,7 +174,18 @@ class TmuxSnapshot:
             windows=windows,
             env=v.envs(obj, "snapshot"),
             schema=SCHEMA_VERSION,
+            missing=_missing(obj),
         )
+
+
+def _missing(doc: dict[str, Any]) -> list[str]:
+    """The ``missing`` notes, bounded (a snapshot may come from another machine); never an error:
+    they only add words to what resume says."""
+    raw = doc.get("missing")
+    if not isinstance(raw, list):
+        return []
+    notes = (strip_controls(m).replace("\n", " ")[:300] for m in raw[:8] if isinstance(m, str))
+    return [n for n in notes if n.strip()]
 
 
 class _Validator:

@@ -11,7 +11,8 @@ Three triggers call :func:`check`:
 - :class:`TmuxWatch`, a thread the language server (and the MCP server) runs, checks every few
   seconds; it also catches a new foreground command, which no hook reports.
 
-A check costs one ``list-panes -s`` call and a few /proc reads (the fingerprint), and imports
+A check costs one ``list-panes -s`` call and a few /proc reads (the fingerprint; without /proc,
+one ``ps`` call and psutil), and imports
 nothing heavy. Only a changed fingerprint loads the tmux link and the store and writes a
 snapshot (store live state :data:`STATE_LIVE`). Scrollback and shell history alone (the
 "content") are snapshotted at most every :data:`CONTENT_INTERVAL` seconds. Checks of one session
@@ -34,7 +35,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from tether.procs import foreground_cmdline
+from tether.procs import foreground_cmdline, foreground_groups
 
 if TYPE_CHECKING:
     import logging
@@ -169,17 +170,15 @@ def fingerprint(target: Target) -> Fingerprint | None:
     structure: list[str] = []
     content: list[str] = []
     hooks = True
-    for line in res.stdout.splitlines():
-        parts = line.split(_SEP, 4)
+    lines = [line.split(_SEP, 4) for line in res.stdout.splitlines()]
+    groups = foreground_groups(int(p[2]) for p in lines if len(p) == 5 and p[2].isdigit())
+    for parts in lines:
         if len(parts) != 5:
-            structure.append(line)
+            structure.append(_SEP.join(parts))
             continue
         history, uid, pid, hook_version, rest = parts
         hooks = hooks and hook_version == HOOKS_VERSION
-        try:
-            fg = foreground_cmdline(int(pid))
-        except ValueError:
-            fg = b""
+        fg = foreground_cmdline(int(pid), groups) if pid.isdigit() else b""
         structure.append(rest + _SEP + fg.decode("utf-8", "surrogateescape"))
         size = -1
         if uid and "/" not in uid and uid not in (".", ".."):
