@@ -642,3 +642,26 @@ def test_an_older_copy_of_the_agents_file_never_moves_state_back(store: Store) -
     # A much older file put back on purpose (a backup restored with `cp -p`) is a real change.
     changed, _ = session.import_bytes(_agent_doc(0), mtime_ns=now - 3600 * 10**9)
     assert changed is True and session.state().extra["agent_counter"] == 0
+
+
+def test_the_first_step_names_the_edits_since_the_editors_baseline(store: Store, workspace: Path) -> None:
+    session = AgentSession(store)
+    cp = Checkpointer(store)
+    (workspace / "a.py").write_text("1\n")
+    (workspace / "b.py").write_text("1\n")
+    assert cp.checkpoint(protocol.TRIGGER_BASELINE, full=True).info is not None
+    (workspace / "a.py").write_text("2\n")
+    (workspace / "c.py").write_text("new\n")
+    # The editor's file watcher checkpoints the agent's edits before its first step.
+    assert cp.checkpoint(protocol.TRIGGER_SAVE, full=True).info is not None
+    info = session.record_step(cp, "first")
+    assert info.files == ()
+    assert session.state().steps[-1].files == ["a.py", "c.py"]
+
+
+def test_a_first_step_without_a_baseline_names_what_it_checkpointed(store: Store, workspace: Path) -> None:
+    session = AgentSession(store)
+    cp = Checkpointer(store)
+    (workspace / "a.py").write_text("1\n")
+    info = session.record_step(cp, "first")
+    assert session.state().steps[-1].files == list(info.files) == ["a.py"]

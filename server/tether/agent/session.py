@@ -57,6 +57,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# How far back the first step looks for the baseline its session started from (saves and
+# watcher checkpoints come in between; a session without a baseline in them has none).
+SESSION_START_LOOKBACK = 200
+
 
 class AgentSession:
     """Task state of one workspace. Blocking (store and disk): call off the event loop."""
@@ -304,12 +308,21 @@ class AgentSession:
         from tether.agent.runs import LiveTree
 
         last = next((st for st in reversed(self.state().steps) if st.checkpoint), None)
-        if last is None or last.checkpoint is None:
+        since = last.checkpoint if last is not None else self._session_start()
+        if since is None:
             return []
         try:
-            return LiveTree(self.store, scan).changed_since(last.checkpoint)
+            return LiveTree(self.store, scan).changed_since(since)
         except NoCheckpointError:  # collected by gc
             return []
+
+    def _session_start(self) -> int | None:
+        """Before the first step, the edits of this session are those since the editor's
+        baseline (an editor save or the file watcher may have checkpointed them already)."""
+        for info in self.store.list_checkpoints(SESSION_START_LOOKBACK):
+            if info.trigger == protocol.TRIGGER_BASELINE and info.origin is None:
+                return info.id
+        return None
 
     # -- attachment, checkpoint hook, hand-off
 
