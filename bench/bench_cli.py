@@ -10,6 +10,9 @@
 
     .venv/bin/python bench/bench_cli.py [--files 10000] [--repeat 11] [--watched] [--json]
 
+Tether's modules are byte-compiled first, as pip does at install: with PYTHONDONTWRITEBYTECODE
+set (or a read-only checkout) every run would otherwise compile them again (~80 ms).
+
 Exit status 1 when a target is missed.
 """
 
@@ -53,6 +56,14 @@ with Store.open(root, state) as store:
     sys.stdin.read()
     feed.stop()
 """
+
+
+def compile_tether() -> None:
+    import compileall
+
+    import tether
+
+    compileall.compile_dir(str(Path(tether.__file__).parent), quiet=1)
 
 
 def make_workspace(root: Path, n: int) -> None:
@@ -111,6 +122,7 @@ def main() -> int:
     ap.add_argument("--watched", action="store_true", help="also with a file watcher running (see above)")
     opts = ap.parse_args()
     base = [sys.executable, "-c", "pass"]
+    compile_tether()
     rows = []
     with tempfile.TemporaryDirectory(prefix="tether-bench-cli-") as tmp:
         ws = Path(tmp) / "ws"
