@@ -93,9 +93,7 @@ def test_step_status_and_checkpoint_do_not_import_the_mcp_sdk(tmp_path, state_di
         assert not MCP & loaded, (argv, MCP & loaded)
 
 
-def test_a_hook_that_finds_nothing_changed_imports_neither_tmux_nor_the_hand_off(
-    tmp_path, state_dir
-) -> None:  # type: ignore[no-untyped-def]
+def test_a_hook_that_finds_nothing_changed_imports_neither_tmux_nor_the_hand_off(tmp_path, state_dir) -> None:  # type: ignore[no-untyped-def]
     ws = tmp_path / "ws"  # the state dir (tmp_path/state) outside it
     (ws / ".git").mkdir(parents=True)
     (ws / "a.txt").write_text("a\n")
