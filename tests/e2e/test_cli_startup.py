@@ -36,7 +36,9 @@ MCP = {"mcp", "pydantic", "tether.mcp", "anyio"}
 # Kept off the paths an agent runs after every tool call (`tether hook` finding nothing changed):
 # the hand-off text and the tmux link (a checkpoint imports them), ctypes (the atomic exchange
 # of .agent-session.json, imported when it is written), subprocess, platformdirs (only for the
-# default state dir: these tests set TETHER_STATE_DIR), the git plumbing, the editor model.
+# default state dir: these tests set TETHER_STATE_DIR), the git plumbing, the editor model,
+# shutil (argparse's formatter asks it for the terminal width: cli/parser.py does without), the
+# running agents' probes.
 NOT_ON_THE_HOOK_PATH = {
     "tether.agent.handoff",
     "tether.tmux.link",
@@ -48,6 +50,10 @@ NOT_ON_THE_HOOK_PATH = {
     "subprocess",
     "platformdirs",
     "tempfile",
+    "shutil",
+    "glob",
+    "shlex",
+    "tether.conversations.probe",
     "pygls",
 }
 
@@ -77,6 +83,9 @@ def test_version_and_help_import_no_store_tmux_or_lsp(argv: tuple[str, ...]) -> 
     else:
         assert not set(HEAVY) & loaded
         assert not {m for m in loaded if m.startswith("tether.cli.")} - {"tether.cli.parser"}
+        assert not {"shutil", "subprocess", "dataclasses", "logging", "importlib.metadata"} & loaded
+    if argv == ("--version",):  # the constant in tether/__init__.py, printed before argparse
+        assert not {"argparse", "gettext", "typing", "tether.cli.parser"} & loaded
 
 
 def test_log_imports_neither_tmux_nor_git_plumbing(tmp_path, state_dir) -> None:  # type: ignore[no-untyped-def]

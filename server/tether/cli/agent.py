@@ -11,7 +11,6 @@ import argparse
 import contextlib
 import json
 import os
-import shlex
 import sys
 import time
 from collections.abc import Iterator
@@ -314,6 +313,8 @@ def _restore_tmux(
 
             what = describe(p.agent, p.conversation)
             verb = "resumed" if p.action == "ran" else "typed, waiting for Enter"
+            import shlex
+
             lines.append(f"  {verb}: {escape(what)}: {escape(shlex.join(p.command or []))}")
         elif p.command and p.action == "ran":
             lines.append(f"  re-ran (allowlisted): {escape(' '.join(p.command))}")
