@@ -4,6 +4,7 @@
 - `tether --version`, `tether --help` (target <= 3x);
 - the Claude Code PostToolUse hook when nothing changed, at 10k files (target <= 6x);
 - `tether step` after a one-file edit, at 10k files (target <= 8x);
+- importing the hook path's modules alone (no target): the part of the hook that is start-up;
 - with ``--watched``, the hook and the step again while another process runs a file watcher on
   the workspace, as the language server or the MCP server does (scan/feed.py): the commands then
   look only at what it saw change instead of walking (same targets).
@@ -58,6 +59,18 @@ with Store.open(root, state) as store:
 """
 
 
+# What `tether hook claude-code` imports when nothing changed (tests/e2e/test_cli_startup.py
+# keeps the rest out).
+HOOK_MODULES = (
+    "tether.cli",
+    "tether.cli.agent",
+    "tether.conversations.record",
+    "tether.scan.dirty",
+    "tether.store.watchers",
+    "tether.safefs",
+)
+
+
 def compile_tether() -> None:
     import compileall
 
@@ -108,8 +121,8 @@ def pair(
         "tether_ms": round(statistics.median(ta) * 1000, 1),
         "baseline_ms": round(statistics.median(tb) * 1000, 1),
         "ratio": round(ratio, 2),
-        "target": target,
-        "ok": ratio <= target,
+        "target": target or None,
+        "ok": ratio <= target if target else True,
     }
     return row
 
@@ -131,6 +144,9 @@ def main() -> int:
         env.pop("TMUX", None)
         make_workspace(ws, opts.files)
         b = lambda: timed(base, env)  # noqa: E731
+        # Where a hook's time goes: what importing its modules alone costs (no target).
+        imports = [sys.executable, "-c", f"import {', '.join(HOOK_MODULES)}"]
+        rows.append(pair("imports of the hook path alone", lambda: timed(imports, env), b, opts.repeat, 0))
         rows.append(pair("--version", lambda: timed([TETHER, "--version"], env), b, opts.repeat, 3))
         rows.append(pair("--help", lambda: timed([TETHER, "--help"], env), b, opts.repeat, 3))
         subprocess.run([TETHER, "-C", str(ws), "checkpoint"], env=env, check=True, capture_output=True)
@@ -204,10 +220,11 @@ def main() -> int:
     else:
         print(f"{'measure':55} {'tether ms':>10} {'python -c pass ms':>18} {'ratio':>7} {'target':>7}")
         for r in rows:
-            mark = "ok" if r["ok"] else "MISS"
+            mark = ("ok" if r["ok"] else "MISS") if r["target"] else ""
+            target = f"<= {r['target']}" if r["target"] else "-"
             print(
                 f"{r['name']:55} {r['tether_ms']:>10} {r['baseline_ms']:>18} {r['ratio']:>7} "
-                f"{'<= ' + str(r['target']):>7} {mark}"
+                f"{target:>7} {mark}"
             )
     return 0 if all(r["ok"] for r in rows) else 1
 
