@@ -275,6 +275,8 @@ def _restore_tmux(
     store: Store, state: str | None, run: bool
 ) -> tuple[list[str], dict[str, Any] | None, list[str] | None]:
     """Reattach or recreate the workspace's tmux session. Returns (lines, data, attach argv)."""
+    import shlex
+
     from tether.tmux.config import RunPolicy
     from tether.tmux.user import user_link
 
@@ -313,8 +315,6 @@ def _restore_tmux(
 
             what = describe(p.agent, p.conversation)
             verb = "resumed" if p.action == "ran" else "typed, waiting for Enter"
-            import shlex
-
             lines.append(f"  {verb}: {escape(what)}: {escape(shlex.join(p.command or []))}")
         elif p.command and p.action == "ran":
             lines.append(f"  re-ran (allowlisted): {escape(' '.join(p.command))}")

@@ -60,6 +60,7 @@ class PaneAgent:
 
 
 def read_capped(path: Path | str, cap: int = _READ_CAP) -> bytes | None:
+    """:func:`tether.safefs.read_capped` with the probes' cap (session records are small)."""
     return safefs.read_capped(path, cap)
 
 
