@@ -169,6 +169,28 @@ def test_an_incremental_push_starts_three_git_processes_and_moves_the_side_ref(
         ).decode().strip() == str(r + 1)
 
 
+def test_a_push_after_the_side_repository_was_packed_still_continues_its_history(
+    machines: tuple[Path, Machine, Machine],
+) -> None:
+    # A first push of a large tree leaves a pack (fast-import keeps 100 objects or more), and a
+    # user may pack the side repository's refs: the last export is then asked of git.
+    remote, a, _ = machines
+    _work_on_a(a)
+    first = a.json("push", "--as", a.name)
+    side = next(a.state.rglob("handoff.git"))
+    git(side, "pack-refs", "--all")
+    git(side, "repack", "-adq")
+    assert not (side / first["ref"]).exists()
+    (a.root / "pkg/m8.py").write_text("x = 'eight'\n")
+    a.run("step", "--done", "after packing")
+    pushed = a.json("push", "--as", a.name)
+    assert pushed["checkpoints"] == [first["checkpoints"][-1] + 1]
+    assert (
+        git(remote, "rev-list", "--count", f"{first['commit']}..{pushed['commit']}").decode().strip() == "1"
+    )
+    assert git(side, "rev-parse", pushed["ref"]).decode().strip() == pushed["commit"]
+
+
 def test_two_machines_push_at_once_keep_both(tmp_path: Path, machines: tuple[Path, Machine, Machine]) -> None:
     remote, a, b = machines
     c = Machine(clone(remote, tmp_path / "c"), tmp_path / "state-c", "carol", a.capsys)
