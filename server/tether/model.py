@@ -98,6 +98,9 @@ class Skipped:
     reason: str
     size: int = 0
 
+    def to_wire(self) -> dict[str, Any]:
+        return {"path": self.path, "reason": self.reason, "size": self.size}
+
 
 @dataclass
 class GcReport:

@@ -7,8 +7,6 @@ import os
 import re
 from pathlib import Path
 
-import platformdirs
-
 from tether.errors import OutsideWorkspaceError
 
 STATE_DIR_ENV = "TETHER_STATE_DIR"
@@ -48,6 +46,8 @@ def state_dir(override: str | os.PathLike[str] | None = None) -> Path:
     elif os.environ.get(STATE_DIR_ENV):
         base = Path(os.environ[STATE_DIR_ENV])
     else:
+        import platformdirs  # here: with tempfile under it, a few ms of every CLI start-up
+
         base = Path(platformdirs.user_state_dir("tether"))
     return ensure_private_dir(base)
 

@@ -555,3 +555,21 @@ __all__ = [
     "redact_text",
     "secret_name_re",
 ]
+
+
+# Files whose content is never exported, and whose unsaved text is never written to the store,
+# whatever .gitignore says (the editor model and the hand-off export both ask).
+SECRET_SUFFIXES = (".pem", ".key", ".p12", ".pfx", ".jks", ".keystore", ".age", ".gpg")
+SECRET_NAMES = frozenset({".netrc", ".pgpass", ".npmrc", ".pypirc", "credentials", ".htpasswd"})
+
+
+def looks_secret(rel: str) -> bool:
+    name = rel.rsplit("/", 1)[-1].lower()
+    return (
+        name == ".env"
+        or name.startswith(".env.")
+        or name.endswith(".env")
+        or name in SECRET_NAMES
+        or name.startswith(("id_rsa", "id_ed25519", "id_ecdsa", "id_dsa"))
+        or name.endswith(SECRET_SUFFIXES)
+    )

@@ -201,3 +201,20 @@ def create_private_file(dir_path: Path, name: str) -> int:
         os.close(fd)
         raise
     return fd
+
+
+def read_capped(path: Path | str, cap: int) -> bytes | None:
+    """A regular file's bytes, never through a symlink, None when bigger than ``cap``."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat_mod.S_ISREG(st.st_mode) or st.st_size > cap:
+            return None
+        return os.read(fd, cap + 1)[:cap]
+    except OSError:
+        return None
+    finally:
+        os.close(fd)

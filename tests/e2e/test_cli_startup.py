@@ -34,9 +34,40 @@ HEAVY = (
 MCP = {"mcp", "pydantic", "tether.mcp", "anyio"}
 
 
-def _modules(*argv: str, cwd: str | None = None) -> set[str]:
+# Kept off the paths an agent runs after every tool call (`tether hook` finding nothing changed):
+# the hand-off text and the tmux link (a checkpoint imports them), ctypes (the atomic exchange
+# of .agent-session.json, imported when it is written), subprocess, platformdirs (only for the
+# default state dir: these tests set TETHER_STATE_DIR), the git plumbing, the editor model,
+# shutil (argparse's formatter asks it for the terminal width: cli/parser.py does without), the
+# running agents' probes.
+NOT_ON_THE_HOOK_PATH = {
+    "tether.agent.handoff",
+    "tether.tmux.link",
+    "tether.tmux.user",
+    "tether.tmux.snapshot",
+    "tether.remote",
+    "tether.editor.documents",
+    "ctypes",
+    "subprocess",
+    "platformdirs",
+    "tempfile",
+    "shutil",
+    "glob",
+    "shlex",
+    "tether.conversations.probe",
+    "pygls",
+}
+
+
+def _modules(*argv: str, cwd: str | None = None, stdin: str | None = None) -> set[str]:
     out = subprocess.run(
-        [sys.executable, "-c", PROBE, *argv], check=False, capture_output=True, text=True, timeout=60, cwd=cwd
+        [sys.executable, "-c", PROBE, *argv],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+        input=stdin if stdin is not None else "",
     ).stdout
     return set(json.loads(out.rpartition("MODULES")[2]))
 
@@ -53,6 +84,9 @@ def test_version_and_help_import_no_store_tmux_or_lsp(argv: tuple[str, ...]) -> 
     else:
         assert not set(HEAVY) & loaded
         assert not {m for m in loaded if m.startswith("tether.cli.")} - {"tether.cli.parser"}
+        assert not {"shutil", "subprocess", "dataclasses", "logging", "importlib.metadata"} & loaded
+    if argv == ("--version",):  # the constant in tether/__init__.py, printed before argparse
+        assert not {"argparse", "gettext", "typing", "tether.cli.parser"} & loaded
 
 
 def test_log_imports_neither_tmux_nor_git_plumbing(tmp_path, state_dir) -> None:  # type: ignore[no-untyped-def]
@@ -68,3 +102,27 @@ def test_step_status_and_checkpoint_do_not_import_the_mcp_sdk(tmp_path, state_di
         assert "tether.store.db" in loaded, argv  # it did the work
         assert not MCP & loaded, (argv, MCP & loaded)
         assert "psutil" not in loaded, argv  # /proc answers here: psutil is for systems without it
+
+
+def test_a_hook_that_finds_nothing_changed_imports_neither_tmux_nor_the_hand_off(tmp_path, state_dir) -> None:  # type: ignore[no-untyped-def]
+    ws = tmp_path / "ws"  # the state dir (tmp_path/state) outside it
+    (ws / ".git").mkdir(parents=True)
+    (ws / "a.txt").write_text("a\n")
+    event = json.dumps({"cwd": str(ws), "hook_event_name": "PostToolUse", "tool_name": "Read"})
+    first = _modules("-C", str(ws), "hook", "claude-code", cwd=str(ws), stdin=event)
+    assert "tether.store.db" in first and "tether.checkpoints.checkpointer" in first  # it scanned
+    loaded = _modules("-C", str(ws), "hook", "claude-code", cwd=str(ws), stdin=event)
+    assert "tether.scan.scanner" in loaded
+    assert not NOT_ON_THE_HOOK_PATH & loaded, NOT_ON_THE_HOOK_PATH & loaded
+    assert not MCP & loaded
+
+
+def test_step_and_checkpoint_import_neither_the_hand_off_nor_git_plumbing(tmp_path, state_dir) -> None:  # type: ignore[no-untyped-def]
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "a.txt").write_text("a\n")
+    for argv in (("step", "--done", "x"), ("checkpoint",)):
+        loaded = _modules("-C", str(ws), *argv, cwd=str(ws))
+        assert "tether.checkpoints.checkpointer" in loaded, argv
+        kept_out = {"tether.agent.handoff", "tether.remote", "tether.editor.documents", "pygls"}
+        assert not kept_out & loaded, argv

@@ -125,6 +125,72 @@ def test_push_after_one_step_sends_only_new_objects(machines: tuple[Path, Machin
     assert a.json("push", "--as", a.name)["upToDate"]
 
 
+def test_an_incremental_push_starts_three_git_processes_and_moves_the_side_ref(
+    machines: tuple[Path, Machine, Machine], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What a push after one step costs beyond `git push`: the remote's URL and one fast-import;
+    # the last export is read from the side repository's loose ref and object, and the push
+    # itself moves the side repository's ref (no log, rev-parse or update-ref process).
+    import subprocess
+
+    remote, a, _ = machines
+    _work_on_a(a)
+    first = a.json("push", "--as", a.name)
+    started: list[list[str]] = []
+    real_popen = subprocess.Popen.__init__
+
+    def spy(self: subprocess.Popen[bytes], args: list[str], *rest: object, **kw: object) -> None:
+        started.append([str(x) for x in args])
+        real_popen(self, args, *rest, **kw)  # type: ignore[arg-type]
+
+    for r in range(2):
+        (a.root / "pkg/m7.py").write_text(f"x = 'seven {r}'\n")
+        a.run("step", "--done", f"one file {r}")
+        started.clear()
+        with monkeypatch.context() as m:
+            m.setattr(subprocess.Popen, "__init__", spy)
+            pushed = a.json("push", "--as", a.name)
+        commands = [
+            next(
+                w
+                for w in argv[1:]
+                if w in {"remote", "fast-import", "push", "log", "update-ref", "rev-parse"}
+            )
+            for argv in started
+        ]
+        assert commands == ["remote", "fast-import", "push"], started
+        assert pushed["checkpoints"] == [first["checkpoints"][-1] + r + 1]  # step r's checkpoint only
+        side = next(a.state.rglob("handoff.git"))
+        on_remote = git(remote, "rev-parse", pushed["ref"]).decode().strip()
+        assert git(side, "rev-parse", pushed["ref"]).decode().strip() == on_remote == pushed["commit"]
+        # The new commit continues the pushed history: a fast-forward of the previous one.
+        assert git(
+            remote, "rev-list", "--count", f"{first['commit']}..{pushed['commit']}"
+        ).decode().strip() == str(r + 1)
+
+
+def test_a_push_after_the_side_repository_was_packed_still_continues_its_history(
+    machines: tuple[Path, Machine, Machine],
+) -> None:
+    # A first push of a large tree leaves a pack (fast-import keeps 100 objects or more), and a
+    # user may pack the side repository's refs: the last export is then asked of git.
+    remote, a, _ = machines
+    _work_on_a(a)
+    first = a.json("push", "--as", a.name)
+    side = next(a.state.rglob("handoff.git"))
+    git(side, "pack-refs", "--all")
+    git(side, "repack", "-adq")
+    assert not (side / first["ref"]).exists()
+    (a.root / "pkg/m8.py").write_text("x = 'eight'\n")
+    a.run("step", "--done", "after packing")
+    pushed = a.json("push", "--as", a.name)
+    assert pushed["checkpoints"] == [first["checkpoints"][-1] + 1]
+    assert (
+        git(remote, "rev-list", "--count", f"{first['commit']}..{pushed['commit']}").decode().strip() == "1"
+    )
+    assert git(side, "rev-parse", pushed["ref"]).decode().strip() == pushed["commit"]
+
+
 def test_two_machines_push_at_once_keep_both(tmp_path: Path, machines: tuple[Path, Machine, Machine]) -> None:
     remote, a, b = machines
     c = Machine(clone(remote, tmp_path / "c"), tmp_path / "state-c", "carol", a.capsys)

@@ -12,12 +12,12 @@ from tether.editor.documents import (
     Documents,
     end_position,
     has_content,
-    looks_secret,
     parse_editor_state,
     text_hash,
     uri_to_path,
     utf16_len,
 )
+from tether.redact import looks_secret
 
 
 @pytest.fixture

@@ -156,3 +156,27 @@ def test_cap_handoff_cuts_at_a_line() -> None:
     kept = cut.split("\n…")[0]
     assert text.startswith(kept) and kept.endswith(tuple("0123456789"))
     assert cap_handoff("short", 1000) == "short"
+
+
+def test_a_hook_with_nothing_to_checkpoint_keeps_what_its_scan_learned(
+    ws: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A file checkpointed within the racy window is stored without its mtime, so the next
+    # scan reads it again: once it is found unchanged, that hook keeps its stat (and the
+    # directories it listed), so later hooks neither read it nor list again.
+    import tether.store.head as store_head
+
+    (ws / "src").mkdir()
+    (ws / "src" / "a.py").write_text("x = 1\n")
+    event = {"hook_event_name": "PostToolUse", "tool_name": "Write"}
+    monkeypatch.setattr(store_head, "RACY_NS", 10**18)
+    hook("claude-code", event, ws, capsys, monkeypatch)
+    with Store.open(ws) as store:
+        assert store.head(["src/a.py"])["src/a.py"][4] == 0  # mtime_ns not trusted yet
+        first = store.latest()
+    monkeypatch.setattr(store_head, "RACY_NS", 0)
+    hook("claude-code", {**event, "tool_name": "Read"}, ws, capsys, monkeypatch)
+    with Store.open(ws) as store:
+        assert store.latest() == first  # nothing changed: no checkpoint
+        assert store.head(["src/a.py"])["src/a.py"][4] == (ws / "src" / "a.py").stat().st_mtime_ns
+        assert {"", "src"} <= {r.dir for r in store.scan_dirs()[1]}

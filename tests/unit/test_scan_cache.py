@@ -11,6 +11,7 @@ import os
 import random
 import shutil
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -171,6 +172,41 @@ def test_unchanged_directories_need_no_head_rows(
     monkeypatch.setattr(Store, "head_rows", lambda self: pytest.fail("whole head read"))
     assert fresh_scan(workspace, state_dir) == ["d2/s0/f2.txt"]
     assert asked and {a.rpartition("/")[0] for a in asked} == {"d2/s0"}
+
+
+def test_directories_without_a_stored_listing_read_head_whole_then_keep_theirs(
+    workspace: Path, state_dir: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Listings are not kept for directories changed within the racy window: right after the
+    # first checkpoint of a new tree none is stored. A new process's walk must then read head
+    # in one query, not row by row, and saving what it listed lets the next one vouch.
+    tree(workspace)
+    old = time.time() - 3600
+    for p in [*workspace.rglob("*.txt"), workspace / ".gitignore"]:
+        os.utime(p, (old, old))
+    monkeypatch.setattr(store_head, "RACY_NS", 600 * 10**9)  # the files are older, not the directories
+    Checkpointer(store).checkpoint("manual")
+    assert store.scan_dirs()[1] == []
+    monkeypatch.setattr(store_head, "RACY_NS", 0)
+    asked: list[str] = []
+    real_head = Store.head
+
+    def spy(self: Store, paths: object = None, under: object = ()) -> object:
+        if paths is not None:
+            asked.extend(paths)  # type: ignore[call-overload]
+        return real_head(self, paths, under)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Store, "head", spy)
+    with Store.open(workspace, state_dir) as s:
+        cp = Checkpointer(s)
+        assert cp.scan_workspace().changed_paths == []
+        assert asked == []  # the whole head, once
+        cp.save_listings()  # what a hook that found nothing to checkpoint does
+    assert {r.dir for r in store.scan_dirs()[1]} >= {"", "d0", "d3/s1"}
+    monkeypatch.setattr(Store, "head_rows", lambda self: pytest.fail("whole head read"))
+    with Store.open(workspace, state_dir) as s:
+        scan = Checkpointer(s).scan_workspace()
+    assert scan.changed_paths == [] and scan.listed == 0 and asked == []
 
 
 def test_listings_of_removed_directories_are_dropped(workspace: Path, state_dir: Path, store: Store) -> None:

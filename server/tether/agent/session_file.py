@@ -14,8 +14,6 @@ file is written again. Elsewhere a re-read just before ``os.replace`` narrows th
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import errno
 import hashlib
 import json
@@ -189,9 +187,14 @@ _renameat2: Any = None
 def _load_renameat2() -> Any:
     global _renameat2
     if _renameat2 is None:
+        # ctypes is imported here, at the first exchange: `tether hook` reads this file at every
+        # tool call and rarely writes it. The process's own symbols include libc's (no
+        # ctypes.util.find_library: it runs ldconfig in a subprocess).
+        import ctypes
+
         fn: Any = False
         try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            libc = ctypes.CDLL(None, use_errno=True)
             fn = libc.renameat2
             fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
             fn.restype = ctypes.c_int
@@ -208,6 +211,8 @@ def exchange(a: Path, b: Path) -> bool:
         return False
     if fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
         return True
+    import ctypes
+
     err = ctypes.get_errno()
     if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
         return False

@@ -34,7 +34,7 @@ class Status:
 
 
 def skipped_wire(items: list[Skipped]) -> list[dict[str, Any]]:
-    return [{"path": s.path, "reason": s.reason, "size": s.size} for s in items]
+    return [s.to_wire() for s in items]
 
 
 def workspace_status(

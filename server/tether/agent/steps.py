@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tether import protocol
 from tether.agent.model import Step, TaskState
@@ -26,19 +26,25 @@ from tether.scan.result import ScanResult
 from tether.store.db import Store
 from tether.text import escape
 
+if TYPE_CHECKING:
+    from tether.tmux.link import TmuxLink
+
 log = logging.getLogger(__name__)
 
 
 def _tmux_provider(root: Path, state: str | os.PathLike[str] | None) -> Callable[[], bytes | None]:
-    """The tmux snapshot at each checkpoint (None when the session does not run)."""
-    from tether.tmux.user import user_link
-
-    # Warnings are printed by the tmux commands, not at every step.
-    link, _ = user_link(root, os.fspath(state) if state is not None else None)
+    """The tmux snapshot at each checkpoint (None when the session does not run). The tmux link
+    is built at the first checkpoint: a hook that finds nothing changed never imports it."""
+    links: list[TmuxLink] = []
 
     def snapshot() -> bytes | None:
+        if not links:
+            from tether.tmux.user import user_link
+
+            # Warnings are printed by the tmux commands, not at every step.
+            links.append(user_link(root, os.fspath(state) if state is not None else None)[0])
         try:
-            return link.snapshot_bytes()
+            return links[0].snapshot_bytes()
         except TmuxError as exc:
             # An old tmux is said once per process (tmux_version.TmuxTooOldError, matched by its
             # reason so `tether step` does not import the module); the files' checkpoint goes on.

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 Provider = Callable[[], bytes | None]
 # A new process reads head rows one by one for the directories its stored stats do not vouch
-# for while they are fewer than 1/LAZY_HEAD_SHARE of the listed files; past that, all at once.
+# for while they are fewer than 1/LAZY_HEAD_SHARE of the tracked files; past that, all at once.
 LAZY_HEAD_SHARE = 4
 
 
@@ -157,7 +157,7 @@ class Checkpointer:
             self._done(scan.taken)
         if info is not None:
             log.info("checkpoint %s (%s): %d files", info.id, trigger, len(info.files))
-        self._save_listings()
+        self.save_listings()
         return CheckpointOutcome(info, scan)
 
     def _still_as_read(self, change: FileChange) -> bool:
@@ -222,9 +222,14 @@ class Checkpointer:
                 return self.scanner.full_scan(self.store.head_rows(), deadline=deadline)
             verified = self.scanner.verify_imported()
             others = self.scanner.listed_paths(exclude=verified)
-            if len(others) * LAZY_HEAD_SHARE > self.scanner.listed_count():
+            # Rows the walk will ask for: those of the listed files outside the vouched-for
+            # directories, and those of every directory with no stored listing (none was kept
+            # while it was racy): counted against head, not against the listings.
+            total = self.store.head_count()
+            unvouched = total - (self.scanner.listed_count() - len(others))
+            if unvouched * LAZY_HEAD_SHARE > total:
                 return self.scanner.full_scan(self.store.head_rows(), verified, deadline)
-            return self.scanner.full_scan(LazyHead(self.store, others), verified, deadline)
+            return self.scanner.full_scan(LazyHead(self.store, others, total), verified, deadline)
 
     def _done(self, taken: Taken) -> None:
         from tether.scan import dirty
@@ -234,9 +239,11 @@ class Checkpointer:
         except StoreError as exc:  # they stay in the dirty set: looked at again next time
             log.warning("could not update the file watcher's dirty set: %s", exc.message)
 
-    def _save_listings(self) -> None:
-        # After the checkpoint, in its own small transaction: the next process's first walk
-        # (a session start) then lists only directories that changed in between.
+    def save_listings(self) -> None:
+        """Keep the walk's new directory listings in the store. After each checkpoint, and after
+        a walk that found nothing to checkpoint (a hook): in its own small transaction, only
+        when a listing changed, so the next process's walk lists only directories that changed
+        in between and checks the others' stored stats."""
         export = self.scanner.export_dirs()
         if export is None:
             return

@@ -6,13 +6,17 @@ through :mod:`tether.cli.output` so that ``--json`` is honoured uniformly.
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import sys
-from collections.abc import Sequence
 
 from tether import __version__
 from tether.errors import TetherError
+
+# argparse (with gettext) and importlib are imported by the functions that use them: `tether
+# --version` needs neither; nor typing, whose TYPE_CHECKING is this constant.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
 
 # Command groups, imported lazily by name: a command imports only its own group, so `tether step`
 # (run by agents after every tool call) does not pay for the tmux link, git plumbing or pygls.
@@ -111,6 +115,8 @@ def add_global_options(p: argparse.ArgumentParser, *, after_command: bool) -> No
     """The options every command takes. After the command (``tether list --json``) they default
     to SUPPRESS, so they never reset what was given before it; an option string the command
     already uses for itself (``tether mcp --workspace``) is left to the command."""
+    import argparse
+
     taken = set(p._option_string_actions) if after_command else set()
     group = p.add_argument_group("global options") if after_command else p
     extra: dict[str, object] = {"default": argparse.SUPPRESS} if after_command else {}
@@ -145,6 +151,8 @@ def add_global_options(p: argparse.ArgumentParser, *, after_command: bool) -> No
 
 
 def _finish_command(name: str, p: argparse.ArgumentParser) -> None:
+    import argparse
+
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.examples_for = name  # type: ignore[attr-defined]  # its epilog, built only for --help
     add_global_options(p, after_command=True)
@@ -153,6 +161,9 @@ def _finish_command(name: str, p: argparse.ArgumentParser) -> None:
 def build_parser(command: str | None = None, *, every_group: bool = False) -> argparse.ArgumentParser:
     """The parser; with ``command``, only that command's group is imported and registered (the
     others are listed by name and help only). Unknown command or ``every_group``: every group."""
+    import argparse
+    import importlib
+
     from tether.cli.parser import Parser
 
     parser = Parser(
@@ -203,6 +214,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
     except UsageError as exc:
+        import argparse
+
         from tether.cli import output
 
         sys.stderr.write(exc.usage)

@@ -11,7 +11,6 @@ import argparse
 import contextlib
 import json
 import os
-import shlex
 import sys
 import time
 from collections.abc import Iterator
@@ -19,21 +18,21 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tether import jsonsafe, protocol
-from tether.agent.handoff import handoff_text
 from tether.agent.model import AGENT_FILE
-from tether.agent.provenance import SHIPPED_NOTE
 from tether.agent.session import AgentSession
 from tether.agent.steps import make_checkpointer, record_conversations, record_step
 from tether.cli.common import add_output_flags, non_negative_int, open_store
 from tether.cli.output import emit
 from tether.errors import TetherError
 from tether.humanize import plural
-from tether.store.db import Store
 from tether.text import escape
 
+# The hand-off text (agent/handoff.py, with the tmux snapshot readers under it) is imported by
+# the commands that print it: not by `tether hook` after every tool call, nor by `tether step`.
 if TYPE_CHECKING:
     from tether.checkpoints.checkpointer import Checkpointer
     from tether.scan.result import ScanResult
+    from tether.store.db import Store
 
 
 def register(sub: Any) -> None:
@@ -205,6 +204,8 @@ def cmd_next(args: argparse.Namespace) -> int:
         )
         data: dict[str, Any] = {"task": state.task, "nextSteps": state.next_steps}
         if state.is_shipped("next_steps"):
+            from tether.agent.provenance import SHIPPED_NOTE
+
             text = f"({SHIPPED_NOTE})\n{text}"
             data["shipped"] = ["nextSteps"]
         emit(args, data, text)
@@ -274,6 +275,8 @@ def _restore_tmux(
     store: Store, state: str | None, run: bool
 ) -> tuple[list[str], dict[str, Any] | None, list[str] | None]:
     """Reattach or recreate the workspace's tmux session. Returns (lines, data, attach argv)."""
+    import shlex
+
     from tether.tmux.config import RunPolicy
     from tether.tmux.user import user_link
 
@@ -333,6 +336,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
         args.source, args.who, args.workspace_id = args.from_remote, None, None
         return cmd_handoff(args)
     with _agent(args) as (store, _session, _):
+        from tether.agent.handoff import handoff_text
+
         text, data = handoff_text(store)
         if args.print_only:
             emit(args, data, text)
@@ -493,6 +498,17 @@ def _hook_scan(cp: Checkpointer, deadline: float, budget: float) -> ScanResult:
     return scan
 
 
+def _keep_scan(cp: Checkpointer, scan: ScanResult) -> None:
+    """What a scan that found nothing to checkpoint learned, kept for the next hook: files read
+    again and found unchanged (their stats), the file watcher's paths it looked at, the
+    directories it listed anew. Without it every later hook would read them again."""
+    if scan.stat_updates or scan.taken is not None:
+        # No checkpoint is made (no file changed): the store refreshes head's stats only.
+        cp.checkpoint(protocol.TRIGGER_MANUAL, None, scan=scan, files_only=True)
+    else:
+        cp.save_listings()
+
+
 def _run_hook(
     args: argparse.Namespace,
     event: dict[str, Any],
@@ -516,6 +532,7 @@ def _run_hook(
         session = AgentSession(store)
         session.import_file()
         if name == "SessionStart":
+            from tether.agent.handoff import handoff_text
             from tether.agent.runs import load_runs
 
             try:
@@ -535,6 +552,7 @@ def _run_hook(
             # (a `ls`, a read): no checkpoint, even if a tmux pane scrolled.
             scan = _hook_scan(cp, deadline, budget)
             if not scan.changes:
+                _keep_scan(cp, scan)
                 return
             outcome = cp.checkpoint(protocol.TRIGGER_MANUAL, _hook_message(event, agent.label), scan=scan)
             if outcome.info is not None:
@@ -545,3 +563,5 @@ def _run_hook(
             scan = _hook_scan(cp, deadline, budget)
             if scan.changes:
                 session.record_step(cp, f"{agent.label}: turn finished", scan=scan)
+            else:
+                _keep_scan(cp, scan)

@@ -86,7 +86,6 @@ def register(sub: Any) -> None:
 
 def cmd_checkpoint(args: argparse.Namespace) -> int:
     from tether.agent.session import AgentSession
-    from tether.agent.status import skipped_wire
     from tether.agent.steps import make_checkpointer, manual_checkpoint
 
     with open_store(args) as store:
@@ -100,7 +99,7 @@ def cmd_checkpoint(args: argparse.Namespace) -> int:
         )
         info = outcome.info
         assert info is not None  # allow_empty
-        skipped = skipped_wire(outcome.scan.skipped)
+        skipped = [s.to_wire() for s in outcome.scan.skipped]
         emit(
             args,
             {**info.to_wire(), "skipped": skipped},

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 
 from tether.errors import BadParamsError
 
@@ -51,6 +53,26 @@ class Parser(argparse.ArgumentParser):
             self.epilog = epilog(self.examples_for)
         return super().format_help()
 
+    def _get_formatter(self) -> argparse.HelpFormatter:
+        # argparse makes a formatter for every argument it adds (to check its metavar), and
+        # the formatter asks shutil for the terminal's width: shutil (with bz2, lzma, fnmatch
+        # under it) would be imported by every command. The same width, found without it.
+        return self.formatter_class(prog=self.prog, width=_terminal_columns() - 2)  # type: ignore[call-arg]
+
     def error(self, message: str) -> NoReturn:
         command = self.prog.partition(" ")[2]  # "tether diff" -> "diff"
         raise UsageError(f"{command}: {message}" if command else message, self.format_usage())
+
+
+def _terminal_columns() -> int:
+    """``shutil.get_terminal_size().columns``: $COLUMNS, else stdout's terminal, else 80."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80

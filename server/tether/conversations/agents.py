@@ -15,7 +15,6 @@ import contextlib
 import logging
 import os
 import re
-import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -227,6 +226,8 @@ def _program(agent: str, argv: Sequence[str], at: int) -> list[str]:
     prog = argv[at]
     if at > 0 and agent == "aider" and argv[at - 1] == "-m":
         return list(argv[: at + 1])  # python -m aider
+    import shutil
+
     found = shutil.which(agent)
     if found and prog != agent:
         with contextlib.suppress(OSError):

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from tether import procs
+from tether import procs, safefs
 from tether.conversations.agents import argv_id, canonical, detect_agent, valid_id
 
 log = logging.getLogger(__name__)
@@ -60,20 +60,8 @@ class PaneAgent:
 
 
 def read_capped(path: Path | str, cap: int = _READ_CAP) -> bytes | None:
-    """A regular file's bytes, never through a symlink, None when bigger than ``cap``."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_size > cap:
-            return None
-        return os.read(fd, cap + 1)[:cap]
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
+    """:func:`tether.safefs.read_capped` with the probes' cap (session records are small)."""
+    return safefs.read_capped(path, cap)
 
 
 def _first_json_line(path: Path) -> dict[str, Any] | None:

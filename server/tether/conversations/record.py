@@ -20,7 +20,7 @@ from typing import Any
 
 from tether import paths
 from tether.conversations.agents import ENV_IDS, canonical, valid_id
-from tether.conversations.probe import read_capped
+from tether.safefs import read_capped
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,9 @@ import logging
 from typing import TYPE_CHECKING
 
 from tether import safefs
-from tether.editor.documents import looks_secret, text_hash
+from tether.editor.documents import text_hash
 from tether.lsp.journal import path_ignored
+from tether.redact import looks_secret
 
 if TYPE_CHECKING:
     from tether.lsp.engine import Engine

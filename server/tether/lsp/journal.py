@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from tether.editor import resume as resume_mod
-from tether.editor.documents import Documents, looks_secret
+from tether.editor.documents import Documents
 from tether.errors import TetherError
 from tether.lsp.config import Config
 from tether.lsp.debounce import Debounce, Timers
+from tether.redact import looks_secret
 
 if TYPE_CHECKING:
     from tether.lsp.backend import Backend

@@ -20,18 +20,15 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import IO, Any
 
-from tether.editor.documents import looks_secret
 from tether.errors import HandoffError, NoCheckpointError
 from tether.git import clean_env
 from tether.model import CheckpointInfo, FileEntry
 from tether.protocol import ATTACH_AGENT, ATTACH_EDITOR, ATTACH_TMUX
-from tether.redact import contains_secret, redact_argv, redact_json, redact_lines, redact_text
+from tether.redact import contains_secret, looks_secret, redact_argv, redact_json, redact_lines, redact_text
 from tether.remote.gitrepo import SideRepo
 from tether.store.db import Store
 
@@ -111,11 +108,17 @@ def strip_editor(data: bytes) -> bytes:
 
 
 def last_exported(side: SideRepo, ref: str) -> tuple[str | None, int | None, float | None]:
-    """(commit, checkpoint number, its time) of the last commit on ``ref`` in the side repo."""
-    res = side.git(["log", "-1", "--format=%H%n%B", ref, "--"], check=False)
-    if res.returncode != 0:
-        return None, None, None  # no such ref yet
-    sha, _, body = res.stdout.decode("utf-8", "replace").partition("\n")
+    """(commit, checkpoint number, its time) of the last commit on ``ref`` in the side repo:
+    read from the loose ref and commit object when they are loose (after every incremental
+    push), else asked of git."""
+    loose = side.loose_commit(ref)
+    if loose is not None:
+        sha, body = loose
+    else:
+        res = side.git(["log", "-1", "--format=%H%n%B", ref, "--"], check=False)
+        if res.returncode != 0:
+            return None, None, None  # no such ref yet
+        sha, _, body = res.stdout.decode("utf-8", "replace").partition("\n")
     for line in body.splitlines():
         if line.startswith(TRAILER):
             parts = line[len(TRAILER) :].split()
@@ -149,53 +152,44 @@ def export(
     if not todo:
         return ExportResult(parent, [], [])
     left_out: set[str] = set()
-    with tempfile.TemporaryDirectory(prefix="tether-export-") as tmp:
-        marks = Path(tmp) / "marks"
-        proc = subprocess.Popen(
-            [
-                "git",
-                "--git-dir",
-                str(side.path),
-                "fast-import",
-                "--quiet",
-                "--force",
-                "--date-format=raw",
-                "--done",
-                f"--export-marks={marks}",
-            ],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            env=clean_env(),
+    proc = subprocess.Popen(
+        [
+            "git",
+            "--git-dir",
+            str(side.path),
+            "fast-import",
+            "--quiet",
+            "--force",
+            "--date-format=raw",
+            "--done",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,  # the answer to get-mark: the last commit's id
+        stderr=subprocess.PIPE,
+        env=clean_env(),
+    )
+    assert proc.stdin is not None
+    try:
+        _stream(
+            proc.stdin,
+            store,
+            todo,
+            ref=staging_ref,
+            parent=parent,
+            base_id=base_id,
+            who=who,
+            left_out=left_out,
+            include_buffers=include_buffers,
+            include_terminal=include_terminal,
+            buffers=buffers,
         )
-        assert proc.stdin is not None
-        try:
-            _stream(
-                proc.stdin,
-                store,
-                todo,
-                ref=staging_ref,
-                parent=parent,
-                base_id=base_id,
-                who=who,
-                left_out=left_out,
-                include_buffers=include_buffers,
-                include_terminal=include_terminal,
-                buffers=buffers,
-            )
-            proc.stdin.write(b"done\n")
-            proc.stdin.close()
-        except BrokenPipeError:
-            pass
-        err = proc.stderr.read() if proc.stderr else b""
-        if proc.wait() != 0:
-            raise HandoffError(f"writing git objects failed: {err.decode('utf-8', 'replace').strip()}")
-        last_mark = f":{todo[-1].id}"
-        commit = None
-        for line in marks.read_text().splitlines():
-            mark, _, sha = line.partition(" ")
-            if mark == last_mark:
-                commit = sha
+        proc.stdin.write(b"get-mark :%d\ndone\n" % todo[-1].id)
+    except BrokenPipeError:
+        pass
+    out, err = proc.communicate()  # closes stdin; fast-import then finishes and exits
+    if proc.returncode != 0:
+        raise HandoffError(f"writing git objects failed: {err.decode('utf-8', 'replace').strip()}")
+    commit = out.decode("ascii", "replace").strip() or None
     if commit is None:
         raise HandoffError("git fast-import did not report the new commit")
     return ExportResult(commit, [c.id for c in todo], sorted(left_out))

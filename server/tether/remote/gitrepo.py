@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import subprocess
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 REF_PREFIX = "refs/tether"
 INCOMING_PREFIX = "refs/tether-incoming"
 _NAME_RE = re.compile(r"[^A-Za-z0-9._-]+")
+_OBJECT_ID_RE = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 
 def ref_part(text: str) -> str:
@@ -114,6 +116,28 @@ class SideRepo:
 
     def git(self, args: Sequence[str], **kw: object) -> subprocess.CompletedProcess[bytes]:
         return run_git(args, git_dir=self.path, **kw)  # type: ignore[arg-type]
+
+    def loose_commit(self, ref: str) -> tuple[str, str] | None:
+        """(id, message) of the commit ``ref`` names, read from the loose ref file and loose
+        object when both are (an incremental export is unpacked: fast-import unpacks fewer
+        than 100 objects), without a git process; None otherwise (packed, a symbolic ref, a
+        tag…): then ask git."""
+        try:
+            sha = (self.path / ref).read_bytes().decode("ascii").strip()
+        except (OSError, UnicodeDecodeError):
+            return None
+        if not _OBJECT_ID_RE.fullmatch(sha):
+            return None
+        try:
+            raw = zlib.decompress((self.path / "objects" / sha[:2] / sha[2:]).read_bytes())
+        except (OSError, zlib.error):
+            return None
+        header, _, body = raw.partition(b"\0")
+        if not header.startswith(b"commit "):
+            return None
+        # Headers end at the first empty line (continuation lines start with a space).
+        _, sep, message = body.partition(b"\n\n")
+        return (sha, message.decode("utf-8", "replace")) if sep else None
 
     def rev(self, ref: str) -> str | None:
         res = self.git(["rev-parse", "--verify", "-q", ref + "^{commit}"], check=False)

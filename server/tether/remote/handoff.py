@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tether.errors import HandoffError
 from tether.model import CheckpointInfo
@@ -29,13 +28,16 @@ from tether.remote.gitrepo import (
     user_objects,
     workspace_id,
 )
-from tether.remote.importer import Incoming, read_incoming
 from tether.scan.result import DEFAULT_MAX_FILE_BYTES
 from tether.store.db import Store
+
+if TYPE_CHECKING:
+    from tether.remote.importer import Incoming
 
 log = logging.getLogger(__name__)
 
 IDS_FILE = "tether-ids.json"
+PUSH_REMOTE = "tether-push"
 
 
 @dataclass
@@ -83,7 +85,10 @@ class Handoff:
         ids = dict(cached)
         # This clone's name in the ref: user and host, plus a token drawn once per clone, so two
         # clones on one machine, or containers that are all root@localhost, never share a ref.
-        ids.setdefault("who", f"{default_who()}-{secrets.token_hex(2)}")
+        if "who" not in ids:
+            import secrets
+
+            ids["who"] = f"{default_who()}-{secrets.token_hex(2)}"
         self.who = ref_part(who) if who else ids["who"]
         self.ws_id = ref_part(ws_id) if ws_id else cached.get("workspaceId") or workspace_id(self.root)
         if not ws_id and "workspaceId" not in cached and self.ws_id.startswith("ws-"):
@@ -140,8 +145,22 @@ class Handoff:
             # Read-only, for this one process: lets git see what the remote already has through
             # the user's branches, so those blobs are not sent again.
             env["GIT_ALTERNATE_OBJECT_DIRECTORIES"] = objects
+        # Pushed to a remote named for this one command (config given on the command line,
+        # nothing written), whose fetch refspec maps our ref onto itself: a successful push then
+        # moves the side repository's copy of the ref too (git's remote-tracking update), the
+        # base of the next export, without an update-ref process.
         res = self.side.git(
-            ["push", "--porcelain", "--no-verify", url, f"{result.commit}:{self.ref}"],
+            [
+                "-c",
+                f"remote.{PUSH_REMOTE}.url={url}",
+                "-c",
+                f"remote.{PUSH_REMOTE}.fetch=+{self.ref}:{self.ref}",
+                "push",
+                "--porcelain",
+                "--no-verify",
+                PUSH_REMOTE,
+                f"{result.commit}:{self.ref}",
+            ],
             env=env,
             check=False,
             what="git push",
@@ -156,12 +175,13 @@ class Handoff:
                 )
             detail = " ".join(line for line in out.strip().splitlines()[-4:])
             raise HandoffError(f"the remote {remote} refused the push: {detail}")
-        self.side.git(["update-ref", self.ref, result.commit])
         return PushResult(
             remote, self.ref, result.commit, result.checkpoints, result.left_out, not result.checkpoints
         )
 
     def pull(self, remote: str = "origin", only: str | None = None) -> PullResult:
+        from tether.remote.importer import read_incoming  # pull only: push never reads objects back
+
         url = resolve_remote(self.root, remote)
         incoming_prefix = f"{INCOMING_PREFIX}/{self.ws_id}/"
         self.side.git(

@@ -105,7 +105,9 @@ def take(store: Store, fingerprint: list[object], timeout: float = SYNC_TIMEOUT)
 
 
 def _wait_for(store: Store, ids: list[str], mark: str, deadline: float) -> str | None:
-    delay = 0.001
+    # A watcher answers within a few milliseconds (an inotify event, one commit): asked often
+    # at first, since every hook waits for it; then less and less often, up to its deadline.
+    delay = 0.0002
     while True:
         for row in watchers.rows(store, ids):
             if mark in row.acked:
@@ -113,7 +115,7 @@ def _wait_for(store: Store, ids: list[str], mark: str, deadline: float) -> str |
         if time.monotonic() > deadline:
             return None
         time.sleep(delay)
-        delay = min(delay * 2, 0.02)
+        delay = min(delay * 1.5, 0.02)
 
 
 def done(store: Store, taken: Taken) -> None:

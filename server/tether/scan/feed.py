@@ -90,6 +90,9 @@ class ChangeFeed:
             self._store = Store.open(
                 self.root, os.fspath(self._state_dir) if self._state_dir is not None else None
             )
+            # Its rows are trusted only while this process runs in this boot: its commits (each
+            # sync's answer among them, which a hook waits for) need not wait for the disk.
+            self._store.commits_need_not_outlive_the_boot()
             self._register()
             self._watcher.start()
         except Exception as exc:  # inotify limits, a vanished root, a store it cannot write: walking works

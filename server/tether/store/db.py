@@ -269,6 +269,16 @@ class Store:
 
     # --- helpers --------------------------------------------------------------------------
 
+    def commits_need_not_outlive_the_boot(self) -> None:
+        """For a connection whose writes mean something only while its process runs in this
+        boot (a file watcher's dirty set): its commits skip the fsync (WAL, synchronous=NORMAL),
+        still atomic and seen at once by every other connection; an OS crash may lose the last
+        ones, and the new boot makes them moot. Other connections keep synchronous=FULL."""
+        try:
+            self._db.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.Error as exc:
+            raise translate(exc, self.db_path) from exc
+
     @contextlib.contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction (``BEGIN IMMEDIATE``: the write lock, waited for up to the busy

@@ -117,11 +117,12 @@ class LazyHead(Mapping[str, HeadRow]):
     Use inside :meth:`Store.snapshot`, so the rows read one by one and the count agree.
     """
 
-    def __init__(self, store: Store, preload: Sequence[str] = ()) -> None:
+    def __init__(self, store: Store, preload: Sequence[str] = (), count: int | None = None) -> None:
+        """``count``: the number of head rows, when the caller just read it (same snapshot)."""
         self._store = store
         self._rows: dict[str, HeadRow | None] = {}
         self._all: Mapping[str, HeadRow] | None = None
-        self._len: int | None = None
+        self._len: int | None = count
         if preload:
             self._fetch(preload)
 
