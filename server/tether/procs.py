@@ -22,7 +22,6 @@ means "not the same process", which costs a walk, never a wrong trust.
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterable
 from typing import Any
 
@@ -235,6 +234,8 @@ def foreground_groups(pids: Iterable[int]) -> dict[int, int]:
             if tpgid > 0:
                 out[pid] = tpgid
         return out
+    import subprocess  # the ps fallback only: hooks on Linux never start a process here
+
     try:
         res = subprocess.run(
             [_ps_path(), "-o", "pid=,tpgid=", "-p", ",".join(map(str, want))],
@@ -302,6 +303,8 @@ def _ps_tpgid_works() -> bool:
 
 
 def _ask_ps_tpgid() -> bool:
+    import subprocess
+
     try:
         res = subprocess.run(
             [_ps_path(), "-o", "pid=,tpgid=", "-p", str(os.getpid())],
