@@ -113,21 +113,56 @@ def _content(store: Store, entry: FileEntry | None) -> bytes | None:
     return store.read_blob(entry.hash) if entry is not None else None
 
 
-def diff(store: Store, a: int, b: int | None = None, paths: Iterable[str] | None = None) -> list[FileDiff]:
-    """Changes from checkpoint ``a`` to checkpoint ``b`` (``None``: the live workspace)."""
+def diff(
+    store: Store,
+    a: int,
+    b: int | None = None,
+    paths: Iterable[str] | None = None,
+    *,
+    checkpointer: Checkpointer | None = None,
+) -> list[FileDiff]:
+    """Changes from checkpoint ``a`` to checkpoint ``b`` (``None``: the live workspace).
+
+    Against the live workspace, a stat-cache scan (``checkpointer``'s, or a new one's) says
+    which files differ from head: the others are compared by hash, neither file nor blob read.
+    """
     man_a = store.manifest(a)
     man_b = store.manifest(b) if b is not None else {}
+    scope = _scope(store, paths, man_a, man_b)
+    live: dict[str, str | None] = {}
+    if b is None:
+        live = _live_hashes(store, checkpointer or Checkpointer(store), scope if paths is not None else None)
     out = []
-    for rel in _scope(store, paths, man_a, man_b):
+    for rel in scope:
         ea, eb = man_a.get(rel), man_b.get(rel)
         if b is not None and ea == eb:
             continue
+        if b is None and rel in live and live[rel] == (ea.hash if ea is not None else None):
+            continue  # the same content (by the stat cache): nothing to read
         before = _content(store, ea)
         after = _content(store, eb) if b is not None else read_live(store.root, rel)
         d = file_diff(rel, before, after, f"checkpoint-{a}", f"checkpoint-{b}" if b else "live")
         if d is not None:
             out.append(d)
     return out
+
+
+def _live_hashes(store: Store, checkpointer: Checkpointer, scope: list[str] | None) -> dict[str, str | None]:
+    """Content hash (None: absent) of the tracked paths whose content a stat-cache scan
+    (of ``scope``, or the whole workspace) can tell without reading them: head's for the files
+    its stat cache vouches for, the scan's own for those it read. Paths it cannot tell (skipped:
+    symlinks, over the size cap, unreadable) are left out: the caller reads them."""
+    scan = checkpointer.scan_workspace() if scope is None else checkpointer.scan_told(scope)
+    live: dict[str, str | None] = {
+        p: e.hash for p, e in (store.head() if scope is None else store.head(scope)).items()
+    }
+    for c in scan.changes:
+        live[c.path] = blob_hash(c.content) if c.content is not None else None
+    if not scan.complete:
+        return {}
+    for s in scan.skipped:
+        live.pop(s.path, None)
+    return live
 
 
 def plan(

@@ -80,6 +80,8 @@ class ScanResult:
     # Directories a walk visited, and listed (not taken from a kept listing): 0 without a walk.
     walked: int = 0
     listed: int = 0
+    # Bytes of changed files held in ``changes`` (a streamed scan defers the rest: scan/file.py).
+    held: int = 0
 
     @property
     def changed_paths(self) -> list[str]:

@@ -55,6 +55,22 @@ def put_many(db: sqlite3.Connection, items: Iterable[tuple[str, bytes]]) -> None
     db.executemany("INSERT INTO blobs(hash, size, codec, data) VALUES (?,?,?,?)", rows)
 
 
+def insert_new(db: sqlite3.Connection, rows: list[tuple[str, int, str, bytes]]) -> None:
+    """Insert (hash, size, codec, packed) rows of blobs compressed already, those not stored yet."""
+    if not rows:
+        return
+    have = {
+        r[0] for r in select_in(db, "SELECT hash FROM blobs WHERE hash IN ({keys})", [r[0] for r in rows])
+    }
+    seen: set[str] = set()
+    new = []
+    for row in rows:
+        if row[0] not in have and row[0] not in seen:
+            seen.add(row[0])
+            new.append(row)
+    db.executemany("INSERT INTO blobs(hash, size, codec, data) VALUES (?,?,?,?)", new)
+
+
 def read(db: sqlite3.Connection, digest: str, db_path: Path) -> bytes:
     """The blob's bytes, checked against their hash."""
     rows = db.execute("SELECT codec, data, size FROM blobs WHERE hash=?", (digest,)).fetchall()
