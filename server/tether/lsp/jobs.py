@@ -52,6 +52,8 @@ async def baseline(eng: Engine) -> None:
         if progress is not None:
             if progress.done() and not progress.cancelled() and progress.exception() is None:
                 token = progress.result()
+                if reporter is not None:
+                    reporter.flush()  # a report kept until the token came
             else:
                 progress.cancel()
         if cancelled:
@@ -99,13 +101,13 @@ class _Reporter:
         """Event loop: report, or keep the latest until the client has answered with a token."""
         if not self.token.done():
             if self.waiting is None:
-                self.token.add_done_callback(lambda _: self._flush())
+                self.token.add_done_callback(lambda _: self.flush())
             self.waiting = (message, pct)
             return
         self.waiting = (message, pct)
-        self._flush()
+        self.flush()
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
         if self.waiting is None or self.token.cancelled() or self.token.exception() is not None:
             return
         message, pct = self.waiting
