@@ -95,7 +95,7 @@ def _pending(store: Store) -> tuple[set[str], set[str]]:
 
 def _scope(store: Store, paths: Iterable[str] | None, *manifests: dict[str, FileEntry]) -> list[str]:
     """The paths a diff/restore covers; a directory argument covers every known path below it."""
-    known: set[str] = set(store.head()) | _pending(store)[0]
+    known: set[str] = set(store.head_rows()) | _pending(store)[0]
     for m in manifests:
         known.update(m)
     if paths is None:
@@ -153,9 +153,10 @@ def _live_hashes(store: Store, checkpointer: Checkpointer, scope: list[str] | No
     its stat cache vouches for, the scan's own for those it read. Paths it cannot tell (skipped:
     symlinks, over the size cap, unreadable) are left out: the caller reads them."""
     scan = checkpointer.scan_workspace() if scope is None else checkpointer.scan_told(scope)
-    live: dict[str, str | None] = {
-        p: e.hash for p, e in (store.head() if scope is None else store.head(scope)).items()
-    }
+    if scope is None:
+        live: dict[str, str | None] = {p: row[1] for p, row in store.head_rows().items()}
+    else:
+        live = {p: e.hash for p, e in store.head(scope).items()}
     for c in scan.changes:
         live[c.path] = blob_hash(c.content) if c.content is not None else None
     if not scan.complete:
