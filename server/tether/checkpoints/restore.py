@@ -28,7 +28,7 @@ from tether.model import FileEntry, blob_hash
 from tether.paths import normalize_rel, restore_temp_name, restore_temp_pid, safe_target
 from tether.procs import pid_alive
 from tether.protocol import TRIGGER_RESTORE
-from tether.scan.result import ScanResult
+from tether.scan.result import UNREADABLE_DIR, ScanResult
 from tether.scan.scanner import Scanner
 from tether.store.db import Store
 
@@ -163,6 +163,10 @@ def _live_hashes(store: Store, checkpointer: Checkpointer, scope: list[str] | No
         return {}
     for s in scan.skipped:
         live.pop(s.path, None)
+    # Below a directory the walk could not list, head is all it knows: read those.
+    dirs = tuple(s.path + "/" for s in scan.skipped if s.reason.startswith(UNREADABLE_DIR))
+    if dirs:
+        live = {p: h for p, h in live.items() if not p.startswith(dirs)}
     return live
 
 

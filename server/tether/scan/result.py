@@ -34,6 +34,8 @@ BAD_NAME_REASON = "file name is not valid UTF-8 (not tracked)"
 
 IGNORE_RULES_REASON = "ignore rules not all applied"
 
+UNREADABLE_DIR = "unreadable directory"  # a skip's reason starts so: nothing below it was seen
+
 
 def printable_name(name: str) -> str:
     """A name safe to store and print: undecodable bytes (surrogate escapes) shown as ``\\xNN``."""

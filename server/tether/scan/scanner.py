@@ -35,6 +35,7 @@ from tether.scan.result import (
     DEFAULT_IGNORED_FILES,
     DEFAULT_MAX_FILE_BYTES,
     GITIGNORE,
+    UNREADABLE_DIR,
     ScanResult,
     printable_name,
     valid_name,
@@ -306,7 +307,7 @@ class Scanner:
             fd = os.open(os.path.join(self.root, rel_dir) if rel_dir else self.root, _DIR_FLAGS)
         except OSError as exc:
             if rel_dir:
-                walk.result.skipped.append(Skipped(rel_dir, f"unreadable directory: {exc.strerror}"))
+                walk.result.skipped.append(Skipped(rel_dir, f"{UNREADABLE_DIR}: {exc.strerror}"))
                 walk.unreadable.append(rel_dir + "/")
             return
         walk.visited.append(rel_dir)
@@ -383,7 +384,7 @@ class Scanner:
                 entries = list(it)
         except OSError as exc:
             if rel_dir:
-                skipped.append(Skipped(rel_dir, f"unreadable directory: {exc.strerror}"))
+                skipped.append(Skipped(rel_dir, f"{UNREADABLE_DIR}: {exc.strerror}"))
                 unreadable.append(prefix)
             return
         checks = stack[::-1]  # deepest .gitignore first: it has the last word
