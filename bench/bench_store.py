@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_store.py            # 1k / 10k / 50k files
     .venv/bin/python bench/bench_store.py --quick    # 1k only (CI smoke)
+    .venv/bin/python bench/bench_store.py --first only --files 100000   # (e) alone
 
 Measures (median of --reps runs, each baseline measured in the same run on the same tree):
 (a) incremental checkpoint after a 1-file change — ``Checkpointer.checkpoint(paths=[file])``,
@@ -17,9 +18,12 @@ Measures (median of --reps runs, each baseline measured in the same run on the s
     against every pattern: a first walk, or one after a .gitignore changed; later walks take
     unchanged directories from their stored listings) vs ``git status --porcelain`` on the
     same tree; and the same with the plain .gitignore (same files found), for the matching's
-    own cost.
+    own cost;
+(e) the first checkpoint of a big tree (--files, default 100k; --quick: 2k), in a child process
+    (its peak memory from getrusage) vs ``git add -A && git commit`` on the same tree (a shadow
+    repository), both on files just written (in the page cache).
 Targets: (a) >= 20x faster than shadow git at 10k files and flat across sizes (50k/1k <= 3x);
-(b) <= 1.5x git status; (d) <= 2x git status.
+(b) <= 1.5x git status; (d) <= 2x git status; (e) <= 1x git add+commit, peak memory <= 150 MB.
 """
 
 from __future__ import annotations
@@ -269,6 +273,76 @@ def bench_size(n: int, base: Path, reps: int) -> Row:
     return row
 
 
+FIRST_CHILD = """
+import json, resource, sys, time
+from pathlib import Path
+sys.path.insert(0, sys.argv[3])
+from tether.checkpoints.checkpointer import Checkpointer
+from tether.store.db import Store
+t = time.perf_counter()
+with Store.open(Path(sys.argv[1]), sys.argv[2]) as store:
+    out = Checkpointer(store).checkpoint("manual", "first", full=True)
+seconds = time.perf_counter() - t
+files = len(out.info.files) if out.info else 0
+print(json.dumps({"seconds": seconds, "files": files,
+                  "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+"""
+
+
+def bench_first(n: int, base: Path, reps: int) -> dict[str, float]:
+    """(e): the first checkpoint of an n-file tree (each run into a new store) vs shadow git's
+    first ``add -A && commit`` (each run into a new repository), alternated, on one tree."""
+    import json
+
+    ws = base / f"ws-first-{n}"
+    tracked = make_workspace(ws, n, seed=3)
+    size = sum((ws / rel).stat().st_size for rel in tracked)
+    server = str(Path(__file__).resolve().parents[1] / "server")
+    ours, theirs, rss = [], [], []
+    files = 0
+    for r in range(reps):
+        state = base / f"state-first-{n}-{r}"
+        out = subprocess.run(
+            [sys.executable, "-c", FIRST_CHILD, str(ws), str(state), server],
+            check=False,
+            capture_output=True,
+            text=True,
+        )
+        assert out.returncode == 0, f"the first checkpoint failed: {out.stderr[-2000:]}"
+        doc = json.loads(out.stdout)
+        ours.append(doc["seconds"])
+        rss.append(doc["maxrss_kb"] / 1024)
+        files = doc["files"]
+        shutil.rmtree(state, ignore_errors=True)
+        git_dir = base / f"shadow-first-{n}-{r}.git"
+        git = ShadowGit(git_dir, ws)
+        theirs.append(timed(lambda git=git: git.checkpoint("first")))
+        shutil.rmtree(git_dir, ignore_errors=True)
+    assert files == len(tracked), f"the first checkpoint holds every tracked file ({files} != {len(tracked)})"
+    return {"files": files, "mb": size / 2**20, "first": median(ours), "git": median(theirs), "rss": max(rss)}
+
+
+def report_first(first: dict[str, float], reps: int) -> tuple[str, bool]:
+    ratio = first["first"] / first["git"]
+    ok_time, ok_rss = ratio <= 1, first["rss"] <= 150
+    lines = [
+        "",
+        f"(e) first checkpoint, median of {reps} (peak memory: the largest):",
+        "",
+        "| files | MB | (e) tether first checkpoint (s) | git add -A && git commit (s) | tether / git |"
+        " tether peak memory (MB) |",
+        "|---:|---:|---:|---:|---:|---:|",
+        f"| {first['files']:.0f} | {first['mb']:.0f} | {first['first']:.2f} | {first['git']:.2f} | "
+        f"{ratio:.2f} | {first['rss']:.0f} |",
+        "",
+        f"- (e) first checkpoint, {first['files']:.0f} files: {ratio:.2f}x git add+commit (target <= 1): "
+        f"{'PASS' if ok_time else 'FAIL'}",
+        f"- (e) first checkpoint, {first['files']:.0f} files: peak memory {first['rss']:.0f} MB "
+        f"(target <= 150): {'PASS' if ok_rss else 'FAIL'}",
+    ]
+    return "\n".join(lines), ok_time and ok_rss
+
+
 def bench_worst(n: int, base: Path, reps: int) -> dict[str, float]:
     """(d): one tree with long names, walked listing every directory with the hostile
     .gitignore and with the plain one (the hostile patterns match none of its files, so both
@@ -400,6 +474,9 @@ def main() -> int:
     ap.add_argument(
         "--worst", choices=("yes", "no", "only"), default="yes", help="(d), at the sizes up to 10000 files"
     )
+    ap.add_argument("--first", choices=("yes", "no", "only"), default="yes", help="(e), at --files files")
+    ap.add_argument("--files", type=int, default=None, help="(e)'s tree size (default 100000, --quick 2000)")
+    ap.add_argument("--first-reps", type=int, default=None, help="(e)'s runs (default 1, --quick 3)")
     args = ap.parse_args()
     sizes = [1000] if args.quick else [int(s) for s in (args.sizes or "1000,10000,50000").split(",")]
     reps = args.reps or (5 if args.quick else 7)
@@ -407,8 +484,16 @@ def main() -> int:
     os.environ["TETHER_STATE_DIR"] = str(base / "state")
     rows = []
     worst: dict[int, dict[str, float]] = {}
+    first: dict[str, float] | None = None
+    first_reps = args.first_reps or (3 if args.quick else 1)
     try:
+        if args.first != "no":
+            files = args.files or (2000 if args.quick else 100_000)
+            print(f"... first checkpoint, {files} files", file=sys.stderr, flush=True)
+            first = bench_first(files, base, first_reps)
         for n in sizes:
+            if args.first == "only":
+                break
             if args.worst != "only":
                 print(f"... {n} files", file=sys.stderr, flush=True)
                 rows.append(bench_size(n, base, reps))
@@ -422,6 +507,9 @@ def main() -> int:
     if worst:
         more, ok_worst = report_worst(worst)
         text, ok = text + more, ok and ok_worst
+    if first is not None:
+        more, ok_first = report_first(first, first_reps)
+        text, ok = text + more, ok and ok_first
     load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else []
     git_version = subprocess.run(
         ["git", "--version"], check=True, capture_output=True, text=True

@@ -67,3 +67,10 @@ class HandoffError(TetherError):
     """A push or pull that could not be done; nothing local was changed."""
 
     reason = "handoff"
+
+
+class CancelledError(TetherError):
+    """The user cancelled a long operation (a big checkpoint); nothing of it was written."""
+
+    reason = "cancelled"
+    exit_code = 130

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -47,6 +47,12 @@ class FileEntry:
     size: int
 
 
+# Told how far a long operation got: (stage, done, total or None when not known yet). Stages:
+# "scan" (files looked at) and "write" (bytes stored). It may raise CancelledError (errors.py)
+# to stop the operation, which then leaves nothing half-written.
+Progress = Callable[[str, int, "int | None"], None]
+
+
 # A head row as the scan reads it: (path, hash, mode, size, mtime_ns, ino). StatEntry has the same
 # layout; the whole-tree scan takes plain tuples, which load without one object per tracked file.
 HeadRow = tuple[str, str, int, int, int, int]
@@ -66,19 +72,27 @@ class StatEntry(NamedTuple):
     ino: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FileChange:
-    """A path to record in a checkpoint; ``content is None`` records a deletion."""
+    """A path to record in a checkpoint; ``content is None`` records a deletion, unless
+    ``deferred``: then the bytes were not kept (a big checkpoint is streamed), and the store
+    reads them when it writes the checkpoint, checked against this stat (``stat_size`` bytes)."""
 
     path: str
     content: bytes | None
     mode: int = 0o644
     mtime_ns: int = 0
     ino: int = 0
+    deferred: bool = False
+    stat_size: int = 0
 
     @property
     def size(self) -> int:
-        return len(self.content) if self.content is not None else 0
+        return len(self.content) if self.content is not None else self.stat_size
+
+    @property
+    def deleted(self) -> bool:
+        return self.content is None and not self.deferred
 
 
 @dataclass(frozen=True)

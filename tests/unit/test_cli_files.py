@@ -266,3 +266,45 @@ def test_numbers_out_of_range_are_a_clear_error(cli: Cli, workspace: Path, argv:
     assert "out of range" in err and "Traceback" not in err
     data = cli.json(*argv, code=2)
     assert data["error"]["reason"] == "badParams" and "out of range" in data["error"]["message"]
+
+
+def test_diff_against_the_live_tree_reads_only_what_the_stat_cache_cannot_vouch_for(
+    cli: Cli, workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`tether diff N --stat`: a file whose stat matches head is compared by hash, neither it
+    nor its blob read; changed, new and deleted files are found as before."""
+    from tether.checkpoints import restore as restore_mod
+    from tether.store.db import Store
+
+    for i in range(20):
+        write(workspace, f"src/m{i}.py", f"v = {i}\n")
+    old = (os.stat(workspace).st_mtime_ns // 10**9 - 3600) * 10**9
+    for i in range(20):
+        os.utime(workspace / f"src/m{i}.py", ns=(old, old))  # outside the racy window
+    cli.json("checkpoint", "-m", "base")
+    write(workspace, "src/m3.py", "v = 33\n")
+    os.remove(workspace / "src/m4.py")
+    write(workspace, "src/new.py", "n = 1\n")
+    live_reads: list[str] = []
+    blob_reads: list[str] = []
+    read_live, read_blob = restore_mod.read_live, Store.read_blob
+
+    def spy_live(root: Path, rel: str) -> bytes | None:
+        live_reads.append(rel)
+        return read_live(root, rel)
+
+    def spy_blob(store: Store, digest: str) -> bytes:
+        blob_reads.append(digest)
+        return read_blob(store, digest)
+
+    monkeypatch.setattr(restore_mod, "read_live", spy_live)
+    monkeypatch.setattr(Store, "read_blob", spy_blob)
+    code, out, _ = cli.run("diff", "1", "--stat")
+    assert code == 0
+    assert out.splitlines() == ["M src/m3.py", "D src/m4.py"]
+    assert sorted(live_reads) == ["src/m3.py", "src/m4.py"]
+    assert len(blob_reads) == 2
+    # A whole diff of the same: the same reads; with paths: only those looked at.
+    live_reads.clear()
+    data = cli.json("diff", "1", "--", "src/m1.py", "src/m3.py")
+    assert [f["path"] for f in data["files"]] == ["src/m3.py"] and live_reads == ["src/m3.py"]

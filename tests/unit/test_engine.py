@@ -76,8 +76,13 @@ class FakeClient:
     ) -> tuple[bool, str | None]:
         return True, None
 
-    async def progress_begin(self, title: str, message: str | None = None) -> object | None:
+    async def progress_begin(
+        self, title: str, message: str | None = None, on_cancel: Callable[[], None] | None = None
+    ) -> object | None:
         return None
+
+    def progress_report(self, token: object | None, message: str | None, percentage: int | None) -> None:
+        pass
 
     def progress_end(self, token: object | None, message: str | None = None) -> None:
         pass

@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from tether import protocol
+from tether import protocol, safefs
 from tether.errors import BadParamsError, NoCheckpointError, OutsideWorkspaceError
 from tether.humanize import plural
-from tether.model import blob_hash, iso_time
+from tether.model import FileChange, blob_hash, iso_time
 from tether.paths import normalize_rel
 from tether.redact import redact_argv, redact_lines
 from tether.store.db import Store
@@ -364,11 +364,23 @@ def current_hashes(store: Store, scan: ScanResult | None = None) -> dict[str, st
         scan = Checkpointer(store).scan_workspace()
     current = {p: e.hash for p, e in head.items()}
     for c in scan.changes:
-        if c.content is None:
+        digest = change_hash(store.root, c)
+        if digest is None:
             current.pop(c.path, None)
         else:
-            current[c.path] = blob_hash(c.content)
+            current[c.path] = digest
     return current
+
+
+def change_hash(root: Path, c: FileChange) -> str | None:
+    """The content hash a scan found for a path (None: deleted); a deferred change's bytes
+    were not kept by the scan: hashed from the disk now."""
+    if c.content is not None:
+        return blob_hash(c.content)
+    if not c.deferred:
+        return None
+    found = safefs.read_file(root, c.path)
+    return blob_hash(found[0]) if found is not None else None
 
 
 def changed_since(store: Store, checkpoint: int, current: dict[str, str]) -> list[str]:
@@ -395,7 +407,7 @@ class LiveTree:
 
             scan = Checkpointer(store).scan_workspace()
         self.scan = scan
-        self._disk = {c.path: blob_hash(c.content) if c.content is not None else None for c in scan.changes}
+        self._disk = {c.path: change_hash(store.root, c) for c in scan.changes}
 
     def hash(self, path: str) -> str | None:
         if path in self._disk:

@@ -269,7 +269,8 @@ class AgentSession:
         # Scan first so the attachment can name the step's files; the checkpoint takes that
         # scan as it is (its stat refreshes too) and looks again only at the told paths.
         if scan is None:
-            scan = checkpointer.scan_workspace()
+            # Streamed: a first step in a big tree does not hold every new file's bytes.
+            scan = checkpointer.scan_workspace(stream=True)
         told = list(patch.get("files", []))
         changed_now = sorted(set(scan.changed_paths) | set(told))
         # A step's files are what changed since the previous step, even when another checkpoint

@@ -11,11 +11,11 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from tether.errors import OutsideWorkspaceError, StoreError
-from tether.model import CheckpointInfo, FileChange, Skipped
+from tether.model import CheckpointInfo, FileChange, HeadRow, Progress, Skipped
 from tether.paths import normalize_rel
 from tether.scan.result import DEFAULT_MAX_FILE_BYTES, ScanResult, Taken, printable_name
 from tether.scan.scanner import Scanner
@@ -51,6 +51,7 @@ class Checkpointer:
         another process saw change, when there is one (scan/dirty.py); else it walks."""
         self.store = store
         self.scanner = scanner or Scanner(store.root, max_file_bytes)
+        self._root = str(store.root)
         self.watched = watched
         self._providers: dict[str, Provider] = {}
         self._pending: set[str] = set()
@@ -58,6 +59,10 @@ class Checkpointer:
         # time.monotonic() past which a whole-workspace walk stops and reports what it found
         # (the agent hooks' time budget); None: walks run to the end.
         self.deadline: float | None = None
+        # Told how far a checkpoint got (scan, then write); it may raise errors.CancelledError,
+        # and the checkpoint is then abandoned with nothing written. Set by the front end for
+        # the checkpoints it shows progress for (a terminal, an editor's progress report).
+        self.progress: Progress | None = None
 
     def add_provider(self, name: str, fn: Provider) -> None:
         self._providers[name] = fn
@@ -114,7 +119,7 @@ class Checkpointer:
                 # paths): not made twice. Told paths are looked at on top of it.
                 skipped_scope: list[str] | None = scan.scope
                 if told:
-                    extra = self.scan_told(told)
+                    extra = self.scan_told(told, stream=True)
                     have = scan.changed_set
                     scan = ScanResult(
                         [*scan.changes, *(c for c in extra.changes if c.path not in have)],
@@ -127,10 +132,10 @@ class Checkpointer:
                     if skipped_scope is not None and extra.scope is not None:
                         skipped_scope = sorted({*skipped_scope, *extra.scope})
             elif full or (paths is None and not told):
-                scan = self.scan_workspace()
+                scan = self.scan_workspace(stream=True)
                 skipped_scope = scan.scope  # None for a walk; a watcher's paths otherwise
             else:
-                scan = self.scan_told(told)
+                scan = self.scan_told(told, stream=True)
                 skipped_scope = scan.scope
             if not scan.complete and skipped_scope is None:
                 skipped_scope = []  # a walk stopped early: add its skips, drop none it did not see
@@ -147,6 +152,8 @@ class Checkpointer:
                 skipped=scan.skipped,
                 skipped_scope=skipped_scope,
                 still_current=self._still_as_read,
+                read=self._read_deferred,
+                progress=self.progress,
             )
         except BaseException:
             # Nothing was written: keep the told paths for the next attempt.
@@ -170,31 +177,71 @@ class Checkpointer:
             # it (it still exists), and a file recreated meanwhile is found as new next scan.
             return True
         try:
-            st = os.lstat(self.store.root / change.path)
+            st = os.lstat(os.path.join(self._root, change.path))
         except OSError:
             return False  # gone (or unreadable) since it was read
         return (st.st_mtime_ns, st.st_size, st.st_ino) == (change.mtime_ns, change.size, change.ino)
 
-    def scan_told(self, paths: Iterable[str]) -> ScanResult:
+    def _read_deferred(self, change: FileChange) -> FileChange | Skipped | None:
+        """A deferred change's bytes, read as the store writes them (never through a symlink),
+        if the file is still as the scan saw it (else None: the next scan finds it)."""
+        want = (change.mtime_ns, change.stat_size, change.ino)
+        try:
+            fd = os.open(
+                os.path.join(self._root, change.path),
+                os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0),
+            )
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            return Skipped(change.path, f"unreadable: {exc.strerror}")
+        try:
+            st = os.fstat(fd)
+            if (st.st_mtime_ns, st.st_size, st.st_ino) != want:
+                return None
+            max_bytes = self.scanner.max_file_bytes
+            chunks = []
+            left = st.st_size + 1  # one more: a file that grew since is seen growing
+            while left > 0:
+                chunk = os.read(fd, min(left, 1 << 20))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                left -= len(chunk)
+            content = b"".join(chunks)
+            if len(content) > max_bytes:
+                return Skipped(change.path, f"larger than {max_bytes} bytes", len(content))
+            st = os.fstat(fd)
+            if len(content) != st.st_size or (st.st_mtime_ns, st.st_size, st.st_ino) != want:
+                return None  # written to while it was read
+        except OSError as exc:
+            return Skipped(change.path, f"unreadable: {exc.strerror}")
+        finally:
+            os.close(fd)
+        return FileChange(change.path, content, change.mode, change.mtime_ns, change.ino)
+
+    def scan_told(self, paths: Iterable[str], *, stream: bool = False) -> ScanResult:
         """Look only at ``paths`` (files, or directories: everything tracked below them), writing
-        nothing. The result's ``scope`` says which paths it covers."""
+        nothing. The result's ``scope`` says which paths it covers. ``stream``: changes may be
+        deferred (their bytes read when the checkpoint is written: scan/file.py)."""
         rels = self._rels(paths)
         # A told directory (moved in, or deleted wholesale) covers the tracked paths below it.
         dirs = [r for r in rels if os.path.isdir(os.path.join(self.store.root, r))]
         dirs += [r for r in rels if not os.path.lexists(os.path.join(self.store.root, r))]
-        scan = self.scanner.scan_paths(sorted(set(paths)), self.store.head(rels, under=dirs))
+        scan = self.scanner.scan_paths(sorted(set(paths)), self.store.head(rels, under=dirs), stream=stream)
         scan.scope = rels
         return scan
 
-    def scan_workspace(self) -> ScanResult:
+    def scan_workspace(self, *, stream: bool = False) -> ScanResult:
         """What differs from head in the whole workspace, writing nothing (``tether status``):
-        the paths a live file watcher saw change (``watched``), else :meth:`walk`."""
+        the paths a live file watcher saw change (``watched``), else :meth:`walk`. ``stream``:
+        changes may be deferred (a checkpoint's own scan; see :meth:`scan_told`)."""
         if self.watched:
             from tether.scan import dirty
 
             taken = dirty.take(self.store, self.scanner.fingerprint())
             if taken is not None:
-                scan = self.scan_told(taken.paths)
+                scan = self.scan_told(taken.paths, stream=stream)
                 scan.taken = taken
                 log.debug(
                     "scan: %d paths the file watcher %s saw change, no walk",
@@ -202,9 +249,9 @@ class Checkpointer:
                     taken.watcher[:8],
                 )
                 return scan
-        return self.walk()
+        return self.walk(stream=stream)
 
-    def walk(self) -> ScanResult:
+    def walk(self, *, stream: bool = False) -> ScanResult:
         """A stat-cache walk of the whole workspace, writing nothing.
 
         Walks from the listings the store keeps, each with its directory's stat cache:
@@ -214,12 +261,17 @@ class Checkpointer:
         Past :attr:`deadline` the walk stops: the result is then not ``complete``.
         """
         deadline = self.deadline
+        progress = self.progress
         if self.scanner.has_listings and self.scanner.listings_dirty:
-            return self.scanner.full_scan(self.store.head_rows(), deadline=deadline)
+            return self.scanner.full_scan(
+                self.store.head_rows(), deadline=deadline, stream=stream, progress=progress
+            )
         with self.store.snapshot():
             meta, rows = self.store.scan_dirs()
             if not self.scanner.import_dirs(meta, rows):
-                return self.scanner.full_scan(self.store.head_rows(), deadline=deadline)
+                return self.scanner.full_scan(
+                    self.store.head_rows(), deadline=deadline, stream=stream, progress=progress
+                )
             verified = self.scanner.verify_imported()
             others = self.scanner.listed_paths(exclude=verified)
             # Rows the walk will ask for: those of the listed files outside the vouched-for
@@ -227,9 +279,12 @@ class Checkpointer:
             # while it was racy): counted against head, not against the listings.
             total = self.store.head_count()
             unvouched = total - (self.scanner.listed_count() - len(others))
-            if unvouched * LAZY_HEAD_SHARE > total:
-                return self.scanner.full_scan(self.store.head_rows(), verified, deadline)
-            return self.scanner.full_scan(LazyHead(self.store, others, total), verified, deadline)
+            head: Mapping[str, HeadRow] = (
+                self.store.head_rows()
+                if unvouched * LAZY_HEAD_SHARE > total
+                else LazyHead(self.store, others, total)
+            )
+            return self.scanner.full_scan(head, verified, deadline, stream=stream, progress=progress)
 
     def _done(self, taken: Taken) -> None:
         from tether.scan import dirty

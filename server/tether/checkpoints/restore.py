@@ -28,7 +28,7 @@ from tether.model import FileEntry, blob_hash
 from tether.paths import normalize_rel, restore_temp_name, restore_temp_pid, safe_target
 from tether.procs import pid_alive
 from tether.protocol import TRIGGER_RESTORE
-from tether.scan.result import ScanResult
+from tether.scan.result import UNREADABLE_DIR, ScanResult
 from tether.scan.scanner import Scanner
 from tether.store.db import Store
 
@@ -95,7 +95,7 @@ def _pending(store: Store) -> tuple[set[str], set[str]]:
 
 def _scope(store: Store, paths: Iterable[str] | None, *manifests: dict[str, FileEntry]) -> list[str]:
     """The paths a diff/restore covers; a directory argument covers every known path below it."""
-    known: set[str] = set(store.head()) | _pending(store)[0]
+    known: set[str] = set(store.head_rows()) | _pending(store)[0]
     for m in manifests:
         known.update(m)
     if paths is None:
@@ -113,21 +113,61 @@ def _content(store: Store, entry: FileEntry | None) -> bytes | None:
     return store.read_blob(entry.hash) if entry is not None else None
 
 
-def diff(store: Store, a: int, b: int | None = None, paths: Iterable[str] | None = None) -> list[FileDiff]:
-    """Changes from checkpoint ``a`` to checkpoint ``b`` (``None``: the live workspace)."""
+def diff(
+    store: Store,
+    a: int,
+    b: int | None = None,
+    paths: Iterable[str] | None = None,
+    *,
+    checkpointer: Checkpointer | None = None,
+) -> list[FileDiff]:
+    """Changes from checkpoint ``a`` to checkpoint ``b`` (``None``: the live workspace).
+
+    Against the live workspace, a stat-cache scan (``checkpointer``'s, or a new one's) says
+    which files differ from head: the others are compared by hash, neither file nor blob read.
+    """
     man_a = store.manifest(a)
     man_b = store.manifest(b) if b is not None else {}
+    scope = _scope(store, paths, man_a, man_b)
+    live: dict[str, str | None] = {}
+    if b is None:
+        live = _live_hashes(store, checkpointer or Checkpointer(store), scope if paths is not None else None)
     out = []
-    for rel in _scope(store, paths, man_a, man_b):
+    for rel in scope:
         ea, eb = man_a.get(rel), man_b.get(rel)
         if b is not None and ea == eb:
             continue
+        if b is None and rel in live and live[rel] == (ea.hash if ea is not None else None):
+            continue  # the same content (by the stat cache): nothing to read
         before = _content(store, ea)
         after = _content(store, eb) if b is not None else read_live(store.root, rel)
         d = file_diff(rel, before, after, f"checkpoint-{a}", f"checkpoint-{b}" if b else "live")
         if d is not None:
             out.append(d)
     return out
+
+
+def _live_hashes(store: Store, checkpointer: Checkpointer, scope: list[str] | None) -> dict[str, str | None]:
+    """Content hash (None: absent) of the tracked paths whose content a stat-cache scan
+    (of ``scope``, or the whole workspace) can tell without reading them: head's for the files
+    its stat cache vouches for, the scan's own for those it read. Paths it cannot tell (skipped:
+    symlinks, over the size cap, unreadable) are left out: the caller reads them."""
+    scan = checkpointer.scan_workspace() if scope is None else checkpointer.scan_told(scope)
+    if scope is None:
+        live: dict[str, str | None] = {p: row[1] for p, row in store.head_rows().items()}
+    else:
+        live = {p: e.hash for p, e in store.head(scope).items()}
+    for c in scan.changes:
+        live[c.path] = blob_hash(c.content) if c.content is not None else None
+    if not scan.complete:
+        return {}
+    for s in scan.skipped:
+        live.pop(s.path, None)
+    # Below a directory the walk could not list, head is all it knows: read those.
+    dirs = tuple(s.path + "/" for s in scan.skipped if s.reason.startswith(UNREADABLE_DIR))
+    if dirs:
+        live = {p: h for p, h in live.items() if not p.startswith(dirs)}
+    return live
 
 
 def plan(

@@ -169,15 +169,19 @@ def cmd_step(args: argparse.Namespace) -> int:
     with _agent(args) as (store, session, warning):
         _, conv_warning = record_conversations(store.root, args.state_dir)
         _warn(conv_warning)
-        outcome = record_step(
-            store,
-            session,
-            make_checkpointer(store, session, args.state_dir),
-            args.done,
-            next_steps=[] if args.no_next else args.next_steps,
-            task=args.task,
-            files=_abs(args.files),
-        )
+        from tether.cli.progress import terminal_progress
+
+        cp = make_checkpointer(store, session, args.state_dir)
+        with terminal_progress(cp):  # a first step in a big tree walks and stores all of it
+            outcome = record_step(
+                store,
+                session,
+                cp,
+                args.done,
+                next_steps=[] if args.no_next else args.next_steps,
+                task=args.task,
+                files=_abs(args.files),
+            )
         state = outcome.state
         emit(
             args,

@@ -87,16 +87,16 @@ def register(sub: Any) -> None:
 def cmd_checkpoint(args: argparse.Namespace) -> int:
     from tether.agent.session import AgentSession
     from tether.agent.steps import make_checkpointer, manual_checkpoint
+    from tether.cli.progress import terminal_progress
 
     with open_store(args) as store:
         # The checkpoint carries the agent (and tmux) state and rewrites .agent-session.json.
         session = AgentSession(store)
-        outcome = manual_checkpoint(
-            session,
-            make_checkpointer(store, session, args.state_dir),
-            args.message,
-            args.paths if args.paths and not args.full else None,
-        )
+        cp = make_checkpointer(store, session, args.state_dir)
+        with terminal_progress(cp):
+            outcome = manual_checkpoint(
+                session, cp, args.message, args.paths if args.paths and not args.full else None
+            )
         info = outcome.info
         assert info is not None  # allow_empty
         skipped = [s.to_wire() for s in outcome.scan.skipped]
@@ -154,7 +154,9 @@ def _split_diff_args(rest: list[str], args: argparse.Namespace) -> tuple[int | N
 def cmd_diff(args: argparse.Namespace) -> int:
     b, paths = _split_diff_args(list(args.rest), args)
     with open_store(args) as store:
-        diffs = restore_mod.diff(store, args.a, b, paths or None)
+        diffs = restore_mod.diff(
+            store, args.a, b, paths or None, checkpointer=Checkpointer(store, watched=True)
+        )
         stat_lines = "\n".join(f"{d.status[0].upper()} {escape(d.path)}" for d in diffs)
         text = stat_lines if args.stat else diff_text(diffs)
         data = {"from": args.a, "to": b, "paths": paths, "files": [d.to_wire() for d in diffs]}

@@ -3,7 +3,7 @@ engine's unit tests with a recording fake)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 
@@ -23,6 +23,13 @@ class ClientPort(Protocol):
         self, label: str, uri: str, end: tuple[int, int], text: str
     ) -> tuple[bool, str | None]: ...
 
-    async def progress_begin(self, title: str, message: str | None = None) -> object | None: ...
+    async def progress_begin(
+        self, title: str, message: str | None = None, on_cancel: Callable[[], None] | None = None
+    ) -> object | None:
+        """A work-done progress token (None: the client refused one). ``on_cancel``: the
+        progress is cancellable, and this is called (on the event loop) when the user cancels."""
+        ...
+
+    def progress_report(self, token: object | None, message: str | None, percentage: int | None) -> None: ...
 
     def progress_end(self, token: object | None, message: str | None = None) -> None: ...

@@ -63,7 +63,9 @@ async def diff(eng: Engine, args: tuple[int, int | None, list[str] | None]) -> d
     from tether.checkpoints import restore as restore_mod
 
     a, b, paths = args
-    files = await eng.run(lambda: restore_mod.diff(eng.backend.store, a, b, paths))
+    files = await eng.run(
+        lambda: restore_mod.diff(eng.backend.store, a, b, paths, checkpointer=eng.backend.checkpointer)
+    )
     return {"from": a, "to": b, "files": [f.to_wire() for f in files]}
 
 

@@ -25,7 +25,7 @@ from tether import protocol as P
 from tether.editor import status as status_model
 from tether.editor.candidate import ResumeCandidate
 from tether.editor.documents import Documents
-from tether.errors import StoreError, TetherError
+from tether.errors import CancelledError, StoreError, TetherError
 from tether.lsp import jobs
 from tether.lsp import status as status_mod
 from tether.lsp.backend import Backend, SideState, tmux_key
@@ -35,7 +35,7 @@ from tether.lsp.debounce import LoopTimers, Throttle, Timers
 from tether.lsp.editing import Editing
 from tether.lsp.journal import Journal
 from tether.lsp.saves import Saves
-from tether.model import CheckpointInfo
+from tether.model import CheckpointInfo, Progress
 
 if TYPE_CHECKING:
     from tether.scan.feed import ChangeFeed
@@ -276,7 +276,10 @@ class Engine:
         full: bool = False,
         allow_empty: bool = False,
         files_only: bool = False,
+        progress: Progress | None = None,
     ) -> CheckpointInfo | None:
+        """``progress``: told how far it got, on the worker thread (it may raise CancelledError:
+        the checkpoint is then abandoned, nothing written, and not counted as an error)."""
         await self.wait_ready()
         # A checkpoint means "keep everything now": unsaved buffers included.
         await self.journal.flush_now()
@@ -286,9 +289,14 @@ class Engine:
         def work() -> CheckpointInfo | None:
             # A whole walk also checks the watcher (or makes it trusted: readers then need no walk).
             mark = feed.mark() if feed is not None else None
-            outcome = self.backend.checkpointer.checkpoint(
-                trigger, message, paths=paths, full=full, allow_empty=allow_empty, files_only=files_only
-            )
+            cp = self.backend.checkpointer
+            cp.progress = progress
+            try:
+                outcome = cp.checkpoint(
+                    trigger, message, paths=paths, full=full, allow_empty=allow_empty, files_only=files_only
+                )
+            finally:
+                cp.progress = None
             if feed is not None:
                 feed.after_full_scan(outcome.scan, mark, checkpointed=True)
             if outcome.info is not None:
@@ -298,6 +306,9 @@ class Engine:
         with self.busy(checkpointing=True):
             try:
                 info = await self.run(work)
+            except CancelledError:
+                log.info("checkpoint (%s) cancelled: nothing written", trigger)
+                raise
             except TetherError as exc:
                 self._error = exc.message
                 log.error("checkpoint (%s) failed: %s", trigger, exc.message)

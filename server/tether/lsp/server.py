@@ -11,7 +11,7 @@ import signal
 import sys
 import threading
 import uuid
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
@@ -231,21 +231,37 @@ class _Client:
         )
         return bool(res and res.applied), getattr(res, "failure_reason", None)
 
-    async def progress_begin(self, title: str, message: str | None = None) -> object | None:
+    async def progress_begin(
+        self, title: str, message: str | None = None, on_cancel: Callable[[], None] | None = None
+    ) -> object | None:
         token = f"tether-{uuid.uuid4().hex[:12]}"
+        progress = self.ls.work_done_progress
         try:
-            await _bounded(self.ls.work_done_progress.create_async(token), PROGRESS_TIMEOUT, "progress")
+            await _bounded(progress.create_async(token), PROGRESS_TIMEOUT, "progress")
         except Exception as exc:
             log.info("client refused progress: %s", exc)
             return None
-        self.ls.work_done_progress.begin(
-            token, types.WorkDoneProgressBegin(title=title, message=message, cancellable=False)
+        progress.begin(
+            token,
+            types.WorkDoneProgressBegin(
+                title=title, message=message, cancellable=on_cancel is not None, percentage=0
+            ),
         )
+        if on_cancel is not None:
+            # pygls cancels the token's future on window/workDoneProgress/cancel.
+            progress.tokens[token].add_done_callback(lambda f: on_cancel() if f.cancelled() else None)
         return token
+
+    def progress_report(self, token: object | None, message: str | None, percentage: int | None) -> None:
+        if isinstance(token, str):
+            self.ls.work_done_progress.report(
+                token, types.WorkDoneProgressReport(message=message, percentage=percentage)
+            )
 
     def progress_end(self, token: object | None, message: str | None = None) -> None:
         if isinstance(token, str):
             self.ls.work_done_progress.end(token, types.WorkDoneProgressEnd(message=message))
+            self.ls.work_done_progress.tokens.pop(token, None)
 
 
 def _rpc_error(exc: TetherError) -> JsonRpcException:

@@ -68,15 +68,16 @@ class Workspace:
         reported when it can vouch for them (no walk), else a walk of the whole workspace. The
         feed learns that they are in the store only when the block ends without an error."""
         taken = self.feed.take() if self.feed is not None else None
+        # Streamed: the checkpoint reads new files' bytes as it writes them (bounded memory).
         if taken is None:
             mark = self.feed.mark() if self.feed is not None else None
-            scan = self.checkpointer.walk()
+            scan = self.checkpointer.walk(stream=True)
             yield scan
             if self.feed is not None:
                 self.feed.after_full_scan(scan, mark, checkpointed=True)
             return
         paths, mark = taken
-        yield self.checkpointer.scan_told(paths)
+        yield self.checkpointer.scan_told(paths, stream=True)
         assert self.feed is not None
         self.feed.done(paths, mark)
 

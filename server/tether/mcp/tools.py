@@ -203,7 +203,7 @@ def do_diff(ws: Workspace, a: int, b: int | None, paths: list[str] | None, max_c
     if b is not None:
         _existing(ws, "to_checkpoint", b)
     rels = _rels(ws, "paths", paths) or []
-    capped = cap_diff(restore_mod.diff(ws.store, a, b, rels or None), max_chars)
+    capped = cap_diff(restore_mod.diff(ws.store, a, b, rels or None, checkpointer=ws.checkpointer), max_chars)
     result = s.Diff.model_validate(
         {
             "from": a,
@@ -392,8 +392,8 @@ def build_tools(backend: Backend) -> list[Tool]:
         max_chars: s.MaxChars = s.DEFAULT_MAX_CHARS,
     ) -> Annotated[CallToolResult, s.Diff]:
         """Unified diff from a checkpoint to another checkpoint or to the files on disk now, cut
-        to max_chars (whole files first; the rest are named). Reads only. Without paths it reads
-        every tracked file, so name the files you care about in large workspaces."""
+        to max_chars (whole files first; the rest are named). Reads only: files unchanged since the
+        last checkpoint (by their stat) are not read."""
         return await work(lambda ws: do_diff(ws, from_checkpoint, to_checkpoint, paths, max_chars))
 
     async def file_at(

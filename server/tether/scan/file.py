@@ -10,14 +10,20 @@ from tether.model import FileChange, HeadRow, Skipped, StatEntry, blob_hash
 from tether.paths import restore_temp_pid
 from tether.scan.result import ScanResult
 
+# A streamed scan keeps the bytes of changed files it read up to this many in all; past it (and
+# for every new file, which it does not read at all) the change is ``deferred``: the store reads
+# the file when it writes the checkpoint, so a first checkpoint of a big tree never holds it.
+HOLD_BYTES = 16 * 1024 * 1024
+
 
 class FileCheck:
     """One file of a workspace (``root``) against its head row; files over ``max_file_bytes`` are
-    skipped, not read."""
+    skipped, not read. ``stream``: changes are recorded ``deferred`` (see HOLD_BYTES)."""
 
-    def __init__(self, root: str, max_file_bytes: int) -> None:
+    def __init__(self, root: str, max_file_bytes: int, stream: bool = False) -> None:
         self.root = root
         self.max_file_bytes = max_file_bytes
+        self.stream = stream
 
     def __call__(self, rel: str, st: os.stat_result, cached: HeadRow | None, result: ScanResult) -> None:
         root, max_file_bytes = self.root, self.max_file_bytes
@@ -34,6 +40,12 @@ class FileCheck:
         if cached is not None and vouches(cached, st, max_file_bytes):
             return
         mode = stat_mod.S_IMODE(st.st_mode)
+        if cached is None and self.stream:
+            # New: nothing to compare it with. Read once, when the checkpoint is written.
+            result.changes.append(
+                FileChange(rel, None, mode, st.st_mtime_ns, st.st_ino, deferred=True, stat_size=st.st_size)
+            )
+            return
         try:
             # O_NOFOLLOW: the path was a regular file at lstat time; never read through a
             # symlink swapped in since.
@@ -55,6 +67,12 @@ class FileCheck:
                 StatEntry(rel, cached[1], mode, len(content), st.st_mtime_ns, st.st_ino)
             )
             return
+        if self.stream and result.held + len(content) > HOLD_BYTES:
+            result.changes.append(
+                FileChange(rel, None, mode, st.st_mtime_ns, st.st_ino, deferred=True, stat_size=len(content))
+            )
+            return
+        result.held += len(content)
         result.changes.append(FileChange(rel, content, mode, st.st_mtime_ns, st.st_ino))
 
 

@@ -34,6 +34,8 @@ BAD_NAME_REASON = "file name is not valid UTF-8 (not tracked)"
 
 IGNORE_RULES_REASON = "ignore rules not all applied"
 
+UNREADABLE_DIR = "unreadable directory"  # a skip's reason starts so: nothing below it was seen
+
 
 def printable_name(name: str) -> str:
     """A name safe to store and print: undecodable bytes (surrogate escapes) shown as ``\\xNN``."""
@@ -80,6 +82,8 @@ class ScanResult:
     # Directories a walk visited, and listed (not taken from a kept listing): 0 without a walk.
     walked: int = 0
     listed: int = 0
+    # Bytes of changed files held in ``changes`` (a streamed scan defers the rest: scan/file.py).
+    held: int = 0
 
     @property
     def changed_paths(self) -> list[str]:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tether.errors import OutsideWorkspaceError
-from tether.model import FileChange, HeadRow, Skipped, StatEntry
+from tether.model import FileChange, HeadRow, Progress, Skipped, StatEntry
 from tether.paths import normalize_rel
 from tether.scan.file import FileCheck, vouches
 from tether.scan.ignore_tree import IgnoreTree, Stack, ignored_by
@@ -35,6 +35,7 @@ from tether.scan.result import (
     DEFAULT_IGNORED_FILES,
     DEFAULT_MAX_FILE_BYTES,
     GITIGNORE,
+    UNREADABLE_DIR,
     ScanResult,
     printable_name,
     valid_name,
@@ -63,6 +64,7 @@ class _Walk:
     seen: list[str]  # tracked paths found (each once: a tree has no duplicate paths)
     todo: list[tuple[str, Stack | None]]  # subdirectories found in the directory being visited
     unreadable: list[str]
+    check: FileCheck
     verified: Collection[str] = ()  # directories checked whole against stored stats
     vouched: list[tuple[str, list[str]]] = field(default_factory=list)  # verified ones reached
     visited: list[str] = field(default_factory=list)
@@ -70,6 +72,7 @@ class _Walk:
     listed: int = 0  # directories listed (not taken from a kept listing)
     deadline: float | None = None  # time.monotonic(); past it the walk stops
     stopped: bool = False
+    progress: Progress | None = None  # told the files found so far, after each directory
 
 
 class Scanner:
@@ -88,6 +91,7 @@ class Scanner:
         # then stats each tracked file without listing unchanged directories again).
         self.listings = ListingCache(self.root, self.fingerprint())
         self._check = FileCheck(str(self.root), max_file_bytes)
+        self._stream_check = FileCheck(str(self.root), max_file_bytes, stream=True)
 
     def fingerprint(self) -> list[object]:
         """What the listings (and a watcher's dirty set) depend on besides the pattern files."""
@@ -128,17 +132,35 @@ class Scanner:
         return IgnoreTree(self.root, self._ignored_dirs, self._ignored_files)
 
     def full_scan(
-        self, head: Mapping[str, HeadRow], verified: Collection[str] = (), deadline: float | None = None
+        self,
+        head: Mapping[str, HeadRow],
+        verified: Collection[str] = (),
+        deadline: float | None = None,
+        *,
+        stream: bool = False,
+        progress: Progress | None = None,
     ) -> ScanResult:
         """``verified``: directories :meth:`verify_imported` found unchanged, taken as listed.
-        ``deadline`` (``time.monotonic()``): past it the walk stops, and the result says so."""
+        ``deadline`` (``time.monotonic()``): past it the walk stops, and the result says so.
+        ``stream``: changes may be ``deferred`` (read when the checkpoint is written: scan/file.py).
+        ``progress``: told ("scan", files found, None) as the walk goes (it may raise to stop it)."""
         result = ScanResult()
         if self.listings.check_gitignores():
             verified = ()
         ignore = self.ignore_rules()
         stack = ignore.root_stack()
         self.listings.note_external(ignore.external)
-        self._walk("", stack, ignore, head, result, verified=verified, deadline=deadline)
+        self._walk(
+            "",
+            stack,
+            ignore,
+            head,
+            result,
+            verified=verified,
+            deadline=deadline,
+            check=self._stream_check if stream else self._check,
+            progress=progress,
+        )
         log.debug(
             "walk: %d directories (%d listed, %d vouched for by their stored stats), %d files",
             result.walked,
@@ -158,6 +180,8 @@ class Scanner:
         *,
         verified: Collection[str] = (),
         deadline: float | None = None,
+        check: FileCheck | None = None,
+        progress: Progress | None = None,
     ) -> None:
         """Walk below ``start`` and record, in ``result``, what differs from ``head``.
 
@@ -166,7 +190,11 @@ class Scanner:
         """
         todo: list[tuple[str, Stack | None]] = [(start, start_stack)]
         workers = WALK_THREADS if not self.listings.has_listings and len(head) >= PARALLEL_MIN_FILES else 1
-        walks = [_Walk(ignore, head, result, [], [], [], verified, deadline=deadline) for _ in range(workers)]
+        check = check or self._check
+        walks = [
+            _Walk(ignore, head, result, [], [], [], check, verified, deadline=deadline, progress=progress)
+            for _ in range(workers)
+        ]
         if workers == 1:
             # Iterative walk: deep trees must not hit the recursion limit.
             walk = walks[0]
@@ -179,6 +207,8 @@ class Scanner:
                 self._visit(*todo.pop(), walk)
                 todo.extend(walk.todo)
                 walk.todo.clear()
+                if progress is not None:
+                    progress("scan", len(walk.seen) + walk.untracked, None)
         else:
             self._walk_parallel(todo, walks)
         if any(w.stopped for w in walks):
@@ -238,6 +268,8 @@ class Scanner:
                     started[0] = True
                 try:
                     self._visit(*item, walk)
+                    if walk.progress is not None and walk is walks[0]:
+                        walk.progress("scan", sum(len(w.seen) + w.untracked for w in walks), None)
                 except BaseException as exc:  # re-raised by the caller's thread below
                     errors.append(exc)
                 finally:
@@ -275,7 +307,7 @@ class Scanner:
             fd = os.open(os.path.join(self.root, rel_dir) if rel_dir else self.root, _DIR_FLAGS)
         except OSError as exc:
             if rel_dir:
-                walk.result.skipped.append(Skipped(rel_dir, f"unreadable directory: {exc.strerror}"))
+                walk.result.skipped.append(Skipped(rel_dir, f"{UNREADABLE_DIR}: {exc.strerror}"))
                 walk.unreadable.append(rel_dir + "/")
             return
         walk.visited.append(rel_dir)
@@ -302,6 +334,7 @@ class Scanner:
         head_get = walk.head.get
         seen = walk.seen
         result = walk.result
+        check = walk.check
         max_bytes = self.max_file_bytes
         stat = os.stat
         prefix = rel_dir + "/" if rel_dir else ""
@@ -321,7 +354,7 @@ class Scanner:
                     continue
             else:
                 walk.untracked += 1
-            self._check(rel, st, cached, result)
+            check(rel, st, cached, result)
         walk.todo.extend((d, None) for d in listing.subdirs)
         result.skipped.extend(listing.skips)
 
@@ -344,14 +377,14 @@ class Scanner:
         ignored_files = ignore.ignored_files
         max_bytes = self.max_file_bytes
         head_get = head.get
-        consider = self._check
+        consider = walk.check
         walk.listed += 1
         try:
             with os.scandir(fd) as it:
                 entries = list(it)
         except OSError as exc:
             if rel_dir:
-                skipped.append(Skipped(rel_dir, f"unreadable directory: {exc.strerror}"))
+                skipped.append(Skipped(rel_dir, f"{UNREADABLE_DIR}: {exc.strerror}"))
                 unreadable.append(prefix)
             return
         checks = stack[::-1]  # deepest .gitignore first: it has the last word
@@ -405,12 +438,16 @@ class Scanner:
         if key is not None:
             self.listings.remember(rel_dir, fd, Listing(key, files, subdirs, skips, has_gitignore))
 
-    def scan_paths(self, paths: Iterable[str], head: Mapping[str, HeadRow]) -> ScanResult:
+    def scan_paths(
+        self, paths: Iterable[str], head: Mapping[str, HeadRow], *, stream: bool = False
+    ) -> ScanResult:
         """Check only ``paths`` (absolute or workspace-relative). Ignored paths are dropped.
 
         ``head`` needs to hold only the entries for ``paths`` (and, for a directory, below it).
+        ``stream``: as for :meth:`full_scan`.
         """
         result = ScanResult()
+        check = self._stream_check if stream else self._check
         ignore = self.ignore_rules()
         done: set[str] = set()
         for raw in paths:
@@ -449,9 +486,9 @@ class Scanner:
                 stack = ignore.stack_for(rel)
                 if stack is not None:
                     result.seen -= 1
-                    self._walk(rel, stack, ignore, head, result)
+                    self._walk(rel, stack, ignore, head, result, check=check)
                 continue
-            self._check(rel, st, head.get(rel), result)
+            check(rel, st, head.get(rel), result)
         if len(done) > 1:
             # A told directory and a told path below it (a watcher reports both for a directory
             # moved in): one change per path, or the checkpoint would record it twice.

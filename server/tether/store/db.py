@@ -30,6 +30,7 @@ from tether.model import (
     GcReport,
     HeadRow,
     ImportedCheckpoint,
+    Progress,
     Skipped,
     StatEntry,
     blob_hash,
@@ -48,6 +49,7 @@ BUSY_TIMEOUT_MS = 15_000
 # Live state: the rules the stored directory listings were filtered with (scan_dirs.py).
 SCAN_META = "scan.meta"
 WAL_DAMAGE_KEY = "walDamage"
+HEAD_CACHE_APPLY_MAX = 10_000
 
 
 def workspace_key(root: Path) -> str:
@@ -336,6 +338,8 @@ class Store:
         skipped: Iterable[Skipped] | None = None,
         skipped_scope: Iterable[str] | None = None,
         still_current: Callable[[FileChange], bool] | None = None,
+        read: chain.Reader | None = None,
+        progress: Progress | None = None,
     ) -> CheckpointInfo | None:
         """Write one checkpoint atomically; ``None`` when nothing changed and not ``allow_empty``.
 
@@ -348,14 +352,26 @@ class Store:
         left out (the Checkpointer's: the file changed again since it was read, and another
         writer may have recorded the newer content already). Head keeps the old stat for it,
         so the next scan picks the file up.
+
+        ``deferred`` changes (their bytes not held: a big checkpoint) are read with ``read`` inside
+        the transaction, in bounded batches (chain.write_streamed), ``progress`` told how far the
+        writing got; if ``progress`` raises (a cancel), the transaction is rolled back.
         """
         changes = list(changes)
+        deferred = [c for c in changes if c.deferred]
+        if deferred:
+            if read is None:
+                raise ValueError("deferred changes need a reader")
+            changes = [c for c in changes if not c.deferred]
         attachments = attachments or {}
         stat_updates = list(stat_updates)
         # Every caller's message (a run's command line, a hook's tool input, a client's text).
         stored_message = redact_text(message) if message else message
         skipped_list = list(skipped) if skipped is not None else None
         scope = list(skipped_scope) if skipped_scope is not None else None
+        if deferred and skipped_list is None:
+            # What the reader cannot take is said as skipped (for those paths only).
+            skipped_list, scope = [], [c.path for c in deferred]
         # Hash outside the transaction: the write lock is held only for the writes.
         prepared = [(c, blob_hash(c.content) if c.content is not None else None) for c in changes]
         applied: list[Applied] = []
@@ -367,7 +383,7 @@ class Store:
                 for p, d, m in select_in(
                     tx,
                     "SELECT path, hash, mode FROM head WHERE path IN ({keys})",
-                    [c.path for c, _ in prepared],
+                    [*(c.path for c, _ in prepared), *(c.path for c in deferred)],
                 )
             }
             real: list[tuple[FileChange, str | None]] = []
@@ -389,11 +405,20 @@ class Store:
                         )
                     continue
                 real.append((change, digest))
+            if deferred:
+                assert read is not None and skipped_list is not None
+                streamed, more, skips = chain.write_streamed(tx, deferred, current, read, progress)
+                real += streamed
+                touched += more
+                skipped_list += skips
             if touched:
                 applied += chain.refresh_stats(tx, [e._replace(mtime_ns=vouch(e.mtime_ns)) for e in touched])
             if skipped_list is not None:
                 chain.replace_skipped(tx, skipped_list, scope)
             new_attach = chain.changed_attachments(tx, attachments)
+            # A checkpoint of many files (a first one) drops the head cache rather than keep
+            # a second copy of every row while it writes them: read again when next needed.
+            keep_cache = len(real) <= HEAD_CACHE_APPLY_MAX
             if real or new_attach or allow_empty:
                 info = chain.insert_checkpoint(
                     tx,
@@ -402,9 +427,9 @@ class Store:
                     real=real,
                     attachments=attachments,
                     vouch=vouch,
-                    applied=applied,
+                    applied=applied if keep_cache else None,
                 )
-        self._head.apply(applied, was_fresh)
+        self._head.apply(applied if keep_cache else None, was_fresh)
         return info
 
     def _info(self, row: Sequence[Any]) -> CheckpointInfo:

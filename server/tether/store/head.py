@@ -90,13 +90,14 @@ class HeadCache:
             self._rows, self._version = rows, version
         return rows
 
-    def apply(self, applied: Iterable[Applied], was_fresh: bool) -> None:
+    def apply(self, applied: Iterable[Applied] | None, was_fresh: bool) -> None:
         """Keep the cache in step with this store's own commit (``was_fresh``: the cache was
         fresh when the transaction began; if not, or if another writer committed around it, it
-        is dropped and read again next time)."""
+        is dropped and read again next time; ``applied`` None: too many rows changed to keep a
+        second copy of them while they are written, dropped too)."""
         if self._rows is None:
             return
-        if not was_fresh or self.fresh() is None:
+        if applied is None or not was_fresh or self.fresh() is None:
             self._rows = None
             return
         cache = self._rows
