@@ -16,7 +16,8 @@ from tether.errors import TetherError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
+    from typing import Any
 
 # Command groups, imported lazily by name: a command imports only its own group, so `tether step`
 # (run by agents after every tool call) does not pay for the tmux link, git plumbing or pygls.
@@ -208,6 +209,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv == ["--version"]:  # before argparse and logging are imported: scripts call it often
         sys.stdout.write(f"tether {__version__}\n")
         return 0
+    if command_of(argv) == "hook":
+        # After every tool call of an agent: a hook's usual command line is read without
+        # building the parser (argparse, every argument of the agent commands); --help, a typo
+        # or anything else is left to the parser below.
+        from tether.cli.hook import cmd_hook, plain_hook_args
+
+        hook_args = plain_hook_args(argv)
+        if hook_args is not None:
+            return _run(cmd_hook, hook_args, 0)
     parser = build_parser(command_of(argv))
     from tether.cli.parser import UsageError
 
@@ -223,18 +233,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else 0
-    import logging
-
-    args.verbose += getattr(args, "verbose_after", 0)
-    logging.basicConfig(
-        level=logging.WARNING - 10 * min(args.verbose, 2),
-        stream=sys.stderr,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help(sys.stderr)
         return 2
+    return _run(handler, args, args.verbose + getattr(args, "verbose_after", 0))
+
+
+def _run(handler: Callable[[Any], int], args: Any, verbose: int) -> int:
+    """Run a command's handler with logging set up (``-v``: info, ``-vv``: debug)."""
+    import logging
+
+    logging.basicConfig(
+        level=logging.WARNING - 10 * min(verbose, 2),
+        stream=sys.stderr,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     from tether.cli import output
 
     try:
