@@ -27,13 +27,14 @@ resume = "run"   # on recreate, run the agents' resume commands (default "type":
 
 from __future__ import annotations
 
-import logging
 import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-log = logging.getLogger(__name__)
+from tether.logs import get_logger
+
+log = get_logger(__name__)
 
 CONFIG_ENV = "TETHER_CONFIG"
 

@@ -6,7 +6,6 @@ commands per pane from the latest tmux snapshot.
 from __future__ import annotations
 
 import difflib
-import logging
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -16,6 +15,7 @@ from tether.agent.model import TaskState, clean_text, safe_text
 from tether.agent.session import AgentSession
 from tether.errors import NoCheckpointError
 from tether.humanize import ago
+from tether.logs import get_logger
 from tether.store.db import Store
 from tether.text import escape
 from tether.tmux.snapshot import TmuxSnapshot
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from tether.agent.runs import RunSummary
     from tether.scan.result import ScanResult
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 def _note(state: TaskState, name: str) -> str:

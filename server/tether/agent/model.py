@@ -5,19 +5,19 @@ and the cleaning every stored text goes through. Pure: no store, no disk.
 from __future__ import annotations
 
 import json
-import logging
 import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from tether.agent import provenance
+from tether.logs import get_logger
 from tether.model import iso_time
 from tether.text import strip_controls, strip_escapes
 
 if TYPE_CHECKING:
     pass
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 STALE_WINDOW_NS = 10 * 1_000_000_000
 

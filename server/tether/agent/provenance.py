@@ -12,10 +12,11 @@ directory, and agents write this file themselves.
 from __future__ import annotations
 
 import hashlib
-import logging
 from pathlib import Path
 
-log = logging.getLogger(__name__)
+from tether.logs import get_logger
+
+log = get_logger(__name__)
 
 AGENT_FILE = ".agent-session.json"
 # Appended to what the hand-off, status and the editor show for shipped fields.

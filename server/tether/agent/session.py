@@ -13,7 +13,6 @@ Two homes, one truth:
 from __future__ import annotations
 
 import json
-import logging
 import os
 import stat as stat_mod
 import time
@@ -47,6 +46,7 @@ from tether.agent.model import (
 )
 from tether.agent.session_file import FilePatch, SessionFile, apply_patch, file_digest, parse_session_file
 from tether.errors import BadParamsError, NoCheckpointError, OutsideWorkspaceError
+from tether.logs import get_logger
 from tether.model import CheckpointInfo, iso_time
 from tether.paths import normalize_rel
 from tether.store.db import Store
@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from tether.checkpoints.checkpointer import Checkpointer
     from tether.scan.result import ScanResult
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 # How far back the first step looks for the baseline its session started from (saves and
 # watcher checkpoints come in between; a session without a baseline in them has none).

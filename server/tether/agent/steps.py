@@ -7,7 +7,6 @@ The CLI (``tether step``, ``tether checkpoint``) and the MCP server (``record_st
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -21,6 +20,7 @@ from tether.agent.session import AgentSession
 from tether.checkpoints.checkpointer import Checkpointer, CheckpointOutcome
 from tether.errors import TmuxError
 from tether.humanize import plural
+from tether.logs import get_logger
 from tether.model import CheckpointInfo
 from tether.scan.result import ScanResult
 from tether.store.db import Store
@@ -29,7 +29,7 @@ from tether.text import escape
 if TYPE_CHECKING:
     from tether.tmux.link import TmuxLink
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 def _tmux_provider(root: Path, state: str | os.PathLike[str] | None) -> Callable[[], bytes | None]:

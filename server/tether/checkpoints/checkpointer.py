@@ -8,13 +8,13 @@ when the bytes differ from the last one.
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from tether.errors import OutsideWorkspaceError, StoreError
+from tether.logs import get_logger
 from tether.model import CheckpointInfo, FileChange, Skipped
 from tether.paths import normalize_rel
 from tether.scan.result import DEFAULT_MAX_FILE_BYTES, ScanResult, Taken, printable_name
@@ -22,7 +22,7 @@ from tether.scan.scanner import Scanner
 from tether.store.db import Store
 from tether.store.head import LazyHead
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 Provider = Callable[[], bytes | None]
 # A new process reads head rows one by one for the directories its stored stats do not vouch

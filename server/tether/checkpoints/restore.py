@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from tether import safefs
 from tether.checkpoints.checkpointer import Checkpointer
 from tether.checkpoints.diffing import FileDiff, file_diff
 from tether.errors import OutsideWorkspaceError, StoreError, TetherError
+from tether.logs import get_logger
 from tether.model import FileEntry, blob_hash
 from tether.paths import normalize_rel, restore_temp_name, restore_temp_pid, safe_target
 from tether.procs import pid_alive
@@ -32,7 +32,7 @@ from tether.scan.result import ScanResult
 from tether.scan.scanner import Scanner
 from tether.store.db import Store
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)

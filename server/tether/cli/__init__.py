@@ -159,9 +159,12 @@ def _finish_command(name: str, p: argparse.ArgumentParser) -> None:
     add_global_options(p, after_command=True)
 
 
-def build_parser(command: str | None = None, *, every_group: bool = False) -> argparse.ArgumentParser:
+def build_parser(
+    command: str | None = None, *, every_group: bool = False, list_others: bool = True
+) -> argparse.ArgumentParser:
     """The parser; with ``command``, only that command's group is imported and registered (the
-    others are listed by name and help only). Unknown command or ``every_group``: every group."""
+    others are listed by name and help only; not at all with ``list_others=False``, for a
+    command line that shows no help). Unknown command or ``every_group``: every group."""
     import argparse
     import importlib
 
@@ -195,7 +198,7 @@ def build_parser(command: str | None = None, *, every_group: bool = False) -> ar
         registered |= set(sub.choices) - before
     for cmd in registered:
         _finish_command(cmd, sub.choices[cmd])
-    if groups != GROUPS:
+    if groups != GROUPS and (list_others or not registered):
         # The other commands, by name and help only: `tether --help` lists them and argparse's
         # "invalid choice" names them, without importing their groups.
         for cmd, (_, text) in COMMANDS.items():
@@ -218,7 +221,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         hook_args = plain_hook_args(argv)
         if hook_args is not None:
             return _run(cmd_hook, hook_args, 0)
-    parser = build_parser(command_of(argv))
+    # Another command's listing (an argparse parser each) is needed by help only.
+    parser = build_parser(command_of(argv), list_others="-h" in argv or "--help" in argv)
     from tether.cli.parser import UsageError
 
     try:
@@ -241,15 +245,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(handler: Callable[[Any], int], args: Any, verbose: int) -> int:
-    """Run a command's handler with logging set up (``-v``: info, ``-vv``: debug)."""
-    import logging
-
-    logging.basicConfig(
-        level=logging.WARNING - 10 * min(verbose, 2),
-        stream=sys.stderr,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    """Run a command's handler with logging set up (``-v``: info, ``-vv``: debug), imported when
+    something is logged (tether/logs.py)."""
+    from tether import logs
     from tether.cli import output
+
+    logs.configure(verbose)
 
     try:
         code: int = handler(args)

@@ -12,14 +12,15 @@ which one an argv runs, the form of each one's conversation ids, and how to resu
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-log = logging.getLogger(__name__)
+from tether.logs import get_logger
+
+log = get_logger(__name__)
 
 AGENTS: tuple[str, ...] = ("claude", "codex", "gemini", "opencode", "aider", "copilot")
 # Hook kinds and other spellings of an agent's name.

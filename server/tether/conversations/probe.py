@@ -14,7 +14,6 @@ import contextlib
 import glob
 import hashlib
 import json
-import logging
 import os
 import sqlite3
 import stat
@@ -27,8 +26,9 @@ from urllib.parse import quote
 
 from tether import procs, safefs
 from tether.conversations.agents import argv_id, canonical, detect_agent, valid_id
+from tether.logs import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 _READ_CAP = 256 * 1024  # session records are a few hundred bytes; a huge one is not theirs
 _LINE_CAP = 64 * 1024

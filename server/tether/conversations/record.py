@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import logging
 import os
 import re
 import time
@@ -20,9 +19,10 @@ from typing import Any
 
 from tether import paths
 from tether.conversations.agents import ENV_IDS, canonical, valid_id
+from tether.logs import get_logger
 from tether.safefs import read_capped
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 _LOG_NAME = "conversations.json"
 _LOG_KEEP = 50

@@ -6,7 +6,6 @@ thread only; every method here blocks.
 from __future__ import annotations
 
 import json
-import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from tether.editor import resume as resume_mod
 from tether.editor import status as status_model
 from tether.editor.candidate import ResumeCandidate
 from tether.errors import OutsideWorkspaceError, TetherError, TmuxError
+from tether.logs import get_logger
 from tether.lsp.config import Config
 from tether.paths import normalize_rel
 from tether.scan.result import DEFAULT_IGNORED_DIRS
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from tether.tmux.link import TmuxLink
     from tether.tmux.watch import TmuxWatch
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 @dataclass

@@ -5,18 +5,18 @@ thread; disk reads go to a thread."""
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import TYPE_CHECKING
 
 from tether import safefs
 from tether.editor.documents import text_hash
+from tether.logs import get_logger
 from tether.lsp.journal import path_ignored
 from tether.redact import looks_secret
 
 if TYPE_CHECKING:
     from tether.lsp.engine import Engine
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 class Editing:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -26,6 +25,7 @@ from tether.editor import status as status_model
 from tether.editor.candidate import ResumeCandidate
 from tether.editor.documents import Documents
 from tether.errors import StoreError, TetherError
+from tether.logs import get_logger
 from tether.lsp import jobs
 from tether.lsp import status as status_mod
 from tether.lsp.backend import Backend, SideState, tmux_key
@@ -40,7 +40,7 @@ from tether.model import CheckpointInfo
 if TYPE_CHECKING:
     from tether.scan.feed import ChangeFeed
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 T = TypeVar("T")
 

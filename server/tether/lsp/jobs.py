@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from typing import TYPE_CHECKING
 
 from tether import protocol as P
 from tether.errors import TetherError
 from tether.humanize import plural
+from tether.logs import get_logger
 
 if TYPE_CHECKING:
     from tether.lsp.engine import Engine
     from tether.scan.feed import ChangeFeed
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 TMUX_POLL_SECONDS = 15.0
 

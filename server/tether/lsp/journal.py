@@ -9,7 +9,6 @@ the journal is written one last time, marked ``clean``, and frozen.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from tether.editor import resume as resume_mod
 from tether.editor.documents import Documents
 from tether.errors import TetherError
+from tether.logs import get_logger
 from tether.lsp.config import Config
 from tether.lsp.debounce import Debounce, Timers
 from tether.redact import looks_secret
@@ -25,7 +25,7 @@ from tether.redact import looks_secret
 if TYPE_CHECKING:
     from tether.lsp.backend import Backend
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 T = TypeVar("T")
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -14,11 +13,12 @@ from tether import protocol as P
 from tether.editor import resume as resume_mod
 from tether.editor.documents import end_position, text_hash
 from tether.errors import BusyError, ClientTimeoutError, TetherError, TmuxError
+from tether.logs import get_logger
 
 if TYPE_CHECKING:
     from tether.lsp.engine import Engine
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 # A second tether.resume waits this long for the first (whose client requests are bounded).
 RESUME_QUEUE_TIMEOUT = 30.0

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from tether import protocol as P
 from tether.errors import TetherError
+from tether.logs import get_logger
 from tether.lsp.debounce import Debounce, Timers
 
 if TYPE_CHECKING:
     from tether.lsp.engine import Engine
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 AGENT_FILE = ".agent-session.json"
 

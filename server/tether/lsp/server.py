@@ -23,6 +23,7 @@ from pygls.protocol import LanguageServerProtocol, lsp_method
 from tether import __version__
 from tether import protocol as P
 from tether.errors import BadParamsError, ClientTimeoutError, OutsideWorkspaceError, TetherError
+from tether.logs import get_logger
 from tether.lsp.commands import COMMANDS, Command, execute
 from tether.lsp.config import Config
 from tether.lsp.engine import Engine
@@ -30,7 +31,7 @@ from tether.lsp.params import as_params
 from tether.lsp.transport import CappedStdin, refused_response
 from tether.text import escape
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 CONFIG_SECTION = "tether"
 # Bounds on waiting for the client's answers. Startup never waits on them (they run beside the

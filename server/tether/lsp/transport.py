@@ -9,12 +9,13 @@ body is skipped in small chunks; header lines are read with a bound too.
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
-log = logging.getLogger(__name__)
+from tether.logs import get_logger
+
+log = get_logger(__name__)
 
 # A 50 MB buffer opened in the editor still fits (JSON escapes included); 93 GB does not.
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024

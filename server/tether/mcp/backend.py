@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -26,12 +25,13 @@ from tether.agent.session import AgentSession
 from tether.agent.steps import make_checkpointer
 from tether.checkpoints.checkpointer import Checkpointer
 from tether.errors import StoreError
+from tether.logs import get_logger
 from tether.paths import find_root
 from tether.scan.feed import BASELINE, ChangeFeed
 from tether.scan.result import ScanResult
 from tether.store.db import Store
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 T = TypeVar("T")
 

@@ -5,16 +5,16 @@ started in a pane would be recorded only at the next checkpoint or structural ch
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import TYPE_CHECKING
 
 from tether.errors import TmuxError
+from tether.logs import get_logger
 
 if TYPE_CHECKING:
     from tether.mcp.backend import Backend
     from tether.tmux.watch import TmuxWatch
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 async def watch_tmux(backend: Backend) -> None:

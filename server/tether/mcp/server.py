@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -27,10 +26,11 @@ from pydantic import ValidationError
 from pydantic.networks import AnyUrl
 
 from tether import __version__
+from tether.logs import get_logger
 from tether.mcp import resources, tools
 from tether.mcp.backend import Backend
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 BackgroundTask = Callable[[Backend], Awaitable[None]]
 

@@ -9,7 +9,6 @@ the argument at fault; nothing a client sends stops the server.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
@@ -28,6 +27,7 @@ from tether.checkpoints import restore as restore_mod
 from tether.checkpoints.diffing import FileDiff, cap_diff, is_binary
 from tether.errors import BadParamsError, NoCheckpointError, OutsideWorkspaceError, TetherError
 from tether.humanize import checkpoint_line, plural
+from tether.logs import get_logger
 from tether.mcp import schemas as s
 from tether.mcp.backend import Backend, Workspace
 from tether.model import CheckpointInfo
@@ -37,7 +37,7 @@ from tether.text import escape
 if TYPE_CHECKING:
     from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 Reply = tuple[s.Wire, str]
 # Files named per checkpoint in a timeline (each lists every changed path otherwise).

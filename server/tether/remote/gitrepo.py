@@ -10,7 +10,6 @@ user's repository can never take an object the side repository relies on.
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import subprocess
@@ -20,8 +19,9 @@ from pathlib import Path
 
 from tether.errors import HandoffError
 from tether.git import run_git
+from tether.logs import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 REF_PREFIX = "refs/tether"
 INCOMING_PREFIX = "refs/tether-incoming"

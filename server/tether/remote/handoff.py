@@ -10,12 +10,12 @@ moves the side repository's record of what was imported.
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tether.errors import HandoffError
+from tether.logs import get_logger
 from tether.model import CheckpointInfo
 from tether.remote import export as export_mod
 from tether.remote.gitrepo import (
@@ -34,7 +34,7 @@ from tether.store.db import Store
 if TYPE_CHECKING:
     from tether.remote.importer import Incoming
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 IDS_FILE = "tether-ids.json"
 PUSH_REMOTE = "tether-push"

@@ -21,19 +21,19 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import logging
 import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from tether.logs import get_logger
 from tether.procs import boot_id, pid_alive, start_token
 from tether.scan.result import Taken
 from tether.store import watchers
 from tether.store.db import Store
 from tether.store.watchers import TRUSTED, WatcherRow
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 SYNC_TIMEOUT = 2.0
 MARK_PREFIX = ".tether-sync-"

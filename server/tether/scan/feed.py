@@ -25,7 +25,6 @@ pid (with its start time and the boot) no longer runs, which readers do not trus
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import threading
 import uuid
@@ -33,6 +32,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from tether.logs import get_logger
 from tether.procs import boot_id, pid_alive, start_token
 from tether.scan.dirty import external_keys
 from tether.scan.result import ScanResult
@@ -42,7 +42,7 @@ from tether.store import watchers
 from tether.store.db import Store
 from tether.store.watchers import BASELINE, OFF, TRUSTED
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 __all__ = ["BASELINE", "OFF", "TRUSTED", "ChangeFeed"]
 

@@ -4,16 +4,16 @@ plus Tether's own never-tracked names. Pattern files are read once per scan, as 
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 
+from tether.logs import get_logger
 from tether.model import Skipped
 from tether.scan.ignore import Rules, rules_from_bytes
 from tether.scan.ignore_sources import excludes_sources, read_pattern_file
 from tether.scan.result import GITIGNORE, IGNORE_RULES_REASON
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 Stack = tuple[Rules, ...]
 

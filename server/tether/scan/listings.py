@@ -7,18 +7,18 @@ stats in one pass (:func:`verify_dirs`) and takes the unchanged directories whol
 from __future__ import annotations
 
 import json
-import logging
 import os
 import threading
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from tether.logs import get_logger
 from tether.model import Skipped
 from tether.scan.result import GITIGNORE
 from tether.store.scan_dirs import STAT, DirRow, DirsExport
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 LISTINGS_FORMAT = 3
 

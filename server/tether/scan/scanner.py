@@ -14,7 +14,6 @@ over LSP), so they are reported as skipped rather than tracked under a lossy nam
 
 from __future__ import annotations
 
-import logging
 import os
 import stat as stat_mod
 import threading
@@ -24,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tether.errors import OutsideWorkspaceError
+from tether.logs import get_logger
 from tether.model import FileChange, HeadRow, Skipped, StatEntry
 from tether.paths import normalize_rel
 from tether.scan.file import FileCheck, vouches
@@ -42,7 +42,7 @@ from tether.scan.result import (
 from tether.store import head as store_head
 from tether.store.scan_dirs import DirRow, DirsExport
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 # Threads for a whole-tree walk that lists directories, from this many tracked files on (below,
 # one thread is faster). A walk from kept listings only stats files: Python work under the GIL,

@@ -16,7 +16,6 @@ processes syncing their watchers on the same workspace. An empty directory is ne
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import threading
 import time
@@ -24,10 +23,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tether.errors import OutsideWorkspaceError
+from tether.logs import get_logger
 from tether.paths import normalize_rel
 from tether.scan.scanner import Scanner
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 AGENT_FILE = ".agent-session.json"
 

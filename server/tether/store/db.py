@@ -14,7 +14,6 @@ import functools
 import hashlib
 import inspect
 import json
-import logging
 import os
 import sqlite3
 import time
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from tether.errors import CorruptStoreError, NoCheckpointError, StoreError, TetherError
+from tether.logs import get_logger
 from tether.model import (
     CheckpointInfo,
     FileChange,
@@ -41,7 +41,7 @@ from tether.store.head import Applied, HeadCache, read_rows, stat_voucher
 from tether.store.scan_dirs import DirRow, DirsExport
 from tether.store.sql import DAMAGE, select_in, store_error, translate
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 DB_NAME = "tether.db"
 BUSY_TIMEOUT_MS = 15_000

@@ -3,17 +3,17 @@ into the oldest kept one so it stays complete, then the blobs nothing references
 
 from __future__ import annotations
 
-import logging
 import sqlite3
 import time
 from typing import TYPE_CHECKING
 
+from tether.logs import get_logger
 from tether.model import GcReport
 
 if TYPE_CHECKING:
     from tether.store.db import Store
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 # This machine's checkpoints: imported ones are left alone (their chain is the other
 # machine's; pull again).

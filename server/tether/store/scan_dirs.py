@@ -16,16 +16,16 @@ against the directory's own (mtime, ctime, inode) by the scanner before use.
 from __future__ import annotations
 
 import json
-import logging
 import sqlite3
 import stat as stat_mod
 import struct
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
+from tether.logs import get_logger
 from tether.store.sql import select_in
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 # Per listed file: mtime_ns, size, inode, st_mode (file type bits included), as the head
 # vouches for them. A name head does not track gets UNTRACKED, which no stat can equal

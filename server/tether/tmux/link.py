@@ -22,7 +22,6 @@ No pygls/lsprotocol here: this module is called from worker threads of the LSP s
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import re
 import secrets
@@ -41,6 +40,7 @@ from tether.conversations.agents import plain_argv, resume_argv
 from tether.conversations.probe import PaneAgent, probe
 from tether.conversations.record import ConversationLog
 from tether.errors import TmuxError
+from tether.logs import get_logger
 from tether.redact import REDACTED, is_redacted, redact_argv, redact_lines
 from tether.text import strip_controls
 from tether.tmux import hooks as hooks_mod
@@ -61,7 +61,7 @@ from tether.tmux.presence import link_socket
 from tether.tmux.snapshot import UID_RE, PaneSnapshot, TmuxSnapshot, WindowSnapshot
 from tether.tmux.version import TmuxTooOldError
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 _TMUX_TIMEOUT = 30.0
 _SESSION_SAFE_RE = re.compile(r"[^A-Za-z0-9_-]+")

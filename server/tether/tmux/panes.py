@@ -3,10 +3,11 @@ markers that cut a chained capture's output into sections."""
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
-log = logging.getLogger(__name__)
+from tether.logs import get_logger
+
+log = get_logger(__name__)
 
 PANE_OPTION = "@tether_pane"
 
