@@ -155,3 +155,30 @@ def test_a_step_with_no_tmux_server_imports_neither_the_tmux_link_nor_subprocess
         "logging",
     }
     assert not kept_out & loaded, kept_out & loaded
+
+
+FROZEN = """
+import gc, sys
+from tether.cli import main
+sys.argv = ["tether", *sys.argv[1:]]
+{call}
+print("FROZEN", gc.get_freeze_count())
+"""
+
+
+@pytest.mark.parametrize("whole_process", [True, False])
+def test_a_whole_process_keeps_what_its_imports_made_out_of_the_collector(  # type: ignore[no-untyped-def]
+    tmp_path, state_dir, whole_process
+) -> None:
+    """The `tether` script freezes what the imports made (gc.freeze) before running its command;
+    an in-process caller (argv given, as tests call it) keeps its collector as it is."""
+    call = "main()" if whole_process else "main(sys.argv[1:])"
+    out = subprocess.run(
+        [sys.executable, "-c", FROZEN.format(call=call), "-C", str(tmp_path), "status"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    frozen = int(out.rpartition("FROZEN ")[2])
+    assert (frozen > 0) == whole_process, out

@@ -6,6 +6,7 @@ through :mod:`tether.cli.output` so that ``--json`` is honoured uniformly.
 
 from __future__ import annotations
 
+import gc
 import sys
 
 from tether import __version__
@@ -208,6 +209,9 @@ def build_parser(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; ``argv`` None: this process's own arguments (the ``tether`` script and
+    ``python -m tether``, which exit after it)."""
+    whole_process = argv is None
     argv = list(argv) if argv is not None else sys.argv[1:]
     if argv == ["--version"]:  # before argparse and logging are imported: scripts call it often
         sys.stdout.write(f"tether {__version__}\n")
@@ -220,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         hook_args = plain_hook_args(argv)
         if hook_args is not None:
-            return _run(cmd_hook, hook_args, 0)
+            return _run(cmd_hook, hook_args, 0, whole_process)
     # Another command's listing (an argparse parser each) is needed by help only.
     parser = build_parser(command_of(argv), list_others="-h" in argv or "--help" in argv)
     from tether.cli.parser import UsageError
@@ -241,17 +245,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help(sys.stderr)
         return 2
-    return _run(handler, args, args.verbose + getattr(args, "verbose_after", 0))
+    return _run(handler, args, args.verbose + getattr(args, "verbose_after", 0), whole_process)
 
 
-def _run(handler: Callable[[Any], int], args: Any, verbose: int) -> int:
+def _run(handler: Callable[[Any], int], args: Any, verbose: int, whole_process: bool = False) -> int:
     """Run a command's handler with logging set up (``-v``: info, ``-vv``: debug), imported when
     something is logged (tether/logs.py)."""
     from tether import logs
     from tether.cli import output
 
     logs.configure(verbose)
-
+    if whole_process:
+        # What the imports made (modules, classes, functions) lives until the process exits: the
+        # garbage collector need not look through it again, at each collection and at exit
+        # (~10 ms of a hook, which agents run after every tool call). What the command itself
+        # creates is collected as usual.
+        gc.freeze()
     try:
         code: int = handler(args)
     except TetherError as exc:
