@@ -63,7 +63,7 @@ with Store.open(root, state) as store:
 # keeps the rest out).
 HOOK_MODULES = (
     "tether.cli",
-    "tether.cli.agent",
+    "tether.cli.hook",
     "tether.conversations.record",
     "tether.scan.dirty",
     "tether.store.watchers",

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -76,10 +75,16 @@ def load_user_config(path: Path | None = None) -> tuple[dict[str, Any], list[str
     """The parsed file (empty when absent) and warnings; a broken file never stops Tether."""
     path = path or config_path()
     try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
+        fh = path.open("rb")
     except FileNotFoundError:
         return {}, []
+    except OSError as exc:
+        return {}, [f"{path}: cannot read the Tether config ({exc}); using defaults"]
+    import tomllib  # here: most users have no config file, and `tether step` asks at every step
+
+    try:
+        with fh:
+            data = tomllib.load(fh)
     except (OSError, tomllib.TOMLDecodeError) as exc:
         return {}, [f"{path}: cannot read the Tether config ({exc}); using defaults"]
     return data, []

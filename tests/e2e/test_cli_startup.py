@@ -39,8 +39,12 @@ MCP = {"mcp", "pydantic", "tether.mcp", "anyio"}
 # of .agent-session.json, imported when it is written), subprocess, platformdirs (only for the
 # default state dir: these tests set TETHER_STATE_DIR), the git plumbing, the editor model,
 # shutil (argparse's formatter asks it for the terminal width: cli/parser.py does without), the
-# running agents' probes.
+# running agents' probes; argparse (a hook's command line is read without it: cli/hook.py).
 NOT_ON_THE_HOOK_PATH = {
+    "argparse",
+    "gettext",
+    "tether.cli.agent",
+    "tether.cli.parser",
     "tether.agent.handoff",
     "tether.tmux.link",
     "tether.tmux.user",
@@ -126,3 +130,52 @@ def test_step_and_checkpoint_import_neither_the_hand_off_nor_git_plumbing(tmp_pa
         assert "tether.checkpoints.checkpointer" in loaded, argv
         kept_out = {"tether.agent.handoff", "tether.remote", "tether.editor.documents", "pygls"}
         assert not kept_out & loaded, argv
+
+
+def test_a_step_with_no_tmux_server_imports_neither_the_tmux_link_nor_subprocess(  # type: ignore[no-untyped-def]
+    tmp_path, state_dir, monkeypatch
+) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "a.txt").write_text("a\n")
+    # No server can listen there: the step does not ask tmux (tmux/presence.py).
+    monkeypatch.setenv("TETHER_TMUX_SOCKET", str(tmp_path / "no-server"))
+    _modules("-C", str(ws), "step", "--done", "one", cwd=str(ws))  # keeps `tmux -V` in the state dir
+    (ws / "a.txt").write_text("b\n")
+    loaded = _modules("-C", str(ws), "step", "--done", "two", cwd=str(ws))
+    assert "tether.checkpoints.checkpointer" in loaded and "tether.tmux.presence" in loaded
+    kept_out = {
+        "tether.tmux.link",
+        "tether.tmux.user",
+        "tether.tmux.snapshot",
+        "subprocess",
+        "shlex",
+    }
+    assert not kept_out & loaded, kept_out & loaded
+
+
+FROZEN = """
+import gc, sys
+from tether.cli import main
+sys.argv = ["tether", *sys.argv[1:]]
+{call}
+print("FROZEN", gc.get_freeze_count())
+"""
+
+
+@pytest.mark.parametrize("whole_process", [True, False])
+def test_a_whole_process_keeps_what_its_imports_made_out_of_the_collector(  # type: ignore[no-untyped-def]
+    tmp_path, state_dir, whole_process
+) -> None:
+    """The `tether` script freezes what the imports made (gc.freeze) before running its command;
+    an in-process caller (argv given, as tests call it) keeps its collector as it is."""
+    call = "main()" if whole_process else "main(sys.argv[1:])"
+    out = subprocess.run(
+        [sys.executable, "-c", FROZEN.format(call=call), "-C", str(tmp_path), "status"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    frozen = int(out.rpartition("FROZEN ")[2])
+    assert (frozen > 0) == whole_process, out

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tether.cli import main
-from tether.cli.agent import HANDOFF_CAP, cap_handoff
+from tether.cli.hook import HANDOFF_CAP, cap_handoff
 from tether.store.db import Store
 
 

@@ -83,6 +83,21 @@ def test_checkpoint_numbers_and_lookup(store: Store) -> None:
         store.manifest(9)
 
 
+def test_newest_with_trigger_looks_only_within_the_last_checkpoints(store: Store) -> None:
+    from tether.model import ImportedCheckpoint
+
+    assert store.newest_with_trigger("baseline", 10) is None
+    for i, trigger in enumerate(["baseline", "save", "baseline", "save", "save"]):
+        store.create_checkpoint(trigger, None, [change("a", str(i).encode())])
+    assert store.newest_with_trigger("baseline", 10) == 3
+    assert store.newest_with_trigger("baseline", 3) == 3  # 5, 4, 3
+    assert store.newest_with_trigger("baseline", 2) is None  # 5, 4
+    # Another machine's checkpoints are not this machine's baseline.
+    store.import_checkpoints("laptop", [ImportedCheckpoint(1.0, "baseline", None, [("b", b"b", 0o644)])])
+    assert store.newest_with_trigger("baseline", 10) == 3
+    assert store.newest_with_trigger("baseline", 10, origin="laptop") == 6
+
+
 def test_attachments_only_stored_when_changed(store: Store) -> None:
     store.create_checkpoint("save", None, [change("a", b"1")], attachments={"tmux": b"t1"})
     # Only the attachment changed: still a checkpoint (the terminals moved on).

@@ -17,10 +17,6 @@ import contextlib
 import json
 import logging
 import os
-import select
-import shlex
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -38,7 +34,11 @@ from tether.redact import redact_argv, redact_lines
 from tether.store.db import Store
 from tether.text import strip_controls, strip_escapes
 
+# subprocess, select, signal and shlex are imported by `tether run` where it runs the command:
+# a step reads the recorded runs only.
 if TYPE_CHECKING:
+    import subprocess
+
     from tether.checkpoints.checkpointer import Checkpointer
     from tether.scan.result import ScanResult
 
@@ -66,6 +66,8 @@ class Run:
 
     @property
     def command_text(self) -> str:
+        import shlex
+
         return shlex.join(self.command)
 
     def to_json(self) -> dict[str, Any]:
@@ -224,6 +226,8 @@ DRAIN_SECONDS = 0.5
 
 
 def _pump(fd: int, out: IO[bytes] | None, tail: _Tail, proc: subprocess.Popen[bytes]) -> None:
+    import select
+
     exited_at: float | None = None
     while True:
         if exited_at is None and proc.poll() is not None:
@@ -258,6 +262,8 @@ def execute(
     # Ctrl-C goes to the whole foreground process group: the command decides what it means, and
     # we must survive it to record the run. A Python-level handler (not SIG_IGN) is reset to
     # the default in the child at exec, so the command still gets a normal SIGINT.
+    import signal
+
     old_handler: Any = None
     if threading.current_thread() is threading.main_thread():
         old_handler = signal.signal(signal.SIGINT, lambda signum, frame: None)
@@ -271,6 +277,8 @@ def execute(
 def _execute(
     argv: Sequence[str], cwd: Path, out: IO[bytes] | None, use_pty: bool | None
 ) -> tuple[int, bytes, float]:
+    import subprocess
+
     if use_pty is None:
         use_pty = out is not None and _isatty(out)
     tail = _Tail()
@@ -331,6 +339,8 @@ def record_run(
     if not cwd_path.is_dir():
         raise BadParamsError(f"cannot run in {cwd}: not a directory")
     redacted = redact_argv(argv)
+    import shlex
+
     command = shlex.join(redacted)
     outcome = checkpointer.checkpoint(
         protocol.TRIGGER_MANUAL, f"before run: {command}"[:200], full=True, allow_empty=store.latest() is None

@@ -320,10 +320,7 @@ class AgentSession:
     def _session_start(self) -> int | None:
         """Before the first step, the edits of this session are those since the editor's
         baseline (an editor save or the file watcher may have checkpointed them already)."""
-        for info in self.store.list_checkpoints(SESSION_START_LOOKBACK):
-            if info.trigger == protocol.TRIGGER_BASELINE and info.origin is None:
-                return info.id
-        return None
+        return self.store.newest_with_trigger(protocol.TRIGGER_BASELINE, SESSION_START_LOOKBACK)
 
     # -- attachment, checkpoint hook, hand-off
 

@@ -33,11 +33,29 @@ log = logging.getLogger(__name__)
 
 
 def _tmux_provider(root: Path, state: str | os.PathLike[str] | None) -> Callable[[], bytes | None]:
-    """The tmux snapshot at each checkpoint (None when the session does not run). The tmux link
-    is built at the first checkpoint: a hook that finds nothing changed never imports it."""
+    """The tmux snapshot at each checkpoint (None when the session does not run). When no tmux
+    server can be listening at the link's socket (tmux/presence.py), neither tmux nor the tmux
+    link is touched: only whether the installed tmux is too old is said, from the state dir's
+    record of ``tmux -V`` (no process while the binary is unchanged). Otherwise the link is built
+    at the first checkpoint: a hook that finds nothing changed never imports it."""
     links: list[TmuxLink] = []
+    sockets: list[str | None] = []
+    warned: list[bool] = []
+
+    def too_old(message: str) -> None:
+        # Said once per process; the files' checkpoint goes on.
+        if not warned:
+            warned.append(True)
+            print(f"tether: warning: {message}; tmux panes are not recorded", file=sys.stderr)
 
     def snapshot() -> bytes | None:
+        from tether.tmux.presence import link_socket, server_may_run
+
+        if not sockets:
+            sockets.append(link_socket(_configured_socket()))
+        if not links and not server_may_run(sockets[0]):
+            _check_version(state, too_old)
+            return None
         if not links:
             from tether.tmux.user import user_link
 
@@ -46,16 +64,47 @@ def _tmux_provider(root: Path, state: str | os.PathLike[str] | None) -> Callable
         try:
             return links[0].snapshot_bytes()
         except TmuxError as exc:
-            # An old tmux is said once per process (tmux_version.TmuxTooOldError, matched by its
-            # reason so `tether step` does not import the module); the files' checkpoint goes on.
-            if exc.reason == "tmuxTooOld" and not warned:
-                warned.append(True)
-                print(f"tether: warning: {exc.message}; tmux panes are not recorded", file=sys.stderr)
+            # An old tmux (tmux_version.TmuxTooOldError, matched by its reason so that `tether
+            # step` does not import the module).
+            if exc.reason == "tmuxTooOld":
+                too_old(exc.message)
             return None
 
-    warned: list[bool] = []
-
     return snapshot
+
+
+def _configured_socket() -> str | None:
+    """``[tmux] socketPath`` of the user's config file, read only when the file exists."""
+    from tether.user_config import config_path, load_user_config
+
+    path = config_path()
+    if not path.is_file():
+        return None
+    data, _ = load_user_config(path)
+    if data.get("tmux") is None:
+        return None
+    from tether.tmux.config import TmuxConfig
+
+    return TmuxConfig.from_wire(data["tmux"], trusted=True)[0].socket_path
+
+
+def _check_version(state: str | os.PathLike[str] | None, say: Callable[[str], None]) -> None:
+    """Say (through ``say``) when the tmux on PATH is too old, as every tmux entry point does."""
+    from tether.tmux.presence import which_tmux
+
+    path = which_tmux()
+    if path is None:
+        return  # no tmux, no session to record: nothing to say at every step
+    from tether import paths
+    from tether.tmux import version as tmux_version
+
+    try:
+        v = tmux_version.cached_version(path, paths.state_dir(state))
+    except TmuxError as exc:
+        log.info("tmux -V: %s", exc.message)
+        return
+    if v.too_old:
+        say(tmux_version.too_old_message(v))
 
 
 def add_providers(cp: Checkpointer, session: AgentSession, state: str | os.PathLike[str] | None) -> None:

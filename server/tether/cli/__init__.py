@@ -6,6 +6,7 @@ through :mod:`tether.cli.output` so that ``--json`` is honoured uniformly.
 
 from __future__ import annotations
 
+import gc
 import sys
 
 from tether import __version__
@@ -16,7 +17,8 @@ from tether.errors import TetherError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
+    from typing import Any
 
 # Command groups, imported lazily by name: a command imports only its own group, so `tether step`
 # (run by agents after every tool call) does not pay for the tmux link, git plumbing or pygls.
@@ -158,9 +160,12 @@ def _finish_command(name: str, p: argparse.ArgumentParser) -> None:
     add_global_options(p, after_command=True)
 
 
-def build_parser(command: str | None = None, *, every_group: bool = False) -> argparse.ArgumentParser:
+def build_parser(
+    command: str | None = None, *, every_group: bool = False, list_others: bool = True
+) -> argparse.ArgumentParser:
     """The parser; with ``command``, only that command's group is imported and registered (the
-    others are listed by name and help only). Unknown command or ``every_group``: every group."""
+    others are listed by name and help only; not at all with ``list_others=False``, for a
+    command line that shows no help). Unknown command or ``every_group``: every group."""
     import argparse
     import importlib
 
@@ -194,7 +199,7 @@ def build_parser(command: str | None = None, *, every_group: bool = False) -> ar
         registered |= set(sub.choices) - before
     for cmd in registered:
         _finish_command(cmd, sub.choices[cmd])
-    if groups != GROUPS:
+    if groups != GROUPS and (list_others or not registered):
         # The other commands, by name and help only: `tether --help` lists them and argparse's
         # "invalid choice" names them, without importing their groups.
         for cmd, (_, text) in COMMANDS.items():
@@ -204,11 +209,24 @@ def build_parser(command: str | None = None, *, every_group: bool = False) -> ar
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; ``argv`` None: this process's own arguments (the ``tether`` script and
+    ``python -m tether``, which exit after it)."""
+    whole_process = argv is None
     argv = list(argv) if argv is not None else sys.argv[1:]
     if argv == ["--version"]:  # before argparse and logging are imported: scripts call it often
         sys.stdout.write(f"tether {__version__}\n")
         return 0
-    parser = build_parser(command_of(argv))
+    if command_of(argv) == "hook":
+        # After every tool call of an agent: a hook's usual command line is read without
+        # building the parser (argparse, every argument of the agent commands); --help, a typo
+        # or anything else is left to the parser below.
+        from tether.cli.hook import cmd_hook, plain_hook_args
+
+        hook_args = plain_hook_args(argv)
+        if hook_args is not None:
+            return _run(cmd_hook, hook_args, 0, whole_process)
+    # Another command's listing (an argparse parser each) is needed by help only.
+    parser = build_parser(command_of(argv), list_others="-h" in argv or "--help" in argv)
     from tether.cli.parser import UsageError
 
     try:
@@ -223,20 +241,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else 0
-    import logging
-
-    args.verbose += getattr(args, "verbose_after", 0)
-    logging.basicConfig(
-        level=logging.WARNING - 10 * min(args.verbose, 2),
-        stream=sys.stderr,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help(sys.stderr)
         return 2
+    return _run(handler, args, args.verbose + getattr(args, "verbose_after", 0), whole_process)
+
+
+def _run(handler: Callable[[Any], int], args: Any, verbose: int, whole_process: bool = False) -> int:
+    """Run a command's handler with logging set up (``-v``: info, ``-vv``: debug)."""
+    import logging
+
     from tether.cli import output
 
+    logging.basicConfig(
+        level=logging.WARNING - 10 * min(verbose, 2),
+        stream=sys.stderr,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if whole_process:
+        # What the imports made (modules, classes, functions) lives until the process exits: the
+        # garbage collector need not look through it again, at each collection and at exit
+        # (~10 ms of a hook, which agents run after every tool call). What the command itself
+        # creates is collected as usual.
+        gc.freeze()
     try:
         code: int = handler(args)
     except TetherError as exc:

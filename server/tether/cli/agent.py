@@ -9,29 +9,23 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tether import jsonsafe, protocol
 from tether.agent.model import AGENT_FILE
 from tether.agent.session import AgentSession
 from tether.agent.steps import make_checkpointer, record_conversations, record_step
 from tether.cli.common import add_output_flags, non_negative_int, open_store
+from tether.cli.hook import HOOK_AGENTS, cmd_hook
 from tether.cli.output import emit
 from tether.errors import TetherError
-from tether.humanize import plural
 from tether.text import escape
 
 # The hand-off text (agent/handoff.py, with the tmux snapshot readers under it) is imported by
 # the commands that print it: not by `tether hook` after every tool call, nor by `tether step`.
 if TYPE_CHECKING:
-    from tether.checkpoints.checkpointer import Checkpointer
-    from tether.scan.result import ScanResult
     from tether.store.db import Store
 
 
@@ -352,220 +346,3 @@ def cmd_resume(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         os.execvp(attach[0], attach)
     return 0
-
-
-# --- agent hooks ---------------------------------------------------------------------------------
-
-_HOOK_INPUT_LIMIT = 1024 * 1024
-
-
-def _hook_input() -> dict[str, Any]:
-    try:
-        raw = sys.stdin.read(_HOOK_INPUT_LIMIT) if not sys.stdin.isatty() else ""
-        doc = jsonsafe.loads(raw) if raw.strip() else {}
-    except (ValueError, OSError, UnicodeDecodeError):
-        return {}
-    return doc if isinstance(doc, dict) else {}
-
-
-@dataclass(frozen=True)
-class HookAgent:
-    """What differs between the agents' hooks: event names, where the project is, the output."""
-
-    label: str  # in checkpoint and step messages
-    project_env: tuple[str, ...]  # env vars naming the project dir
-    tool_events: frozenset[str]  # after a tool call (success or failure)
-    stop_events: frozenset[str]  # end of a turn
-    json_output: bool  # stdout must be one JSON object (Gemini), else plain text is context
-    stop_json: bool = False  # the Stop hook must print JSON (Codex)
-
-
-HOOK_AGENTS = {
-    "claude-code": HookAgent(
-        "claude",
-        ("CLAUDE_PROJECT_DIR",),
-        frozenset({"PostToolUse", "PostToolUseFailure"}),
-        frozenset({"Stop"}),
-        json_output=False,
-    ),
-    "codex": HookAgent(
-        "codex", (), frozenset({"PostToolUse"}), frozenset({"Stop"}), json_output=False, stop_json=True
-    ),
-    "gemini": HookAgent(
-        "gemini",
-        ("GEMINI_PROJECT_DIR", "CLAUDE_PROJECT_DIR"),
-        frozenset({"AfterTool"}),
-        frozenset({"AfterAgent"}),
-        json_output=True,
-    ),
-    "opencode": HookAgent("opencode", (), frozenset({"PostToolUse"}), frozenset({"Stop"}), json_output=False),
-}
-
-# Claude Code keeps at most 10,000 characters of a hook's context; the others are given the same.
-HANDOFF_CAP = 10_000
-_TRUNCATED = "\n… (hand-off cut to fit the agent's hook limit: `tether resume --print` prints all of it)"
-
-
-def cap_handoff(text: str, cap: int = HANDOFF_CAP) -> str:
-    """The hand-off cut at a line boundary so that it, with the note saying so, fits ``cap``."""
-    if len(text) <= cap:
-        return text
-    room = cap - len(_TRUNCATED)
-    cut = text.rfind("\n", 0, room)
-    return text[: cut if cut > room // 2 else room] + _TRUNCATED
-
-
-def _hook_message(event: dict[str, Any], label: str = "claude") -> str:
-    """A short, redacted checkpoint message naming the tool and what it worked on."""
-    from tether.agent.model import safe_text
-
-    tool = event.get("tool_name")
-    tool = tool if isinstance(tool, str) else "tool"
-    tool_input = event.get("tool_input")
-    detail = ""
-    if isinstance(tool_input, dict):
-        for key in ("command", "file_path", "notebook_path", "path"):
-            value = tool_input.get(key)
-            if isinstance(value, str) and value:
-                detail = value
-                break
-    text = f"{label} {tool}: {detail}" if detail else f"{label} {tool}"
-    return safe_text(text, 120)
-
-
-# The agent waits for its hook after every tool call (and Gemini CLI kills it at the 10 s that
-# `tether setup` gives it): a workspace walk that has not finished by then stops, and the hook
-# checkpoints what it found. TETHER_HOOK_BUDGET (seconds) overrides it.
-HOOK_SCAN_BUDGET_S = 4.0
-HOOK_BUDGET_ENV = "TETHER_HOOK_BUDGET"
-
-
-def hook_budget() -> float:
-    raw = os.environ.get(HOOK_BUDGET_ENV)
-    if raw:
-        try:
-            value = float(raw)
-        except ValueError:
-            value = -1.0
-        if 0 <= value < float("inf"):
-            return value
-        _warn(f"{HOOK_BUDGET_ENV}={raw!r} is not a number of seconds: using {HOOK_SCAN_BUDGET_S}")
-    return HOOK_SCAN_BUDGET_S
-
-
-def cmd_hook(args: argparse.Namespace) -> int:
-    """Never raises and always returns 0: a hook must not break or block the agent."""
-    budget = hook_budget()
-    deadline = time.monotonic() + budget
-    agent = HOOK_AGENTS[args.kind]
-    event = _hook_input()
-    out: list[str] = []
-    try:
-        _run_hook(args, event, agent, out, deadline=deadline, budget=budget)
-    except Exception as exc:  # reported, never fatal for the agent
-        print(f"tether hook: {escape(str(exc), multiline=True)}", file=sys.stderr)
-    _hook_output(agent, event.get("hook_event_name"), "".join(out))
-    return 0
-
-
-def _hook_output(agent: HookAgent, name: Any, context: str) -> None:
-    """Print what the agent expects on stdout: Gemini parses every hook's stdout as JSON (plain
-    text would become a message shown to the user); Codex's Stop hook must print JSON."""
-    # The agent's context is a terminal of sorts: nothing raw from the workspace reaches it.
-    context = cap_handoff(escape(context, multiline=True)) if context else ""
-    try:
-        if agent.json_output:
-            doc: dict[str, Any] = {}
-            if context:
-                doc = {"hookSpecificOutput": {"hookEventName": name, "additionalContext": context}}
-            sys.stdout.write(json.dumps(doc) + "\n")
-        elif agent.stop_json and name in agent.stop_events:
-            sys.stdout.write("{}\n")
-        elif context:
-            sys.stdout.write(context)
-        sys.stdout.flush()
-    except (OSError, ValueError) as exc:  # the agent closed our stdout
-        print(f"tether hook: {exc}", file=sys.stderr)
-
-
-def _hook_scan(cp: Checkpointer, deadline: float, budget: float) -> ScanResult:
-    """The workspace walk within the hook's time budget; says so on stderr when it ran out."""
-    cp.deadline = deadline
-    scan = cp.scan_workspace()
-    if not scan.complete:
-        print(
-            f"tether hook: the workspace scan did not finish within {budget:g} s: checkpointing the "
-            f"{plural(len(scan.changes), 'change')} found so far (`tether status` shows the rest; "
-            f"the next hooks go on from there)",
-            file=sys.stderr,
-        )
-    return scan
-
-
-def _keep_scan(cp: Checkpointer, scan: ScanResult) -> None:
-    """What a scan that found nothing to checkpoint learned, kept for the next hook: files read
-    again and found unchanged (their stats), the file watcher's paths it looked at, the
-    directories it listed anew. Without it every later hook would read them again."""
-    if scan.stat_updates or scan.taken is not None:
-        # No checkpoint is made (no file changed): the store refreshes head's stats only.
-        cp.checkpoint(protocol.TRIGGER_MANUAL, None, scan=scan, files_only=True)
-    else:
-        cp.save_listings()
-
-
-def _run_hook(
-    args: argparse.Namespace,
-    event: dict[str, Any],
-    agent: HookAgent,
-    out: list[str],
-    *,
-    deadline: float,
-    budget: float,
-) -> None:
-    """Does the hook's work; what goes to the agent's context is appended to ``out``."""
-    if not args.workspace:
-        base = next((os.environ[v] for v in agent.project_env if os.environ.get(v)), None) or (
-            event["cwd"] if isinstance(event.get("cwd"), str) else None
-        )
-        if base and os.path.isdir(base):
-            args.workspace = base
-    name = event.get("hook_event_name")
-    with open_store(args) as store:
-        from tether.conversations.record import record_hook_event
-
-        session = AgentSession(store)
-        session.import_file()
-        if name == "SessionStart":
-            from tether.agent.handoff import handoff_text
-            from tether.agent.runs import load_runs
-
-            try:
-                if session.state().is_empty() and not load_runs(store):
-                    return  # nothing to hand off: add nothing to the agent's context
-                # Written before this session is recorded: it names the conversation it continues.
-                text, _ = handoff_text(store)
-                out.append(text)
-            finally:
-                record_hook_event(store.root, args.state_dir, agent.label, event)
-            return
-        # Every hook names the conversation it runs in: keep it for the pane's resume.
-        record_hook_event(store.root, args.state_dir, agent.label, event)
-        if name in agent.tool_events:
-            cp = make_checkpointer(store, session, args.state_dir)
-            # A stat-cache scan finds edits the tool made through the shell too. Nothing changed
-            # (a `ls`, a read): no checkpoint, even if a tmux pane scrolled.
-            scan = _hook_scan(cp, deadline, budget)
-            if not scan.changes:
-                _keep_scan(cp, scan)
-                return
-            outcome = cp.checkpoint(protocol.TRIGGER_MANUAL, _hook_message(event, agent.label), scan=scan)
-            if outcome.info is not None:
-                session.after_checkpoint(outcome.info)
-            return
-        if name in agent.stop_events and not event.get("stop_hook_active"):
-            cp = make_checkpointer(store, session, args.state_dir)
-            scan = _hook_scan(cp, deadline, budget)
-            if scan.changes:
-                session.record_step(cp, f"{agent.label}: turn finished", scan=scan)
-            else:
-                _keep_scan(cp, scan)

@@ -3,41 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 from tether.cli.parser import DOUBLE_DASH, Parser, UsageError
-from tether.errors import BadParamsError
-
-if TYPE_CHECKING:  # the store (sqlite3, zlib…) is imported by the commands that open it
-    from tether.store.db import Store
+from tether.cli.workspace import find_workspace, open_store
 
 # Every number reaches SQLite (64-bit integers): larger ones are refused here, not there.
 MAX_NUMBER = 2**63 - 1
-
-
-def find_workspace(args: argparse.Namespace) -> Path:
-    """``-C DIR`` when given, else the nearest parent of cwd with a root marker, else cwd."""
-    if args.workspace:
-        root = Path(args.workspace).expanduser().resolve()
-        if not root.is_dir():
-            raise BadParamsError(f"workspace {args.workspace!r} is not a directory")
-        return root
-    from tether.paths import find_root
-
-    return find_root(Path(os.getcwd()))
-
-
-def open_store(args: argparse.Namespace) -> Store:
-    from tether.store.db import Store
-
-    store = Store.open(find_workspace(args), args.state_dir)
-    if store.wal_damage:
-        from tether.cli.output import warn
-
-        warn(f"{store.wal_damage}. `tether doctor` keeps a record of it.")
-    return store
 
 
 def _whole(text: str, what: str) -> int:

@@ -6,12 +6,16 @@ terminal must never receive their control or escape characters raw.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
-from typing import Any
 
 from tether.text import escape, escape_json
+
+# Neither argparse nor typing at run time (agents' hooks print through here).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any
 
 
 def emit(args: argparse.Namespace, data: Any, text: str | None = None) -> None:

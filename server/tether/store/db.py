@@ -453,6 +453,16 @@ class Store:
         )
         return [self._info(r) for r in rows]
 
+    def newest_with_trigger(self, trigger: str, within: int, origin: str | None = None) -> int | None:
+        """The newest of the last ``within`` checkpoints that has ``trigger`` and was made by
+        ``origin`` (default: this machine), without reading any checkpoint's files."""
+        rows = self.query(
+            "SELECT id FROM (SELECT id, trigger, origin FROM checkpoints ORDER BY id DESC LIMIT ?) "
+            "WHERE trigger=? AND origin IS ? ORDER BY id DESC LIMIT 1",
+            (within, trigger, origin),
+        )
+        return int(rows[0][0]) if rows else None
+
     def checkpoint_ids(self, after: int = 0, origin: str | None = None) -> list[int]:
         """Numbers of ``origin``'s checkpoints (default: this machine's) above ``after``, oldest first."""
         rows = self.query(

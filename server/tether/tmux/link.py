@@ -57,12 +57,12 @@ from tether.tmux.env import EnvVar, classify_env, parse_environ, parse_show_envi
 from tether.tmux.foreground import foreground_argv
 from tether.tmux.history import redact_file, tail_lines, write_private
 from tether.tmux.panes import FIELDS, LIST_FORMAT, PANE_OPTION, SEP, PaneInfo, parse_rows, split_sections
+from tether.tmux.presence import link_socket
 from tether.tmux.snapshot import UID_RE, PaneSnapshot, TmuxSnapshot, WindowSnapshot
 from tether.tmux.version import TmuxTooOldError
 
 log = logging.getLogger(__name__)
 
-SOCKET_ENV = "TETHER_TMUX_SOCKET"
 _TMUX_TIMEOUT = 30.0
 _SESSION_SAFE_RE = re.compile(r"[^A-Za-z0-9_-]+")
 
@@ -119,7 +119,7 @@ class TmuxLink:
         self.root = Path(root).resolve()
         self.config = config or TmuxConfig()
         self.session = session_name_for(self.root)
-        self.socket_path: str | None = self.config.socket_path or os.environ.get(SOCKET_ENV) or None
+        self.socket_path: str | None = link_socket(self.config.socket_path)
         self._state_dir = state_dir
         self._cache: tuple[str, TmuxSnapshot, bytes] | None = None
         self._last_uids: dict[str, str] = {}

@@ -4,17 +4,20 @@ Tether drives tmux with flags that older servers reject with their usage text (p
 ``set-option -p`` and ``new-window -e`` came in 3.0), or answer with errors that read like "no
 server running". Every tmux entry point goes through :func:`require` first, so an old tmux is
 reported as what it is. ``tmux -V`` runs once per binary per process: the answer is cached
-under the binary's path and stat, so an upgrade in place is noticed by a long-lived server.
+under the binary's path and stat, so an upgrade in place is noticed by a long-lived server;
+:func:`cached_version` keeps it in the state dir too, for the commands that run after every agent
+step: no process is started while the binary is the same file.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
-import shutil
-import subprocess
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 from tether.errors import TmuxError
 
@@ -63,24 +66,61 @@ def need_text() -> str:
 
 
 def find_tmux() -> str:
-    found = shutil.which("tmux")
+    from tether.tmux.presence import which_tmux
+
+    found = which_tmux()
     if not found:
         raise TmuxMissingError("tmux is not installed (no `tmux` on PATH)")
     return found
 
 
-def version_of(path: str) -> TmuxVersion:
-    """``tmux -V`` of the binary at ``path``, cached per process while the file is unchanged."""
+def _identity(path: str) -> tuple[int, int, int, int]:
     try:
         st = os.stat(path)
-        key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
     except OSError:
-        key = (0, 0, 0)
-    return _version_of(path, key)
+        return (0, 0, 0, 0)
+
+
+def version_of(path: str) -> TmuxVersion:
+    """``tmux -V`` of the binary at ``path``, cached per process while the file is unchanged."""
+    return _version_of(path, _identity(path))
+
+
+CACHE_NAME = "tmux-version.json"
+
+
+def cached_version(path: str, state: Path) -> TmuxVersion:
+    """:func:`version_of`, kept in ``state``/tmux-version.json under the binary's path and
+    identity (device, inode, mtime, size): ``tmux -V`` runs again only when the binary changed
+    (an upgrade in place, another tmux first on PATH). A broken or unwritable cache only costs
+    the process it would have saved."""
+    key = list(_identity(path))
+    cache = state / CACHE_NAME
+    try:
+        doc = json.loads(cache.read_bytes())
+        if doc["path"] == path and doc["key"] == key and isinstance(doc["text"], str):
+            number = doc["number"]
+            if number is None:
+                return TmuxVersion(path, doc["text"], None)
+            major, minor = number
+            if isinstance(major, int) and isinstance(minor, int):
+                return TmuxVersion(path, doc["text"], (major, minor))
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    v = version_of(path)
+    from tether.paths import write_private_file
+
+    doc = {"path": path, "key": key, "text": v.text, "number": v.number}
+    with contextlib.suppress(OSError):
+        write_private_file(cache, json.dumps(doc).encode())
+    return v
 
 
 @lru_cache(maxsize=8)
-def _version_of(path: str, _key: tuple[int, int, int]) -> TmuxVersion:
+def _version_of(path: str, _key: tuple[int, int, int, int]) -> TmuxVersion:
+    import subprocess
+
     try:
         res = subprocess.run(
             [path, "-V"],
