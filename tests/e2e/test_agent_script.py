@@ -17,12 +17,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.terminal import read_terminal
 from tether import protocol
 from tether.agent.model import AGENT_FILE, parse_attachment
 from tether.agent.runs import load_runs
@@ -221,22 +221,8 @@ def test_run_under_a_terminal_uses_a_pty(ws: Path, env: dict[str, str]) -> None:
         close_fds=True,
     )
     os.close(slave)
-    seen = b""
-    deadline = time.monotonic() + 60
     try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 1.0)
-            if not ready:
-                if proc.poll() is not None:
-                    break
-                continue
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            seen += chunk
+        seen = read_terminal(master, proc, 60)
         assert proc.wait(timeout=30) == 5
     finally:
         os.close(master)

@@ -10,16 +10,16 @@ from __future__ import annotations
 import fcntl
 import os
 import pty
-import select
 import shutil
 import struct
 import subprocess
 import sys
 import termios
-import time
 from pathlib import Path
 
 import pytest
+
+from tests.support.terminal import read_terminal
 
 RECORDER = """\
 import os, sys
@@ -68,22 +68,8 @@ def _tty(argv: list[str], env: dict[str, str]) -> bytes:
         close_fds=True,
     )
     os.close(slave)
-    seen = b""
-    deadline = time.monotonic() + 60
     try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.5)
-            if not ready:
-                if proc.poll() is not None:
-                    break
-                continue
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            seen += chunk
+        seen = read_terminal(master, proc, 60, poll=0.5)
         assert proc.wait(timeout=30) == 0, seen
     finally:
         os.close(master)

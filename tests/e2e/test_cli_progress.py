@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import os
 import pty
-import select
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+
+from tests.support.terminal import read_terminal
 
 # Big enough that storing it takes well over the half second before progress shows
 # (incompressible bytes: compressing, hashing and writing them all cost).
@@ -43,22 +43,8 @@ def _stderr_on_a_tty(argv: list[str], env: dict[str, str]) -> tuple[int, bytes, 
         close_fds=True,
     )
     os.close(slave)
-    seen = b""
-    deadline = time.monotonic() + 120
     try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 1.0)
-            if not ready:
-                if proc.poll() is not None:
-                    break
-                continue
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not chunk:
-                break
-            seen += chunk
+        seen = read_terminal(master, proc, 120)
         assert proc.stdout is not None
         out = proc.stdout.read()
         return proc.wait(timeout=60), out, seen
