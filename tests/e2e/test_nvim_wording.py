@@ -11,22 +11,12 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.nvim.driver import Nvim
-from tests.e2e.nvim.scenario import editor, events, float_lines, make_workspace, wait_client
+from tests.e2e.nvim.scenario import checkpoint, editor, events, float_lines, make_workspace, wait_client
 from tests.support.retry import retry_until
 
 pytestmark = [pytest.mark.nvim, pytest.mark.timeout(180)]
 
 V1 = "alpha\nbeta\ngamma\n"
-
-
-def checkpoint(nv: Nvim, message: str) -> int:
-    nv.run(f"Tether checkpoint {message}")
-    found = retry_until(
-        lambda: [e for e in events(nv, "TetherCheckpoint") if e["checkpoint"].get("message") == message],
-        timeout=20,
-        what=f"checkpoint {message!r}",
-    )
-    return int(found[0]["checkpoint"]["id"])
 
 
 def pending_select(nv: Nvim) -> dict[str, object]:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.e2e.nvim.driver import TETHER, Nvim
+from tests.support.retry import retry_until
 from tests.support.tmuxsrv import PrivateTmux
 
 
@@ -82,3 +83,14 @@ def events(nv: Nvim, name: str) -> list[Any]:
         f"return vim.tbl_map(function(e) return e.data end,"
         f" vim.tbl_filter(function(e) return e.name == {name!r} end, T.events))"
     )
+
+
+def checkpoint(nv: Nvim, message: str) -> int:
+    """`:Tether checkpoint MESSAGE`, and the id of the checkpoint it reported."""
+    nv.run(f"Tether checkpoint {message}")
+    found = retry_until(
+        lambda: [e for e in events(nv, "TetherCheckpoint") if e["checkpoint"].get("message") == message],
+        timeout=20,
+        what=f"checkpoint {message!r}",
+    )
+    return int(found[0]["checkpoint"]["id"])
