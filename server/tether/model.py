@@ -6,11 +6,12 @@ the scan (``tether.scan``) produces them, everything above reads them.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
+
+from tether.sha import sha256_hex
 
 
 @dataclass(frozen=True)
@@ -137,4 +138,4 @@ def iso_time(t: float) -> str:
 
 
 def blob_hash(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+    return sha256_hex(data)

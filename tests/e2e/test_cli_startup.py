@@ -39,9 +39,12 @@ MCP = {"mcp", "pydantic", "tether.mcp", "anyio"}
 # of .agent-session.json, imported when it is written), subprocess, platformdirs (only for the
 # default state dir: these tests set TETHER_STATE_DIR), the git plumbing, the editor model,
 # shutil (argparse's formatter asks it for the terminal width: cli/parser.py does without), the
-# running agents' probes; argparse (a hook's command line is read without it: cli/hook.py).
+# running agents' probes; argparse (a hook's command line is read without it: cli/hook.py);
+# hashlib, whose OpenSSL load costs more than the digests it would make (tether/sha.py).
 NOT_ON_THE_HOOK_PATH = {
     "argparse",
+    "hashlib",
+    "_hashlib",
     "gettext",
     "tether.cli.agent",
     "tether.cli.parser",

@@ -23,6 +23,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "tether",  # __init__: the version
         "tether.protocol",
         "tether.errors",
+        "tether.sha",
         "tether.text",
         "tether.redact",
         "tether.jsonsafe",

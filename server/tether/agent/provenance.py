@@ -11,9 +11,10 @@ directory, and agents write this file themselves.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
+
+from tether.sha import sha1, sha256
 
 log = logging.getLogger(__name__)
 
@@ -43,5 +44,5 @@ def in_repository_head(root: Path, data: bytes) -> bool:
         return False
     oid = res.stdout.decode("ascii", "replace").strip()
     header = b"blob %d\x00" % len(data)
-    algo = hashlib.sha1 if len(oid) == 40 else hashlib.sha256
+    algo = sha1 if len(oid) == 40 else sha256
     return algo(header + data).hexdigest() == oid

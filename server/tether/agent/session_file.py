@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import json
 import os
 import stat as stat_mod
@@ -39,6 +38,7 @@ from tether.agent.model import (
 from tether.errors import OutsideWorkspaceError
 from tether.paths import normalize_rel
 from tether.procs import pid_alive
+from tether.sha import sha256_hex
 from tether.text import has_controls
 
 if TYPE_CHECKING:
@@ -174,7 +174,7 @@ def apply_patch(state: TaskState, patch: FilePatch, base: dict[str, Any] | None 
 
 
 def file_digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+    return sha256_hex(data)
 
 
 # --- atomic exchange (Linux) ----------------------------------------------------------------

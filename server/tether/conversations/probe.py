@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import glob
-import hashlib
 import json
 import logging
 import os
@@ -27,6 +26,7 @@ from urllib.parse import quote
 
 from tether import procs, safefs
 from tether.conversations.agents import argv_id, canonical, detect_agent, valid_id
+from tether.sha import sha256_hex
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ def _codex(pids: list[int], env: Mapping[str, str], cwd: str, since: float | Non
 
 def _gemini(pids: list[int], env: Mapping[str, str], cwd: str, since: float | None) -> str | None:
     base = _home(env) / ".gemini"
-    digest = hashlib.sha256(cwd.encode()).hexdigest()
+    digest = sha256_hex(cwd.encode())
     dirs = [base / "tmp" / digest]
     raw = read_capped(base / "projects.json")
     with contextlib.suppress(ValueError, UnicodeDecodeError, AttributeError, TypeError):

@@ -13,7 +13,6 @@ All methods are thread-safe: the checkpoint thread reads snapshots while the eve
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 import time
@@ -24,13 +23,14 @@ from urllib.parse import unquote, urlparse
 
 from tether.errors import OutsideWorkspaceError
 from tether.paths import normalize_rel
+from tether.sha import sha256_hex
 
 JOURNAL_VERSION = 1
 
 
 def text_hash(text: str | bytes) -> str:
     data = text.encode("utf-8") if isinstance(text, str) else text
-    return hashlib.sha256(data).hexdigest()
+    return sha256_hex(data)
 
 
 def uri_to_path(uri: str) -> str | None:

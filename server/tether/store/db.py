@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import inspect
 import json
 import logging
@@ -37,6 +36,7 @@ from tether.model import (
 )
 from tether.paths import STATE_DIR_ENV, ensure_private_dir, state_dir
 from tether.redact import redact_text
+from tether.sha import sha256_hex
 from tether.store import blobs, chain, gc, integrity, scan_dirs, schema, state, walcheck
 from tether.store.head import Applied, HeadCache, read_rows, stat_voucher
 from tether.store.scan_dirs import DirRow, DirsExport
@@ -54,7 +54,7 @@ HEAD_CACHE_APPLY_MAX = 10_000
 
 def workspace_key(root: Path) -> str:
     """Directory name for a workspace's store: readable basename + hash of the full path."""
-    digest = hashlib.sha256(os.fsencode(root)).hexdigest()[:12]
+    digest = sha256_hex(os.fsencode(root))[:12]
     base = "".join(c if c.isalnum() or c in "-_." else "_" for c in root.name)[:40] or "root"
     return f"{base}-{digest}"
 

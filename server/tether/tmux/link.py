@@ -21,7 +21,6 @@ No pygls/lsprotocol here: this module is called from worker threads of the LSP s
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
@@ -42,6 +41,7 @@ from tether.conversations.probe import PaneAgent, probe
 from tether.conversations.record import ConversationLog
 from tether.errors import TmuxError
 from tether.redact import REDACTED, is_redacted, redact_argv, redact_lines
+from tether.sha import sha256, sha256_hex
 from tether.text import strip_controls
 from tether.tmux import hooks as hooks_mod
 from tether.tmux import version as tmux_version
@@ -105,7 +105,7 @@ def session_name_for(root: Path) -> str:
     """``tether-<basename>-<hash6>``: stable per workspace path, only tmux-safe characters."""
     resolved = str(Path(root).resolve())
     base = _SESSION_SAFE_RE.sub("-", Path(resolved).name).strip("-")[:32] or "root"
-    digest = hashlib.sha256(resolved.encode()).hexdigest()[:6]
+    digest = sha256_hex(resolved.encode())[:6]
     return f"tether-{base}-{digest}"
 
 
@@ -385,7 +385,7 @@ class TmuxLink:
     # -- internals
 
     def _fingerprint(self, lines: list[str], uids: list[tuple[str, str]]) -> str:
-        h = hashlib.sha256()
+        h = sha256()
         for ln in lines:
             h.update(ln.encode())
             h.update(b"\n")
