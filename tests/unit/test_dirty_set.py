@@ -231,3 +231,43 @@ def test_a_path_written_again_during_a_command_stays_dirty(
     assert outcome.info is None  # what was read is not current any more: left out
     again = scan(reader)  # the second write is the next command's
     assert not walked(again) and again.changed_paths == ["src/m1.py"]
+
+
+def test_a_command_that_read_the_dirty_set_keeps_the_stored_listings(
+    owner: ChangeFeed, state_dir: Path, workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A watched command lists no directory: it must not replace the listings a whole walk stored
+    (the next unwatched command would list every directory again), and a hook that finds nothing
+    changed writes no transaction at all."""
+    import tether.store.head as store_head
+
+    monkeypatch.setattr(store_head, "RACY_NS", 0)  # every file vouched for: the walk keeps listings
+    baseline(owner, state_dir)
+    with Store.open(workspace, state_dir) as store:
+        stored = sorted(r.dir for r in store.scan_dirs()[1])
+    assert {"", "src"} <= set(stored)
+    (workspace / "src" / "m1.py").write_text("edited\n")
+    with Store.open(workspace, state_dir) as store:
+        cp = Checkpointer(store, watched=True)
+        outcome = cp.checkpoint(TRIGGER_STEP, "step", full=True)
+        assert outcome.scan.taken is not None and outcome.info is not None
+        assert list(outcome.info.files) == ["src/m1.py"]
+        assert sorted(r.dir for r in store.scan_dirs()[1]) == stored
+    # Nothing changed since: the hook's scan takes an empty dirty set and writes nothing.
+    from tether.cli import hook
+
+    with Store.open(workspace, state_dir) as store:
+        cp = Checkpointer(store, watched=True)
+        writes: list[int] = []
+        real_write = store.write
+
+        def counted() -> object:
+            writes.append(1)
+            return real_write()
+
+        store.write = counted  # type: ignore[method-assign]
+        result = cp.scan_workspace()
+        assert result.taken is not None and not result.taken.rows and not result.changes
+        hook._keep_scan(cp, result)
+        assert writes == []
+        assert sorted(r.dir for r in store.scan_dirs()[1]) == stored

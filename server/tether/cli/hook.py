@@ -222,7 +222,7 @@ def _keep_scan(cp: Checkpointer, scan: ScanResult) -> None:
     """What a scan that found nothing to checkpoint learned, kept for the next hook: files read
     again and found unchanged (their stats), the file watcher's paths it looked at, the
     directories it listed anew. Without it every later hook would read them again."""
-    if scan.stat_updates or scan.taken is not None:
+    if scan.stat_updates or (scan.taken is not None and scan.taken.rows):
         # No checkpoint is made (no file changed): the store refreshes head's stats only.
         cp.checkpoint(protocol.TRIGGER_MANUAL, None, scan=scan, files_only=True)
     else:

@@ -51,6 +51,10 @@ class ListingCache:
         self._dirty: set[str] = set()
         self._removed: set[str] = set()
         self._in_sync = False
+        # Whether these listings may replace the store's whole copy: they come from the store, or
+        # from a walk of the whole tree. A process that only looked at told paths (a hook beside
+        # a file watcher) knows a few directories at most: replacing would drop all the others.
+        self._whole = False
         # Stored stats of the imported listings, until the first walk has checked them.
         self._imported_stats: dict[str, bytes] = {}
 
@@ -79,7 +83,7 @@ class ListingCache:
         """Listings changed since the last export (all of them when ``everything`` or when the
         store's copy is not ours), for the next process's first walk; None when nothing changed."""
         with self._cache_lock:
-            everything = everything or not self._in_sync
+            everything = (everything or not self._in_sync) and self._whole
             if not everything and not self._dirty and not self._removed:
                 return None
             names = list(self._listings) if everything else sorted(self._dirty)
@@ -150,6 +154,7 @@ class ListingCache:
             self._dirty.clear()
             self._removed.clear()
             self._in_sync = True
+            self._whole = True
         return True
 
     def verify_imported(self) -> set[str]:
@@ -202,12 +207,14 @@ class ListingCache:
                     self._dirty.clear()
                     self._removed.clear()
                     self._in_sync = False  # the stored ones go too, at the next export
+                    self._whole = True
                     return True
         return False
 
     def prune(self, visited: set[str]) -> None:
         """Forget listings of directories a whole walk did not reach (removed, now ignored)."""
         with self._cache_lock:
+            self._whole = True
             gone = [d for d in self._listings if d not in visited]
             for d in gone:
                 del self._listings[d]
