@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from tether.checkpoints.checkpointer import Checkpointer
-from tether.scan.ignore import MAX_FILE_BYTES, MAX_PATTERN_BYTES
+from tether.scan.ignore import MAX_PATTERN_BYTES
+from tether.scan.ignore_sources import MAX_FILE_BYTES
 from tether.scan.result import IGNORE_RULES_REASON
 from tether.scan.scanner import Scanner
 from tether.store.db import Store

@@ -241,15 +241,18 @@ class Checkpointer:
 
             taken = dirty.take(self.store, self.scanner.fingerprint())
             if taken is not None:
-                scan = self.scan_told(taken.paths, stream=stream)
-                scan.taken = taken
-                log.debug(
-                    "scan: %d paths the file watcher %s saw change, no walk",
-                    len(taken.rows),
-                    taken.watcher[:8],
-                )
-                return scan
+                return self.scan_taken(taken, stream=stream)
         return self.walk(stream=stream)
+
+    def scan_taken(self, taken: Taken, *, stream: bool = False) -> ScanResult:
+        """What differs from head among the paths of a file watcher's dirty set, as read by
+        :func:`tether.scan.dirty.take`: the whole workspace's changes, without a walk."""
+        scan = self.scan_told(taken.paths, stream=stream)
+        scan.taken = taken
+        log.debug(
+            "scan: %d paths the file watcher %s saw change, no walk", len(taken.rows), taken.watcher[:8]
+        )
+        return scan
 
     def walk(self, *, stream: bool = False) -> ScanResult:
         """A stat-cache walk of the whole workspace, writing nothing.

@@ -8,16 +8,18 @@ finds nothing changed does not need is imported where it is used.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import time
 
 from tether import jsonsafe, protocol
 from tether.agent.session import AgentSession
-from tether.agent.steps import make_checkpointer
 from tether.cli.workspace import open_store
 from tether.humanize import plural
 from tether.text import escape
+
+log = logging.getLogger(__name__)
 
 # typing is not imported at run time: TYPE_CHECKING is this constant.
 TYPE_CHECKING = False
@@ -26,7 +28,8 @@ if TYPE_CHECKING:
     from typing import Any
 
     from tether.checkpoints.checkpointer import Checkpointer
-    from tether.scan.result import ScanResult
+    from tether.scan.result import ScanResult, Taken
+    from tether.store.db import Store
 
 
 class HookArgs:
@@ -204,10 +207,23 @@ def _hook_output(agent: HookAgent, name: Any, context: str) -> None:
         print(f"tether hook: {exc}", file=sys.stderr)
 
 
-def _hook_scan(cp: Checkpointer, deadline: float, budget: float) -> ScanResult:
-    """The workspace walk within the hook's time budget; says so on stderr when it ran out."""
+def _watched_changes(store: Store) -> Taken | None:
+    """The dirty set of a live file watcher of the workspace (the language server's, the MCP
+    server's: scan/dirty.py); None when no watcher can vouch for it (then the hook walks)."""
+    from tether.scan import dirty
+    from tether.scan.result import scanner_fingerprint
+
+    # The hook's checkpointer scans with the default settings (make_checkpointer).
+    return dirty.take(store, scanner_fingerprint())
+
+
+def _hook_scan(cp: Checkpointer, deadline: float, budget: float, taken: Taken | None) -> ScanResult:
+    """What changed: the watcher's paths when one vouches for them, else the workspace walk
+    within the hook's time budget (said on stderr when it ran out)."""
+    if taken is not None:
+        return cp.scan_taken(taken)
     cp.deadline = deadline
-    scan = cp.scan_workspace()
+    scan = cp.walk()
     if not scan.complete:
         print(
             f"tether hook: the workspace scan did not finish within {budget:g} s: checkpointing the "
@@ -266,11 +282,20 @@ def _run_hook(
             return
         # Every hook names the conversation it runs in: keep it for the pane's resume.
         record_hook_event(store.root, args.state_dir, agent.label, event)
+        if name not in agent.tool_events and (name not in agent.stop_events or event.get("stop_hook_active")):
+            return
+        taken = _watched_changes(store)
+        if taken is not None and not taken.rows:
+            # A read, an `ls`: nothing to look at, and the checkpointer is not even imported.
+            log.debug("hook: the file watcher %s saw nothing change", taken.watcher[:8])
+            return
+        from tether.agent.steps import make_checkpointer
+
+        cp = make_checkpointer(store, session, args.state_dir)
         if name in agent.tool_events:
-            cp = make_checkpointer(store, session, args.state_dir)
             # A stat-cache scan finds edits the tool made through the shell too. Nothing changed
             # (a `ls`, a read): no checkpoint, even if a tmux pane scrolled.
-            scan = _hook_scan(cp, deadline, budget)
+            scan = _hook_scan(cp, deadline, budget, taken)
             if not scan.changes:
                 _keep_scan(cp, scan)
                 return
@@ -279,8 +304,7 @@ def _run_hook(
                 session.after_checkpoint(outcome.info)
             return
         if name in agent.stop_events and not event.get("stop_hook_active"):
-            cp = make_checkpointer(store, session, args.state_dir)
-            scan = _hook_scan(cp, deadline, budget)
+            scan = _hook_scan(cp, deadline, budget, taken)
             if scan.changes:
                 session.record_step(cp, f"{agent.label}: turn finished", scan=scan)
             else:

@@ -62,7 +62,6 @@ MAX_GLOB_PATTERNS = 1_000
 # Compiling is the regex engine's pure-Python compiler: up to ~25 us per byte of a pattern
 # dense with stars. This bounds one file's wildcard patterns to well under a second of it.
 MAX_GLOB_BYTES = 16 * 1024
-MAX_FILE_BYTES = 1024 * 1024
 
 _GLOB_SPECIAL = frozenset("*?[\\")
 _NEVER = "(?!)"

@@ -13,7 +13,8 @@ import re
 import stat as stat_mod
 from pathlib import Path
 
-from tether.scan.ignore import MAX_FILE_BYTES
+# The most of one pattern file read (git reads any size; a pattern file this large is hostile).
+MAX_FILE_BYTES = 1024 * 1024
 
 
 def read_pattern_file(path: str, follow: bool) -> tuple[bytes | None, list[str], tuple[int, int, int]]:
@@ -23,7 +24,7 @@ def read_pattern_file(path: str, follow: bool) -> tuple[bytes | None, list[str],
     The file is untrusted (a cloned repository chooses it): never through a symlink unless
     ``follow`` (git does not follow a symlinked .gitignore in the tree either), never a FIFO or
     device (the open does not block, only regular files are read), at most
-    ``ignore.MAX_FILE_BYTES`` of it.
+    :data:`MAX_FILE_BYTES` of it.
     """
     flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | (0 if follow else os.O_NOFOLLOW)
     try:

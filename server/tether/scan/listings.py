@@ -20,8 +20,6 @@ from tether.store.scan_dirs import STAT, DirRow, DirsExport
 
 log = logging.getLogger(__name__)
 
-LISTINGS_FORMAT = 3
-
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 
 

@@ -3,6 +3,7 @@ names a scan can track (valid UTF-8: a path must be storable as text and nameabl
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from tether.model import FileChange, Skipped, StatEntry
@@ -35,6 +36,19 @@ BAD_NAME_REASON = "file name is not valid UTF-8 (not tracked)"
 IGNORE_RULES_REASON = "ignore rules not all applied"
 
 UNREADABLE_DIR = "unreadable directory"  # a skip's reason starts so: nothing below it was seen
+
+# The stored directory listings' form (scan/listings.py): another value drops the stored ones.
+LISTINGS_FORMAT = 3
+
+
+def scanner_fingerprint(
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    ignored_dirs: Iterable[str] = DEFAULT_IGNORED_DIRS,
+    ignored_files: Iterable[str] = DEFAULT_IGNORED_FILES,
+) -> list[object]:
+    """What a scanner's listings (and a file watcher's dirty set) depend on besides the pattern
+    files: a command reads a watcher's dirty set only when the watcher's scanner had the same."""
+    return [LISTINGS_FORMAT, max_file_bytes, sorted(ignored_dirs), sorted(ignored_files)]
 
 
 def printable_name(name: str) -> str:

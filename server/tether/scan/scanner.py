@@ -28,7 +28,7 @@ from tether.model import FileChange, HeadRow, Progress, Skipped, StatEntry
 from tether.paths import normalize_rel
 from tether.scan.file import FileCheck, vouches
 from tether.scan.ignore_tree import IgnoreTree, Stack, ignored_by
-from tether.scan.listings import _DIR_FLAGS, LISTINGS_FORMAT, Listing, ListingCache
+from tether.scan.listings import _DIR_FLAGS, Listing, ListingCache
 from tether.scan.result import (
     BAD_NAME_REASON,
     DEFAULT_IGNORED_DIRS,
@@ -38,6 +38,7 @@ from tether.scan.result import (
     UNREADABLE_DIR,
     ScanResult,
     printable_name,
+    scanner_fingerprint,
     valid_name,
 )
 from tether.store import head as store_head
@@ -95,7 +96,7 @@ class Scanner:
 
     def fingerprint(self) -> list[object]:
         """What the listings (and a watcher's dirty set) depend on besides the pattern files."""
-        return [LISTINGS_FORMAT, self.max_file_bytes, sorted(self._ignored_dirs), sorted(self._ignored_files)]
+        return scanner_fingerprint(self.max_file_bytes, self._ignored_dirs, self._ignored_files)
 
     # The listings kept across processes (listings.py), as the Checkpointer uses them.
 
