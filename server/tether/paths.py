@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import sys
 from pathlib import Path
 
 from tether.errors import OutsideWorkspaceError
@@ -28,6 +29,30 @@ def restore_temp_pid(name: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
+# Where platformdirs is asked for the user's dirs. Elsewhere (Linux, the BSDs) its answer is the
+# XDG base directory one, computed by :func:`user_dir`: importing platformdirs, with tempfile
+# under it, costs ~5 ms of every command, and agents run a hook after every tool call.
+PLATFORMDIRS_OS = sys.platform in ("darwin", "win32", "cygwin", "ios", "android")
+_XDG = {"config": ("XDG_CONFIG_HOME", ".config"), "state": ("XDG_STATE_HOME", ".local/state")}
+
+
+def user_dir(kind: str) -> Path:
+    """platformdirs' ``user_{kind}_dir("tether")`` (``kind``: config or state): on an XDG system
+    ``$XDG_{KIND}_HOME/tether`` (an absolute value only, as the spec says), else
+    ``~/.config/tether`` or ``~/.local/state/tether``."""
+    if PLATFORMDIRS_OS:
+        import platformdirs
+
+        return Path(
+            platformdirs.user_config_dir("tether")
+            if kind == "config"
+            else platformdirs.user_state_dir("tether")
+        )
+    var, default = _XDG[kind]
+    base = os.environ.get(var, "")
+    return Path(base if os.path.isabs(base) else os.path.join(os.path.expanduser("~"), default)) / "tether"
+
+
 def find_root(start: Path) -> Path:
     """The nearest parent of ``start`` (itself included) with a root marker, else ``start``."""
     start = start.resolve()
@@ -46,9 +71,7 @@ def state_dir(override: str | os.PathLike[str] | None = None) -> Path:
     elif os.environ.get(STATE_DIR_ENV):
         base = Path(os.environ[STATE_DIR_ENV])
     else:
-        import platformdirs  # here: with tempfile under it, a few ms of every CLI start-up
-
-        base = Path(platformdirs.user_state_dir("tether"))
+        base = user_dir("state")
     return ensure_private_dir(base)
 
 

@@ -48,9 +48,9 @@ def xdg_config_path() -> Path:
 def platform_config_path() -> Path:
     """The platform's own config dir (the same as the XDG one on Linux; macOS:
     ``~/Library/Application Support/tether``)."""
-    import platformdirs
+    from tether.paths import user_dir
 
-    return Path(platformdirs.user_config_dir("tether")) / "config.toml"
+    return user_dir("config") / "config.toml"
 
 
 def config_candidates() -> tuple[Path, list[Path]]:

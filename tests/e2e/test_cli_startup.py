@@ -36,8 +36,8 @@ MCP = {"mcp", "pydantic", "tether.mcp", "anyio"}
 
 # Kept off the paths an agent runs after every tool call (`tether hook` finding nothing changed):
 # the hand-off text and the tmux link (a checkpoint imports them), ctypes (the atomic exchange
-# of .agent-session.json, imported when it is written), subprocess, platformdirs (only for the
-# default state dir: these tests set TETHER_STATE_DIR), the git plumbing, the editor model,
+# of .agent-session.json, imported when it is written), subprocess, platformdirs (asked only
+# on macOS and Windows: tether.paths.user_dir), the git plumbing, the editor model,
 # shutil (argparse's formatter asks it for the terminal width: cli/parser.py does without), the
 # running agents' probes; argparse (a hook's command line is read without it: cli/hook.py);
 # hashlib, whose OpenSSL load costs more than the digests it would make (tether/sha.py).

@@ -31,6 +31,7 @@ def test_doctor_names_the_file_used_and_the_one_ignored(
     monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
     monkeypatch.delenv("TETHER_CONFIG", raising=False)
     monkeypatch.setattr(platformdirs, "user_config_dir", lambda app: MacOS(app).user_config_dir)
+    monkeypatch.setattr("tether.paths.PLATFORMDIRS_OS", True)  # asked, as on macOS
     monkeypatch.chdir(tmp_path)
     xdg = home / ".config" / "tether" / "config.toml"
     plat = home / "Library" / "Application Support" / "tether" / "config.toml"

@@ -98,6 +98,7 @@ def macos_dirs(monkeypatch: pytest.MonkeyPatch) -> None:
     from platformdirs.macos import MacOS
 
     monkeypatch.setattr(platformdirs, "user_config_dir", lambda app: MacOS(app).user_config_dir)
+    monkeypatch.setattr("tether.paths.PLATFORMDIRS_OS", True)  # asked, as on macOS
 
 
 def _write(path: Path, text: str) -> Path:
@@ -156,3 +157,30 @@ def test_nothing_present_points_at_the_documented_path(home: Path, macos_dirs: N
     from tether.user_config import config_candidates
 
     assert config_candidates() == (home / ".config" / "tether" / "config.toml", [])
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {},
+        {"XDG_CONFIG_HOME": "/x/config", "XDG_STATE_HOME": "/x/state"},
+        {"XDG_CONFIG_HOME": "relative", "XDG_STATE_HOME": "relative"},  # ignored, as the spec says
+        {"XDG_CONFIG_HOME": "", "XDG_STATE_HOME": ""},
+    ],
+)
+def test_the_dirs_computed_without_platformdirs_are_its_own(
+    home: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str]
+) -> None:
+    """On this OS Tether does not import platformdirs (start-up): its answer must still be the one
+    platformdirs gives, for the config file and the state dir."""
+    import platformdirs
+
+    from tether import paths
+
+    assert not paths.PLATFORMDIRS_OS
+    for var in ("XDG_CONFIG_HOME", "XDG_STATE_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    assert paths.user_dir("config") == Path(platformdirs.user_config_dir("tether"))
+    assert paths.user_dir("state") == Path(platformdirs.user_state_dir("tether"))
