@@ -93,11 +93,12 @@ async def test_commands_look_only_at_what_the_running_server_saw(workspace: Path
         assert hook.returncode == 0, hook.stderr
         assert WATCHED in hook.stderr and WALK not in hook.stderr, hook.stderr
         before = tether("--json", "log", state_dir=state_dir, cwd=workspace).stdout
-        # A tool that changed nothing: the hook neither walks nor scans nor writes a checkpoint.
+        # A tool that changed nothing: the hook neither walks nor writes a checkpoint (whether it
+        # looks at a path at all depends on the server's own work since: tests/unit/test_dirty_set).
         read = {**event, "tool_name": "Read", "tool_input": {"file_path": "pkg1/m1/f1.py"}}
         hook = tether("hook", "claude-code", state_dir=state_dir, cwd=workspace, stdin=json.dumps(read))
         assert hook.returncode == 0, hook.stderr
-        assert "saw nothing change" in hook.stderr and WALK not in hook.stderr, hook.stderr
+        assert WALK not in hook.stderr, hook.stderr
         assert tether("--json", "log", state_dir=state_dir, cwd=workspace).stdout == before
 
         shell_edit(workspace, "pkg6/m6/f6.py", "y = 6\n")

@@ -271,3 +271,33 @@ def test_a_command_that_read_the_dirty_set_keeps_the_stored_listings(
         hook._keep_scan(cp, result)
         assert writes == []
         assert sorted(r.dir for r in store.scan_dirs()[1]) == stored
+
+
+def test_a_hook_after_a_step_finds_nothing_to_look_at(
+    owner: ChangeFeed,
+    state_dir: Path,
+    workspace: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The step rewrites .agent-session.json in the workspace and the watcher reports it (its own
+    server imports it): the next hook, which imports it itself, still has nothing to scan."""
+    import json
+    import sys
+
+    from tether.cli import hook
+    from tether.scan.scanner import Scanner
+
+    baseline(owner, state_dir)
+    (workspace / ".agent-session.json").write_text('{"task": "t"}\n')
+    with Store.open(workspace, state_dir) as store:
+        taken = dirty.take(store, Scanner(store.root).fingerprint())
+        assert taken is not None and list(taken.rows) == [".agent-session.json"]
+        # Its sync mark, made and removed by that take, is no change either.
+        again = dirty.take(store, Scanner(store.root).fingerprint())
+        assert again is not None and list(again.rows) == [".agent-session.json"]
+    monkeypatch.setattr(Scanner, "scan_paths", lambda *a, **k: pytest.fail("scanned"))
+    event = {"hook_event_name": "PostToolUse", "tool_name": "Read", "cwd": str(workspace)}
+    monkeypatch.setattr(sys, "stdin", __import__("io").StringIO(json.dumps(event)))
+    assert hook.cmd_hook(hook.HookArgs("claude-code", str(workspace), str(state_dir))) == 0
+    assert "tether hook:" not in capsys.readouterr().err

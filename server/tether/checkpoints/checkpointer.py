@@ -250,7 +250,10 @@ class Checkpointer:
         scan = self.scan_told(taken.paths, stream=stream)
         scan.taken = taken
         log.debug(
-            "scan: %d paths the file watcher %s saw change, no walk", len(taken.rows), taken.watcher[:8]
+            "scan: %d paths the file watcher %s saw change, no walk: %s",
+            len(taken.rows),
+            taken.watcher[:8],
+            ", ".join(taken.paths[:5]),
         )
         return scan
 

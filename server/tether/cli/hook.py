@@ -14,6 +14,7 @@ import sys
 import time
 
 from tether import jsonsafe, protocol
+from tether.agent.model import AGENT_FILE
 from tether.agent.session import AgentSession
 from tether.cli.workspace import open_store
 from tether.humanize import plural
@@ -285,7 +286,9 @@ def _run_hook(
         if name not in agent.tool_events and (name not in agent.stop_events or event.get("stop_hook_active")):
             return
         taken = _watched_changes(store)
-        if taken is not None and not taken.rows:
+        # The agent file was imported above; a watcher reports it (its server imports it), the
+        # scan never tracks it.
+        if taken is not None and not taken.rows.keys() - {AGENT_FILE}:
             # A read, an `ls`: nothing to look at, and the checkpointer is not even imported.
             log.debug("hook: the file watcher %s saw nothing change", taken.watcher[:8])
             return
