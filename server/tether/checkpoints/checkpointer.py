@@ -250,7 +250,7 @@ class Checkpointer:
         scan = self.scan_told(taken.paths, stream=stream)
         scan.taken = taken
         log.debug(
-            "scan: %d paths the file watcher %s saw change, no walk: %s",
+            "scan: %d paths the file watcher %s saw change, no walk (%s)",
             len(taken.rows),
             taken.watcher[:8],
             ", ".join(taken.paths[:5]),
