@@ -543,10 +543,12 @@ class _Combined:
 
     Most patterns end with literal characters (``*.log``, ``build``, ``/dist``): a text that
     ends with none of those endings (one C call) cannot match them, so their expressions run
-    only for texts that do. Most entries of a walk end with none.
+    only for texts that do, and only the expressions of the endings the text has (a name
+    ending in "a" is not tried against the patterns ending in "b": each would scan it whole).
+    Most entries of a walk end with none.
     """
 
-    __slots__ = ("_chunks", "_endings", "_lengths", "_literals", "_open", "_suffixes")
+    __slots__ = ("_by_ending", "_ending_lengths", "_endings", "_lengths", "_literals", "_open", "_suffixes")
 
     def __init__(self, indexed: Sequence[tuple[int, Pattern]]) -> None:
         self._literals: dict[str, tuple[int, bool]] = {}
@@ -562,9 +564,13 @@ class _Combined:
                 else:
                     rest.append((i, p))
         self._lengths = sorted({len(k) for k in self._suffixes})
-        ended = [(i, p) for i, p in rest if p.ending]
-        self._endings = tuple(sorted({p.ending for _, p in ended if p.ending}))
-        self._chunks = _chunks(ended)
+        grouped: dict[str, list[tuple[int, Pattern]]] = {}
+        for i, p in rest:
+            if p.ending:
+                grouped.setdefault(p.ending, []).append((i, p))
+        self._by_ending = {ending: _chunks(group) for ending, group in grouped.items()}
+        self._endings = tuple(sorted(grouped))
+        self._ending_lengths = sorted({len(e) for e in grouped})
         self._open = _chunks([(i, p) for i, p in rest if not p.ending])
 
     def last(self, text: str) -> tuple[int, bool] | None:
@@ -576,10 +582,21 @@ class _Combined:
             hit = self._suffixes.get(text[-n:])
             if hit is not None and (best is None or hit[0] > best[0]):
                 best = hit
-        if self._chunks and text.endswith(self._endings):
-            best = _newest(self._chunks, text, best)
+        if self._endings and text.endswith(self._endings):
+            best = self._ended(text, best)
         if self._open:
             best = _newest(self._open, text, best)
+        return best
+
+    def _ended(self, text: str, best: tuple[int, bool] | None) -> tuple[int, bool] | None:
+        """``best`` or a newer match among the patterns whose ending ``text`` has."""
+        by_ending = self._by_ending
+        for n in self._ending_lengths:
+            if n > len(text):
+                break
+            chunks = by_ending.get(text[-n:])
+            if chunks is not None:
+                best = _newest(chunks, text, best)
         return best
 
 
@@ -618,17 +635,25 @@ def _last_matching(indexed: Sequence[tuple[int, Pattern]]) -> Last | None:
     if not indexed:
         return None
     combined = _Combined(indexed)
-    if combined._literals or combined._suffixes or len(combined._chunks) > 1 or combined._open:
+    if combined._literals or combined._suffixes or combined._open:
         return combined.last
-    # The usual file: every pattern ends with literal characters, one expression for them.
-    _, match, groups = combined._chunks[0]
+    # The usual file: every pattern ends with literal characters.
     endings = combined._endings
+    (chunks, *more) = combined._by_ending.values()
+    if not more and len(chunks) == 1:  # one expression for them all
+        _, match, groups = chunks[0]
+
+        def last_one(text: str) -> tuple[int, bool] | None:
+            if not text.endswith(endings):
+                return None
+            m = match(text)
+            return None if m is None else groups[m.lastindex or 0]
+
+        return last_one
+    ended = combined._ended
 
     def last(text: str) -> tuple[int, bool] | None:
-        if not text.endswith(endings):
-            return None
-        m = match(text)
-        return None if m is None else groups[m.lastindex or 0]
+        return ended(text, None) if text.endswith(endings) else None
 
     return last
 
