@@ -493,9 +493,11 @@ class Rules:
     pattern decides: see :class:`_Combined`.
     """
 
-    __slots__ = ("_names", "_paths", "patterns", "prefix")
+    __slots__ = ("_name_ends", "_names", "_path_ends", "_paths", "patterns", "prefix")
     _names: tuple[Last | None, Last | None]
     _paths: tuple[Last | None, Last | None]
+    _name_ends: tuple[tuple[str, ...] | None, tuple[str, ...] | None]
+    _path_ends: tuple[tuple[str, ...] | None, tuple[str, ...] | None]
 
     def __init__(self, patterns: Sequence[Pattern], base: str = "") -> None:
         self.patterns = tuple(patterns)
@@ -510,6 +512,16 @@ class Rules:
         self._paths = (
             _last_matching([(i, p) for i, p in live if not p.basename and not p.dir_only]),
             _last_matching([(i, p) for i, p in live if not p.basename]),
+        )
+        # What the name of an entry must end with for a pattern of the kind to match it (None:
+        # anything), for :meth:`verdicts`.
+        self._name_ends = (
+            _name_endings([p for _, p in live if p.basename and not p.dir_only], False),
+            _name_endings([p for _, p in live if p.basename], False),
+        )
+        self._path_ends = (
+            _name_endings([p for _, p in live if not p.basename and not p.dir_only], True),
+            _name_endings([p for _, p in live if not p.basename], True),
         )
 
     def __bool__(self) -> bool:
@@ -529,6 +541,58 @@ class Rules:
         if by_name is None or by_path[0] > by_name[0]:
             return by_path[1]
         return by_name[1]
+
+    def verdicts(self, prefix: str, names: Sequence[str], is_dir: bool) -> dict[str, bool]:
+        """:meth:`verdict` of the entries ``names`` of one directory (``prefix``: its path and
+        "/", or "" for the root) that some pattern matches. Most entries end with no pattern's
+        ending: they are passed over in C, not matched one by one."""
+        if not (prefix.isascii() and all(map(str.isascii, names))):
+            out = {}
+            for name in names:
+                v = self.verdict(prefix + name, name, is_dir)
+                if v is not None:
+                    out[name] = v
+            return out
+        names_last = self._names[is_dir]
+        paths_last = self._paths[is_dir]
+        by_name: dict[str, tuple[int, bool]] = {}
+        if names_last is not None:
+            ends = self._name_ends[is_dir]
+            for name in names if ends is None else [n for n in names if n.endswith(ends)]:
+                hit = names_last(name)
+                if hit is not None:
+                    by_name[name] = hit
+        if paths_last is None:
+            return {name: hit[1] for name, hit in by_name.items()}
+        ends = self._path_ends[is_dir]
+        sub = prefix[self.prefix :]
+        out = {}
+        for name in names if ends is None else [n for n in names if n.endswith(ends)]:
+            hit = paths_last(sub + name)
+            if hit is not None:
+                named = by_name.pop(name, None)
+                out[name] = hit[1] if named is None or hit[0] > named[0] else named[1]
+        for name, hit in by_name.items():
+            out[name] = hit[1]
+        return out
+
+
+def _name_endings(patterns: Sequence[Pattern], pathname: bool) -> tuple[str, ...] | None:
+    """What the name (last component) of any text these patterns match ends with; None when
+    some pattern has no literal ending, or when there are too many endings for one C call to
+    be cheaper than the patterns' own lookups. For a pattern matched against a path, the
+    ending's last component (the path's "/" before the name is the ending's last "/")."""
+    ends: set[str] = set()
+    for p in patterns:
+        ending = p.ending
+        if not ending:
+            return None
+        if pathname:
+            ending = ending.rpartition("/")[2]
+            if not ending:
+                return None
+        ends.add(ending)
+    return tuple(sorted(ends)) if len(ends) <= _CHUNK else None
 
 
 # Up to this many patterns of a kind, one expression holds them all (one call per path). Past
@@ -635,10 +699,25 @@ def _last_matching(indexed: Sequence[tuple[int, Pattern]]) -> Last | None:
     if not indexed:
         return None
     combined = _Combined(indexed)
-    if combined._literals or combined._suffixes or combined._open:
-        return combined.last
-    # The usual file: every pattern ends with literal characters.
     endings = combined._endings
+    ended = combined._ended
+    if combined._literals or combined._suffixes or len(combined._open) > 1:
+        return combined.last
+    if combined._open:  # one expression for the patterns without an ending: tried on every text
+        newest, match_open, groups_open = combined._open[0]
+
+        def last_open(text: str) -> tuple[int, bool] | None:
+            best = ended(text, None) if endings and text.endswith(endings) else None
+            if best is not None and newest < best[0]:
+                return best
+            m = match_open(text)
+            if m is None:
+                return best
+            hit = groups_open[m.lastindex or 0]
+            return hit if best is None or hit[0] > best[0] else best
+
+        return last_open
+    # The usual file: every pattern ends with literal characters.
     (chunks, *more) = combined._by_ending.values()
     if not more and len(chunks) == 1:  # one expression for them all
         _, match, groups = chunks[0]
@@ -650,7 +729,6 @@ def _last_matching(indexed: Sequence[tuple[int, Pattern]]) -> Last | None:
             return None if m is None else groups[m.lastindex or 0]
 
         return last_one
-    ended = combined._ended
 
     def last(text: str) -> tuple[int, bool] | None:
         return ended(text, None) if text.endswith(endings) else None
