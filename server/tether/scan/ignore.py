@@ -106,6 +106,7 @@ class Pattern:
     literal: str | None = None  # no glob character: the exact name (or relative path)
     suffix: str | None = None  # "*" then no glob character: the name's ending (git's ENDSWITH)
     ending: str | None = None  # what any text it matches ends with (its last literal characters)
+    needs: str | None = None  # literal characters any text it matches holds (its longest run)
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,31 +235,38 @@ def compile_line(line: str, lineno: int = 0) -> Pattern | None:
     if split is None:
         return None
     negated, dir_only, basename, body, shape = split
-    literal = suffix = ending = None
+    literal = suffix = ending = needs = None
     if shape == "literal":
-        literal = ending = body
+        literal = ending = needs = body
         regex = re.escape(body) + r"\Z"
     elif shape == "suffix":
-        suffix = ending = body[1:]
+        suffix = ending = needs = body[1:]
         regex = f"[^/]*?{re.escape(suffix)}\\Z"
     else:
         regex = _translate(body, pathname=not basename)
-        ending = _ending(body, pathname=not basename)
-    return Pattern(lineno, line, negated, dir_only, basename, regex, literal, suffix, ending)
+        ending, needs = _literals(body, pathname=not basename)
+    return Pattern(lineno, line, negated, dir_only, basename, regex, literal, suffix, ending, needs)
 
 
-def _ending(p: str, pathname: bool) -> str | None:
-    """The literal characters every text matching ``p`` ends with, if any."""
+def _literals(p: str, pathname: bool) -> tuple[str | None, str | None]:
+    """The literal characters every text matching ``p`` ends with, and its longest run of
+    literal characters (which every text matching it holds), if any."""
     try:
         tokens = _tokens(p, pathname)
     except _Malformed:
-        return None
-    tail: list[str] = []
-    for kind, value in reversed(tokens):
-        if kind != "lit":
-            break
-        tail.append(value)
-    return "".join(reversed(tail)) or None
+        return None, None
+    runs: list[str] = []
+    run: list[str] = []
+    for kind, value in tokens:
+        if kind == "lit":
+            run.append(value)
+        elif run:
+            runs.append("".join(run))
+            run = []
+    ending = "".join(run) or None
+    if ending:
+        runs.append(ending)
+    return ending, max(runs, key=len) if runs else None
 
 
 # --- translation -----------------------------------------------------------------------------
@@ -496,8 +504,8 @@ class Rules:
     __slots__ = ("_name_ends", "_names", "_path_ends", "_paths", "patterns", "prefix")
     _names: tuple[Last | None, Last | None]
     _paths: tuple[Last | None, Last | None]
-    _name_ends: tuple[tuple[str, ...] | None, tuple[str, ...] | None]
-    _path_ends: tuple[tuple[str, ...] | None, tuple[str, ...] | None]
+    _name_ends: tuple[_Prefilter, _Prefilter]
+    _path_ends: tuple[_Prefilter, _Prefilter]
 
     def __init__(self, patterns: Sequence[Pattern], base: str = "") -> None:
         self.patterns = tuple(patterns)
@@ -516,12 +524,12 @@ class Rules:
         # What the name of an entry must end with for a pattern of the kind to match it (None:
         # anything), for :meth:`verdicts`.
         self._name_ends = (
-            _name_endings([p for _, p in live if p.basename and not p.dir_only], False),
-            _name_endings([p for _, p in live if p.basename], False),
+            _prefilter([p for _, p in live if p.basename and not p.dir_only], False),
+            _prefilter([p for _, p in live if p.basename], False),
         )
         self._path_ends = (
-            _name_endings([p for _, p in live if not p.basename and not p.dir_only], True),
-            _name_endings([p for _, p in live if not p.basename], True),
+            _prefilter([p for _, p in live if not p.basename and not p.dir_only], True),
+            _prefilter([p for _, p in live if not p.basename], True),
         )
 
     def __bool__(self) -> bool:
@@ -557,17 +565,15 @@ class Rules:
         paths_last = self._paths[is_dir]
         by_name: dict[str, tuple[int, bool]] = {}
         if names_last is not None:
-            ends = self._name_ends[is_dir]
-            for name in names if ends is None else [n for n in names if n.endswith(ends)]:
+            for name in _candidates(names, self._name_ends[is_dir]):
                 hit = names_last(name)
                 if hit is not None:
                     by_name[name] = hit
         if paths_last is None:
             return {name: hit[1] for name, hit in by_name.items()}
-        ends = self._path_ends[is_dir]
         sub = prefix[self.prefix :]
         out = {}
-        for name in names if ends is None else [n for n in names if n.endswith(ends)]:
+        for name in _candidates(names, self._path_ends[is_dir]):
             hit = paths_last(sub + name)
             if hit is not None:
                 named = by_name.pop(name, None)
@@ -577,22 +583,50 @@ class Rules:
         return out
 
 
-def _name_endings(patterns: Sequence[Pattern], pathname: bool) -> tuple[str, ...] | None:
-    """What the name (last component) of any text these patterns match ends with; None when
-    some pattern has no literal ending, or when there are too many endings for one C call to
-    be cheaper than the patterns' own lookups. For a pattern matched against a path, the
-    ending's last component (the path's "/" before the name is the ending's last "/")."""
+def _candidates(names: Sequence[str], pre: _Prefilter) -> Sequence[str]:
+    """The names that ``pre`` lets through."""
+    if pre is None:
+        return names
+    ends, runs = pre
+    if not runs:
+        return [n for n in names if n.endswith(ends)]
+    if len(runs) == 1:
+        (run,) = runs
+        return [n for n in names if n.endswith(ends) or run in n]
+    return [n for n in names if n.endswith(ends) or any(r in n for r in runs)]
+
+
+# What the name (last component) of an entry must end with, or hold, for a pattern of a kind
+# to match it; None: any name may match.
+_Prefilter = tuple[tuple[str, ...], tuple[str, ...]] | None
+
+
+def _prefilter(patterns: Sequence[Pattern], pathname: bool) -> _Prefilter:
+    """What a name must end with or hold for these patterns to match it, as few C calls:
+    None when some pattern has neither a literal ending nor (matched against a name) a literal
+    run, or when there are too many for those calls to be cheaper than the patterns' own
+    lookups. For a pattern matched against a path, the ending's last component (the path's "/"
+    before the name is the ending's last "/")."""
     ends: set[str] = set()
+    runs: set[str] = set()
     for p in patterns:
         ending = p.ending
-        if not ending:
-            return None
-        if pathname:
+        if ending and pathname:
             ending = ending.rpartition("/")[2]
-            if not ending:
-                return None
-        ends.add(ending)
-    return tuple(sorted(ends)) if len(ends) <= _CHUNK else None
+        if ending:
+            ends.add(ending)
+        elif p.needs and not pathname:
+            runs.add(p.needs)
+        else:
+            return None
+    if len(ends) > _CHUNK or len(runs) > _MAX_RUNS:
+        return None
+    return tuple(sorted(ends)), tuple(sorted(runs))
+
+
+# A pattern without a literal ending is tried on every name that holds its longest literal
+# run: one "in" per pattern and name, worth it for a few such patterns only.
+_MAX_RUNS = 4
 
 
 # Up to this many patterns of a kind, one expression holds them all (one call per path). Past
