@@ -46,10 +46,13 @@ from tether.store.scan_dirs import DirRow, DirsExport
 
 log = logging.getLogger(__name__)
 
-# Threads for a whole-tree walk that lists directories, from this many tracked files on (below,
-# one thread is faster). A walk from kept listings only stats files: Python work under the GIL,
-# faster on one thread (measured: 30 vs 39 ms at 10k files, 167 vs 202 ms at 50k).
-WALK_THREADS = 2
+# Threads for a whole-tree walk that lists directories, from this many tracked files on. One:
+# since a directory's entries are matched at once and its files' stat loop is flat, what is
+# left per file is a stat() and little Python, and two threads hand the GIL over at every
+# stat() (measured on 2 shared cores, 10k files: 40-50 ms on one thread, 60-95 ms on two).
+# A walk from kept listings always runs on one thread (30 vs 39 ms at 10k files, 167 vs 202
+# ms at 50k). More threads could pay where a stat() is slow (a network file system).
+WALK_THREADS = 1
 PARALLEL_MIN_FILES = 2000
 
 _DEADLINE_EVERY = 256
