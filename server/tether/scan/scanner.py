@@ -15,12 +15,14 @@ over LSP), so they are reported as skipped rather than tracked under a lossy nam
 from __future__ import annotations
 
 import logging
+import operator
 import os
 import stat as stat_mod
 import threading
 import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import compress
 from pathlib import Path
 
 from tether.errors import OutsideWorkspaceError
@@ -77,6 +79,37 @@ class _Walk:
     deadline: float | None = None  # time.monotonic(); past it the walk stops
     stopped: bool = False
     progress: Progress | None = None  # told the files found so far, after each directory
+
+
+_NAME = operator.attrgetter("name")
+_IS_DIR = operator.methodcaller("is_dir", follow_symlinks=False)
+
+
+def _split_entries(
+    entries: list[os.DirEntry[str]], prefix: str, skips: list[Skipped]
+) -> tuple[list[str], list[str]]:
+    """The names of a directory's subdirectories and of its other entries (from their d_type:
+    no stat), in listing order; undecodable names go to ``skips``. In C, unless a name is not
+    ASCII or the file system gives no d_type and a stat fails: then entry by entry."""
+    names = list(map(_NAME, entries))
+    if all(map(str.isascii, names)):
+        try:
+            kinds = list(map(_IS_DIR, entries))
+        except OSError:
+            pass
+        else:
+            return list(compress(names, kinds)), list(compress(names, map(operator.not_, kinds)))
+    dir_names: list[str] = []
+    others: list[str] = []
+    for entry, name in zip(entries, names, strict=True):
+        if not name.isascii() and not valid_name(name):
+            skips.append(Skipped(printable_name(prefix + name), BAD_NAME_REASON))
+            continue
+        try:
+            (dir_names if entry.is_dir(follow_symlinks=False) else others).append(name)
+        except OSError:
+            continue
+    return dir_names, others
 
 
 class Scanner:
@@ -386,17 +419,7 @@ class Scanner:
                 walk.unreadable.append(prefix)
             return
         skips: list[Skipped] = []
-        dir_names: list[str] = []
-        names: list[str] = []
-        for entry in entries:
-            name = entry.name
-            if not name.isascii() and not valid_name(name):
-                skips.append(Skipped(printable_name(prefix + name), BAD_NAME_REASON))
-                continue
-            try:
-                (dir_names if entry.is_dir(follow_symlinks=False) else names).append(name)
-            except OSError:
-                continue
+        dir_names, names = _split_entries(entries, prefix, skips)
         has_gitignore = GITIGNORE in names
         if has_gitignore:
             stack = ignore.extend(stack, rel_dir)
