@@ -47,6 +47,12 @@ def tether_ignored(root: Path, paths: dict[str, bool]) -> set[str]:
     return {p for p, is_dir in paths.items() if rules.path_ignored(p, is_dir)}
 
 
+def walk_found(root: Path) -> set[str]:
+    """The files a whole-tree walk finds (it matches each directory's entries at once)."""
+    scan = Scanner(root, ignored_dirs=(".git",), ignored_files=()).full_scan({})
+    return {c.path for c in scan.changes}
+
+
 def make_repo(root: Path, files: list[str], ignores: dict[str, str]) -> dict[str, bool]:
     """The tree (files and the directories above them) and its pattern files; path → is_dir."""
     subprocess.run(["git", "init", "-q", str(root)], check=True, timeout=60)
@@ -83,6 +89,13 @@ def compare(files: list[str], ignores: dict[str, str]) -> None:
             "patterns": ignores,
             "only git ignores": sorted(want - got),
             "only tether ignores": sorted(got - want),
+        }
+        files_kept = {p for p, is_dir in kinds.items() if not is_dir and p not in want}
+        found = walk_found(root)
+        assert found == files_kept, {
+            "patterns": ignores,
+            "only the walk finds": sorted(found - files_kept),
+            "only the walk misses": sorted(files_kept - found),
         }
 
 

@@ -6,6 +6,8 @@ random patterns is tests/e2e/test_ignore_git.py."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from tether.scan.ignore import MAX_PATTERN_BYTES, Rules, compile_line, parse, rules_from_bytes, wildmatch
 
@@ -192,6 +194,43 @@ def test_long_files_match_as_short_ones() -> None:
     }
     for path, want in cases.items():
         assert rules.verdict(path, path.rpartition("/")[2], False) is want, path
+
+
+PIECES = ["a", "b", "ab", ".", "é", "/", "*", "**", "**/", "?", "[ab]", "[!a]", "\\*", "x"]
+pattern_lines = st.builds(
+    lambda neg, body, slash: ("!" if neg else "") + "".join(body) + slash,
+    st.booleans(),
+    st.lists(st.sampled_from(PIECES), min_size=1, max_size=5),
+    st.sampled_from(["", "/"]),
+)
+entry_names = st.lists(st.text("ab.x*", min_size=1, max_size=6), max_size=8, unique=True)
+
+
+@settings(max_examples=300, deadline=None)
+@example(lines=["a/b"], names=["b", "ab"], where=("", "a/"), is_dir=False)  # a path's ending holds "/"
+@example(lines=["**/x/*.b"], names=["a.b"], where=("a", "a/x/"), is_dir=False)
+@example(lines=["a*", "!*b"], names=["ab", "ba", "ax", "x"], where=("", ""), is_dir=True)  # a literal run
+@given(
+    lines=st.one_of(  # short files (prefilters apply) and long ones (dicts, chunks)
+        st.lists(pattern_lines, min_size=1, max_size=4), st.lists(pattern_lines, min_size=65, max_size=90)
+    ),
+    names=entry_names,
+    where=st.sampled_from([("", ""), ("", "a/"), ("", "a/b/"), ("a", "a/"), ("a", "a/b/"), ("a", "a/x/")]),
+    is_dir=st.booleans(),
+)
+def test_a_directory_at_once_as_entry_by_entry(
+    lines: list[str], names: list[str], where: tuple[str, str], is_dir: bool
+) -> None:
+    """The walk's Rules.verdicts (names passed over by their endings and literal runs, short
+    and long files) says what Rules.verdict says of each entry."""
+    base, prefix = where
+    rules = Rules(parse(("\n".join(lines) + "\n").encode())[0], base)
+    want = {}
+    for name in names:
+        verdict = rules.verdict(prefix + name, name, is_dir)
+        if verdict is not None:
+            want[name] = verdict
+    assert rules.verdicts(prefix, names, is_dir) == want
 
 
 def test_compiled_once_per_content() -> None:

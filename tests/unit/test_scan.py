@@ -334,6 +334,7 @@ def test_parallel_walk_finds_the_same_as_serial(
     write(workspace, "d3/new.txt", "new\n")
     serial = Scanner(workspace).full_scan(store.head())
     monkeypatch.setattr(scan_mod, "PARALLEL_MIN_FILES", 0)
+    monkeypatch.setattr(scan_mod, "WALK_THREADS", 2)  # one by default: the threaded walk stays right
     parallel = Scanner(workspace).full_scan(store.head())
     assert parallel.changed_paths == serial.changed_paths
     assert parallel.seen == serial.seen

@@ -106,6 +106,7 @@ class Pattern:
     literal: str | None = None  # no glob character: the exact name (or relative path)
     suffix: str | None = None  # "*" then no glob character: the name's ending (git's ENDSWITH)
     ending: str | None = None  # what any text it matches ends with (its last literal characters)
+    needs: str | None = None  # literal characters any text it matches holds (its longest run)
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,31 +235,38 @@ def compile_line(line: str, lineno: int = 0) -> Pattern | None:
     if split is None:
         return None
     negated, dir_only, basename, body, shape = split
-    literal = suffix = ending = None
+    literal = suffix = ending = needs = None
     if shape == "literal":
-        literal = ending = body
+        literal = ending = needs = body
         regex = re.escape(body) + r"\Z"
     elif shape == "suffix":
-        suffix = ending = body[1:]
+        suffix = ending = needs = body[1:]
         regex = f"[^/]*?{re.escape(suffix)}\\Z"
     else:
         regex = _translate(body, pathname=not basename)
-        ending = _ending(body, pathname=not basename)
-    return Pattern(lineno, line, negated, dir_only, basename, regex, literal, suffix, ending)
+        ending, needs = _literals(body, pathname=not basename)
+    return Pattern(lineno, line, negated, dir_only, basename, regex, literal, suffix, ending, needs)
 
 
-def _ending(p: str, pathname: bool) -> str | None:
-    """The literal characters every text matching ``p`` ends with, if any."""
+def _literals(p: str, pathname: bool) -> tuple[str | None, str | None]:
+    """The literal characters every text matching ``p`` ends with, and its longest run of
+    literal characters (which every text matching it holds), if any."""
     try:
         tokens = _tokens(p, pathname)
     except _Malformed:
-        return None
-    tail: list[str] = []
-    for kind, value in reversed(tokens):
-        if kind != "lit":
-            break
-        tail.append(value)
-    return "".join(reversed(tail)) or None
+        return None, None
+    runs: list[str] = []
+    run: list[str] = []
+    for kind, value in tokens:
+        if kind == "lit":
+            run.append(value)
+        elif run:
+            runs.append("".join(run))
+            run = []
+    ending = "".join(run) or None
+    if ending:
+        runs.append(ending)
+    return ending, max(runs, key=len) if runs else None
 
 
 # --- translation -----------------------------------------------------------------------------
@@ -493,9 +501,11 @@ class Rules:
     pattern decides: see :class:`_Combined`.
     """
 
-    __slots__ = ("_names", "_paths", "patterns", "prefix")
+    __slots__ = ("_name_ends", "_names", "_path_ends", "_paths", "patterns", "prefix")
     _names: tuple[Last | None, Last | None]
     _paths: tuple[Last | None, Last | None]
+    _name_ends: tuple[_Prefilter, _Prefilter]
+    _path_ends: tuple[_Prefilter, _Prefilter]
 
     def __init__(self, patterns: Sequence[Pattern], base: str = "") -> None:
         self.patterns = tuple(patterns)
@@ -510,6 +520,16 @@ class Rules:
         self._paths = (
             _last_matching([(i, p) for i, p in live if not p.basename and not p.dir_only]),
             _last_matching([(i, p) for i, p in live if not p.basename]),
+        )
+        # What the name of an entry must end with for a pattern of the kind to match it (None:
+        # anything), for :meth:`verdicts`.
+        self._name_ends = (
+            _prefilter([p for _, p in live if p.basename and not p.dir_only], False),
+            _prefilter([p for _, p in live if p.basename], False),
+        )
+        self._path_ends = (
+            _prefilter([p for _, p in live if not p.basename and not p.dir_only], True),
+            _prefilter([p for _, p in live if not p.basename], True),
         )
 
     def __bool__(self) -> bool:
@@ -530,6 +550,84 @@ class Rules:
             return by_path[1]
         return by_name[1]
 
+    def verdicts(self, prefix: str, names: Sequence[str], is_dir: bool) -> dict[str, bool]:
+        """:meth:`verdict` of the entries ``names`` of one directory (``prefix``: its path and
+        "/", or "" for the root) that some pattern matches. Most entries end with no pattern's
+        ending: they are passed over in C, not matched one by one."""
+        if not (prefix.isascii() and all(map(str.isascii, names))):
+            out = {}
+            for name in names:
+                v = self.verdict(prefix + name, name, is_dir)
+                if v is not None:
+                    out[name] = v
+            return out
+        names_last = self._names[is_dir]
+        paths_last = self._paths[is_dir]
+        by_name: dict[str, tuple[int, bool]] = {}
+        if names_last is not None:
+            for name in _candidates(names, self._name_ends[is_dir]):
+                hit = names_last(name)
+                if hit is not None:
+                    by_name[name] = hit
+        if paths_last is None:
+            return {name: hit[1] for name, hit in by_name.items()}
+        sub = prefix[self.prefix :]
+        out = {}
+        for name in _candidates(names, self._path_ends[is_dir]):
+            hit = paths_last(sub + name)
+            if hit is not None:
+                named = by_name.pop(name, None)
+                out[name] = hit[1] if named is None or hit[0] > named[0] else named[1]
+        for name, hit in by_name.items():
+            out[name] = hit[1]
+        return out
+
+
+def _candidates(names: Sequence[str], pre: _Prefilter) -> Sequence[str]:
+    """The names that ``pre`` lets through."""
+    if pre is None:
+        return names
+    ends, runs = pre
+    if not runs:
+        return [n for n in names if n.endswith(ends)]
+    if len(runs) == 1:
+        (run,) = runs
+        return [n for n in names if n.endswith(ends) or run in n]
+    return [n for n in names if n.endswith(ends) or any(r in n for r in runs)]
+
+
+# What the name (last component) of an entry must end with, or hold, for a pattern of a kind
+# to match it; None: any name may match.
+_Prefilter = tuple[tuple[str, ...], tuple[str, ...]] | None
+
+
+def _prefilter(patterns: Sequence[Pattern], pathname: bool) -> _Prefilter:
+    """What a name must end with or hold for these patterns to match it, as few C calls:
+    None when some pattern has neither a literal ending nor (matched against a name) a literal
+    run, or when there are too many for those calls to be cheaper than the patterns' own
+    lookups. For a pattern matched against a path, the ending's last component (the path's "/"
+    before the name is the ending's last "/")."""
+    ends: set[str] = set()
+    runs: set[str] = set()
+    for p in patterns:
+        ending = p.ending
+        if ending and pathname:
+            ending = ending.rpartition("/")[2]
+        if ending:
+            ends.add(ending)
+        elif p.needs and not pathname:
+            runs.add(p.needs)
+        else:
+            return None
+    if len(ends) > _CHUNK or len(runs) > _MAX_RUNS:
+        return None
+    return tuple(sorted(ends)), tuple(sorted(runs))
+
+
+# A pattern without a literal ending is tried on every name that holds its longest literal
+# run: one "in" per pattern and name, worth it for a few such patterns only.
+_MAX_RUNS = 4
+
 
 # Up to this many patterns of a kind, one expression holds them all (one call per path). Past
 # it (a long generated file), exact names and "*.ext" endings are looked up in dicts, and the
@@ -543,10 +641,12 @@ class _Combined:
 
     Most patterns end with literal characters (``*.log``, ``build``, ``/dist``): a text that
     ends with none of those endings (one C call) cannot match them, so their expressions run
-    only for texts that do. Most entries of a walk end with none.
+    only for texts that do, and only the expressions of the endings the text has (a name
+    ending in "a" is not tried against the patterns ending in "b": each would scan it whole).
+    Most entries of a walk end with none.
     """
 
-    __slots__ = ("_chunks", "_endings", "_lengths", "_literals", "_open", "_suffixes")
+    __slots__ = ("_by_ending", "_ending_lengths", "_endings", "_lengths", "_literals", "_open", "_suffixes")
 
     def __init__(self, indexed: Sequence[tuple[int, Pattern]]) -> None:
         self._literals: dict[str, tuple[int, bool]] = {}
@@ -562,9 +662,13 @@ class _Combined:
                 else:
                     rest.append((i, p))
         self._lengths = sorted({len(k) for k in self._suffixes})
-        ended = [(i, p) for i, p in rest if p.ending]
-        self._endings = tuple(sorted({p.ending for _, p in ended if p.ending}))
-        self._chunks = _chunks(ended)
+        grouped: dict[str, list[tuple[int, Pattern]]] = {}
+        for i, p in rest:
+            if p.ending:
+                grouped.setdefault(p.ending, []).append((i, p))
+        self._by_ending = {ending: _chunks(group) for ending, group in grouped.items()}
+        self._endings = tuple(sorted(grouped))
+        self._ending_lengths = sorted({len(e) for e in grouped})
         self._open = _chunks([(i, p) for i, p in rest if not p.ending])
 
     def last(self, text: str) -> tuple[int, bool] | None:
@@ -576,10 +680,21 @@ class _Combined:
             hit = self._suffixes.get(text[-n:])
             if hit is not None and (best is None or hit[0] > best[0]):
                 best = hit
-        if self._chunks and text.endswith(self._endings):
-            best = _newest(self._chunks, text, best)
+        if self._endings and text.endswith(self._endings):
+            best = self._ended(text, best)
         if self._open:
             best = _newest(self._open, text, best)
+        return best
+
+    def _ended(self, text: str, best: tuple[int, bool] | None) -> tuple[int, bool] | None:
+        """``best`` or a newer match among the patterns whose ending ``text`` has."""
+        by_ending = self._by_ending
+        for n in self._ending_lengths:
+            if n > len(text):
+                break
+            chunks = by_ending.get(text[-n:])
+            if chunks is not None:
+                best = _newest(chunks, text, best)
         return best
 
 
@@ -618,17 +733,39 @@ def _last_matching(indexed: Sequence[tuple[int, Pattern]]) -> Last | None:
     if not indexed:
         return None
     combined = _Combined(indexed)
-    if combined._literals or combined._suffixes or len(combined._chunks) > 1 or combined._open:
-        return combined.last
-    # The usual file: every pattern ends with literal characters, one expression for them.
-    _, match, groups = combined._chunks[0]
     endings = combined._endings
+    ended = combined._ended
+    if combined._literals or combined._suffixes or len(combined._open) > 1:
+        return combined.last
+    if combined._open:  # one expression for the patterns without an ending: tried on every text
+        newest, match_open, groups_open = combined._open[0]
+
+        def last_open(text: str) -> tuple[int, bool] | None:
+            best = ended(text, None) if endings and text.endswith(endings) else None
+            if best is not None and newest < best[0]:
+                return best
+            m = match_open(text)
+            if m is None:
+                return best
+            hit = groups_open[m.lastindex or 0]
+            return hit if best is None or hit[0] > best[0] else best
+
+        return last_open
+    # The usual file: every pattern ends with literal characters.
+    (chunks, *more) = combined._by_ending.values()
+    if not more and len(chunks) == 1:  # one expression for them all
+        _, match, groups = chunks[0]
+
+        def last_one(text: str) -> tuple[int, bool] | None:
+            if not text.endswith(endings):
+                return None
+            m = match(text)
+            return None if m is None else groups[m.lastindex or 0]
+
+        return last_one
 
     def last(text: str) -> tuple[int, bool] | None:
-        if not text.endswith(endings):
-            return None
-        m = match(text)
-        return None if m is None else groups[m.lastindex or 0]
+        return ended(text, None) if text.endswith(endings) else None
 
     return last
 

@@ -28,6 +28,21 @@ def ignored_by(checks: Stack, rel: str, name: str, is_dir: bool) -> bool:
     return False
 
 
+def unignored(stack: Stack, prefix: str, names: list[str], is_dir: bool) -> list[str]:
+    """The entries ``names`` of one directory (``prefix``: its path and "/", or "" for the
+    root) that the rules in ``stack`` (shallowest first) do not ignore: :func:`ignored_by`
+    for a whole directory at once, the walk's way."""
+    if not stack or not names:
+        return names
+    decided = stack[-1].verdicts(prefix, names, is_dir)
+    for rules in stack[-2::-1]:  # a shallower file decides what the deeper ones did not
+        for name, verdict in rules.verdicts(prefix, names, is_dir).items():
+            decided.setdefault(name, verdict)
+    if not decided:
+        return names
+    return [name for name in names if not decided.get(name)]
+
+
 class IgnoreTree:
     """Ignore rules per directory, read once per scan; a deeper .gitignore overrides a
     shallower one, which overrides the repository's info/exclude, which overrides the user's
@@ -69,6 +84,10 @@ class IgnoreTree:
 
     def root_stack(self) -> Stack:
         """The rules for the workspace root: the sources outside the tree, then its .gitignore."""
+        return self.extend(self.base_stack(), "")
+
+    def base_stack(self) -> Stack:
+        """The rules from the sources outside the tree (read once)."""
         if self._base is None:
             base: list[Rules] = []
             for path, shown in excludes_sources(self.root):
@@ -76,7 +95,7 @@ class IgnoreTree:
                 if rules is not None:
                     base.append(rules)
             self._base = tuple(base)
-        return self.extend(self._base, "")
+        return self._base
 
     def problems(self, rel_dir: str) -> list[Skipped]:
         """Pattern files read for ``rel_dir`` that were not wholly applied, and why."""
@@ -102,6 +121,17 @@ class IgnoreTree:
             if self.ignored(d, name, True, stack):
                 return None
             stack = self.extend(stack, d)
+        return stack
+
+    def outer_stack(self, rel_dir: str) -> Stack | None:
+        """Rules that apply inside ``rel_dir`` except its own .gitignore (a walk adds that one
+        when its listing shows one), or None when ``rel_dir`` itself is ignored."""
+        if not rel_dir:
+            return self.base_stack()
+        parent, _, name = rel_dir.rpartition("/")
+        stack = self.stack_for(parent)
+        if stack is None or self.ignored(rel_dir, name, True, stack):
+            return None
         return stack
 
     def path_ignored(self, rel: str, is_dir: bool = False) -> bool:

@@ -15,19 +15,21 @@ over LSP), so they are reported as skipped rather than tracked under a lossy nam
 from __future__ import annotations
 
 import logging
+import operator
 import os
 import stat as stat_mod
 import threading
 import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import compress
 from pathlib import Path
 
 from tether.errors import OutsideWorkspaceError
 from tether.model import FileChange, HeadRow, Progress, Skipped, StatEntry
 from tether.paths import normalize_rel
 from tether.scan.file import FileCheck, vouches
-from tether.scan.ignore_tree import IgnoreTree, Stack, ignored_by
+from tether.scan.ignore_tree import IgnoreTree, Stack, unignored
 from tether.scan.listings import _DIR_FLAGS, Listing, ListingCache
 from tether.scan.result import (
     BAD_NAME_REASON,
@@ -46,10 +48,13 @@ from tether.store.scan_dirs import DirRow, DirsExport
 
 log = logging.getLogger(__name__)
 
-# Threads for a whole-tree walk that lists directories, from this many tracked files on (below,
-# one thread is faster). A walk from kept listings only stats files: Python work under the GIL,
-# faster on one thread (measured: 30 vs 39 ms at 10k files, 167 vs 202 ms at 50k).
-WALK_THREADS = 2
+# Threads for a whole-tree walk that lists directories, from this many tracked files on. One:
+# since a directory's entries are matched at once and its files' stat loop is flat, what is
+# left per file is a stat() and little Python, and two threads hand the GIL over at every
+# stat() (measured on 2 shared cores, 10k files: 40-50 ms on one thread, 60-95 ms on two).
+# A walk from kept listings always runs on one thread (30 vs 39 ms at 10k files, 167 vs 202
+# ms at 50k). More threads could pay where a stat() is slow (a network file system).
+WALK_THREADS = 1
 PARALLEL_MIN_FILES = 2000
 
 _DEADLINE_EVERY = 256
@@ -76,6 +81,37 @@ class _Walk:
     progress: Progress | None = None  # told the files found so far, after each directory
 
 
+_NAME = operator.attrgetter("name")
+_IS_DIR = operator.methodcaller("is_dir", follow_symlinks=False)
+
+
+def _split_entries(
+    entries: list[os.DirEntry[str]], prefix: str, skips: list[Skipped]
+) -> tuple[list[str], list[str]]:
+    """The names of a directory's subdirectories and of its other entries (from their d_type:
+    no stat), in listing order; undecodable names go to ``skips``. In C, unless a name is not
+    ASCII or the file system gives no d_type and a stat fails: then entry by entry."""
+    names = list(map(_NAME, entries))
+    if all(map(str.isascii, names)):
+        try:
+            kinds = list(map(_IS_DIR, entries))
+        except OSError:
+            pass
+        else:
+            return list(compress(names, kinds)), list(compress(names, map(operator.not_, kinds)))
+    dir_names: list[str] = []
+    others: list[str] = []
+    for entry, name in zip(entries, names, strict=True):
+        if not name.isascii() and not valid_name(name):
+            skips.append(Skipped(printable_name(prefix + name), BAD_NAME_REASON))
+            continue
+        try:
+            (dir_names if entry.is_dir(follow_symlinks=False) else others).append(name)
+        except OSError:
+            continue
+    return dir_names, others
+
+
 class Scanner:
     def __init__(
         self,
@@ -85,6 +121,7 @@ class Scanner:
         ignored_files: Iterable[str] = DEFAULT_IGNORED_FILES,
     ) -> None:
         self.root = root.resolve()
+        self._root = str(self.root)
         self.max_file_bytes = max_file_bytes
         self._ignored_dirs = frozenset(ignored_dirs)
         self._ignored_files = frozenset(ignored_files)
@@ -149,7 +186,7 @@ class Scanner:
         if self.listings.check_gitignores():
             verified = ()
         ignore = self.ignore_rules()
-        stack = ignore.root_stack()
+        stack = ignore.base_stack()  # the root's own .gitignore is read when it is listed
         self.listings.note_external(ignore.external)
         self._walk(
             "",
@@ -292,6 +329,8 @@ class Scanner:
             raise errors[0]
 
     def _visit(self, rel_dir: str, stack: Stack | None, walk: _Walk) -> None:
+        """``stack``: the rules of the directories above ``rel_dir`` (its own .gitignore is
+        read when its listing shows one); None when not worked out yet."""
         if rel_dir in walk.verified:
             listing = self.listings.get(rel_dir)
             if listing is not None:
@@ -305,7 +344,7 @@ class Scanner:
             # Listing through a directory fd makes each entry's stat an fstatat() relative to
             # it (no path walk from /: about a third cheaper), and O_NOFOLLOW refuses a
             # directory swapped for a symlink since its parent was listed.
-            fd = os.open(os.path.join(self.root, rel_dir) if rel_dir else self.root, _DIR_FLAGS)
+            fd = os.open(f"{self._root}/{rel_dir}" if rel_dir else self._root, _DIR_FLAGS)
         except OSError as exc:
             if rel_dir:
                 walk.result.skipped.append(Skipped(rel_dir, f"{UNREADABLE_DIR}: {exc.strerror}"))
@@ -320,7 +359,7 @@ class Scanner:
                 self._walk_listing(fd, rel_dir, listing, walk)
                 return
             if stack is None:  # below a directory taken from its listing: rules not read yet
-                stack = walk.ignore.stack_for(rel_dir)
+                stack = walk.ignore.outer_stack(rel_dir)
                 if stack is None:
                     return
             # A directory changed within the coarse file-time tick could change again without
@@ -362,23 +401,14 @@ class Scanner:
     def _walk_dir(
         self, fd: int, rel_dir: str, stack: Stack, walk: _Walk, key: tuple[int, int, int] | None
     ) -> None:
-        """One directory of the walk. This loop runs once per file in the workspace, so it is
-        kept flat: it is what the baseline scan costs."""
-        ignore, head, result, seen, todo, unreadable = (
-            walk.ignore,
-            walk.head,
-            walk.result,
-            walk.seen,
-            walk.todo,
-            walk.unreadable,
-        )
-        prefix = rel_dir + "/" if rel_dir else ""
+        """One directory of the walk: its entries sorted into subdirectories and files (by
+        their d_type: no stat), each kind matched against the rules at once, then each file
+        kept stat'ed. The stat loop runs once per file in the workspace, so it is kept flat:
+        it is what the baseline scan costs."""
+        ignore = walk.ignore
+        result = walk.result
         skipped = result.skipped
-        ignored_dirs = ignore.ignored_dirs
-        ignored_files = ignore.ignored_files
-        max_bytes = self.max_file_bytes
-        head_get = head.get
-        consider = walk.check
+        prefix = rel_dir + "/" if rel_dir else ""
         walk.listed += 1
         try:
             with os.scandir(fd) as it:
@@ -386,50 +416,50 @@ class Scanner:
         except OSError as exc:
             if rel_dir:
                 skipped.append(Skipped(rel_dir, f"{UNREADABLE_DIR}: {exc.strerror}"))
-                unreadable.append(prefix)
+                walk.unreadable.append(prefix)
             return
-        checks = stack[::-1]  # deepest .gitignore first: it has the last word
-        files: list[str] = []
-        subdirs: list[str] = []
         skips: list[Skipped] = []
-        has_gitignore = False
+        dir_names, names = _split_entries(entries, prefix, skips)
+        has_gitignore = GITIGNORE in names
+        if has_gitignore:
+            stack = ignore.extend(stack, rel_dir)
+        ignored_dirs = ignore.ignored_dirs
+        dir_names = unignored(stack, prefix, [n for n in dir_names if n not in ignored_dirs], True)
+        subdirs = [prefix + n for n in dir_names]
+        walk.todo.extend((d, stack) for d in subdirs)
+        ignored_files = ignore.ignored_files
+        files = unignored(stack, prefix, [n for n in names if n not in ignored_files], False)
+        head_get = walk.head.get
+        seen = walk.seen
+        consider = walk.check
+        max_bytes = self.max_file_bytes
+        stat = os.stat
+        regular = stat_mod.S_IFREG
         deadline = walk.deadline
-        for first in range(0, len(entries), _DEADLINE_EVERY):
+        for first in range(0, len(files), _DEADLINE_EVERY):
             if deadline is not None and first and time.monotonic() > deadline:
                 walk.stopped = True  # this directory is not remembered: it was not seen whole
                 skipped.extend(skips)
                 return
-            for entry in entries[first : first + _DEADLINE_EVERY]:
-                name = entry.name
-                if not name.isascii() and not valid_name(name):
-                    skips.append(Skipped(printable_name(prefix + name), BAD_NAME_REASON))
-                    continue
+            for name in files[first : first + _DEADLINE_EVERY] if len(files) > _DEADLINE_EVERY else files:
                 rel = prefix + name
                 try:
-                    is_dir = entry.is_dir(follow_symlinks=False)
-                except OSError:
-                    continue
-                if is_dir:
-                    if name in ignored_dirs or (checks and ignored_by(checks, rel, name, True)):
-                        continue
-                    subdirs.append(rel)
-                    todo.append((rel, ignore.extend(stack, rel)))
-                    continue
-                if name == GITIGNORE:
-                    has_gitignore = True
-                if name in ignored_files or (checks and ignored_by(checks, rel, name, False)):
-                    continue
-                files.append(name)
-                try:
-                    st = entry.stat(follow_symlinks=False)
+                    st = stat(name, dir_fd=fd, follow_symlinks=False)
                 except OSError as exc:
                     skipped.append(Skipped(rel, f"unreadable: {exc.strerror}"))
                     continue
                 cached = head_get(rel)
                 if cached is not None:
                     seen.append(rel)
-                    if vouches(cached, st, max_bytes):
-                        continue  # the common case
+                    # file.vouches(), inline: the common case, once per file
+                    if (
+                        cached[4] == st.st_mtime_ns
+                        and cached[3] == st.st_size
+                        and cached[5] == st.st_ino
+                        and st.st_mode == regular | cached[2]
+                        and st.st_size <= max_bytes
+                    ):
+                        continue
                 else:
                     walk.untracked += 1
                 consider(rel, st, cached, result)
@@ -484,7 +514,7 @@ class Scanner:
                 continue
             if stat_mod.S_ISDIR(st.st_mode):
                 # A directory event (e.g. a directory moved in): look at what is below it.
-                stack = ignore.stack_for(rel)
+                stack = ignore.outer_stack(rel)
                 if stack is not None:
                     result.seen -= 1
                     self._walk(rel, stack, ignore, head, result, check=check)

@@ -111,13 +111,14 @@ def read_rows(db: sqlite3.Connection) -> list[DirRow] | None:
 
 
 def _read_rows(db: sqlite3.Connection) -> list[DirRow]:
+    # _split() inline: a large workspace has thousands of rows (its read is on a new process's path)
     return [
         DirRow(
             d,
             (m, c, i),
             bool(g),
-            _split(files),
-            _split(subdirs),
+            files.decode("utf-8").split("\0") if files else [],
+            subdirs.decode("utf-8").split("\0") if subdirs else [],
             [] if skips == "[]" else [(str(p), str(r), int(z)) for p, r, z in json.loads(skips)],
             stats,
         )
