@@ -19,7 +19,7 @@ from tether.model import CheckpointInfo, FileChange, HeadRow, Progress, Skipped
 from tether.paths import normalize_rel
 from tether.scan.result import DEFAULT_MAX_FILE_BYTES, ScanResult, Taken, printable_name
 from tether.scan.scanner import Scanner
-from tether.store.db import Store
+from tether.store.db import StateUpdate, Store
 from tether.store.head import LazyHead
 
 log = logging.getLogger(__name__)
@@ -76,9 +76,11 @@ class Checkpointer:
         with self._lock:
             return set(self._pending)
 
-    def _attachments(self) -> dict[str, bytes]:
+    def _attachments(self, skip: Mapping[str, bytes]) -> dict[str, bytes]:
         out: dict[str, bytes] = {}
         for name, fn in self._providers.items():
+            if name in skip:
+                continue
             try:
                 data = fn()
             except Exception:  # one broken provider must not lose the files' checkpoint
@@ -99,6 +101,7 @@ class Checkpointer:
         extra_attachments: dict[str, bytes] | None = None,
         scan: ScanResult | None = None,
         files_only: bool = False,
+        live_state: Mapping[str, StateUpdate] | None = None,
     ) -> CheckpointOutcome:
         """Write a checkpoint of what changed.
 
@@ -107,6 +110,8 @@ class Checkpointer:
         ``scan``: the result of a ``full_scan`` just made by the caller, used instead of a new walk.
         ``files_only``: no checkpoint unless a file changed (a moved cursor or a new tmux pane
         alone does not make a periodic or save checkpoint; they ride along with the next one).
+        ``extra_attachments`` take the place of the providers of those names (not asked).
+        ``live_state``: updated in the checkpoint's transaction (Store.create_checkpoint).
         """
         with self._lock:
             told = set(self._pending)
@@ -139,7 +144,8 @@ class Checkpointer:
                 skipped_scope = scan.scope
             if not scan.complete and skipped_scope is None:
                 skipped_scope = []  # a walk stopped early: add its skips, drop none it did not see
-            attachments = {} if files_only and not scan.changes else self._attachments()
+            given = extra_attachments or {}
+            attachments = {} if files_only and not scan.changes else self._attachments(skip=given)
             if extra_attachments:
                 attachments.update(extra_attachments)
             info = self.store.create_checkpoint(
@@ -154,6 +160,7 @@ class Checkpointer:
                 still_current=self._still_as_read,
                 read=self._read_deferred,
                 progress=self.progress,
+                live_state=live_state,
             )
         except BaseException:
             # Nothing was written: keep the told paths for the next attempt.

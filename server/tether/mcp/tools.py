@@ -113,7 +113,6 @@ def do_record_step(
     rels = _rels(ws, "files", files)
     if not clean_text(done):
         raise BadArgument("done", "empty once control characters are removed: say what the step did")
-    _, warning = ws.session.import_file()
     conversations, problem = record_conversations(ws.root, ws.state_dir, source="mcp")
     if problem:
         log.warning("%s", problem)
@@ -136,7 +135,7 @@ def do_record_step(
         next_steps=state.next_steps,
         files_in_progress=state.files_in_progress,
         conversations=[s.Conversation.model_validate(c.to_json()) for c in conversations],
-        warning=warning,
+        warning=outcome.warning,
     )
     return result, "\n".join(outcome.lines())
 

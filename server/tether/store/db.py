@@ -60,6 +60,9 @@ def workspace_key(root: Path) -> str:
 
 
 _SAME_ORIGIN = chain.SAME_ORIGIN
+# A live state's read-modify-write in a checkpoint's transaction: the stored bytes (None: none)
+# and the checkpoint written (None: none) -> the new bytes (None: leave it as it was).
+StateUpdate = Callable[[bytes | None, CheckpointInfo | None], bytes | None]
 _COLS = "id, parent, created, trigger, message, origin"
 
 
@@ -340,6 +343,7 @@ class Store:
         still_current: Callable[[FileChange], bool] | None = None,
         read: chain.Reader | None = None,
         progress: Progress | None = None,
+        live_state: Mapping[str, StateUpdate] | None = None,
     ) -> CheckpointInfo | None:
         """Write one checkpoint atomically; ``None`` when nothing changed and not ``allow_empty``.
 
@@ -356,6 +360,10 @@ class Store:
         ``deferred`` changes (their bytes not held: a big checkpoint) are read with ``read`` inside
         the transaction, in bounded batches (chain.write_streamed), ``progress`` told how far the
         writing got; if ``progress`` raises (a cancel), the transaction is rolled back.
+
+        ``live_state``: per live state name, ``fn(bytes, checkpoint)`` run in the same transaction
+        (read-modify-write, as :meth:`update_state`; checkpoint None when none was written), so
+        the state that goes with a checkpoint (an agent's step) commits with it or not at all.
         """
         changes = list(changes)
         deferred = [c for c in changes if c.deferred]
@@ -429,6 +437,10 @@ class Store:
                     vouch=vouch,
                     applied=applied if keep_cache else None,
                 )
+            for name, fn in (live_state or {}).items():
+                new = fn(state.read(tx, name), info)
+                if new is not None:
+                    state.write(tx, name, new)
         self._head.apply(applied if keep_cache else None, was_fresh)
         return info
 
