@@ -303,13 +303,14 @@ class AgentSession:
         task: str | None = None,
         files: list[str] | None = None,
         *,
-        scan: ScanResult | None = None,
+        scan: ScanResult | Callable[[], ScanResult] | None = None,
     ) -> RecordedStep:
         """:meth:`record_step`, saying also the state after it and the warning about the file.
 
         One write transaction holds the checkpoint, the agent's file taken in (read and parsed
         once) and the step, so a crash never leaves a checkpoint without its step; the file is
-        rewritten after it commits.
+        rewritten after it commits. ``scan`` may be a function, called once the file and the
+        state are read (its wait, a file watcher's, overlaps that work).
         """
         message = safe_text(done, MAX_TEXT)
         if not message:
@@ -323,6 +324,8 @@ class AgentSession:
             take.apply(seen)  # the state as it is once the file is taken in (in the transaction)
         # Scan first so the attachment can name the step's files; the checkpoint takes that
         # scan as it is (its stat refreshes too) and looks again only at the told paths.
+        if callable(scan):
+            scan = scan()
         if scan is None:
             # Streamed: a first step in a big tree does not hold every new file's bytes.
             scan = checkpointer.scan_workspace(stream=True)

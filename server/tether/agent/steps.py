@@ -175,12 +175,13 @@ def record_step(
     next_steps: list[str] | None = None,
     task: str | None = None,
     files: list[str] | None = None,
-    scan: ScanResult | None = None,
+    scan: ScanResult | Callable[[], ScanResult] | None = None,
 ) -> StepOutcome:
     """A step (what was done, what comes next) and its checkpoint. ``next_steps=None`` ticks off
     a next step equal to ``done``; ``[]`` clears them. ``files`` (absolute, or relative to the
     workspace root) become the files in progress; OutsideWorkspaceError names a bad one.
-    ``scan``: what changed, when the caller knows (else a stat walk of the workspace)."""
+    ``scan``: what changed, when the caller knows (else a stat walk of the workspace), or a
+    function saying it (AgentSession.step)."""
     recorded = session.step(checkpointer, done, next_steps=next_steps, task=task, files=files, scan=scan)
     info, state = recorded.info, recorded.state
     # Another process may have recorded a step meanwhile: ours is the one with our checkpoint.

@@ -113,10 +113,10 @@ def do_record_step(
     rels = _rels(ws, "files", files)
     if not clean_text(done):
         raise BadArgument("done", "empty once control characters are removed: say what the step did")
-    conversations, problem = record_conversations(ws.root, ws.state_dir, source="mcp")
-    if problem:
-        log.warning("%s", problem)
-    with ws.changes() as scan:
+    with ws.changes() as scan:  # the file watcher's sync overlaps the work up to the scan
+        conversations, problem = record_conversations(ws.root, ws.state_dir, source="mcp")
+        if problem:
+            log.warning("%s", problem)
         outcome = record_step(
             ws.store,
             ws.session,
