@@ -21,6 +21,7 @@ from tether.scan.result import DEFAULT_MAX_FILE_BYTES, ScanResult, Taken, printa
 from tether.scan.scanner import Scanner
 from tether.store.db import StateUpdate, Store
 from tether.store.head import LazyHead
+from tether.store.scan_dirs import DirsExport
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,15 @@ class Checkpointer:
             self._pending.clear()
         if paths is not None:
             told.update(paths)
+        exports: list[DirsExport] = []
+
+        def listings(everything: bool) -> DirsExport | None:
+            # The walk's new directory listings go in the checkpoint's transaction (save_listings).
+            export = self.scanner.export_dirs(everything)
+            if export is not None:
+                exports.append(export)
+            return export
+
         try:
             if scan is not None:
                 # A scan the caller just made (restore plans from one, a step from the watcher's
@@ -161,17 +171,19 @@ class Checkpointer:
                 read=self._read_deferred,
                 progress=self.progress,
                 live_state=live_state,
+                listings=listings,
             )
         except BaseException:
-            # Nothing was written: keep the told paths for the next attempt.
+            # Nothing was written: keep the told paths (and the listings) for the next attempt.
             with self._lock:
                 self._pending.update(told)
+            for export in exports:
+                self.scanner.export_failed(export)
             raise
         if scan.taken is not None:
             self._done(scan.taken)
         if info is not None:
             log.info("checkpoint %s (%s): %d files", info.id, trigger, len(info.files))
-        self.save_listings()
         return CheckpointOutcome(info, scan)
 
     def _still_as_read(self, change: FileChange) -> bool:
@@ -302,10 +314,10 @@ class Checkpointer:
             log.warning("could not update the file watcher's dirty set: %s", exc.message)
 
     def save_listings(self) -> None:
-        """Keep the walk's new directory listings in the store. After each checkpoint, and after
-        a walk that found nothing to checkpoint (a hook): in its own small transaction, only
-        when a listing changed, so the next process's walk lists only directories that changed
-        in between and checks the others' stored stats."""
+        """Keep the walk's new directory listings in the store, so the next process's walk lists
+        only directories that changed in between and checks the others' stored stats. Each
+        checkpoint stores them in its own transaction; this is for a walk that found nothing to
+        checkpoint (a hook): its own small transaction, only when a listing changed."""
         export = self.scanner.export_dirs()
         if export is None:
             return

@@ -344,6 +344,7 @@ class Store:
         read: chain.Reader | None = None,
         progress: Progress | None = None,
         live_state: Mapping[str, StateUpdate] | None = None,
+        listings: Callable[[bool], DirsExport | None] | None = None,
     ) -> CheckpointInfo | None:
         """Write one checkpoint atomically; ``None`` when nothing changed and not ``allow_empty``.
 
@@ -364,6 +365,9 @@ class Store:
         ``live_state``: per live state name, ``fn(bytes, checkpoint)`` run in the same transaction
         (read-modify-write, as :meth:`update_state`; checkpoint None when none was written), so
         the state that goes with a checkpoint (an agent's step) commits with it or not at all.
+        ``listings(everything)``: the scanner's changed directory listings, stored in the same
+        transaction as :meth:`put_scan_dirs` would (asked again with ``everything=True`` when the
+        stored ones were filtered with other rules).
         """
         changes = list(changes)
         deferred = [c for c in changes if c.deferred]
@@ -441,6 +445,12 @@ class Store:
                 new = fn(state.read(tx, name), info)
                 if new is not None:
                     state.write(tx, name, new)
+            if listings is not None:
+                export = listings(False)
+                if export is not None and not _write_scan_dirs(tx, export):
+                    export = listings(True)
+                    if export is not None:
+                        _write_scan_dirs(tx, export)
         self._head.apply(applied if keep_cache else None, was_fresh)
         return info
 
@@ -595,13 +605,7 @@ class Store:
         """
 
         with self.write() as tx:
-            stored = state.read(tx, SCAN_META)
-            if stored != export.meta and not export.everything:
-                return False
-            scan_dirs.write_rows(tx, export.rows, export.removed, export.everything)
-            if stored != export.meta:
-                state.write(tx, SCAN_META, export.meta)
-        return True
+            return _write_scan_dirs(tx, export)
 
     def scan_dirs_consistent(self) -> list[str]:
         """Directories whose stored stats disagree with head (none, unless there is a bug)."""
@@ -686,6 +690,16 @@ class Store:
         self._before_write()
         self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self._db.execute("VACUUM")
+
+
+def _write_scan_dirs(tx: sqlite3.Connection, export: DirsExport) -> bool:
+    stored = state.read(tx, SCAN_META)
+    if stored != export.meta and not export.everything:
+        return False
+    scan_dirs.write_rows(tx, export.rows, export.removed, export.everything)
+    if stored != export.meta:
+        state.write(tx, SCAN_META, export.meta)
+    return True
 
 
 _P = ParamSpec("_P")
