@@ -51,6 +51,9 @@ class ListingCache:
         self._dirty: set[str] = set()
         self._removed: set[str] = set()
         self._in_sync = False
+        # Whether this process ever had listings (walked, imported, or dropped them): one that
+        # never did (its scans looked only at told paths) has nothing to say to the store.
+        self._known = False
         # Stored stats of the imported listings, until the first walk has checked them.
         self._imported_stats: dict[str, bytes] = {}
 
@@ -81,6 +84,10 @@ class ListingCache:
         with self._cache_lock:
             everything = everything or not self._in_sync
             if not everything and not self._dirty and not self._removed:
+                return None
+            if not self._known:
+                # Never walked: an empty export would wipe the store's listings, which other
+                # processes' walks start from (and the next one would write them all again).
                 return None
             names = list(self._listings) if everything else sorted(self._dirty)
             rows = [
@@ -144,6 +151,7 @@ class ListingCache:
                 self._in_sync = False
             return False
         with self._cache_lock:
+            self._known = True
             self._listings = listings
             self._gitignores = gitignores
             self._imported_stats = stats
@@ -216,6 +224,7 @@ class ListingCache:
 
     def remember(self, rel_dir: str, fd: int, listing: Listing) -> None:
         with self._cache_lock:
+            self._known = True
             old = self._listings.get(rel_dir)
             if old is not None and old.has_gitignore != listing.has_gitignore:
                 # A .gitignore appeared or went: listings below were filtered with other rules.
