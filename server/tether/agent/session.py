@@ -376,7 +376,8 @@ class AgentSession:
         doc, rendering = after[-1]
         warning = take.result()[1] if take is not None else None
         state = doc.state
-        if rendering is not None and self._put_file((read.raw, read.mtime_ns, rendering))[1]:
+        # Not writable as read (a symlink, too large): the general path says why it does not write.
+        if self._put_file((read.raw, read.mtime_ns, rendering) if rendering is not None else None)[1]:
             state = self.state()  # an agent write that came meanwhile was merged
         return RecordedStep(info, state, warning)
 
