@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import stat
 import sys
 from pathlib import Path
 
@@ -138,7 +139,7 @@ def normalize_rel(root: Path, path: str | os.PathLike[str]) -> str:
     if not rel or rel == ".." or rel.startswith("../"):
         raise OutsideWorkspaceError(f"{raw!r} is outside the workspace {root}")
     parent_rel = os.path.dirname(rel)
-    if parent_rel:
+    if parent_rel and _symlink_below(base, parent_rel):
         try:
             parent = os.path.realpath(os.path.join(base, parent_rel))
         except (OSError, RuntimeError, ValueError) as exc:  # names too long
@@ -146,6 +147,26 @@ def normalize_rel(root: Path, path: str | os.PathLike[str]) -> str:
         if not (parent + "/").startswith(prefix):
             raise OutsideWorkspaceError(f"{raw!r} leads outside the workspace {root} through a symlink")
     return rel
+
+
+def _symlink_below(base: str, rel: str) -> bool:
+    """Whether a directory on the way from ``base`` (resolved) to ``base/rel`` (normalized, no
+    ``..``) is a symlink, or cannot be looked at (realpath then says). Without one, ``base/rel``
+    resolves to itself, inside ``base``: realpath would lstat every component of ``base`` again
+    (resolved already, as normalize_rel requires), and this runs for every path of an agent's
+    file at every step."""
+    path = base
+    for name in rel.split("/"):
+        path = f"{path}/{name}" if not path.endswith("/") else path + name
+        try:
+            st = os.lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return False  # nothing below exists: realpath keeps the rest of the names as they are
+        except (OSError, ValueError):
+            return True  # let realpath say (or raise)
+        if stat.S_ISLNK(st.st_mode):
+            return True
+    return False
 
 
 def safe_target(root: Path, rel: str) -> Path:

@@ -255,6 +255,41 @@ def test_record_step_checkpoints_edits_made_outside_any_editor(store: Store, wor
     assert doc["last_checkpoint"] == state.last_checkpoint
 
 
+def test_a_step_and_its_checkpoint_commit_together(
+    store: Store, workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One transaction: a step whose state cannot be written leaves no checkpoint behind; the
+    agent's file is read and parsed once for the whole step, and taken in with it."""
+    (workspace / "a.py").write_text("one\n")
+    cp = Checkpointer(store)
+    session = AgentSession(store)
+    before = store.latest()
+
+    def broken(self: object) -> bytes:
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as m:
+        m.setattr(agent_model.AgentDoc, "dump", broken)
+        with pytest.raises(OSError):
+            session.record_step(cp, "lost")
+    assert store.latest() == before  # no checkpoint without its step
+    (workspace / AGENT_FILE).write_text(json.dumps(SEED))
+    parses: list[bytes] = []
+    real_parse = parse_session_file
+
+    def counting(raw: bytes, root: Path) -> object:
+        parses.append(raw)
+        return real_parse(raw, root)
+
+    monkeypatch.setattr("tether.agent.session.parse_session_file", counting)
+    info = session.record_step(cp, "kept")
+    assert len(parses) == 1
+    state = session.state()
+    assert state.task == SEED["current_task"] and state.steps[-1].checkpoint == info.id
+    latest = store.latest()
+    assert latest is not None and latest.id == info.id and set(info.files) == {"a.py"}
+
+
 def test_record_step_keeps_the_stat_refreshes_of_its_scan(store: Store, workspace: Path) -> None:
     """A file touched without a content change is read once by a step's scan; its new stat
     goes to the store, so the next step does not read it again."""

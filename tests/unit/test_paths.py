@@ -42,6 +42,24 @@ def test_symlinked_parent_pointing_outside_is_rejected(workspace: Path, tmp_path
         safe_target(workspace, "escape/x.txt")
 
 
+def test_symlink_deep_below_the_root_is_followed_like_realpath(workspace: Path, tmp_path: Path) -> None:
+    # Only the directories below the root are looked at for symlinks (the root is resolved):
+    # a link at any depth is resolved, and judged by where it leads.
+    outside = tmp_path / "outside"
+    (outside / "sub").mkdir(parents=True)
+    deep = workspace / "a" / "b"
+    deep.mkdir(parents=True)
+    (deep / "escape").symlink_to(outside)
+    (deep / "inner").symlink_to(workspace / "a")
+    (workspace / "a" / "file").write_text("x")
+    for raw in ("a/b/escape/x.txt", "a/b/escape/sub/x.txt", "a/b/inner/b/escape/x.txt"):
+        with pytest.raises(OutsideWorkspaceError, match="through a symlink"):
+            normalize_rel(workspace, raw)
+    assert normalize_rel(workspace, "a/b/inner/b/x.txt") == "a/b/inner/b/x.txt"
+    assert normalize_rel(workspace, "a/missing/deeper/x.txt") == "a/missing/deeper/x.txt"
+    assert normalize_rel(workspace, "a/file/x.txt") == "a/file/x.txt"
+
+
 def test_symlinked_alias_of_root_is_accepted(workspace: Path, tmp_path: Path) -> None:
     alias = tmp_path / "alias"
     alias.symlink_to(workspace)

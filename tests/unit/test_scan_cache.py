@@ -279,3 +279,20 @@ def test_the_stat_check_vouches_only_for_unchanged_directories(workspace: Path, 
     one = verify_dirs(str(workspace), items)
     assert 0 < len(one) < len(items)  # some directories vouched for, the edited ones not
     assert not {items[i][0] for i in one} & edited
+
+
+def test_a_checkpoint_of_told_paths_keeps_the_stored_listings(
+    workspace: Path, state_dir: Path, store: Store
+) -> None:
+    # A process that never walked (`tether step` answered by a file watcher's dirty set, a
+    # save) has no listings of its own: its checkpoints must not replace the store's with none.
+    tree(workspace)
+    Checkpointer(store).checkpoint("manual")
+    meta, rows = store.scan_dirs()
+    assert rows
+    write(workspace, "d1/new.txt", "n\n")
+    with Store.open(workspace, state_dir) as other:
+        info = Checkpointer(other).checkpoint("save", paths=["d1/new.txt"]).info
+        assert info is not None and info.files == ("d1/new.txt",)
+    assert store.scan_dirs()[0] == meta
+    assert {r.dir for r in store.scan_dirs()[1]} == {r.dir for r in rows}

@@ -17,7 +17,9 @@ import logging
 import os
 import stat as stat_mod
 import time
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tether import protocol
@@ -98,26 +100,31 @@ class AgentSession:
 
     # -- import
 
+    def read_file(self) -> FileRead:
+        """Read and parse ``.agent-session.json`` once (a step uses what it read throughout)."""
+        raw, problem, mtime = self.file.read()
+        if raw is None:
+            return FileRead(None, None, problem, 0)
+        patch, problem = parse_session_file(raw, self.root)
+        if patch is None and problem is not None:
+            # An agent writing in place may be caught half-way: one bounded second look.
+            time.sleep(0.02)
+            again, _, again_mt = self.file.read()
+            if again is not None and again != raw:
+                raw, mtime = again, again_mt
+                patch, problem = parse_session_file(raw, self.root)
+        return FileRead(raw, patch, problem, mtime)
+
     def import_file(self) -> tuple[bool, str | None]:
         """Import ``.agent-session.json`` if its bytes changed since the last import or write.
 
         Returns ``(changed, warning)``; a warning is returned once per distinct bad content (the
         state's ``warning`` keeps it for status lines).
         """
-        raw, problem, mtime = self.file.read()
-        if raw is None and problem is None:
+        read = self.read_file()
+        if read.raw is None and read.problem is None:
             return False, None
-        if raw is not None:
-            patch, problem = parse_session_file(raw, self.root)
-            if patch is None and problem is not None:
-                # An agent writing in place may be caught half-way: one bounded second look.
-                time.sleep(0.02)
-                again, _, again_mt = self.file.read()
-                if again is not None and again != raw:
-                    raw, mtime = again, again_mt
-                    patch, problem = parse_session_file(raw, self.root)
-            return self.import_bytes(raw, patch, problem, mtime_ns=mtime)
-        return self._note_bad(problem or "", file_digest(problem.encode() if problem else b""))
+        return self._take_in(read)
 
     def import_bytes(
         self,
@@ -128,13 +135,29 @@ class AgentSession:
     ) -> tuple[bool, str | None]:
         if patch is None and problem is None:
             patch, problem = parse_session_file(raw, self.root)
-        digest = file_digest(raw)
-        if patch is None:
-            return self._note_bad(problem or f"{AGENT_FILE}: unusable", digest)
-        current = self._doc()
-        if current.file_hash == digest and current.bad_hash is None:
+        return self._take_in(FileRead(raw, patch, problem, mtime_ns))
+
+    def _take_in(self, read: FileRead) -> tuple[bool, str | None]:
+        plan = self._import_plan(read, self._doc())
+        if plan is None:
             # The common case (called at every checkpoint): no write transaction at all.
             return False, None
+        self._update(plan.apply)
+        return plan.result()
+
+    def _import_plan(self, read: FileRead, current: AgentDoc) -> _Import | None:
+        """What taking ``read`` in does to the state (applied in a write transaction, to the
+        state read there); None when there is nothing to do (``current`` has it already)."""
+        if read.raw is None:
+            if read.problem is None:
+                return None
+            return self._bad_plan(read.problem, file_digest(read.problem.encode()))
+        raw, patch, mtime_ns = read.raw, read.patch, read.mtime_ns
+        digest = file_digest(raw)
+        if patch is None:
+            return self._bad_plan(read.problem or f"{AGENT_FILE}: unusable", digest)
+        if current.file_hash == digest and current.bad_hash is None:
+            return None
         # Where a new task / next steps come from: the repository's HEAD (a clone, a pull) or
         # this machine (provenance.py).
         from_repo = False
@@ -174,14 +197,22 @@ class AgentSession:
             outcome.append((changed, new.warning))
             return True
 
-        self._update(fn)
-        changed, warning = outcome[-1]
-        if warning:
-            # Callers show the returned warning (CLI: stderr, LSP: a message); the log is for tracing.
-            log.info("%s", warning)
-        return changed, warning
+        def result() -> tuple[bool, str | None]:
+            changed, warning = outcome[-1] if outcome else (False, None)
+            if warning:
+                # Callers show the returned warning (CLI: stderr, LSP: a message); the log is
+                # for tracing.
+                log.info("%s", warning)
+            return changed, warning
+
+        return _Import(fn, result)
 
     def _note_bad(self, problem: str, digest: str) -> tuple[bool, str | None]:
+        plan = self._bad_plan(problem, digest)
+        self._update(plan.apply)
+        return plan.result()
+
+    def _bad_plan(self, problem: str, digest: str) -> _Import:
         message = f"{problem}; keeping the last good state"
         fresh: list[bool] = []
 
@@ -193,11 +224,13 @@ class AgentSession:
             doc.state.warning = message
             return True
 
-        self._update(fn)
-        if fresh and fresh[-1]:
-            log.info("%s", message)
-            return False, message
-        return False, None
+        def result() -> tuple[bool, str | None]:
+            if fresh and fresh[-1]:
+                log.info("%s", message)
+                return False, message
+            return False, None
+
+        return _Import(fn, result)
 
     # -- changes from the agent's CLI
 
@@ -260,14 +293,39 @@ class AgentSession:
         one the caller made, whole or of the paths a file watcher reported); paths told in
         ``files`` are looked at too (and become the files in progress).
         """
+        return self.step(checkpointer, done, next_steps, task, files, scan=scan).info
+
+    def step(
+        self,
+        checkpointer: Checkpointer,
+        done: str,
+        next_steps: list[str] | None = None,
+        task: str | None = None,
+        files: list[str] | None = None,
+        *,
+        scan: ScanResult | Callable[[], ScanResult] | None = None,
+    ) -> RecordedStep:
+        """:meth:`record_step`, saying also the state after it and the warning about the file.
+
+        One write transaction holds the checkpoint, the agent's file taken in (read and parsed
+        once) and the step, so a crash never leaves a checkpoint without its step; the file is
+        rewritten after it commits. ``scan`` may be a function, called once the file and the
+        state are read (its wait, a file watcher's, overlaps that work).
+        """
         message = safe_text(done, MAX_TEXT)
         if not message:
             raise BadParamsError("a step needs a message saying what was done (--done MSG)")
         patch = self._cli_patch(task, next_steps, files)
         patch["done"] = message
-        self.import_file()
+        read = self.read_file()
+        seen = self._doc()
+        take = self._import_plan(read, seen)
+        if take is not None:
+            take.apply(seen)  # the state as it is once the file is taken in (in the transaction)
         # Scan first so the attachment can name the step's files; the checkpoint takes that
         # scan as it is (its stat refreshes too) and looks again only at the told paths.
+        if callable(scan):
+            scan = scan()
         if scan is None:
             # Streamed: a first step in a big tree does not hold every new file's bytes.
             scan = checkpointer.scan_workspace(stream=True)
@@ -275,12 +333,35 @@ class AgentSession:
         changed_now = sorted(set(scan.changed_paths) | set(told))
         # A step's files are what changed since the previous step, even when another checkpoint
         # (a save, `tether run`'s) already recorded some of them in between.
-        touched = sorted(set(changed_now) | set(self._changed_since_last_step(scan)))[:MAX_STEP_FILES]
+        since = self._changed_since_last_step(scan, seen.state)
+        touched = sorted(set(changed_now) | set(since))[:MAX_STEP_FILES]
         now = iso_now()
-        preview = _apply_cli_patch(self.state(), patch)
+        preview = _apply_cli_patch(seen.state, patch)
         if "files" not in patch and touched:
             preview.files_in_progress = _merge_files(preview.files_in_progress, touched)
         preview.steps.append(Step(now, message, touched, None))
+        # The file is rewritten unless it cannot be (a symlink, unreadable: _write_file says why).
+        writable = read.raw is not None or read.problem is None
+        after: list[tuple[AgentDoc, bytes | None]] = []
+
+        def update(data: bytes | None, info: CheckpointInfo | None) -> bytes:
+            assert info is not None  # allow_empty
+            doc = AgentDoc.load(data)
+            if take is not None:
+                take.apply(doc)
+            step = Step(now, message, sorted(set(touched) | set(info.files))[:MAX_STEP_FILES], info.id)
+            doc.state = _apply_cli_patch(doc.state, patch)
+            if "files" not in patch and step.files:
+                doc.state.files_in_progress = _merge_files(doc.state.files_in_progress, step.files)
+            doc.state.steps = [*doc.state.steps, step][-MAX_LIVE_STEPS:]
+            doc.state.last_checkpoint = iso_time(info.time)
+            rendering = _render(doc.state) if writable else None
+            if rendering is not None and rendering != read.raw:
+                # Noted as ours before the file holds it (see _note_own).
+                _add_own(doc, file_digest(rendering))
+            after.append((doc, rendering))
+            return doc.dump()
+
         outcome = checkpointer.checkpoint(
             protocol.TRIGGER_STEP,
             message,
@@ -288,27 +369,22 @@ class AgentSession:
             scan=scan,
             allow_empty=True,
             extra_attachments={protocol.ATTACH_AGENT: self._attachment(preview)},
+            live_state={STATE_NAME: update},
         )
         info = outcome.info
         assert info is not None  # allow_empty
-        step = Step(now, message, sorted(set(touched) | set(info.files))[:MAX_STEP_FILES], info.id)
+        doc, rendering = after[-1]
+        warning = take.result()[1] if take is not None else None
+        state = doc.state
+        # Not writable as read (a symlink, too large): the general path says why it does not write.
+        if self._put_file((read.raw, read.mtime_ns, rendering) if rendering is not None else None)[1]:
+            state = self.state()  # an agent write that came meanwhile was merged
+        return RecordedStep(info, state, warning)
 
-        def fn(doc: AgentDoc) -> bool:
-            doc.state = _apply_cli_patch(doc.state, patch)
-            if "files" not in patch and step.files:
-                doc.state.files_in_progress = _merge_files(doc.state.files_in_progress, step.files)
-            doc.state.steps = [*doc.state.steps, step][-MAX_LIVE_STEPS:]
-            doc.state.last_checkpoint = iso_time(info.time)
-            return True
-
-        self._update(fn)
-        self.write_file()
-        return info
-
-    def _changed_since_last_step(self, scan: ScanResult) -> list[str]:
+    def _changed_since_last_step(self, scan: ScanResult, state: TaskState) -> list[str]:
         from tether.agent.runs import LiveTree
 
-        last = next((st for st in reversed(self.state().steps) if st.checkpoint), None)
+        last = next((st for st in reversed(state.steps) if st.checkpoint), None)
         since = last.checkpoint if last is not None else self._session_start()
         if since is None:
             return []
@@ -390,47 +466,61 @@ class AgentSession:
             return  # a workspace that never used agent state gets no file
         self.write_file()
 
-    def write_file(self) -> bool:
+    def write_file(self, rendered: Rendered | None = None) -> bool:
         """Rewrite ``.agent-session.json`` from the state, merging any concurrent agent write.
 
         Returns True when the file was written. The file is a courtesy copy of the state (which
         lives in the store): a workspace that cannot be written (read-only, full) only logs.
+        ``rendered``: (the file's bytes as read, their mtime, the new bytes), when the caller
+        took the bytes read in and noted the new ones as Tether's own (a step's transaction).
         """
+        return self._put_file(rendered)[0]
+
+    def _put_file(self, rendered: Rendered | None) -> tuple[bool, bool]:
+        """(written, whether the state changed on the way: an agent write merged)."""
         try:
-            return self._write_file()
+            return self._write_file(rendered)
         except OSError as exc:
             log.warning("could not rewrite %s: %s", self.path, exc)
-            return False
+            return False, rendered is None
 
-    def _write_file(self) -> bool:
+    def _write_file(self, rendered: Rendered | None) -> tuple[bool, bool]:
         self.file.remove_stale_temps()
-        for _ in range(8):
-            self.import_file()
-            before, _, before_mt = self.file.read()
-            try:
-                st = os.lstat(self.path)
-            except FileNotFoundError:
-                st = None
+        for attempt in range(8):
+            st = None
+            if attempt == 0 and rendered is not None:
+                before, _, data = rendered
+                st = _lstat(self.path)
+                if (before is None) != (st is None):
+                    continue  # created or removed since it was read: read it again
+            else:
+                rendered = None
+                self.import_file()
+                before, _, before_mt = self.file.read()
+                st = _lstat(self.path)
             if st is not None and not stat_mod.S_ISREG(st.st_mode):
                 # A symlink, directory or FIFO planted there: never replace or follow it.
                 log.warning("not writing %s: it is not a regular file", self.path)
-                return False
+                return False, rendered is None
             if before is None and st is not None:
                 log.warning("not writing %s: it cannot be read back (too large?)", self.path)
-                return False
-            if before is not None:
-                # The agent may have written between the import above and this read: the bytes
-                # the swap will be checked against must be the bytes the state has taken in.
-                self.import_bytes(before, mtime_ns=before_mt)
-            state = self.state()
-            data = (json.dumps(state.to_file(), indent=2, ensure_ascii=False) + "\n").encode()
-            if before == data:
-                return False
-            self._note_own(data)
+                return False, rendered is None
+            if rendered is None:
+                if before is not None:
+                    # The agent may have written between the import above and this read: the
+                    # bytes the swap will be checked against must be the bytes the state has
+                    # taken in.
+                    self.import_bytes(before, mtime_ns=before_mt)
+                data = _render(self.state())
+                if before == data:
+                    return False, True
+                self._note_own(data)
+            elif before == data:
+                return False, False
             outcome = self.file.swap_in(data, before)
             if outcome is True:
                 self._remember_written(data)
-                return True
+                return True, rendered is None
             if isinstance(outcome, tuple):
                 # An agent wrote between our read and our swap: its content is in hand, merge it
                 # and write again.
@@ -438,18 +528,12 @@ class AgentSession:
                 self._remember_written(data)
                 continue
         log.warning("gave up rewriting %s: it keeps changing under us", self.path)
-        return False
+        return False, True
 
     def _note_own(self, data: bytes) -> None:
         digest = file_digest(data)
 
-        def fn(doc: AgentDoc) -> bool:
-            if digest in doc.own:
-                return False
-            doc.own = [*doc.own, digest][-16:]
-            return True
-
-        self._update(fn)
+        self._update(lambda doc: _add_own(doc, digest))
 
     def _remember_written(self, data: bytes) -> None:
         digest = file_digest(data)
@@ -468,3 +552,52 @@ class AgentSession:
         from tether.agent.runs import run_summaries
 
         return hand_off_payload(self.state(), run_summaries(self.store), pane_histories(self.store, 3))
+
+
+# The file's bytes as a step read them, their mtime, and the new bytes to write.
+Rendered = tuple[bytes | None, int, bytes]
+
+
+@dataclass
+class FileRead:
+    """``.agent-session.json`` read once: its bytes (None: absent or unusable as a file), their
+    parse (None: unusable content), why it is unusable, and the mtime of the inode read."""
+
+    raw: bytes | None
+    patch: FilePatch | None
+    problem: str | None
+    mtime_ns: int
+
+
+@dataclass
+class _Import:
+    """Taking a file in: ``apply(doc) -> changed``, run in a write transaction (maybe more than
+    once, on different reads of the state); ``result()``: (changed, warning) of the last run."""
+
+    apply: Callable[[AgentDoc], bool]
+    result: Callable[[], tuple[bool, str | None]]
+
+
+@dataclass
+class RecordedStep:
+    info: CheckpointInfo
+    state: TaskState  # after the step
+    warning: str | None  # about the agent's file, said once per distinct bad content
+
+
+def _render(state: TaskState) -> bytes:
+    return (json.dumps(state.to_file(), indent=2, ensure_ascii=False) + "\n").encode()
+
+
+def _add_own(doc: AgentDoc, digest: str) -> bool:
+    if digest in doc.own:
+        return False
+    doc.own = [*doc.own, digest][-16:]
+    return True
+
+
+def _lstat(path: Path) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except FileNotFoundError:
+        return None

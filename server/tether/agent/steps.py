@@ -147,6 +147,7 @@ class StepOutcome:
     step: Step | None  # None only if the step was trimmed away by a flood of concurrent steps
     state: TaskState
     conversations: list[Any] = field(default_factory=list)
+    warning: str | None = None  # about the agent's file (said once per distinct bad content)
 
     @property
     def touched(self) -> list[str]:
@@ -174,17 +175,18 @@ def record_step(
     next_steps: list[str] | None = None,
     task: str | None = None,
     files: list[str] | None = None,
-    scan: ScanResult | None = None,
+    scan: ScanResult | Callable[[], ScanResult] | None = None,
 ) -> StepOutcome:
     """A step (what was done, what comes next) and its checkpoint. ``next_steps=None`` ticks off
     a next step equal to ``done``; ``[]`` clears them. ``files`` (absolute, or relative to the
     workspace root) become the files in progress; OutsideWorkspaceError names a bad one.
-    ``scan``: what changed, when the caller knows (else a stat walk of the workspace)."""
-    info = session.record_step(checkpointer, done, next_steps=next_steps, task=task, files=files, scan=scan)
-    state = session.state()
+    ``scan``: what changed, when the caller knows (else a stat walk of the workspace), or a
+    function saying it (AgentSession.step)."""
+    recorded = session.step(checkpointer, done, next_steps=next_steps, task=task, files=files, scan=scan)
+    info, state = recorded.info, recorded.state
     # Another process may have recorded a step meanwhile: ours is the one with our checkpoint.
     step = next((st for st in reversed(state.steps) if st.checkpoint == info.id), None)
-    return StepOutcome(info, step, state)
+    return StepOutcome(info, step, state, warning=recorded.warning)
 
 
 def manual_checkpoint(

@@ -19,8 +19,9 @@ from tether.model import CheckpointInfo, FileChange, HeadRow, Progress, Skipped
 from tether.paths import normalize_rel
 from tether.scan.result import DEFAULT_MAX_FILE_BYTES, ScanResult, Taken, printable_name
 from tether.scan.scanner import Scanner
-from tether.store.db import Store
+from tether.store.db import StateUpdate, Store
 from tether.store.head import LazyHead
+from tether.store.scan_dirs import DirsExport
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +77,11 @@ class Checkpointer:
         with self._lock:
             return set(self._pending)
 
-    def _attachments(self) -> dict[str, bytes]:
+    def _attachments(self, skip: Mapping[str, bytes]) -> dict[str, bytes]:
         out: dict[str, bytes] = {}
         for name, fn in self._providers.items():
+            if name in skip:
+                continue
             try:
                 data = fn()
             except Exception:  # one broken provider must not lose the files' checkpoint
@@ -99,6 +102,7 @@ class Checkpointer:
         extra_attachments: dict[str, bytes] | None = None,
         scan: ScanResult | None = None,
         files_only: bool = False,
+        live_state: Mapping[str, StateUpdate] | None = None,
     ) -> CheckpointOutcome:
         """Write a checkpoint of what changed.
 
@@ -107,12 +111,23 @@ class Checkpointer:
         ``scan``: the result of a ``full_scan`` just made by the caller, used instead of a new walk.
         ``files_only``: no checkpoint unless a file changed (a moved cursor or a new tmux pane
         alone does not make a periodic or save checkpoint; they ride along with the next one).
+        ``extra_attachments`` take the place of the providers of those names (not asked).
+        ``live_state``: updated in the checkpoint's transaction (Store.create_checkpoint).
         """
         with self._lock:
             told = set(self._pending)
             self._pending.clear()
         if paths is not None:
             told.update(paths)
+        exports: list[DirsExport] = []
+
+        def listings(everything: bool) -> DirsExport | None:
+            # The walk's new directory listings go in the checkpoint's transaction (save_listings).
+            export = self.scanner.export_dirs(everything)
+            if export is not None:
+                exports.append(export)
+            return export
+
         try:
             if scan is not None:
                 # A scan the caller just made (restore plans from one, a step from the watcher's
@@ -139,7 +154,8 @@ class Checkpointer:
                 skipped_scope = scan.scope
             if not scan.complete and skipped_scope is None:
                 skipped_scope = []  # a walk stopped early: add its skips, drop none it did not see
-            attachments = {} if files_only and not scan.changes else self._attachments()
+            given = extra_attachments or {}
+            attachments = {} if files_only and not scan.changes else self._attachments(skip=given)
             if extra_attachments:
                 attachments.update(extra_attachments)
             info = self.store.create_checkpoint(
@@ -154,17 +170,20 @@ class Checkpointer:
                 still_current=self._still_as_read,
                 read=self._read_deferred,
                 progress=self.progress,
+                live_state=live_state,
+                listings=listings,
             )
         except BaseException:
-            # Nothing was written: keep the told paths for the next attempt.
+            # Nothing was written: keep the told paths (and the listings) for the next attempt.
             with self._lock:
                 self._pending.update(told)
+            for export in exports:
+                self.scanner.export_failed(export)
             raise
         if scan.taken is not None:
             self._done(scan.taken)
         if info is not None:
             log.info("checkpoint %s (%s): %d files", info.id, trigger, len(info.files))
-        self.save_listings()
         return CheckpointOutcome(info, scan)
 
     def _still_as_read(self, change: FileChange) -> bool:
@@ -301,10 +320,10 @@ class Checkpointer:
             log.warning("could not update the file watcher's dirty set: %s", exc.message)
 
     def save_listings(self) -> None:
-        """Keep the walk's new directory listings in the store. After each checkpoint, and after
-        a walk that found nothing to checkpoint (a hook): in its own small transaction, only
-        when a listing changed, so the next process's walk lists only directories that changed
-        in between and checks the others' stored stats."""
+        """Keep the walk's new directory listings in the store, so the next process's walk lists
+        only directories that changed in between and checks the others' stored stats. Each
+        checkpoint stores them in its own transaction; this is for a walk that found nothing to
+        checkpoint (a hook): its own small transaction, only when a listing changed."""
         export = self.scanner.export_dirs()
         if export is None:
             return

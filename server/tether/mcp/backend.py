@@ -63,23 +63,39 @@ class Workspace:
         return scan
 
     @contextlib.contextmanager
-    def changes(self) -> Iterator[ScanResult]:
-        """What changed, for a checkpoint made inside the block: the paths the file watcher
-        reported when it can vouch for them (no walk), else a walk of the whole workspace. The
-        feed learns that they are in the store only when the block ends without an error."""
-        taken = self.feed.take() if self.feed is not None else None
-        # Streamed: the checkpoint reads new files' bytes as it writes them (bounded memory).
-        if taken is None:
-            mark = self.feed.mark() if self.feed is not None else None
-            scan = self.checkpointer.walk(stream=True)
+    def changes(self) -> Iterator[Callable[[], ScanResult]]:
+        """What changed, for a checkpoint made inside the block, as a function the block calls
+        (once) when it needs it: the paths the file watcher reported when it can vouch for them
+        (no walk), else a walk of the whole workspace. The watcher's sync starts as the block is
+        entered, so the block's work before the call overlaps its wait. The feed learns that the
+        paths are in the store only when the block ends without an error."""
+        finish = self.feed.begin_take() if self.feed is not None else None
+        after: list[Callable[[], None]] = []
+
+        def scan() -> ScanResult:
+            nonlocal finish
+            taken = finish() if finish is not None else None
+            finish = None
+            feed = self.feed
+            # Streamed: the checkpoint reads new files' bytes as it writes them (bounded memory).
+            if taken is None:
+                mark = feed.mark() if feed is not None else None
+                walked = self.checkpointer.walk(stream=True)
+                if feed is not None:
+                    after.append(lambda: feed.after_full_scan(walked, mark, checkpointed=True))
+                return walked
+            paths, mark = taken
+            assert feed is not None
+            after.append(lambda: feed.done(paths, mark))
+            return self.checkpointer.scan_told(paths, stream=True)
+
+        try:
             yield scan
-            if self.feed is not None:
-                self.feed.after_full_scan(scan, mark, checkpointed=True)
-            return
-        paths, mark = taken
-        yield self.checkpointer.scan_told(paths, stream=True)
-        assert self.feed is not None
-        self.feed.done(paths, mark)
+        finally:
+            if finish is not None:
+                finish()  # never asked for: the sync is still ended (its mark removed)
+        for fn in after:
+            fn()
 
     def close(self) -> None:
         if self.feed is not None:

@@ -113,11 +113,10 @@ def do_record_step(
     rels = _rels(ws, "files", files)
     if not clean_text(done):
         raise BadArgument("done", "empty once control characters are removed: say what the step did")
-    _, warning = ws.session.import_file()
-    conversations, problem = record_conversations(ws.root, ws.state_dir, source="mcp")
-    if problem:
-        log.warning("%s", problem)
-    with ws.changes() as scan:
+    with ws.changes() as scan:  # the file watcher's sync overlaps the work up to the scan
+        conversations, problem = record_conversations(ws.root, ws.state_dir, source="mcp")
+        if problem:
+            log.warning("%s", problem)
         outcome = record_step(
             ws.store,
             ws.session,
@@ -136,7 +135,7 @@ def do_record_step(
         next_steps=state.next_steps,
         files_in_progress=state.files_in_progress,
         conversations=[s.Conversation.model_validate(c.to_json()) for c in conversations],
-        warning=warning,
+        warning=outcome.warning,
     )
     return result, "\n".join(outcome.lines())
 

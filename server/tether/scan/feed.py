@@ -200,15 +200,26 @@ class ChangeFeed:
     def take(self) -> tuple[list[str], int] | None:
         """The paths that may differ from head now, and the mark to hand back to :meth:`done`;
         None: walk the workspace instead."""
+        return self.begin_take()()
+
+    def begin_take(self) -> Callable[[], tuple[list[str], int] | None]:
+        """:meth:`take` in two halves: the watcher's sync mark is made now (covering every change
+        made before this call), and waited for when the returned function is called, so work
+        done in between overlaps the wait."""
         if self.state != TRUSTED:
-            return None
-        if not self._watcher.sync():
-            self._give_up()
-            return None
-        with self._lock:
-            if self.state != TRUSTED or self._store is None:
+            return lambda: None
+        mark = self._watcher.begin_sync()
+
+        def finish() -> tuple[list[str], int] | None:
+            if not self._watcher.end_sync(mark):
+                self._give_up()
                 return None
-            return sorted(watchers.dirty(self._store, self.id)), self._seq
+            with self._lock:
+                if self.state != TRUSTED or self._store is None:
+                    return None
+                return sorted(watchers.dirty(self._store, self.id)), self._seq
+
+        return finish
 
     def done(self, paths: Iterable[str], mark: int) -> None:
         """``paths`` (taken with ``mark``) were looked at and checkpointed."""

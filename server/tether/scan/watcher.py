@@ -154,8 +154,14 @@ class Watcher:
         """Deliver now (to ``on_paths``, in this thread) the events of every change made before
         the call. False when the watcher cannot vouch for that (not running, root not writable,
         no answer in ``timeout``): the caller must look at the disk itself."""
+        return self.end_sync(self.begin_sync(), timeout)
+
+    def begin_sync(self) -> tuple[Path, int] | None:
+        """:meth:`sync` in two halves: the mark is made now (it covers every change made before
+        this call), and :meth:`end_sync` waits for it, so work done in between overlaps the
+        wait. None: the watcher cannot vouch (``end_sync`` then says False)."""
         if self._observer is None:
-            return False
+            return None
         with self._cond:
             self._sync_asked += 1
             want = self._sync_asked
@@ -164,7 +170,13 @@ class Watcher:
             os.mkdir(mark, 0o700)
         except OSError as exc:
             log.info("cannot mark %s for a watcher sync: %s", self.root, exc)
+            return None
+        return mark, want
+
+    def end_sync(self, begun: tuple[Path, int] | None, timeout: float = SYNC_TIMEOUT) -> bool:
+        if begun is None:
             return False
+        mark, want = begun
         try:
             deadline = time.monotonic() + timeout
             with self._cond:

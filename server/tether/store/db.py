@@ -60,6 +60,9 @@ def workspace_key(root: Path) -> str:
 
 
 _SAME_ORIGIN = chain.SAME_ORIGIN
+# A live state's read-modify-write in a checkpoint's transaction: the stored bytes (None: none)
+# and the checkpoint written (None: none) -> the new bytes (None: leave it as it was).
+StateUpdate = Callable[[bytes | None, CheckpointInfo | None], bytes | None]
 _COLS = "id, parent, created, trigger, message, origin"
 
 
@@ -340,6 +343,8 @@ class Store:
         still_current: Callable[[FileChange], bool] | None = None,
         read: chain.Reader | None = None,
         progress: Progress | None = None,
+        live_state: Mapping[str, StateUpdate] | None = None,
+        listings: Callable[[bool], DirsExport | None] | None = None,
     ) -> CheckpointInfo | None:
         """Write one checkpoint atomically; ``None`` when nothing changed and not ``allow_empty``.
 
@@ -356,6 +361,13 @@ class Store:
         ``deferred`` changes (their bytes not held: a big checkpoint) are read with ``read`` inside
         the transaction, in bounded batches (chain.write_streamed), ``progress`` told how far the
         writing got; if ``progress`` raises (a cancel), the transaction is rolled back.
+
+        ``live_state``: per live state name, ``fn(bytes, checkpoint)`` run in the same transaction
+        (read-modify-write, as :meth:`update_state`; checkpoint None when none was written), so
+        the state that goes with a checkpoint (an agent's step) commits with it or not at all.
+        ``listings(everything)``: the scanner's changed directory listings, stored in the same
+        transaction as :meth:`put_scan_dirs` would (asked again with ``everything=True`` when the
+        stored ones were filtered with other rules).
         """
         changes = list(changes)
         deferred = [c for c in changes if c.deferred]
@@ -429,6 +441,16 @@ class Store:
                     vouch=vouch,
                     applied=applied if keep_cache else None,
                 )
+            for name, fn in (live_state or {}).items():
+                new = fn(state.read(tx, name), info)
+                if new is not None:
+                    state.write(tx, name, new)
+            if listings is not None:
+                export = listings(False)
+                if export is not None and not _write_scan_dirs(tx, export):
+                    export = listings(True)
+                    if export is not None:
+                        _write_scan_dirs(tx, export)
         self._head.apply(applied if keep_cache else None, was_fresh)
         return info
 
@@ -583,13 +605,7 @@ class Store:
         """
 
         with self.write() as tx:
-            stored = state.read(tx, SCAN_META)
-            if stored != export.meta and not export.everything:
-                return False
-            scan_dirs.write_rows(tx, export.rows, export.removed, export.everything)
-            if stored != export.meta:
-                state.write(tx, SCAN_META, export.meta)
-        return True
+            return _write_scan_dirs(tx, export)
 
     def scan_dirs_consistent(self) -> list[str]:
         """Directories whose stored stats disagree with head (none, unless there is a bug)."""
@@ -674,6 +690,16 @@ class Store:
         self._before_write()
         self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self._db.execute("VACUUM")
+
+
+def _write_scan_dirs(tx: sqlite3.Connection, export: DirsExport) -> bool:
+    stored = state.read(tx, SCAN_META)
+    if stored != export.meta and not export.everything:
+        return False
+    scan_dirs.write_rows(tx, export.rows, export.removed, export.everything)
+    if stored != export.meta:
+        state.write(tx, SCAN_META, export.meta)
+    return True
 
 
 _P = ParamSpec("_P")
