@@ -450,8 +450,13 @@ class TmuxWatch:
         return outcome
 
     def _loop(self) -> None:
+        from tether.tmux.presence import server_may_run
+
         while not self._stop.wait(self.interval):
-            self.check_now()
+            # No tmux server at the link's socket: no process to ask every few seconds (the
+            # servers run this beside an agent's steps, whose timing it would disturb).
+            if server_may_run(self.link.socket_path):
+                self.check_now()
 
     def start(self) -> None:
         if self._thread is None:
