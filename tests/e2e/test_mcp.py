@@ -658,3 +658,40 @@ async def test_next_steps_the_repository_shipped_are_labelled_until_a_local_step
         await ok(s, "record_step", {"done": "looked", "next_steps": ["write the fix"], "task": "fix it"})
         data, text = await ok(s, "next_steps")
         assert data["shipped"] == [] and "from the repository" not in text
+
+
+async def test_the_server_records_its_session_start_so_a_step_names_what_a_hook_checkpointed(
+    ws: Path, state: Path
+) -> None:
+    """Hooks and the MCP server together, as `tether setup AGENT` and `--mcp` set them up: the
+    server records a baseline once it serves the workspace (as the language server does); a hook
+    after a read finds nothing to look at; a hook after a shell edit checkpoints it; the agent's
+    first step then names that file, although the hook recorded it first."""
+    log = state.parent / "mcp.log"
+
+    def hook(tool: str) -> str:
+        event = {"hook_event_name": "PostToolUse", "tool_name": tool, "cwd": str(ws), "session_id": CLAUDE_ID}
+        env = {**os.environ, **server_env(state)}
+        env.pop("TMUX", None)
+        res = subprocess.run(
+            [sys.executable, "-m", "tether", "-vv", "-C", str(ws), "hook", "claude-code"],
+            input=json.dumps(event),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            check=True,
+        )
+        return res.stderr
+
+    async with session(ws, state) as s:
+        await ok(s, "next_steps")  # the first request: the server settles on the workspace
+        await aretry_until(
+            lambda: log.exists() and "(baseline): 2 files" in log.read_text(), timeout=30, what="the baseline"
+        )
+        assert "walk: " not in hook("Read")
+        (ws / "src" / "app.py").write_text("def main():\n    return 2\n")
+        assert "checkpoint 2 (manual): 1 files" in hook("Bash")
+        data, text = await ok(s, "record_step", {"done": "changed main"})
+        assert data["step"]["files"] == ["src/app.py"], text
+        assert "1 file changed since the last step (src/app.py)" in text

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import unquote, urlparse
 
+from tether import protocol
 from tether.agent.session import AgentSession
 from tether.agent.steps import make_checkpointer
 from tether.checkpoints.checkpointer import Checkpointer
@@ -52,6 +53,7 @@ class Workspace:
     checkpointer: Checkpointer
     identity: tuple[int, int] | None  # the database file's (device, inode) when opened
     feed: ChangeFeed | None = None
+    baselined: bool = False  # this server's session start is recorded (baseline)
 
     def scan(self) -> ScanResult:
         """Every change on disk: a stat walk of the whole workspace, which also checks (or sets
@@ -61,6 +63,19 @@ class Workspace:
         if self.feed is not None:
             self.feed.after_full_scan(scan, mark, checkpointed=False)
         return scan
+
+    def baseline(self) -> None:
+        """The session's start, recorded as the language server records its own: a walk of the
+        whole workspace, checkpointed where it differs from the store (files only, trigger
+        ``baseline``). Before an agent's first step, that step names the files changed since
+        (agent/session.py), also those a hook or a save checkpointed in between."""
+        mark = self.feed.mark() if self.feed is not None else None
+        outcome = self.checkpointer.checkpoint(protocol.TRIGGER_BASELINE, None, full=True, files_only=True)
+        if outcome.info is not None:
+            self.session.after_checkpoint(outcome.info)
+        if self.feed is not None:
+            self.feed.after_full_scan(outcome.scan, mark, checkpointed=True)
+        self.baselined = True
 
     @contextlib.contextmanager
     def changes(self) -> Iterator[Callable[[], ScanResult]]:
@@ -222,12 +237,16 @@ class Backend:
     def _check(self) -> None:
         ws = self._ws
         if ws is not None and ws.feed is not None and not self._closed:
-            ws.scan()
+            if ws.baselined:
+                ws.scan()
+            else:
+                ws.baseline()
 
     @property
     def _needs_baseline(self) -> bool:
         ws = self._ws
-        return ws is not None and ws.feed is not None and ws.feed.state == BASELINE
+        # This server's session start not recorded yet, or a watcher that cannot vouch yet.
+        return ws is not None and ws.feed is not None and (not ws.baselined or ws.feed.state == BASELINE)
 
     def _call(self, root: Path, fn: Callable[[Workspace], T]) -> T:
         if self._ws is not None and _identity(self._ws.store.db_path) != self._ws.identity:
