@@ -24,9 +24,10 @@ import pytest
 
 from tests.support.terminal import read_terminal
 from tether import protocol
-from tether.agent.model import AGENT_FILE, parse_attachment
+from tether.agent.model import parse_attachment
 from tether.agent.runs import load_runs
 from tether.agent.session import AgentSession
+from tether.scan.result import AGENT_FILE
 from tether.store.db import Store
 
 ROOT = Path(__file__).resolve().parents[2]

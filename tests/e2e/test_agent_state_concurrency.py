@@ -15,8 +15,8 @@ import textwrap
 import time
 from pathlib import Path
 
-from tether.agent.model import AGENT_FILE
 from tether.agent.session import AgentSession
+from tether.scan.result import AGENT_FILE
 from tether.store.db import Store
 
 ROUNDS = 40

@@ -17,11 +17,12 @@ from tether import protocol
 from tether.agent import model as agent_model
 from tether.agent import session_file
 from tether.agent.handoff import handoff_text, pane_histories, status_section
-from tether.agent.model import AGENT_FILE, clean_text, parse_attachment
+from tether.agent.model import clean_text, parse_attachment
 from tether.agent.session import AgentSession
 from tether.agent.session_file import parse_session_file
 from tether.checkpoints.checkpointer import Checkpointer
 from tether.errors import BadParamsError, OutsideWorkspaceError
+from tether.scan.result import AGENT_FILE
 from tether.store.db import Store
 
 SEED = {

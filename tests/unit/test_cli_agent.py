@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from tether import protocol
-from tether.agent.model import AGENT_FILE
 from tether.agent.runs import Run, save_run
 from tether.checkpoints.checkpointer import Checkpointer
 from tether.cli import main
+from tether.scan.result import AGENT_FILE
 from tether.store.db import Store
 
 

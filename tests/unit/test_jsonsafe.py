@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from tether.agent.model import AGENT_FILE
 from tether.agent.session import AgentSession
 from tether.agent.session_file import parse_session_file
 from tether.cli import main
 from tether.jsonsafe import MAX_DEPTH, JsonTooDeepError, depth_exceeds, loads
+from tether.scan.result import AGENT_FILE
 from tether.store.db import Store
 
 

@@ -16,9 +16,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tether.agent.model import AGENT_FILE
 from tether.agent.session import AgentSession
 from tether.agent.session_file import parse_session_file
+from tether.scan.result import AGENT_FILE
 from tether.store.db import Store
 
 JSON = st.recursive(

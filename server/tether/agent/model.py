@@ -21,7 +21,6 @@ log = logging.getLogger(__name__)
 
 STALE_WINDOW_NS = 10 * 1_000_000_000
 
-AGENT_FILE = ".agent-session.json"
 STATE_NAME = "agent"
 SCHEMA = 1
 

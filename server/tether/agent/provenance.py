@@ -14,11 +14,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from tether.scan.result import AGENT_FILE
 from tether.sha import sha1, sha256
 
 log = logging.getLogger(__name__)
 
-AGENT_FILE = ".agent-session.json"
 # Appended to what the hand-off, status and the editor show for shipped fields.
 SHIPPED_NOTE = "from the repository's .agent-session.json, not recorded on this machine"
 # The fields that can be shipped (TaskState attribute names).

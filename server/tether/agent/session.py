@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 from tether import protocol
 from tether.agent import provenance
 from tether.agent.model import (
-    AGENT_FILE,
     ATTACHED_TAIL_LINES,
     MAX_ATTACHED_RUNS,
     MAX_ATTACHED_STEPS,
@@ -51,6 +50,7 @@ from tether.agent.session_file import FilePatch, SessionFile, apply_patch, file_
 from tether.errors import BadParamsError, NoCheckpointError, OutsideWorkspaceError
 from tether.model import CheckpointInfo, iso_time
 from tether.paths import normalize_rel
+from tether.scan.result import AGENT_FILE
 from tether.store.db import Store
 
 if TYPE_CHECKING:

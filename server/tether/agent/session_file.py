@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 
 from tether import jsonsafe
 from tether.agent.model import (
-    AGENT_FILE,
     KNOWN_KEYS,
     MAX_FILE_BYTES,
     MAX_FILES,
@@ -38,6 +37,7 @@ from tether.agent.model import (
 from tether.errors import OutsideWorkspaceError
 from tether.paths import normalize_rel
 from tether.procs import pid_alive
+from tether.scan.result import AGENT_FILE
 from tether.sha import sha256_hex
 from tether.text import has_controls
 

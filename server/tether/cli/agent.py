@@ -14,13 +14,13 @@ import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from tether.agent.model import AGENT_FILE
 from tether.agent.session import AgentSession
 from tether.agent.steps import make_checkpointer, record_conversations, record_step
 from tether.cli.common import add_output_flags, non_negative_int, open_store
 from tether.cli.hook import HOOK_AGENTS, cmd_hook
 from tether.cli.output import emit
 from tether.errors import TetherError
+from tether.scan.result import AGENT_FILE
 from tether.text import escape
 
 # The hand-off text (agent/handoff.py, with the tmux snapshot readers under it) is imported by

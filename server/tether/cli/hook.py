@@ -14,10 +14,10 @@ import sys
 import time
 
 from tether import jsonsafe, protocol
-from tether.agent.model import AGENT_FILE
 from tether.agent.session import AgentSession
 from tether.cli.workspace import open_store
 from tether.humanize import plural
+from tether.scan.result import AGENT_FILE
 from tether.text import escape
 
 log = logging.getLogger(__name__)

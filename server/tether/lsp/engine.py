@@ -36,6 +36,7 @@ from tether.lsp.editing import Editing
 from tether.lsp.journal import Journal
 from tether.lsp.saves import Saves
 from tether.model import CheckpointInfo, Progress
+from tether.scan.result import AGENT_FILE
 
 if TYPE_CHECKING:
     from tether.scan.feed import ChangeFeed
@@ -44,7 +45,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-AGENT_FILE = ".agent-session.json"
 READY_TIMEOUT = 60.0
 
 

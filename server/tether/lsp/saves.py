@@ -16,13 +16,12 @@ from typing import TYPE_CHECKING, Any
 from tether import protocol as P
 from tether.errors import TetherError
 from tether.lsp.debounce import Debounce, Timers
+from tether.scan.result import AGENT_FILE
 
 if TYPE_CHECKING:
     from tether.lsp.engine import Engine
 
 log = logging.getLogger(__name__)
-
-AGENT_FILE = ".agent-session.json"
 
 
 class Saves:

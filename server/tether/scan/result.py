@@ -26,9 +26,10 @@ DEFAULT_IGNORED_DIRS = frozenset(
         ".cache",
     }
 )
-# Tether's own state file is captured as the "agent" attachment; tracking it as a file would make
-# every checkpoint rewrite look like a change.
-DEFAULT_IGNORED_FILES = frozenset({".agent-session.json", ".DS_Store"})
+# The agent's session file in the workspace root (agent/session_file.py). It is captured as the
+# "agent" attachment; tracking it as a file would make every checkpoint rewrite look like a change.
+AGENT_FILE = ".agent-session.json"
+DEFAULT_IGNORED_FILES = frozenset({AGENT_FILE, ".DS_Store"})
 GITIGNORE = ".gitignore"
 
 BAD_NAME_REASON = "file name is not valid UTF-8 (not tracked)"

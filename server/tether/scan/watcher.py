@@ -25,11 +25,11 @@ from pathlib import Path
 
 from tether.errors import OutsideWorkspaceError
 from tether.paths import normalize_rel
+from tether.scan.result import AGENT_FILE
 from tether.scan.scanner import Scanner
 
 log = logging.getLogger(__name__)
 
-AGENT_FILE = ".agent-session.json"
 
 OnPaths = Callable[[list[str]], None]
 SYNC_TIMEOUT = 2.0
