@@ -203,6 +203,20 @@ def create_private_file(dir_path: Path, name: str) -> int:
     return fd
 
 
+def read_upto(fd: int, limit: int) -> bytes:
+    """At most ``limit`` bytes of ``fd`` from its offset (fewer at its end), read in chunks of at
+    most 1 MiB: a file that grows while it is read cannot make the read unbounded."""
+    chunks: list[bytes] = []
+    left = limit
+    while left > 0:
+        chunk = os.read(fd, min(left, 1 << 20))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
 def read_capped(path: Path | str, cap: int) -> bytes | None:
     """A regular file's bytes, never through a symlink, None when bigger than ``cap``."""
     try:

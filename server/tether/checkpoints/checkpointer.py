@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from tether.errors import OutsideWorkspaceError, StoreError
 from tether.model import CheckpointInfo, FileChange, HeadRow, Progress, Skipped
 from tether.paths import normalize_rel
+from tether.safefs import read_upto
 from tether.scan.result import DEFAULT_MAX_FILE_BYTES, ScanResult, Taken, printable_name
 from tether.scan.scanner import Scanner
 from tether.store.db import StateUpdate, Store
@@ -219,15 +220,7 @@ class Checkpointer:
             if (st.st_mtime_ns, st.st_size, st.st_ino) != want:
                 return None
             max_bytes = self.scanner.max_file_bytes
-            chunks = []
-            left = st.st_size + 1  # one more: a file that grew since is seen growing
-            while left > 0:
-                chunk = os.read(fd, min(left, 1 << 20))
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                left -= len(chunk)
-            content = b"".join(chunks)
+            content = read_upto(fd, st.st_size + 1)  # one more: a file that grew since is seen growing
             if len(content) > max_bytes:
                 return Skipped(change.path, f"larger than {max_bytes} bytes", len(content))
             st = os.fstat(fd)

@@ -13,6 +13,8 @@ import re
 import stat as stat_mod
 from pathlib import Path
 
+from tether.safefs import read_upto
+
 # The most of one pattern file read (git reads any size; a pattern file this large is hostile).
 MAX_FILE_BYTES = 1024 * 1024
 
@@ -42,19 +44,11 @@ def read_pattern_file(path: str, follow: bool) -> tuple[bytes | None, list[str],
             return None, [], key
         if not stat_mod.S_ISREG(st.st_mode):
             return None, ["not a regular file: not read"], key
-        chunks: list[bytes] = []
-        left = MAX_FILE_BYTES + 1
-        while left > 0:
-            chunk = os.read(fd, min(left, 1 << 20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
+        data = read_upto(fd, MAX_FILE_BYTES + 1)
     except OSError as exc:
         return None, [f"unreadable: {exc.strerror}"], (0, 0, 0)
     finally:
         os.close(fd)
-    data = b"".join(chunks)
     if len(data) > MAX_FILE_BYTES:
         data = data[: data.rfind(b"\n", 0, MAX_FILE_BYTES) + 1]
         return data, [f"larger than {MAX_FILE_BYTES} bytes: only the patterns before it applied"], key
