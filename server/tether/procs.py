@@ -234,21 +234,11 @@ def foreground_groups(pids: Iterable[int]) -> dict[int, int]:
             if tpgid > 0:
                 out[pid] = tpgid
         return out
-    import subprocess  # the ps fallback only: hooks on Linux never start a process here
-
-    try:
-        res = subprocess.run(
-            [_ps_path(), "-o", "pid=,tpgid=", "-p", ",".join(map(str, want))],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
+    res = _ps_tpgid(want)
+    if res is None:
         return {}
     # ps exits 1 when one of the pids is gone: the lines it printed still stand.
-    for line in res.stdout.splitlines():
+    for line in res[1].splitlines():
         parts = line.split()
         if len(parts) == 2 and parts[0].isdigit() and parts[1].lstrip("-").isdigit():
             pid, tpgid = int(parts[0]), int(parts[1])
@@ -302,12 +292,13 @@ def _ps_tpgid_works() -> bool:
     return _ps_works
 
 
-def _ask_ps_tpgid() -> bool:
-    import subprocess
+def _ps_tpgid(pids: Iterable[int]) -> tuple[int, str] | None:
+    """``ps -o pid=,tpgid=`` of ``pids``: (exit status, output); None when ps cannot run."""
+    import subprocess  # the ps fallback only: hooks on Linux never start a process here
 
     try:
         res = subprocess.run(
-            [_ps_path(), "-o", "pid=,tpgid=", "-p", str(os.getpid())],
+            [_ps_path(), "-o", "pid=,tpgid=", "-p", ",".join(map(str, pids))],
             capture_output=True,
             text=True,
             timeout=5,
@@ -315,8 +306,13 @@ def _ask_ps_tpgid() -> bool:
             check=False,
         )
     except (OSError, subprocess.TimeoutExpired):
-        return False
-    return res.returncode == 0 and str(os.getpid()) in res.stdout
+        return None
+    return res.returncode, res.stdout
+
+
+def _ask_ps_tpgid() -> bool:
+    res = _ps_tpgid([os.getpid()])
+    return res is not None and res[0] == 0 and str(os.getpid()) in res[1]
 
 
 def report() -> dict[str, Any]:
