@@ -21,7 +21,6 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -30,6 +29,7 @@ from tether.errors import BadParamsError, NoCheckpointError, OutsideWorkspaceErr
 from tether.humanize import plural
 from tether.model import FileChange, blob_hash, iso_time
 from tether.paths import normalize_rel
+from tether.record import dataclass, field
 from tether.redact import redact_argv, redact_lines
 from tether.store.db import Store
 from tether.text import strip_controls, strip_escapes
