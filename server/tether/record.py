@@ -10,8 +10,9 @@ with one ``exec`` per class, so constructing an instance costs what a dataclass'
 
 Supported: ``@dataclass``, ``@dataclass(frozen=True, slots=True, eq=..., repr=...)``,
 ``field(default=..., default_factory=..., compare=..., repr=...)``, :func:`replace`,
-:func:`asdict`, :func:`fields` (names), and ``NamedTuple`` (typing's would import typing). Annotations are read as written (strings under ``from __future__ import
-annotations``), never evaluated; ``ClassVar`` ones are not fields.
+:func:`asdict`, :func:`fields` (names), and ``NamedTuple`` (typing's would import typing).
+Annotations are read as written (strings under ``from __future__ import annotations``), never
+evaluated; ``ClassVar`` ones are not fields.
 The language server's typed config (lsp/config.py) keeps the stdlib: it needs field metadata.
 """
 
