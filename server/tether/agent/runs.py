@@ -22,7 +22,6 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
 
 from tether import protocol, safefs
 from tether.errors import BadParamsError, NoCheckpointError, OutsideWorkspaceError
@@ -34,10 +33,13 @@ from tether.redact import redact_argv, redact_lines
 from tether.store.db import Store
 from tether.text import strip_controls, strip_escapes
 
+# typing is not imported at run time (CLI start-up): TYPE_CHECKING is this constant.
+TYPE_CHECKING = False
 # subprocess, select, signal and shlex are imported by `tether run` where it runs the command:
 # a step reads the recorded runs only.
 if TYPE_CHECKING:
     import subprocess
+    from typing import IO, Any
 
     from tether.checkpoints.checkpointer import Checkpointer
     from tether.scan.result import ScanResult
