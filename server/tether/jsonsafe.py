@@ -10,7 +10,11 @@ malformed JSON, before they reach the rest of the program.
 from __future__ import annotations
 
 import json
-from typing import Any
+
+# typing is not imported at run time (CLI start-up): TYPE_CHECKING is this constant.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 MAX_DEPTH = 64
 

@@ -23,7 +23,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from typing import Any
+
+# typing is not imported at run time (CLI start-up): TYPE_CHECKING is this constant.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 NO_PROCFS_ENV = "TETHER_NO_PROCFS"
 

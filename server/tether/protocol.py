@@ -7,7 +7,10 @@ fails when they drift. docs/protocol.md documents payloads.
 
 from __future__ import annotations
 
-from typing import Final
+# typing is not imported at run time (CLI start-up): TYPE_CHECKING is this constant.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final
 
 SERVER_NAME: Final = "tether"
 

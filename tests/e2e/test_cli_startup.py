@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -40,8 +42,11 @@ MCP = {"mcp", "pydantic", "tether.mcp", "anyio"}
 # on macOS and Windows: tether.paths.user_dir), the git plumbing, the editor model,
 # shutil (argparse's formatter asks it for the terminal width: cli/parser.py does without), the
 # running agents' probes; argparse (a hook's command line is read without it: cli/hook.py);
-# hashlib, whose OpenSSL load costs more than the digests it would make (tether/sha.py).
-NOT_ON_THE_HOOK_PATH = {
+# hashlib, whose OpenSSL load costs more than the digests it would make (tether/sha.py);
+# dataclasses (inspect under it) and typing: records are tether/record.py's, typing names are
+# imported under TYPE_CHECKING; concurrent.futures, for the store's streamed writes only.
+STARTUP_COSTS = {"dataclasses", "inspect", "typing", "concurrent.futures"}
+NOT_ON_THE_HOOK_PATH = STARTUP_COSTS | {
     "argparse",
     "hashlib",
     "_hashlib",
@@ -153,8 +158,27 @@ def test_a_step_with_no_tmux_server_imports_neither_the_tmux_link_nor_subprocess
         "tether.tmux.snapshot",
         "subprocess",
         "shlex",
+        *STARTUP_COSTS,
     }
     assert not kept_out & loaded, kept_out & loaded
+
+
+def _bench_hook_modules() -> tuple[str, ...]:
+    """HOOK_MODULES of bench/bench_cli.py (what the benchmark times as the hook's imports)."""
+    tree = ast.parse((Path(__file__).resolve().parents[2] / "bench" / "bench_cli.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "HOOK_MODULES" for t in node.targets):
+            return tuple(ast.literal_eval(node.value))
+    raise AssertionError("HOOK_MODULES not found in bench/bench_cli.py")
+
+
+def test_the_hook_and_step_modules_import_neither_dataclasses_nor_typing() -> None:
+    modules = (*_bench_hook_modules(), "tether.checkpoints.checkpointer", "tether.agent.steps")
+    code = f"import sys, {', '.join(modules)}; print(sorted(m for m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=60)
+    loaded = set(ast.literal_eval(out.stdout))
+    assert set(modules) <= loaded
+    assert not STARTUP_COSTS & loaded, STARTUP_COSTS & loaded
 
 
 FROZEN = """

@@ -4,7 +4,6 @@ shell hook (per-pane history) still runs and a recreated pane keeps the variable
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
 from collections.abc import Callable
@@ -15,6 +14,7 @@ import pytest
 from tests.support.retry import retry_until
 from tests.support.tmuxsrv import PrivateTmux
 from tests.tmux.conftest import PROMPT, panes_by_uid, run_in
+from tether.record import replace
 from tether.tmux.env import EnvVar
 from tether.tmux.link import TmuxLink
 
@@ -105,7 +105,7 @@ def test_recreated_pane_keeps_its_variables_over_the_login_files(
         EnvVar("MODE", "project", "restored", "pane"),
         EnvVar("PATH", "project", custom_path, "pane"),
     ]
-    snap = dataclasses.replace(snap, env=[*snap.env, EnvVar("SESSION_MODE", "project", "kept", "session")])
+    snap = replace(snap, env=[*snap.env, EnvVar("SESSION_MODE", "project", "kept", "session")])
     (home / ".bash_profile").write_text("export MODE=from-profile SESSION_MODE=from-profile\n. ~/.bashrc\n")
     tmux_server.kill()
     link.restore(snap)

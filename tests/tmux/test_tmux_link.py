@@ -589,9 +589,9 @@ def test_untrusted_window_commands_are_typed_not_run(tmux_server: PrivateTmux, m
     assert not marker.exists()
 
 
-def test_snapshot_json_matches_dataclass_fields(tmux_server: PrivateTmux, make_link: MakeLink) -> None:
-    # to_json is hand-written for speed; it must carry every field the dataclasses define.
-    from dataclasses import asdict
+def test_snapshot_json_matches_record_fields(tmux_server: PrivateTmux, make_link: MakeLink) -> None:
+    # to_json is hand-written for speed; it must carry every field the records define.
+    from tether.record import asdict
 
     link = make_link()
     link.ensure_session()

@@ -21,6 +21,7 @@ PACKAGE = SERVER / "tether"
 LAYERS: tuple[tuple[str, ...], ...] = (
     (
         "tether",  # __init__: the version
+        "tether.record",
         "tether.protocol",
         "tether.errors",
         "tether.sha",

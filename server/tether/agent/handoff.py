@@ -8,7 +8,6 @@ from __future__ import annotations
 import difflib
 import logging
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tether.agent import provenance
@@ -16,6 +15,7 @@ from tether.agent.model import TaskState, clean_text, safe_text
 from tether.agent.session import AgentSession
 from tether.errors import NoCheckpointError
 from tether.humanize import ago
+from tether.record import dataclass
 from tether.store.db import Store
 from tether.text import escape
 from tether.tmux.snapshot import TmuxSnapshot

@@ -7,14 +7,17 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
 
 from tether.agent import provenance
 from tether.model import iso_time
+from tether.record import dataclass, field, replace
 from tether.text import strip_controls, strip_escapes
 
+# typing is not imported at run time (CLI start-up): TYPE_CHECKING is this constant.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     pass
 
 log = logging.getLogger(__name__)

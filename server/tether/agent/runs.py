@@ -21,23 +21,25 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
 
 from tether import protocol, safefs
 from tether.errors import BadParamsError, NoCheckpointError, OutsideWorkspaceError
 from tether.humanize import plural
 from tether.model import FileChange, blob_hash, iso_time
 from tether.paths import normalize_rel
+from tether.record import dataclass, field
 from tether.redact import redact_argv, redact_lines
 from tether.store.db import Store
 from tether.text import strip_controls, strip_escapes
 
+# typing is not imported at run time (CLI start-up): TYPE_CHECKING is this constant.
+TYPE_CHECKING = False
 # subprocess, select, signal and shlex are imported by `tether run` where it runs the command:
 # a step reads the recorded runs only.
 if TYPE_CHECKING:
     import subprocess
+    from typing import IO, Any
 
     from tether.checkpoints.checkpointer import Checkpointer
     from tether.scan.result import ScanResult

@@ -18,9 +18,7 @@ import os
 import stat as stat_mod
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from tether import protocol
 from tether.agent import provenance
@@ -50,10 +48,15 @@ from tether.agent.session_file import FilePatch, SessionFile, apply_patch, file_
 from tether.errors import BadParamsError, NoCheckpointError, OutsideWorkspaceError
 from tether.model import CheckpointInfo, iso_time
 from tether.paths import normalize_rel
+from tether.record import dataclass, replace
 from tether.scan.result import AGENT_FILE
 from tether.store.db import Store
 
+# typing is not imported at run time (CLI start-up): TYPE_CHECKING is this constant.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from tether.checkpoints.checkpointer import Checkpointer
     from tether.scan.result import ScanResult
 

@@ -19,9 +19,7 @@ import json
 import os
 import stat as stat_mod
 import time
-from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from tether import jsonsafe
 from tether.agent.model import (
@@ -37,11 +35,16 @@ from tether.agent.model import (
 from tether.errors import OutsideWorkspaceError
 from tether.paths import normalize_rel
 from tether.procs import pid_alive
+from tether.record import dataclass, replace
 from tether.scan.result import AGENT_FILE
 from tether.sha import sha256_hex
 from tether.text import has_controls
 
+# typing is not imported at run time (CLI start-up): TYPE_CHECKING is this constant.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     pass
 
 # --- parsing the untrusted file -------------------------------------------------------------

@@ -7,7 +7,6 @@ side (task, next steps, last step, run validity, pane history).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from tether.agent.handoff import status_section
@@ -17,6 +16,7 @@ from tether.editor.resume import STATE_JOURNAL, journal_sessions
 from tether.editor.status import files_in_progress, live_editor_files
 from tether.humanize import ago, plural
 from tether.model import Skipped
+from tether.record import dataclass
 from tether.scan.result import IGNORE_RULES_REASON, ScanResult
 from tether.store.db import Store
 from tether.text import escape

@@ -11,9 +11,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from tether import protocol
 from tether.agent.model import Step, TaskState
@@ -22,11 +20,16 @@ from tether.checkpoints.checkpointer import Checkpointer, CheckpointOutcome
 from tether.errors import TmuxError
 from tether.humanize import plural
 from tether.model import CheckpointInfo
+from tether.record import dataclass, field
 from tether.scan.result import ScanResult
 from tether.store.db import Store
 from tether.text import escape
 
+# typing is not imported at run time (CLI start-up): TYPE_CHECKING is this constant.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from tether.tmux.link import TmuxLink
 
 log = logging.getLogger(__name__)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
 from typing import Any
 
+from tether.record import dataclass
 from tether.text import escape
 
 # Diffs of huge files are useless in a preview and slow to compute.

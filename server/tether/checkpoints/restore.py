@@ -16,7 +16,6 @@ import json
 import logging
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -28,6 +27,7 @@ from tether.model import FileEntry, blob_hash
 from tether.paths import normalize_rel, restore_temp_name, restore_temp_pid, safe_target
 from tether.procs import pid_alive
 from tether.protocol import TRIGGER_RESTORE
+from tether.record import dataclass, field
 from tether.scan.result import UNREADABLE_DIR, ScanResult
 from tether.scan.scanner import Scanner
 from tether.store.db import Store

@@ -12,7 +12,6 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
 
 from tether.agent.session import AgentSession
 from tether.agent.steps import make_checkpointer, record_conversations, record_step
@@ -23,9 +22,13 @@ from tether.errors import TetherError
 from tether.scan.result import AGENT_FILE
 from tether.text import escape
 
+# typing is not imported at run time (CLI start-up): TYPE_CHECKING is this constant.
+TYPE_CHECKING = False
 # The hand-off text (agent/handoff.py, with the tmux snapshot readers under it) is imported by
 # the commands that print it: not by `tether hook` after every tool call, nor by `tether step`.
 if TYPE_CHECKING:
+    from typing import Any
+
     from tether.store.db import Store
 
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from tether.errors import BadParamsError
+from tether.record import dataclass, field
 
 SHELLS = ("bash", "zsh", "fish")
 Kind = Literal["dir", "file", None]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
 from tether.checkpoints import restore as restore_mod
 from tether.checkpoints.checkpointer import Checkpointer
@@ -23,6 +22,11 @@ from tether.cli.terminal import add_pager_flag, paint_diff, paint_log, paint_sta
 from tether.errors import BadParamsError
 from tether.humanize import checkpoint_line, plural, size
 from tether.text import escape
+
+# typing is not imported at run time (CLI start-up): TYPE_CHECKING is this constant.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def register(sub: Any) -> None:

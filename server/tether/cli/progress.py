@@ -8,11 +8,14 @@ import contextlib
 import sys
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, TextIO
 
 from tether.humanize import size
 
+# typing is not imported at run time (CLI start-up): TYPE_CHECKING is this constant.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import TextIO
+
     from tether.checkpoints.checkpointer import Checkpointer
 
 PROGRESS_DELAY = 0.5

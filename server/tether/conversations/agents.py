@@ -16,8 +16,9 @@ import logging
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
+
+from tether.record import dataclass
 
 log = logging.getLogger(__name__)
 

@@ -19,13 +19,13 @@ import sqlite3
 import stat
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from tether import procs, safefs
 from tether.conversations.agents import argv_id, canonical, detect_agent, valid_id
+from tether.record import dataclass
 from tether.sha import sha256_hex
 
 log = logging.getLogger(__name__)

@@ -14,13 +14,17 @@ import os
 import re
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from tether import paths
 from tether.conversations.agents import ENV_IDS, canonical, valid_id
+from tether.record import dataclass
 from tether.safefs import read_capped
+
+# typing is not imported at run time (CLI start-up): TYPE_CHECKING is this constant.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 log = logging.getLogger(__name__)
 

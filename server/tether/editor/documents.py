@@ -16,13 +16,13 @@ from __future__ import annotations
 import json
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
 from tether.errors import OutsideWorkspaceError
 from tether.paths import normalize_rel
+from tether.record import dataclass, field
 from tether.sha import sha256_hex
 
 JOURNAL_VERSION = 1

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from tether.editor.documents import end_position, has_content, parse_editor_stat
 from tether.errors import OutsideWorkspaceError
 from tether.paths import normalize_rel
 from tether.protocol import ATTACH_EDITOR
+from tether.record import dataclass, field
 from tether.store.db import Store
 from tether.text import escape
 

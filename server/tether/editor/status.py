@@ -19,11 +19,11 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tether.humanize import ago, plural
 from tether.procs import cmdline_bytes
+from tether.record import dataclass
 from tether.text import escape
 
 if TYPE_CHECKING:

@@ -9,7 +9,6 @@ import json
 import logging
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +20,7 @@ from tether.editor.candidate import ResumeCandidate
 from tether.errors import OutsideWorkspaceError, TetherError, TmuxError
 from tether.lsp.config import Config
 from tether.paths import normalize_rel
+from tether.record import dataclass, field
 from tether.scan.result import DEFAULT_IGNORED_DIRS
 from tether.scan.scanner import Scanner
 from tether.store.db import Store

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tether import protocol as P
@@ -22,6 +21,7 @@ from tether.lsp import resume as resume_flow
 from tether.lsp.status import shown
 from tether.model import CheckpointInfo
 from tether.paths import normalize_rel
+from tether.record import dataclass
 
 if TYPE_CHECKING:
     from tether.lsp.engine import Engine

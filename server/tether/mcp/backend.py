@@ -17,7 +17,6 @@ import logging
 import os
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import unquote, urlparse
@@ -28,6 +27,7 @@ from tether.agent.steps import make_checkpointer
 from tether.checkpoints.checkpointer import Checkpointer
 from tether.errors import StoreError
 from tether.paths import find_root
+from tether.record import dataclass
 from tether.scan.feed import BASELINE, ChangeFeed
 from tether.scan.result import ScanResult
 from tether.store.db import Store

@@ -16,7 +16,6 @@ import contextlib
 import logging
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from pydantic.networks import AnyUrl
 from tether import __version__
 from tether.mcp import resources, tools
 from tether.mcp.backend import Backend
+from tether.record import dataclass, field
 
 log = logging.getLogger(__name__)
 

@@ -21,13 +21,13 @@ import json
 import os
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import IO, Any
 
 from tether.errors import HandoffError, NoCheckpointError
 from tether.git import clean_env
 from tether.model import CheckpointInfo, FileEntry
 from tether.protocol import ATTACH_AGENT, ATTACH_EDITOR, ATTACH_TMUX
+from tether.record import dataclass
 from tether.redact import contains_secret, looks_secret, redact_argv, redact_json, redact_lines, redact_text
 from tether.remote.gitrepo import SideRepo
 from tether.store.db import Store

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tether.errors import HandoffError
 from tether.model import CheckpointInfo
+from tether.record import dataclass, field
 from tether.remote import export as export_mod
 from tether.remote.gitrepo import (
     INCOMING_PREFIX,

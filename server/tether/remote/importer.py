@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from tether import jsonsafe
 from tether.errors import HandoffError
 from tether.model import ImportedCheckpoint
 from tether.protocol import ATTACH_AGENT, ATTACH_EDITOR, ATTACH_TMUX, TRIGGER_MANUAL, TRIGGERS
+from tether.record import dataclass
 from tether.redact import redact_json
 from tether.remote.export import ATTACHMENT_FILES, BUFFERS_FILE, FORMAT, META_FILE, redact_tmux_doc
 from tether.remote.gitrepo import SideRepo

@@ -46,8 +46,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from functools import lru_cache
+
+from tether.record import dataclass
 
 # Bounds for untrusted pattern files (every source: .gitignore at any depth, info/exclude,
 # core.excludesFile). Real files stay far below them (GitHub's largest templates: ~400

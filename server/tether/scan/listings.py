@@ -12,10 +12,10 @@ import operator
 import os
 import threading
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from tether.model import Skipped
+from tether.record import dataclass
 from tether.scan.result import GITIGNORE
 from tether.store.scan_dirs import STAT, DirRow, DirsExport
 

@@ -4,9 +4,9 @@ names a scan can track (valid UTF-8: a path must be storable as text and nameabl
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 from tether.model import FileChange, Skipped, StatEntry
+from tether.record import dataclass, field
 
 DEFAULT_MAX_FILE_BYTES = 5 * 1024 * 1024
 # Never tracked, with or without a .gitignore: VCS internals, dependency trees, caches.

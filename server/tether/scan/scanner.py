@@ -21,13 +21,13 @@ import stat as stat_mod
 import threading
 import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from itertools import compress
 from pathlib import Path
 
 from tether.errors import OutsideWorkspaceError
 from tether.model import FileChange, HeadRow, Progress, Skipped, StatEntry
 from tether.paths import normalize_rel
+from tether.record import dataclass, field
 from tether.scan.file import FileCheck, vouches
 from tether.scan.ignore_tree import IgnoreTree, Stack, unignored
 from tether.scan.listings import _DIR_FLAGS, Listing, ListingCache

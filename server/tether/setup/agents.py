@@ -16,10 +16,10 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tether.record import dataclass
 from tether.setup import blocks, jsonedit, tomledit
 
 AGENTS = ("claude", "codex", "gemini", "opencode", "aider")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 
 from tether.model import (
     CheckpointInfo,
@@ -20,6 +19,10 @@ from tether.model import (
 )
 from tether.store import blobs, scan_dirs
 from tether.store.head import Applied
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 # The checkpoints of one origin (bound with `IS ?`, so None selects this machine's).
 SAME_ORIGIN = "SELECT id FROM checkpoints WHERE origin IS ?"
@@ -152,6 +155,9 @@ def write_streamed(
     """Deferred changes read, hashed, compressed and their new blobs inserted in bounded
     batches, inside the checkpoint's transaction (it still commits whole or not at all).
     Returns (real changes, their bytes no longer held; stat refreshes; skipped files)."""
+    # Here, not at the top: a hook that finds nothing changed never streams (CLI start-up).
+    from concurrent.futures import ThreadPoolExecutor
+
     total = sum(c.size for c in changes)
     done = 0
     real: list[tuple[FileChange, str | None]] = []

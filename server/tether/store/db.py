@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import inspect
 import json
 import logging
 import os
 import sqlite3
 import time
+import types
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from tether.errors import CorruptStoreError, NoCheckpointError, StoreError, TetherError
 from tether.model import (
@@ -41,6 +40,14 @@ from tether.store import blobs, chain, gc, integrity, scan_dirs, schema, state, 
 from tether.store.head import Applied, HeadCache, read_rows, stat_voucher
 from tether.store.scan_dirs import DirRow, DirsExport
 from tether.store.sql import DAMAGE, select_in, store_error, translate
+
+# typing is not imported at run time (CLI start-up): TYPE_CHECKING is this constant.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Concatenate, ParamSpec, TypeVar
+
+    _P = ParamSpec("_P")
+    _R = TypeVar("_R")
 
 log = logging.getLogger(__name__)
 
@@ -702,10 +709,6 @@ def _write_scan_dirs(tx: sqlite3.Connection, export: DirsExport) -> bool:
     return True
 
 
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
-
-
 def _guarded(fn: Callable[Concatenate[Store, _P], _R]) -> Callable[Concatenate[Store, _P], _R]:
     """A public Store method: reading a damaged store raises CorruptStoreError (never a raw
     sqlite3, UnicodeDecodeError or zlib error) and judges the store corrupt."""
@@ -726,7 +729,7 @@ def _guarded(fn: Callable[Concatenate[Store, _P], _R]) -> Callable[Concatenate[S
 
 
 for _name, _attr in list(vars(Store).items()):
-    if not _name.startswith("_") and inspect.isfunction(_attr):
+    if not _name.startswith("_") and isinstance(_attr, types.FunctionType):
         setattr(Store, _name, _guarded(_attr))
 
 

@@ -8,12 +8,15 @@ import gc
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any
 
 from tether.model import HeadRow, StatEntry
 from tether.store.sql import select_in
 
+# typing is not imported at run time (CLI start-up): TYPE_CHECKING is this constant.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from tether.store.db import Store
 
 # Stat-cache entries younger than this are not trusted (see stat_voucher).

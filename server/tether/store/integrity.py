@@ -28,9 +28,13 @@ import sqlite3
 import time
 import zlib
 from pathlib import Path
-from typing import Any
 
 from tether.errors import CorruptStoreError
+
+# typing is not imported at run time (CLI start-up): TYPE_CHECKING is this constant.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 VERDICT_SUFFIX = ".verdict"
 

@@ -21,9 +21,14 @@ import sqlite3
 import stat as stat_mod
 import struct
 from collections.abc import Iterable, Sequence
-from typing import Any, NamedTuple
 
+from tether.record import NamedTuple
 from tether.store.sql import select_in
+
+# typing is not imported at run time (CLI start-up): TYPE_CHECKING is this constant.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 log = logging.getLogger(__name__)
 

@@ -7,10 +7,14 @@ import sqlite3
 import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 from tether.errors import StoreError, StoreFullError
 from tether.store import integrity
+
+# typing is not imported at run time (CLI start-up): TYPE_CHECKING is this constant.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # Bound on host parameters per statement (SQLite's default limit is 32766 since 3.32).
 CHUNK = 500

@@ -20,8 +20,9 @@ import fcntl
 import os
 import struct
 import sys
-from dataclasses import dataclass
 from pathlib import Path
+
+from tether.record import dataclass
 
 _WAL_MAGIC_LE, _WAL_MAGIC_BE = 0x377F0682, 0x377F0683
 _WAL_HEADER = 32

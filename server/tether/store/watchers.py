@@ -14,12 +14,15 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
+from tether.record import dataclass
 from tether.store.sql import select_in
 
+# typing is not imported at run time (CLI start-up): TYPE_CHECKING is this constant.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from tether.store.db import Store
 
 BASELINE = "baseline"  # its dirty set is not enough: readers walk (until a whole walk)

@@ -5,8 +5,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
+from tether.record import dataclass, field
 from tether.tmux.panes import PANE_OPTION
 
 # Session option naming the workspace.

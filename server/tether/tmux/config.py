@@ -9,12 +9,12 @@ import re
 import shlex
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, Literal
 
 from tether.errors import TmuxError
+from tether.record import dataclass, field
 
 _INTERPRETERS = ("node", "python", "ruby", "perl", "bun", "deno", "sh", "bash")
 

@@ -15,9 +15,9 @@ What counts as secret is decided in :mod:`tether.redact`, like every other redac
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Literal
 
+from tether.record import dataclass
 from tether.redact import contains_secret, is_secret_name, secret_name_re
 
 EnvKind = Literal["volatile", "project", "secret"]

@@ -31,7 +31,6 @@ import subprocess
 import time
 from collections.abc import Sequence
 from contextlib import suppress
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -40,6 +39,7 @@ from tether.conversations.agents import plain_argv, resume_argv
 from tether.conversations.probe import PaneAgent, probe
 from tether.conversations.record import ConversationLog
 from tether.errors import TmuxError
+from tether.record import asdict, dataclass, field
 from tether.redact import REDACTED, is_redacted, redact_argv, redact_lines
 from tether.sha import sha256, sha256_hex
 from tether.text import strip_controls

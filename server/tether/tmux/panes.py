@@ -4,7 +4,8 @@ markers that cut a chained capture's output into sections."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+
+from tether.record import dataclass
 
 log = logging.getLogger(__name__)
 

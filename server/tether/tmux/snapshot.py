@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 from tether.conversations.probe import PaneAgent
 from tether.errors import TmuxError
+from tether.record import dataclass, field
 from tether.text import strip_controls
 from tether.tmux.env import EnvVar
 

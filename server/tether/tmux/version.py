@@ -15,11 +15,11 @@ import contextlib
 import json
 import os
 import re
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from tether.errors import TmuxError
+from tether.record import dataclass
 
 MIN_VERSION = (3, 0)
 _VERSION_RE = re.compile(r"(\d+)\.(\d+)([a-z]?)")
