@@ -472,6 +472,38 @@ async def test_steps_use_the_watcher_and_a_change_it_cannot_see_still_lands(
         assert "edited from outside" in (await ok(s, "file_at", {"checkpoint": cp, "path": "src/app.py"}))[1]
 
 
+
+async def test_a_steps_bookkeeping_is_done_before_the_next_call(ws: Path, state: Path) -> None:
+    """The server answers a step before it rewrites the agent's file, removes the watcher's sync
+    mark and crosses out the paths the step checkpointed (Workspace.later): all are done before
+    any next call, so a CLI beside it finds the file written, the step's files crossed out and
+    no mark in the workspace."""
+    log = state.parent / "mcp.log"
+    edits = iter(range(1000))
+
+    async def watched_step() -> bool:
+        n = next(edits)
+        (ws / "src" / "app.py").write_text(f"def main():\n    return {n}\n")
+        data, _ = await ok(s, "record_step", {"done": f"edit {n}", "next_steps": [f"after edit {n}"]})
+        assert data["step"]["files"] == ["src/app.py"]
+        assert data["nextSteps"] == [f"after edit {n}"]
+        return "saw change, no walk (src/app.py)" in log.read_text()
+
+    async with session(ws, state, args=("--log-level", "DEBUG")) as s:
+        await ok(s, "record_step", {"done": "start"})  # walks: the watcher's baseline
+        # Until a step goes through the watcher (it vouches once its baseline is in).
+        await aretry_until(watched_step, timeout=30, interval=0.2, what="a step through the watcher")
+        data, _ = await ok(s, "next_steps")  # served after the step's bookkeeping
+        assert not [p.name for p in ws.iterdir() if p.name.startswith(".tether-sync-")]
+        # The agent's file, rewritten after the reply, holds the step's next steps.
+        assert json.loads((ws / ".agent-session.json").read_text())["next_steps"] == data["nextSteps"]
+        assert data["nextSteps"][0].startswith("after edit ")
+        res = cli(ws, state, "-vv", "status")
+        # Left dirty: only the agent's file, which the step rewrote after its checkpoint.
+        assert "paths the file watcher" in res.stderr, res.stderr
+        assert "src/app.py" not in res.stderr, res.stderr
+
+
 # --- raw stdio: garbage, disconnects, stdout purity ---------------------------------------------
 
 

@@ -307,13 +307,17 @@ class AgentSession:
         files: list[str] | None = None,
         *,
         scan: ScanResult | Callable[[], ScanResult] | None = None,
+        later: list[Callable[[], None]] | None = None,
     ) -> RecordedStep:
         """:meth:`record_step`, saying also the state after it and the warning about the file.
 
         One write transaction holds the checkpoint, the agent's file taken in (read and parsed
         once) and the step, so a crash never leaves a checkpoint without its step; the file is
         rewritten after it commits. ``scan`` may be a function, called once the file and the
-        state are read (its wait, a file watcher's, overlaps that work).
+        state are read (its wait, a file watcher's, overlaps that work). ``later``: the file's
+        rewrite is left there, for a server to run once it has answered (the step is in the
+        store by then; the file is its courtesy copy, and a concurrent agent write is merged
+        then as now, into the state the next call reads).
         """
         message = safe_text(done, MAX_TEXT)
         if not message:
@@ -380,7 +384,14 @@ class AgentSession:
         warning = take.result()[1] if take is not None else None
         state = doc.state
         # Not writable as read (a symlink, too large): the general path says why it does not write.
-        if self._put_file((read.raw, read.mtime_ns, rendering) if rendering is not None else None)[1]:
+        rendered = (read.raw, read.mtime_ns, rendering) if rendering is not None else None
+        if later is not None:
+
+            def rewrite() -> None:
+                self._put_file(rendered)
+
+            later.append(rewrite)
+        elif self._put_file(rendered)[1]:
             state = self.state()  # an agent write that came meanwhile was merged
         return RecordedStep(info, state, warning)
 

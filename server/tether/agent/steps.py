@@ -179,13 +179,16 @@ def record_step(
     task: str | None = None,
     files: list[str] | None = None,
     scan: ScanResult | Callable[[], ScanResult] | None = None,
+    later: list[Callable[[], None]] | None = None,
 ) -> StepOutcome:
     """A step (what was done, what comes next) and its checkpoint. ``next_steps=None`` ticks off
     a next step equal to ``done``; ``[]`` clears them. ``files`` (absolute, or relative to the
     workspace root) become the files in progress; OutsideWorkspaceError names a bad one.
     ``scan``: what changed, when the caller knows (else a stat walk of the workspace), or a
-    function saying it (AgentSession.step)."""
-    recorded = session.step(checkpointer, done, next_steps=next_steps, task=task, files=files, scan=scan)
+    function saying it (AgentSession.step). ``later``: see AgentSession.step."""
+    recorded = session.step(
+        checkpointer, done, next_steps=next_steps, task=task, files=files, scan=scan, later=later
+    )
     info, state = recorded.info, recorded.state
     # Another process may have recorded a step meanwhile: ours is the one with our checkpoint.
     step = next((st for st in reversed(state.steps) if st.checkpoint == info.id), None)

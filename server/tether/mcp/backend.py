@@ -27,7 +27,7 @@ from tether.agent.steps import make_checkpointer
 from tether.checkpoints.checkpointer import Checkpointer
 from tether.errors import StoreError
 from tether.paths import find_root
-from tether.record import dataclass
+from tether.record import dataclass, field
 from tether.scan.feed import BASELINE, ChangeFeed
 from tether.scan.result import ScanResult
 from tether.store.db import Store
@@ -54,6 +54,19 @@ class Workspace:
     identity: tuple[int, int] | None  # the database file's (device, inode) when opened
     feed: ChangeFeed | None = None
     baselined: bool = False  # this server's session start is recorded (baseline)
+    # Bookkeeping a call leaves for after its reply (Backend.run queues it on the worker, so it
+    # is done before the next call starts): the watcher's sync mark removed, the watcher's
+    # dirty paths that the call checkpointed crossed out. Neither is needed for the reply, and
+    # both together cost a step ~1 ms (a directory removal, a commit).
+    later: list[Callable[[], None]] = field(default_factory=list)
+
+    def run_later(self) -> None:
+        todo, self.later = self.later, []
+        for fn in todo:
+            try:
+                fn()
+            except Exception as exc:  # bookkeeping: the next call's own checks cover it
+                log.warning("after a call: %s", exc)
 
     def scan(self) -> ScanResult:
         """Every change on disk: a stat walk of the whole workspace, which also checks (or sets
@@ -83,8 +96,9 @@ class Workspace:
         (once) when it needs it: the paths the file watcher reported when it can vouch for them
         (no walk), else a walk of the whole workspace. The watcher's sync starts as the block is
         entered, so the block's work before the call overlaps its wait. The feed learns that the
-        paths are in the store only when the block ends without an error."""
-        finish = self.feed.begin_take() if self.feed is not None else None
+        paths are in the store only when the block ends without an error, after the reply
+        (:attr:`later`)."""
+        finish = self.feed.begin_take(self.later) if self.feed is not None else None
         after: list[Callable[[], None]] = []
 
         def scan() -> ScanResult:
@@ -101,6 +115,9 @@ class Workspace:
                 return walked
             paths, mark = taken
             assert feed is not None
+            log.debug(
+                "scan: %d paths the file watcher saw change, no walk (%s)", len(paths), ", ".join(paths[:5])
+            )
             after.append(lambda: feed.done(paths, mark))
             return self.checkpointer.scan_told(paths, stream=True)
 
@@ -109,10 +126,10 @@ class Workspace:
         finally:
             if finish is not None:
                 finish()  # never asked for: the sync is still ended (its mark removed)
-        for fn in after:
-            fn()
+        self.later.extend(after)
 
     def close(self) -> None:
+        self.run_later()
         if self.feed is not None:
             self.feed.stop()
         self.store.close()
@@ -266,12 +283,20 @@ class Backend:
                 identity=_identity(store.db_path),
                 feed=self._start_feed(store) if self.watch else None,
             )
+        ws = self._ws
         try:
-            return fn(self._ws)
+            return fn(ws)
         except StoreError:
             # A store that failed (replaced, corrupt, disk full) is opened afresh next time.
             self._drop()
             raise
+        finally:
+            if ws.later:
+                # Queued behind this call on the one worker thread: done before the next call.
+                try:
+                    self._pool.submit(ws.run_later)
+                except RuntimeError:  # the pool is shutting down
+                    ws.run_later()
 
     def _start_feed(self, store: Store) -> ChangeFeed | None:
         # The store may live inside the workspace: its writes are not the agent's changes.

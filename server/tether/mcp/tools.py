@@ -126,6 +126,7 @@ def do_record_step(
             task=task,
             files=rels,
             scan=scan,
+            later=ws.later,  # the agent's file is rewritten once the reply is sent
         )
     state = outcome.state
     result = s.StepRecorded(

@@ -202,16 +202,18 @@ class ChangeFeed:
         None: walk the workspace instead."""
         return self.begin_take()()
 
-    def begin_take(self) -> Callable[[], tuple[list[str], int] | None]:
+    def begin_take(
+        self, tidy: list[Callable[[], None]] | None = None
+    ) -> Callable[[], tuple[list[str], int] | None]:
         """:meth:`take` in two halves: the watcher's sync mark is made now (covering every change
         made before this call), and waited for when the returned function is called, so work
-        done in between overlaps the wait."""
+        done in between overlaps the wait. ``tidy``: as for :meth:`Watcher.end_sync`."""
         if self.state != TRUSTED:
             return lambda: None
         mark = self._watcher.begin_sync()
 
         def finish() -> tuple[list[str], int] | None:
-            if not self._watcher.end_sync(mark):
+            if not self._watcher.end_sync(mark, tidy=tidy):
                 self._give_up()
                 return None
             with self._lock:

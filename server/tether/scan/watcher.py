@@ -173,7 +173,14 @@ class Watcher:
             return None
         return mark, want
 
-    def end_sync(self, begun: tuple[Path, int] | None, timeout: float = SYNC_TIMEOUT) -> bool:
+    def end_sync(
+        self,
+        begun: tuple[Path, int] | None,
+        timeout: float = SYNC_TIMEOUT,
+        tidy: list[Callable[[], None]] | None = None,
+    ) -> bool:
+        """``tidy``: the mark's removal is left there for the caller to run when it is idle (a
+        server answers first: the removal is half a millisecond of a step's reply)."""
         if begun is None:
             return False
         mark, want = begun
@@ -189,10 +196,10 @@ class Watcher:
                 batch = sorted(self._pending)
                 self._pending.clear()
         finally:
-            try:
-                os.rmdir(mark)
-            except OSError as exc:
-                log.warning("cannot remove the watcher's mark %s: %s", mark, exc)
+            if tidy is None:
+                _remove_mark(mark)
+            else:
+                tidy.append(lambda: _remove_mark(mark))
         if batch:
             self._on_paths(batch)
         return True
@@ -281,3 +288,10 @@ class Watcher:
                     self._on_paths(batch)
             except Exception:
                 log.exception("watcher callback failed")
+
+
+def _remove_mark(mark: Path) -> None:
+    try:
+        os.rmdir(mark)
+    except OSError as exc:
+        log.warning("cannot remove the watcher's mark %s: %s", mark, exc)
