@@ -472,7 +472,6 @@ async def test_steps_use_the_watcher_and_a_change_it_cannot_see_still_lands(
         assert "edited from outside" in (await ok(s, "file_at", {"checkpoint": cp, "path": "src/app.py"}))[1]
 
 
-
 async def test_a_steps_bookkeeping_is_done_before_the_next_call(ws: Path, state: Path) -> None:
     """The server answers a step before it rewrites the agent's file, removes the watcher's sync
     mark and crosses out the paths the step checkpointed (Workspace.later): all are done before
@@ -570,6 +569,41 @@ class RawMcp:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
             self.stderr.close()
+
+
+def test_stdin_from_a_file_is_served_by_the_sdks_own_path(ws: Path, state: Path, tmp_path: Path) -> None:
+    """Agents give the server pipes (served on the event loop: tether/mcp/stdio.py); anything
+    else, here a file of requests, goes through the SDK's own stdio path and is answered too."""
+    requests = tmp_path / "requests.jsonl"
+    requests.write_text(
+        json.dumps(
+            {
+                "jsonrpc": "2.0",
+                "id": 0,
+                "method": "initialize",
+                "params": {
+                    "protocolVersion": "2025-06-18",
+                    "capabilities": {},
+                    "clientInfo": {"name": "file", "version": "1"},
+                },
+            }
+        )
+        + "\n"
+    )
+    env = {**os.environ, **server_env(state)}
+    env.pop("TMUX", None)
+    with requests.open("rb") as stdin:
+        res = subprocess.run(
+            [sys.executable, "-m", "tether", "mcp", "--log-file", "-"],
+            stdin=stdin,
+            capture_output=True,
+            cwd=ws,
+            env=env,
+            timeout=TIMEOUT,
+            check=False,
+        )
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout.splitlines()[0])["result"]["serverInfo"]["name"] == "tether"
 
 
 async def test_garbage_on_stdin_leaves_the_server_serving(ws: Path, state: Path) -> None:

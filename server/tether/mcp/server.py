@@ -21,6 +21,7 @@ from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp.server.stdio import stdio_server
 from mcp_types import CallToolResult, GetPromptResult, InputRequiredResult
 from pydantic import ValidationError
 from pydantic.networks import AnyUrl
@@ -28,6 +29,7 @@ from pydantic.networks import AnyUrl
 from tether import __version__
 from tether.mcp import resources, tools
 from tether.mcp.backend import Backend
+from tether.mcp.stdio import pipes
 from tether.record import dataclass, field
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,19 @@ class TetherMCP(MCPServer[None]):
         super().__init__(tools=tool_list, **kwargs)
         self.backend = backend
         self._arguments = {t.name: list(t.parameters.get("properties", {})) for t in tool_list}
+
+    async def run_stdio_async(self) -> None:
+        """The SDK's stdio serving, on asyncio pipes when the streams are pipes (mcp/stdio.py)."""
+        async with pipes() as streams:
+            if streams is None:
+                await super().run_stdio_async()
+                return
+            # Typed as anyio's AsyncFile; the SDK only iterates the one and writes and flushes the
+            # other (mcp/server/stdio.py).
+            async with stdio_server(*streams) as (read, write):  # type: ignore[arg-type]
+                # The SDK's own run_stdio_async, given the streams (it takes none).
+                lowlevel = self._lowlevel_server
+                await lowlevel.run(read, write, lowlevel.create_initialization_options())
 
     async def _settle(self, context: Context[None, Any] | None) -> None:
         if self.backend.root is None:
@@ -178,6 +193,6 @@ def create_server(config: McpConfig) -> TetherMCP:
 
 
 def run_stdio(config: McpConfig) -> None:
-    """Serve on stdin/stdout until the client closes stdin. While serving, the SDK points fd 1
-    at stderr, so nothing but protocol messages reaches stdout."""
+    """Serve on stdin/stdout until the client closes stdin. While serving, fd 1 points at
+    stderr, so nothing but protocol messages reaches stdout."""
     create_server(config).run("stdio")
