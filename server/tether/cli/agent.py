@@ -163,7 +163,10 @@ def _abs(paths: list[str] | None) -> list[str] | None:
 
 
 def cmd_step(args: argparse.Namespace) -> int:
-    with _agent(args) as (store, session, warning):
+    # Not _agent: the step takes the agent's file in itself, read and parsed once, in the step's
+    # own transaction (AgentSession.step); its warning is the step's.
+    with open_store(args) as store:
+        session = AgentSession(store)
         _, conv_warning = record_conversations(store.root, args.state_dir)
         _warn(conv_warning)
         from tether.cli.progress import terminal_progress
@@ -180,6 +183,7 @@ def cmd_step(args: argparse.Namespace) -> int:
                 files=_abs(args.files),
             )
         state = outcome.state
+        _warn(outcome.warning)
         emit(
             args,
             {
@@ -188,7 +192,7 @@ def cmd_step(args: argparse.Namespace) -> int:
                 "task": state.task,
                 "nextSteps": state.next_steps,
                 "filesInProgress": state.files_in_progress,
-                "warning": warning,
+                "warning": outcome.warning,
             },
             "\n".join(outcome.lines()),
         )
