@@ -84,8 +84,9 @@ class AgentSession:
     def state(self) -> TaskState:
         return self._doc().state
 
-    def _update(self, fn: Any) -> TaskState:
-        """Apply ``fn(doc) -> bool`` (True: changed) in one store transaction; returns the state."""
+    def _update(self, fn: Any, *, durable: bool = True) -> TaskState:
+        """Apply ``fn(doc) -> bool`` (True: changed) in one store transaction; returns the state.
+        ``durable``: as Store.write."""
         result: list[AgentDoc] = []
 
         def rmw(data: bytes | None) -> bytes | None:
@@ -93,7 +94,7 @@ class AgentSession:
             result.append(doc)
             return doc.dump() if fn(doc) else None
 
-        self.store.update_state(STATE_NAME, rmw)
+        self.store.update_state(STATE_NAME, rmw, durable=durable)
         return result[-1].state
 
     def _read_file(self) -> tuple[bytes | None, str | None]:
@@ -558,7 +559,10 @@ class AgentSession:
             doc.file_base = base
             return True
 
-        self._update(fn)
+        # Not waited onto the disk (one fsync less per step): if an OS crash loses this note,
+        # the file's bytes are among the state's own renderings (noted durably before the file
+        # was written: _add_own, _note_own), so the next import makes the same note.
+        self._update(fn, durable=False)
 
     def hand_off(self) -> dict[str, Any]:
         """Payload of ``tether/showNextSteps``."""
