@@ -96,6 +96,10 @@ async def run(opts: argparse.Namespace) -> list[dict[str, object]]:
         ws.mkdir()
         state = Path(tmp) / "state"
         extra = {"TETHER_STATE_DIR": str(state), "TETHER_TMUX_SOCKET": str(Path(tmp) / "no-tmux")}
+        if os.environ.get("PYTHONPATH"):
+            # The SDK gives the server only a few variables of ours: without this, a run from a
+            # worktree (PYTHONPATH=<worktree>/server) would time the installed package's server.
+            extra["PYTHONPATH"] = os.environ["PYTHONPATH"]
         env = {**os.environ, **extra}
         env.pop("TMUX", None)
         make_workspace(ws, opts.files)

@@ -159,6 +159,47 @@ def test_import_seed_file(store: Store, workspace: Path) -> None:
     assert session.import_file() == (False, None)
 
 
+def test_content_taken_in_already_is_not_parsed_again(
+    store: Store, workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tether.agent import session as session_mod
+
+    parsed: list[bytes] = []
+
+    def counting(raw: bytes, root: Path) -> object:
+        parsed.append(raw)
+        return parse_session_file(raw, root)
+
+    monkeypatch.setattr(session_mod, "parse_session_file", counting)
+    session = AgentSession(store)
+    write(workspace, SEED)
+    assert session.import_file() == (True, None) and len(parsed) == 1
+    assert session.import_file() == (False, None) and len(parsed) == 1  # as taken in: not parsed
+    cp = Checkpointer(store)
+    session.step(cp, "one", next_steps=["two"])  # rewrites the file: Tether's own content
+    parsed.clear()
+    session.step(cp, "two", next_steps=["three"])
+    assert session.import_file() == (False, None) and parsed == []
+    assert read(workspace)["next_steps"] == ["three"]
+    # Read as taken in, but another process took in an agent write meanwhile: parsed then, and
+    # taken in as the agent's (not called unusable).
+    before = session.read_file(session._doc().file_hash)
+    assert before.raw is not None and before.patch is None and before.problem is None
+    write(workspace, {**read(workspace), "next_steps": ["the agent's"]})
+    assert AgentSession(store).import_file() == (True, None)
+    doc = session._doc()
+    plan = session._import_plan(before, doc)
+    assert plan is not None and parsed
+    plan.apply(doc)  # Tether's own earlier content: a new base, not a bad file
+    assert doc.bad_hash is None and doc.state.warning is None
+    assert session.state().next_steps == ["the agent's"] and session.state().warning is None
+    # A changed file is parsed, and a bad one still warns.
+    parsed.clear()
+    write(workspace, '{"next_steps": ')
+    changed, warning = session.import_file()
+    assert not changed and warning is not None and "not valid JSON" in warning and len(parsed) == 1
+
+
 def test_missing_file_is_fine(store: Store) -> None:
     session = AgentSession(store)
     assert session.import_file() == (False, None)

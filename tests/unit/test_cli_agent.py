@@ -115,6 +115,26 @@ def test_malformed_state_file_warns_and_keeps_state(ws: Path, capsys: pytest.Cap
     assert doc["current_task"] == "good" and doc["mine"] == 1 and doc["next_steps"] == ["n1"]
 
 
+def test_step_takes_in_the_agent_file_once_and_says_its_warning_once(
+    ws: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cli(capsys, "step", "-d", "first", "-n", "mine")
+    doc = json.loads((ws / AGENT_FILE).read_text())
+    (ws / AGENT_FILE).write_text(json.dumps({**doc, "next_steps": ["the agent's"], "extra": 1}))
+    code, out, err = cli(capsys, "--json", "step", "-d", "second")
+    assert code == 0 and err == ""
+    assert json.loads(out)["nextSteps"] == ["the agent's"] and json.loads(out)["warning"] is None
+    (ws / AGENT_FILE).write_text('{"current_task": "bad",,}')
+    code, out, err = cli(capsys, "--json", "step", "-d", "third")
+    assert code == 0 and err.count(f"warning: {AGENT_FILE}: not valid JSON") == 1
+    assert f"{AGENT_FILE}: not valid JSON" in json.loads(out)["warning"]
+    doc = json.loads((ws / AGENT_FILE).read_text())  # rewritten from the last good state
+    assert doc["next_steps"] == ["the agent's"] and doc["extra"] == 1
+    (ws / AGENT_FILE).write_text('{"current_task": "bad",,}')  # the same bad content: said once
+    code, out, err = cli(capsys, "--json", "step", "-d", "fourth")
+    assert code == 0 and err == "" and json.loads(out)["warning"] is None
+
+
 def test_resume_print_and_status(ws: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (ws / "a.py").write_text("1\n")
     cli(capsys, "step", "-d", "first", "-n", "run tests", "--task", "ship it", "-f", "a.py")

@@ -301,3 +301,49 @@ def test_a_hook_after_a_step_finds_nothing_to_look_at(
     monkeypatch.setattr(sys, "stdin", __import__("io").StringIO(json.dumps(event)))
     assert hook.cmd_hook(hook.HookArgs("claude-code", str(workspace), str(state_dir))) == 0
     assert "tether hook:" not in capsys.readouterr().err
+
+
+def marks(root: Path) -> list[str]:
+    return [p.name for p in root.iterdir() if p.name.startswith(dirty.MARK_PREFIX)]
+
+
+def test_a_step_s_scan_waits_for_the_sync_it_started_before_its_other_work(
+    owner: ChangeFeed, state_dir: Path, reader: Checkpointer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    baseline(owner, state_dir)
+    (owner.root / "src" / "m1.py").write_text("edited before the step\n")
+    monkeypatch.setattr(Scanner, "full_scan", lambda *a, **k: pytest.fail("walked"))
+    with reader.workspace_changes() as changes:
+        assert len(marks(owner.root)) == 1  # the sync started as the block was entered
+        (owner.root / "src" / "m2.py").write_text("edited during the step's own work\n")
+        result = changes()
+        assert not marks(owner.root)
+    assert not walked(result) and "src/m1.py" in result.changed_paths
+    outcome = reader.checkpoint(TRIGGER_STEP, "step", scan=result)
+    assert outcome.info is not None and "src/m1.py" in outcome.info.files
+    # A change after the mark is this step's when the watcher's answer came after it, else
+    # the next command's: never lost.
+    assert ("src/m2.py" in outcome.info.files) != ("src/m2.py" in scan(reader).changed_paths)
+
+
+def test_a_step_that_fails_before_its_scan_removes_its_mark_without_waiting(
+    owner: ChangeFeed, state_dir: Path, reader: Checkpointer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    baseline(owner, state_dir)
+    monkeypatch.setattr(dirty, "_wait_for", lambda *a: pytest.fail("waited for an answer nobody wants"))
+    with pytest.raises(RuntimeError), reader.workspace_changes():
+        assert len(marks(owner.root)) == 1
+        raise RuntimeError("e.g. a step without a message")
+    assert not marks(owner.root)
+
+
+def test_unwatched_or_without_a_watcher_a_step_s_scan_walks(
+    workspace: Path, state_dir: Path, reader: Checkpointer
+) -> None:
+    (workspace / "a.txt").write_text("a\n")
+    with reader.workspace_changes() as changes:
+        assert not marks(workspace)
+        result = changes()
+    assert walked(result) and result.changed_paths == ["a.txt"]
+    with Store.open(workspace, state_dir) as store, Checkpointer(store).workspace_changes() as changes:
+        assert changes().changed_paths == ["a.txt"]

@@ -203,6 +203,39 @@ def test_head_rows_follow_own_and_other_commits(workspace: Path, state_dir: Path
         b.close()
 
 
+def test_a_write_that_need_not_be_durable_only_skips_the_wait_for_the_disk(
+    workspace: Path, state_dir: Path
+) -> None:
+    a = Store.open(workspace, state_dir)
+    b = Store.open(workspace, state_dir)
+    try:
+
+        def synchronous(s: Store) -> int:
+            return int(s._db.execute("PRAGMA synchronous").fetchone()[0])
+
+        assert synchronous(a) == 2  # FULL: every commit is fsynced
+        inside: list[int] = []
+        with a.write(durable=False) as tx:
+            inside.append(synchronous(a))
+            tx.execute("INSERT INTO meta(key, value) VALUES ('k1', 'v1')")
+        assert inside == [1]  # NORMAL for that commit only
+        assert synchronous(a) == 2 and b.get_meta("k1") == "v1"  # committed, seen by others
+        with pytest.raises(RuntimeError), a.write(durable=False) as tx:
+            tx.execute("INSERT INTO meta(key, value) VALUES ('k2', 'v2')")
+            raise RuntimeError("rolled back")
+        assert synchronous(a) == 2 and b.get_meta("k2") is None
+        # A connection whose commits never wait (a file watcher's) stays so.
+        b.commits_need_not_outlive_the_boot()
+        with b.write(durable=False) as tx:
+            tx.execute("INSERT INTO meta(key, value) VALUES ('k3', 'v3')")
+        with b.write() as tx:
+            tx.execute("INSERT INTO meta(key, value) VALUES ('k4', 'v4')")
+        assert synchronous(b) == 1 and a.get_meta("k4") == "v4"
+    finally:
+        a.close()
+        b.close()
+
+
 # --- files on disk: permissions --------------------------------------------------------------
 
 

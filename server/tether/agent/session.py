@@ -84,8 +84,9 @@ class AgentSession:
     def state(self) -> TaskState:
         return self._doc().state
 
-    def _update(self, fn: Any) -> TaskState:
-        """Apply ``fn(doc) -> bool`` (True: changed) in one store transaction; returns the state."""
+    def _update(self, fn: Any, *, durable: bool = True) -> TaskState:
+        """Apply ``fn(doc) -> bool`` (True: changed) in one store transaction; returns the state.
+        ``durable``: as Store.write."""
         result: list[AgentDoc] = []
 
         def rmw(data: bytes | None) -> bytes | None:
@@ -93,7 +94,7 @@ class AgentSession:
             result.append(doc)
             return doc.dump() if fn(doc) else None
 
-        self.store.update_state(STATE_NAME, rmw)
+        self.store.update_state(STATE_NAME, rmw, durable=durable)
         return result[-1].state
 
     def _read_file(self) -> tuple[bytes | None, str | None]:
@@ -103,11 +104,17 @@ class AgentSession:
 
     # -- import
 
-    def read_file(self) -> FileRead:
-        """Read and parse ``.agent-session.json`` once (a step uses what it read throughout)."""
+    def read_file(self, taken: str | None = None) -> FileRead:
+        """Read and parse ``.agent-session.json`` once (a step uses what it read throughout).
+        ``taken``: the digest of the content the state has taken in; bytes with that digest are
+        not parsed (the usual case: the file is as Tether last wrote or read it), their
+        :class:`FileRead` has neither patch nor problem (:meth:`_import_plan` parses it if the
+        state has moved on meanwhile)."""
         raw, problem, mtime = self.file.read()
         if raw is None:
             return FileRead(None, None, problem, 0)
+        if taken is not None and file_digest(raw) == taken:
+            return FileRead(raw, None, None, mtime)
         patch, problem = parse_session_file(raw, self.root)
         if patch is None and problem is not None:
             # An agent writing in place may be caught half-way: one bounded second look.
@@ -124,10 +131,11 @@ class AgentSession:
         Returns ``(changed, warning)``; a warning is returned once per distinct bad content (the
         state's ``warning`` keeps it for status lines).
         """
-        read = self.read_file()
+        current = self._doc()
+        read = self.read_file(current.file_hash if current.bad_hash is None else None)
         if read.raw is None and read.problem is None:
             return False, None
-        return self._take_in(read)
+        return self._take_in(read, current)
 
     def import_bytes(
         self,
@@ -140,8 +148,8 @@ class AgentSession:
             patch, problem = parse_session_file(raw, self.root)
         return self._take_in(FileRead(raw, patch, problem, mtime_ns))
 
-    def _take_in(self, read: FileRead) -> tuple[bool, str | None]:
-        plan = self._import_plan(read, self._doc())
+    def _take_in(self, read: FileRead, current: AgentDoc | None = None) -> tuple[bool, str | None]:
+        plan = self._import_plan(read, current if current is not None else self._doc())
         if plan is None:
             # The common case (called at every checkpoint): no write transaction at all.
             return False, None
@@ -157,10 +165,14 @@ class AgentSession:
             return self._bad_plan(read.problem, file_digest(read.problem.encode()))
         raw, patch, mtime_ns = read.raw, read.patch, read.mtime_ns
         digest = file_digest(raw)
+        if current.file_hash == digest and current.bad_hash is None:
+            return None  # taken in already (only good content is ever taken in)
+        if patch is None and read.problem is None:
+            # Not parsed (read_file: the content taken in when read), but the state moved on.
+            patch, problem = parse_session_file(raw, self.root)
+            read = FileRead(raw, patch, problem, mtime_ns)
         if patch is None:
             return self._bad_plan(read.problem or f"{AGENT_FILE}: unusable", digest)
-        if current.file_hash == digest and current.bad_hash is None:
-            return None
         # Where a new task / next steps come from: the repository's HEAD (a clone, a pull) or
         # this machine (provenance.py).
         from_repo = False
@@ -324,8 +336,8 @@ class AgentSession:
             raise BadParamsError("a step needs a message saying what was done (--done MSG)")
         patch = self._cli_patch(task, next_steps, files)
         patch["done"] = message
-        read = self.read_file()
         seen = self._doc()
+        read = self.read_file(seen.file_hash if seen.bad_hash is None else None)
         take = self._import_plan(read, seen)
         if take is not None:
             take.apply(seen)  # the state as it is once the file is taken in (in the transaction)
@@ -558,7 +570,10 @@ class AgentSession:
             doc.file_base = base
             return True
 
-        self._update(fn)
+        # Not waited onto the disk (one fsync less per step): if an OS crash loses this note,
+        # the file's bytes are among the state's own renderings (noted durably before the file
+        # was written: _add_own, _note_own), so the next import makes the same note.
+        self._update(fn, durable=False)
 
     def hand_off(self) -> dict[str, Any]:
         """Payload of ``tether/showNextSteps``."""

@@ -256,6 +256,14 @@ class Checkpointer:
                 return self.scan_taken(taken, stream=stream)
         return self.walk(stream=stream)
 
+    def workspace_changes(self, *, stream: bool = False) -> WorkspaceChanges:
+        """:meth:`scan_workspace` as a function the block (``with ... as scan``) calls once,
+        when it needs the scan, for a checkpoint made in the block (a step's). A live file
+        watcher's sync starts as the block is entered, so the block's work before the call
+        overlaps the wait for its answer; the sync ends with the block in any case (its mark
+        removed, not waited for)."""
+        return WorkspaceChanges(self, stream)
+
     def scan_taken(self, taken: Taken, *, stream: bool = False) -> ScanResult:
         """What differs from head among the paths of a file watcher's dirty set, as read by
         :func:`tether.scan.dirty.take`: the whole workspace's changes, without a walk."""
@@ -348,3 +356,33 @@ class Checkpointer:
 
     def skipped(self) -> list[Skipped]:
         return self.store.skipped()
+
+
+class WorkspaceChanges:
+    """:meth:`Checkpointer.workspace_changes`."""
+
+    def __init__(self, checkpointer: Checkpointer, stream: bool) -> None:
+        self._cp = checkpointer
+        self._stream = stream
+        # The watcher's answer, waited for; the mark's removal (scan/dirty.py PendingTake).
+        self._result: Callable[[], Taken | None] = lambda: None
+        self._cancel: Callable[[], None] = lambda: None
+
+    def __enter__(self) -> Callable[[], ScanResult]:
+        cp = self._cp
+        if cp.watched:
+            from tether.scan import dirty
+
+            pending = dirty.begin_take(cp.store, cp.scanner.fingerprint())
+            if pending is not None:
+                self._result, self._cancel = pending.result, pending.cancel
+        return self._scan
+
+    def _scan(self) -> ScanResult:
+        taken = self._result()
+        if taken is not None:
+            return self._cp.scan_taken(taken, stream=self._stream)
+        return self._cp.walk(stream=self._stream)
+
+    def __exit__(self, *exc: object) -> None:
+        self._cancel()

@@ -163,23 +163,30 @@ def _abs(paths: list[str] | None) -> list[str] | None:
 
 
 def cmd_step(args: argparse.Namespace) -> int:
-    with _agent(args) as (store, session, warning):
-        _, conv_warning = record_conversations(store.root, args.state_dir)
-        _warn(conv_warning)
-        from tether.cli.progress import terminal_progress
-
+    # Not _agent: the step takes the agent's file in itself, read and parsed once, in the step's
+    # own transaction (AgentSession.step); its warning is the step's.
+    with open_store(args) as store:
+        session = AgentSession(store)
         cp = make_checkpointer(store, session, args.state_dir)
-        with terminal_progress(cp):  # a first step in a big tree walks and stores all of it
-            outcome = record_step(
-                store,
-                session,
-                cp,
-                args.done,
-                next_steps=[] if args.no_next else args.next_steps,
-                task=args.task,
-                files=_abs(args.files),
-            )
+        # A file watcher's sync starts now: the work up to the step's scan overlaps its wait.
+        with cp.workspace_changes(stream=True) as changes:
+            _, conv_warning = record_conversations(store.root, args.state_dir)
+            _warn(conv_warning)
+            from tether.cli.progress import terminal_progress
+
+            with terminal_progress(cp):  # a first step in a big tree walks and stores all of it
+                outcome = record_step(
+                    store,
+                    session,
+                    cp,
+                    args.done,
+                    next_steps=[] if args.no_next else args.next_steps,
+                    task=args.task,
+                    files=_abs(args.files),
+                    scan=changes,
+                )
         state = outcome.state
+        _warn(outcome.warning)
         emit(
             args,
             {
@@ -188,7 +195,7 @@ def cmd_step(args: argparse.Namespace) -> int:
                 "task": state.task,
                 "nextSteps": state.next_steps,
                 "filesInProgress": state.files_in_progress,
-                "warning": warning,
+                "warning": outcome.warning,
             },
             "\n".join(outcome.lines()),
         )

@@ -88,6 +88,8 @@ class Store:
         self._corrupt: str | None = None
         # Checked (or vouched for by the verdict file) before this Store's first write.
         self._checked = False
+        # Whether this connection's commits wait for the disk (PRAGMA synchronous FULL/NORMAL).
+        self._durable = True
         self._vouched: object = None  # the file identity the verdict vouched for
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -286,31 +288,48 @@ class Store:
         boot (a file watcher's dirty set): its commits skip the fsync (WAL, synchronous=NORMAL),
         still atomic and seen at once by every other connection; an OS crash may lose the last
         ones, and the new boot makes them moot. Other connections keep synchronous=FULL."""
-        try:
-            self._db.execute("PRAGMA synchronous=NORMAL")
-        except sqlite3.Error as exc:
-            raise translate(exc, self.db_path) from exc
+        self._synchronous("NORMAL")
+        self._durable = False
 
     @contextlib.contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
+    def write(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
         """One write transaction (``BEGIN IMMEDIATE``: the write lock, waited for up to the busy
         timeout): committed when the block ends, rolled back when it raises. Every write goes
         through here, so a store judged corrupt is never written and damage found on the way
-        judges it."""
+        judges it.
+
+        ``durable=False``: for a write whose loss in an OS crash or power cut is harmless (a file
+        watcher's dirty set, void in the next boot; a note that the next reader would make
+        again): its commit skips the fsync (WAL, synchronous=NORMAL), still atomic, seen at
+        once by every other connection and kept if the process dies; the next durable commit
+        makes it durable too. The connection's own mode is back once the block ends."""
         self._before_write()
+        relaxed = not durable and self._durable
+        if relaxed:
+            self._synchronous("NORMAL")
         try:
-            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise self._error(exc) from exc
+            try:
+                yield self._db
+                self._db.execute("COMMIT")
+            except DAMAGE as exc:
+                self._rollback()
+                raise self._error(exc) from exc
+            except BaseException:
+                self._rollback()
+                raise
+        finally:
+            if relaxed:
+                self._synchronous("FULL")
+
+    def _synchronous(self, mode: str) -> None:
+        try:
+            self._db.execute(f"PRAGMA synchronous={mode}")
         except sqlite3.Error as exc:
-            raise self._error(exc) from exc
-        try:
-            yield self._db
-            self._db.execute("COMMIT")
-        except DAMAGE as exc:
-            self._rollback()
-            raise self._error(exc) from exc
-        except BaseException:
-            self._rollback()
-            raise
+            raise translate(exc, self.db_path) from exc
 
     def _error(self, exc: BaseException) -> StoreError:
         err = store_error(exc, self.db_path)
@@ -651,13 +670,16 @@ class Store:
     def get_state(self, name: str) -> bytes | None:
         return state.read(self._db, name)
 
-    def update_state(self, name: str, fn: Callable[[bytes | None], bytes | None]) -> bytes | None:
+    def update_state(
+        self, name: str, fn: Callable[[bytes | None], bytes | None], *, durable: bool = True
+    ) -> bytes | None:
         """Read-modify-write ``name`` in one ``BEGIN IMMEDIATE`` transaction.
 
         Concurrent writers (the CLI of an agent and the language server) are serialised, so no
-        update is lost. ``fn`` returning None leaves the state as it was.
+        update is lost. ``fn`` returning None leaves the state as it was. ``durable``: as
+        :meth:`write`.
         """
-        with self.write() as tx:
+        with self.write(durable=durable) as tx:
             new = fn(state.read(tx, name))
             if new is not None:
                 state.write(tx, name, new)
