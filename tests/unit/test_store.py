@@ -81,6 +81,30 @@ def test_checkpoint_numbers_and_lookup(store: Store) -> None:
     assert store.latest() is not None and store.latest().id == 3  # type: ignore[union-attr]
     with pytest.raises(NoCheckpointError, match="the latest is 3"):
         store.manifest(9)
+    with pytest.raises(NoCheckpointError, match="the latest is 3"):
+        store.checkpoint_origin(9)
+    assert store.checkpoint_origin(2) is None  # made here
+    assert store.latest_id() == 3 and store.latest_id("elsewhere") is None
+
+
+def test_a_first_checkpoints_files_are_not_read_to_look_at_a_later_change(store: Store) -> None:
+    """A step's "changed since the last step" and entry_at read a checkpoint's number and
+    origin, not the list of its files: after a first checkpoint of a big tree that list is the
+    whole workspace (~50 ms at 10k files, on every first step)."""
+    from tether.agent.runs import LiveTree
+    from tether.scan.result import ScanResult
+
+    store.create_checkpoint("baseline", None, [change(f"f{i}", b"x") for i in range(500)])
+    store.create_checkpoint("step", None, [change("f1", b"y")])
+    reads: list[str] = []
+    store._db.set_trace_callback(reads.append)
+    try:
+        assert LiveTree(store, ScanResult()).changed_since(1) == ["f1"]
+    finally:
+        store._db.set_trace_callback(None)
+    # The deltas after checkpoint 1 are read (checkpoint 2's one file), never checkpoint 1's list.
+    assert any("FROM changes WHERE checkpoint=2 " in q for q in reads), reads
+    assert not any("FROM changes WHERE checkpoint=1 " in q for q in reads), reads
 
 
 def test_newest_with_trigger_looks_only_within_the_last_checkpoints(store: Store) -> None:

@@ -430,9 +430,9 @@ class LiveTree:
     def changed_since(self, checkpoint: int) -> list[str]:
         """Tracked paths whose content differs now from checkpoint ``checkpoint`` (NoCheckpointError
         when it was collected)."""
-        self.store.get_checkpoint(checkpoint)
-        latest = self.store.latest()
-        last = latest.id if latest else checkpoint
+        self.store.checkpoint_origin(checkpoint)  # NoCheckpointError when collected
+        latest = self.store.latest_id()
+        last = latest if latest is not None else checkpoint
         candidates = set(self._disk)
         if last - checkpoint > MAX_DELTA_CHECKPOINTS:
             return changed_since(self.store, checkpoint, current_hashes(self.store, self.scan))

@@ -121,7 +121,7 @@ def load_inputs(
             editor = parse_editor_state(found[1]) if found else None
             checkpoint = found[0] if found else None
     else:
-        store.get_checkpoint(checkpoint)  # NoCheckpointError with a hint
+        store.checkpoint_origin(checkpoint)  # NoCheckpointError with a hint
         found = store.latest_attachment(ATTACH_EDITOR, at=checkpoint)
         editor = parse_editor_state(found[1]) if found else None
     disk: dict[str, bytes | None] = {}

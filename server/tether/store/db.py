@@ -44,7 +44,7 @@ from tether.store.sql import DAMAGE, select_in, store_error, translate
 # typing is not imported at run time (CLI start-up): TYPE_CHECKING is this constant.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Concatenate, ParamSpec, TypeVar
+    from typing import Any, Concatenate, NoReturn, ParamSpec, TypeVar
 
     _P = ParamSpec("_P")
     _R = TypeVar("_R")
@@ -521,10 +521,22 @@ class Store:
     def get_checkpoint(self, n: int) -> CheckpointInfo:
         rows = self.query(f"SELECT {_COLS} FROM checkpoints WHERE id=?", (n,))
         if not rows:
-            latest = self.latest()
-            hint = f"the latest is {latest.id}" if latest else "there are no checkpoints yet"
-            raise NoCheckpointError(f"no checkpoint {n} in {self.root} ({hint})")
+            self._no_checkpoint(n)
         return self._info(rows[0])
+
+    def checkpoint_origin(self, n: int) -> str | None:
+        """Checkpoint ``n``'s origin (None: made here), without reading its files (a first
+        checkpoint lists the whole workspace); NoCheckpointError when there is none."""
+        rows = self.query("SELECT origin FROM checkpoints WHERE id=?", (n,))
+        if not rows:
+            self._no_checkpoint(n)
+        origin: str | None = rows[0][0]
+        return origin
+
+    def _no_checkpoint(self, n: int) -> NoReturn:
+        latest = self.latest_id()
+        hint = f"the latest is {latest}" if latest is not None else "there are no checkpoints yet"
+        raise NoCheckpointError(f"no checkpoint {n} in {self.root} ({hint})")
 
     def latest(self, origin: str | None = None) -> CheckpointInfo | None:
         """The newest checkpoint made here (or imported from ``origin``)."""
@@ -533,9 +545,15 @@ class Store:
         )
         return self._info(rows[0]) if rows else None
 
+    def latest_id(self, origin: str | None = None) -> int | None:
+        """:meth:`latest`'s number, without reading its files."""
+        rows = self.query("SELECT MAX(id) FROM checkpoints WHERE origin IS ?", (origin,))
+        latest: int | None = rows[0][0] if rows else None
+        return latest
+
     def manifest(self, n: int) -> dict[str, FileEntry]:
         """Tracked files as of checkpoint ``n``: per path, its latest change at or before ``n``."""
-        origin = self.get_checkpoint(n).origin
+        origin = self.checkpoint_origin(n)
         rows = self.query(
             f"""
             SELECT c.path, c.hash, c.mode, c.size FROM changes c
@@ -549,7 +567,7 @@ class Store:
         return {r[0]: FileEntry(r[0], r[1], r[2], r[3]) for r in rows}
 
     def entry_at(self, n: int, path: str) -> FileEntry | None:
-        origin = self.get_checkpoint(n).origin
+        origin = self.checkpoint_origin(n)
         rows = self.query(
             "SELECT hash, mode, size FROM changes WHERE path=? AND checkpoint<=? "
             f"AND checkpoint IN ({_SAME_ORIGIN}) ORDER BY checkpoint DESC LIMIT 1",
