@@ -248,13 +248,8 @@ class Checkpointer:
         """What differs from head in the whole workspace, writing nothing (``tether status``):
         the paths a live file watcher saw change (``watched``), else :meth:`walk`. ``stream``:
         changes may be deferred (a checkpoint's own scan; see :meth:`scan_told`)."""
-        if self.watched:
-            from tether.scan import dirty
-
-            taken = dirty.take(self.store, self.scanner.fingerprint())
-            if taken is not None:
-                return self.scan_taken(taken, stream=stream)
-        return self.walk(stream=stream)
+        with self.workspace_changes(stream=stream) as scan:
+            return scan()
 
     def workspace_changes(self, *, stream: bool = False) -> WorkspaceChanges:
         """:meth:`scan_workspace` as a function the block (``with ... as scan``) calls once,
