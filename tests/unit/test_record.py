@@ -230,3 +230,60 @@ def test_named_tuples_look_like_typings() -> None:
         assert cls.__qualname__.endswith(f"<locals>.{cls.__name__}")
     entry = StatEntry("p", "h", 0o644, 1, 2, 3)
     assert pickle.loads(pickle.dumps(entry)) == entry and entry.mtime_ns == 2
+
+
+# --- methods compiled at first use ---------------------------------------------------------
+
+
+def test_methods_are_compiled_at_first_use_once_per_class() -> None:
+    cls = frozen(record)
+    stand_in = cls.__dict__["__init__"]
+    assert cls.__dict__["__hash__"] is not None  # a stand-in until then
+    a = cls("a", 2)
+    compiled = cls.__dict__["__init__"]
+    assert compiled is not stand_in and compiled.__qualname__ == stand_in.__qualname__
+    b = cls("a", 2)
+    assert cls.__dict__["__init__"] is compiled  # not compiled again
+    assert a == b and hash(a) == hash(b) and repr(a) == "frozen.<locals>.Frozen(path='a', size=2, parts=())"
+
+
+def test_any_method_may_be_the_first_used() -> None:
+    """An instance made without __init__ (copy, pickle, __new__) reaches the others first."""
+    for first in ("repr", "eq", "hash"):
+        cls = frozen(record, slots=True)
+        obj = cls.__new__(cls)
+        for name, value in (("path", "p"), ("size", 3), ("parts", ())):
+            object.__setattr__(obj, name, value)
+        if first == "repr":
+            assert repr(obj).endswith("Frozen(path='p', size=3, parts=())")
+        elif first == "eq":
+            assert obj == cls("p", 3)
+        else:
+            assert hash(obj) == hash(cls("p", 3))
+
+
+def test_a_subclass_and_threads_use_the_compiled_methods() -> None:
+    import threading
+
+    base = plain(record)
+
+    @record.dataclass
+    class Child(base):  # type: ignore[valid-type,misc]
+        extra: int = 7
+
+    kid = Child("k")  # the base's methods are compiled by the child's first use
+    assert (kid.name, kid.count, kid.extra) == ("k", 0, 7)
+    fresh = plain(record)
+    made: list[Any] = []
+    gate = threading.Barrier(8)
+
+    def make(i: int) -> None:
+        gate.wait(5)
+        made.append(fresh(f"n{i}", i))
+
+    threads = [threading.Thread(target=make, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert sorted((m.name, m.count) for m in made) == [(f"n{i}", i) for i in range(8)]
