@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import stat
 import sys
 from pathlib import Path
 
 from tether.errors import OutsideWorkspaceError
+from tether.text import LazyPattern
 
 STATE_DIR_ENV = "TETHER_STATE_DIR"
 # What marks a workspace's root when none is named: the nearest parent holding one of these.
@@ -17,7 +17,7 @@ ROOT_MARKERS = (".git", ".agent-session.json", ".hg")
 
 # Restore writes `.NAME.tether-PID.tmp` next to each file and renames it over NAME. A restore
 # killed between the two leaves it behind: never tracked, swept by the next restore.
-_RESTORE_TEMP_RE = re.compile(r"\..+\.tether-(\d+)\.tmp")
+_RESTORE_TEMP_RE = LazyPattern(r"\..+\.tether-(\d+)\.tmp")
 
 
 def restore_temp_name(name: str) -> str:

@@ -34,8 +34,9 @@ from __future__ import annotations
 import functools
 import os
 import re
-import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
+
+from tether.text import LazyPattern
 
 # typing is not imported at run time (CLI start-up): TYPE_CHECKING is this constant.
 TYPE_CHECKING = False
@@ -43,35 +44,6 @@ if TYPE_CHECKING:
     from typing import Any
 
 REDACTED = "[REDACTED]"
-
-
-class _Lazy:
-    """A pattern compiled on first use: every CLI command imports this module (through the
-    store), and compiling all of them costs more than most commands take to run."""
-
-    __slots__ = ("_flags", "_re", "pattern")
-
-    def __init__(self, pattern: str, flags: int = 0) -> None:
-        self.pattern = pattern
-        self._flags = flags
-        self._re: re.Pattern[str] | None = None
-
-    def compiled(self) -> re.Pattern[str]:
-        if self._re is None:
-            self._re = re.compile(self.pattern, self._flags)
-        return self._re
-
-    def search(self, text: str, pos: int = 0, endpos: int = sys.maxsize) -> re.Match[str] | None:
-        return self.compiled().search(text, pos, endpos)
-
-    def fullmatch(self, text: str) -> re.Match[str] | None:
-        return self.compiled().fullmatch(text)
-
-    def finditer(self, text: str) -> Iterator[re.Match[str]]:
-        return self.compiled().finditer(text)
-
-    def sub(self, repl: str | Callable[[re.Match[str]], str], text: str) -> str:
-        return self.compiled().sub(repl, text)
 
 
 # --- variable names --------------------------------------------------------------------------
@@ -105,7 +77,7 @@ def secret_name_re(extra: Iterable[str] = ()) -> re.Pattern[str]:
     return re.compile("|".join((*SECRET_NAME_PATTERNS, *extra)), re.IGNORECASE)
 
 
-_DEFAULT_NAME_RE = _Lazy("|".join(SECRET_NAME_PATTERNS), re.IGNORECASE)
+_DEFAULT_NAME_RE = LazyPattern("|".join(SECRET_NAME_PATTERNS), re.IGNORECASE)
 
 
 def is_secret_name(name: str, extra: Sequence[str] = ()) -> bool:
@@ -146,7 +118,7 @@ _TOKEN_PATTERNS: tuple[str, ...] = (
     r"AGE-SECRET-KEY-1[0-9A-Z]{50,}+",
     r"eyJ[A-Za-z0-9_\-]{8,}+\.[A-Za-z0-9_\-]{8,}+\.[A-Za-z0-9_\-]{8,}+",  # JWT
 )
-TOKEN_RE = _Lazy(_B + "(?:" + "|".join(_TOKEN_PATTERNS) + ")")
+TOKEN_RE = LazyPattern(_B + "(?:" + "|".join(_TOKEN_PATTERNS) + ")")
 # Cheap pre-filter for TOKEN_RE: one of these substrings must be present.
 _TOKEN_HINTS = (
     "gh", "_pat_", "glpat-", "sk-", "sk_", "rk_", "xox", "xapp-", "AKIA", "ASIA", "AGPA", "AIDA",
@@ -157,26 +129,26 @@ _TOKEN_HINTS = (
 # --- private keys ------------------------------------------------------------------------------
 
 _KEY_LABEL = r"[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?"
-_PEM_RE = _Lazy(
+_PEM_RE = LazyPattern(
     rf"-----BEGIN {_KEY_LABEL}-----.*?(?:-----END {_KEY_LABEL}-----|\Z)",
     re.DOTALL,
 )
-_PEM_END_RE = _Lazy(rf"-----END {_KEY_LABEL}-----")
-_BASE64_LINE_RE = re.compile(r"[A-Za-z0-9+/=]{16,}+")
-_ARMOR_HEADER_RE = _Lazy(r"[A-Za-z][A-Za-z\-]{0,30}: .{0,200}")  # "Version: GnuPG v2", "Comment: …"
+_PEM_END_RE = LazyPattern(rf"-----END {_KEY_LABEL}-----")
+_BASE64_LINE_RE = LazyPattern(r"[A-Za-z0-9+/=]{16,}+")
+_ARMOR_HEADER_RE = LazyPattern(r"[A-Za-z][A-Za-z\-]{0,30}: .{0,200}")  # "Version: GnuPG v2", "Comment: …"
 
 # --- URLs, headers, connection strings -------------------------------------------------------
 
 # scheme://user:password@host and scheme://:password@host (the user part may be empty). The
 # password runs to the last `@` of the word (an unencoded `@` in it is common); the backtracking
 # that takes is bounded, and a URL is entered once, at its scheme.
-_URL_CRED_RE = _Lazy(
+_URL_CRED_RE = LazyPattern(
     r"(?<![A-Za-z0-9+.\-])(?P<pre>[A-Za-z][A-Za-z0-9+.\-]{0,30}+://[^\s/:@'\"]{0,256}+:)"
     r"(?P<pw>[^\s/'\"]{1,1024})(?P<at>@)"
 )
 # Authorization / Proxy-Authorization / Cookie headers: everything up to the end of the line or
 # the closing quote (`-H 'Authorization: Bearer …'`, `"Authorization": "Basic …"`).
-_AUTH_HEADER_RE = _Lazy(
+_AUTH_HEADER_RE = LazyPattern(
     r"(?<![A-Za-z0-9_\-])(?P<name>(?:(?:proxy-)?authorization|set-cookie|cookie)[\"']?+[ \t]{0,8}+[:=]"
     r"[ \t]{0,8}+[\"']?+)"
     r"(?P<scheme>(?:bearer|basic|token|digest|negotiate|aws4-hmac-sha256|ntlm|apikey)[ \t]{1,8}+)?"
@@ -184,13 +156,13 @@ _AUTH_HEADER_RE = _Lazy(
     re.IGNORECASE,
 )
 # A bare `Bearer <token>` (e.g. `-H "X-Token: Bearer …"`, a log line).
-_BEARER_RE = _Lazy(
+_BEARER_RE = LazyPattern(
     r"(?<![A-Za-z0-9_\-])(?P<name>bearer[ \t]{1,8}+)(?P<value>[A-Za-z0-9._~+/\-]{8,4096}+=*+)",
     re.IGNORECASE,
 )
 # Connection strings: Key=value;Key=value. The value runs to the next `;` (a SAS signature
 # holds `&`).
-_CONN_RE = _Lazy(
+_CONN_RE = LazyPattern(
     r"(?<![A-Za-z0-9_])(?P<name>(?:AccountKey|SharedAccessKey|SharedAccessSignature|Password|Pwd"
     r"|AccessKey|SecretKey|ClientSecret|ApiKey|Sig)[ \t]{0,4}+=[ \t]{0,4}+)"
     r"(?P<value>[^;\s'\"=$][^;\s'\"]{0,4096}+)",
@@ -208,7 +180,7 @@ _KEYWORDS = (
 )
 # `pass`, `pwd`, `pw`, `sig` count only as a whole segment of the name and only before `=`.
 _SHORT_KEYWORDS = r"(?<![A-Za-z])(?:pass|pwd|pw|sig)(?![A-Za-z])"
-_ASSIGN_RE = _Lazy(
+_ASSIGN_RE = LazyPattern(
     rf"(?<!{_NAME_CH})(?=[\"']?+{_NAME_CH}{{0,64}}?(?:{_KEYWORDS}|{_SHORT_KEYWORDS}))"
     rf"(?P<name>[\"']?+{_NAME_CH}{{1,96}}+[\"']?+)"
     r"(?P<sep>[ \t]{0,16}+[=:][ \t]{0,16}+|[ \t]{1,16}+)"
@@ -217,10 +189,10 @@ _ASSIGN_RE = _Lazy(
     r"|[^\s'\"=:;&,<>|$`(){}\[\]][^\s'\";&,]{0,4096}+)",
     re.IGNORECASE,
 )
-_KEYWORD_RE = _Lazy(_KEYWORDS, re.IGNORECASE)
-_SHORT_KEYWORD_RE = _Lazy(_SHORT_KEYWORDS, re.IGNORECASE)
+_KEYWORD_RE = LazyPattern(_KEYWORDS, re.IGNORECASE)
+_SHORT_KEYWORD_RE = LazyPattern(_SHORT_KEYWORDS, re.IGNORECASE)
 # A flag whose argument names where the secret is, not the secret: --token-file, --password-stdin…
-_REFERENCE_SUFFIX_RE = _Lazy(
+_REFERENCE_SUFFIX_RE = LazyPattern(
     r"[_\-.](?:file|path|dir|env|var|name|id|type|stdin|length|len|prompt|helper|cmd|command|url"
     r"|uri|endpoint|store|source|mode|count|limit|expiry|ttl|header|provider|jar)$",
     re.IGNORECASE,
@@ -262,12 +234,12 @@ _PROGRAM_RULES: dict[str, _ProgRule] = {
 _LOGIN_PROGRAMS = frozenset(p.split()[0] for p in _PROGRAM_RULES if " " in p)
 _PROGRAM_NAMES = sorted({p.split()[0] for p in _PROGRAM_RULES}, key=len, reverse=True)
 # A program name as a command word (also /usr/bin/mysql); its segment runs to ; | & or newline.
-_PROGRAM_RE = _Lazy(
+_PROGRAM_RE = LazyPattern(
     r"(?<![A-Za-z0-9_.\-])(?P<prog>"
     + "|".join(re.escape(p) for p in _PROGRAM_NAMES)
     + r")(?![A-Za-z0-9_\-])(?P<login>[ \t]{1,8}+(?:registry[ \t]{1,8}+)?login(?![A-Za-z0-9_\-]))?"
 )
-_SEGMENT_END_RE = _Lazy(r"[;|&\n]")
+_SEGMENT_END_RE = LazyPattern(r"[;|&\n]")
 # One shell word: quoted or bare.
 _WORD = r"(?:'[^'\n]{0,4096}+'|\"(?:[^\"\\\n]|\\.){0,4096}+\"|[^\s'\";|&]{1,4096}+)"
 # A value glued to its flag (`-pPW`): not another flag, not `=`.

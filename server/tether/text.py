@@ -16,11 +16,47 @@ Two operations, one character set:
 from __future__ import annotations
 
 import re
+import sys
+
+# typing is not imported at run time (CLI start-up): TYPE_CHECKING is this constant.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+
+class LazyPattern:
+    """A regular expression compiled at its first use, not at import: every CLI process imports
+    the modules that hold them (~0.1 ms a pattern), and most use few of them."""
+
+    __slots__ = ("_flags", "_re", "pattern")
+
+    def __init__(self, pattern: str, flags: int = 0) -> None:
+        self.pattern = pattern
+        self._flags = flags
+        self._re: re.Pattern[str] | None = None
+
+    def compiled(self) -> re.Pattern[str]:
+        if self._re is None:
+            self._re = re.compile(self.pattern, self._flags)
+        return self._re
+
+    def search(self, text: str, pos: int = 0, endpos: int = sys.maxsize) -> re.Match[str] | None:
+        return self.compiled().search(text, pos, endpos)
+
+    def fullmatch(self, text: str) -> re.Match[str] | None:
+        return self.compiled().fullmatch(text)
+
+    def finditer(self, text: str) -> Iterator[re.Match[str]]:
+        return self.compiled().finditer(text)
+
+    def sub(self, repl: str | Callable[[re.Match[str]], str], text: str) -> str:
+        return self.compiled().sub(repl, text)
+
 
 # CSI / OSC / other escape sequences (stripped whole when cleaning text for storage).
-ESCAPE_RE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
+ESCAPE_RE = LazyPattern(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
 # C0 (but tab and newline), DEL and C1 control characters.
-CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+CONTROL_RE = LazyPattern(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 # Shown escaped: every character Python does not call printable (C0/C1 controls, DEL, format
 # characters such as bidi overrides and zero-width spaces, line/paragraph separators, private

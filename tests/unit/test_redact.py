@@ -22,6 +22,7 @@ from tether.redact import (
     redact_lines,
     redact_text,
 )
+from tether.text import LazyPattern
 
 # Fake secrets, built so that no scanner mistakes this file for a leak.
 GH = "ghp_" + "Zq7Xw2Lm9Np4Rs6Tv8Uy0Ab3Cd5Ef1Gh7Ij2K"
@@ -284,7 +285,7 @@ def _nested_repeat(pattern: re.Pattern[str]) -> bool:
 
 
 def test_no_pattern_nests_quantifiers() -> None:
-    patterns = [v.compiled() for v in vars(redact).values() if isinstance(v, redact._Lazy)]
+    patterns = [v.compiled() for v in vars(redact).values() if isinstance(v, LazyPattern)]
     patterns += [redact._flag_re(rule) for rule in redact._PROGRAM_RULES.values()]
     assert len(patterns) > 10
     nested = [p.pattern[:80] for p in patterns if _nested_repeat(p)]

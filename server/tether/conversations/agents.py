@@ -14,11 +14,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from tether.record import dataclass
+from tether.text import LazyPattern
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +33,8 @@ ENV_IDS: tuple[tuple[str, str], ...] = (
 )
 
 # fullmatch only: `$` would accept a trailing newline, which a terminal turns into Enter.
-_UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-_OPENCODE_RE = re.compile(r"ses_[A-Za-z0-9]{8,64}")
+_UUID_RE = LazyPattern(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_OPENCODE_RE = LazyPattern(r"ses_[A-Za-z0-9]{8,64}")
 # npm packages (a path component of the launcher script) -> agent.
 _PACKAGES: Mapping[str, str] = {
     "claude-code": "claude",
