@@ -51,6 +51,18 @@ def test_one_command_registers_only_its_group_but_lists_all() -> None:
     assert {a.dest for a in sub.choices["push"]._actions} == set()  # type: ignore[index]
 
 
+def test_one_command_builds_only_its_own_parser_in_its_group() -> None:
+    parser = build_parser("step", list_others=False)
+    sub = next(a for a in parser._actions if a.dest == "command")
+    assert set(sub.choices) == {"step"}  # type: ignore[arg-type]
+    args = parser.parse_args(["step", "--done", "x", "-n", "a", "b", "--json"])
+    assert (args.done, args.next_steps, args.json) == ("x", ["a", "b"], True)
+    # Its group's other commands are listed by help only, and still run with their own.
+    listed = next(a for a in build_parser("step")._actions if a.dest == "command")
+    assert {a.dest for a in listed.choices["steps"]._actions} == set()  # type: ignore[index]
+    assert main(["steps", "--help"]) == 0
+
+
 def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == 0
     out = capsys.readouterr().out

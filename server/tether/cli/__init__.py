@@ -195,7 +195,7 @@ def build_parser(
                 raise
             continue
         before = set(sub.choices)
-        module.register(sub)
+        module.register(sub, command if wanted else None)
         registered |= set(sub.choices) - before
     for cmd in registered:
         _finish_command(cmd, sub.choices[cmd])

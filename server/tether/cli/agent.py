@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 from tether.agent.session import AgentSession
 from tether.agent.steps import make_checkpointer, record_conversations, record_step
-from tether.cli.common import add_output_flags, non_negative_int, open_store
+from tether.cli.common import add_output_flags, non_negative_int, open_store, register_parsers
 from tether.cli.hook import HOOK_AGENTS, cmd_hook
 from tether.cli.output import emit
 from tether.errors import TetherError
@@ -32,7 +32,11 @@ if TYPE_CHECKING:
     from tether.store.db import Store
 
 
-def register(sub: Any) -> None:
+def register(sub: Any, only: str | None = None) -> None:
+    register_parsers(sub, PARSERS, only)
+
+
+def _step_parser(sub: Any) -> None:
     p = sub.add_parser(
         "step",
         help="record an agent step (what was done, what comes next) and checkpoint the workspace",
@@ -63,15 +67,21 @@ def register(sub: Any) -> None:
     add_output_flags(p)
     p.set_defaults(handler=cmd_step)
 
+
+def _next_parser(sub: Any) -> None:
     p = sub.add_parser("next", help="print the next steps")
     add_output_flags(p)
     p.set_defaults(handler=cmd_next)
 
+
+def _steps_parser(sub: Any) -> None:
     p = sub.add_parser("steps", help="the step log, newest last: message, checkpoint, files")
     p.add_argument("-n", "--limit", type=non_negative_int, default=20, help="how many (default 20; 0: all)")
     add_output_flags(p)
     p.set_defaults(handler=cmd_steps)
 
+
+def _task_parser(sub: Any) -> None:
     p = sub.add_parser("task", help="print or set the current task (and environment name)")
     p.add_argument("text", nargs="?", default=None, help="the new task (default: print the current one)")
     p.add_argument("--clear", action="store_true", help="clear the task")
@@ -79,6 +89,8 @@ def register(sub: Any) -> None:
     add_output_flags(p)
     p.set_defaults(handler=cmd_task)
 
+
+def _run_parser(sub: Any) -> None:
     p = sub.add_parser(
         "run",
         help="run a build/test command and record it (exit code, output tail, checkpoint)",
@@ -91,6 +103,8 @@ def register(sub: Any) -> None:
     add_output_flags(p)
     p.set_defaults(handler=cmd_run)
 
+
+def _resume_parser(sub: Any) -> None:
     p = sub.add_parser("resume", help="bring back the tmux session and print the hand-off")
     p.add_argument(
         "--print",
@@ -115,6 +129,8 @@ def register(sub: Any) -> None:
     add_output_flags(p)
     p.set_defaults(handler=cmd_resume)
 
+
+def _hook_parser(sub: Any) -> None:
     p = sub.add_parser(
         "hook",
         help="entry point for agent hooks (reads the hook's JSON on stdin; never fails the agent)",
@@ -130,6 +146,18 @@ def register(sub: Any) -> None:
         help="the agent calling: " + ", ".join(HOOK_AGENTS),
     )
     p.set_defaults(handler=cmd_hook)
+
+
+# Each command's parser, built only for the command a command line names (CLI start-up).
+PARSERS = {
+    "step": _step_parser,
+    "next": _next_parser,
+    "steps": _steps_parser,
+    "task": _task_parser,
+    "run": _run_parser,
+    "resume": _resume_parser,
+    "hook": _hook_parser,
+}
 
 
 def _warn(message: str | None) -> None:

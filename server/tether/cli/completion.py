@@ -20,7 +20,7 @@ SHELLS = ("bash", "zsh", "fish")
 Kind = Literal["dir", "file", None]
 
 
-def register(sub: Any) -> None:
+def register(sub: Any, only: str | None = None) -> None:  # one command: nothing to leave out
     p = sub.add_parser(
         "completion",
         help="print a shell completion script (bash, zsh or fish)",

@@ -15,6 +15,7 @@ from tether.cli.common import (
     open_store,
     parse_checkpoint,
     positive_int,
+    register_parsers,
 )
 from tether.cli.output import emit
 from tether.cli.parser import DOUBLE_DASH, Parser
@@ -29,7 +30,11 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-def register(sub: Any) -> None:
+def register(sub: Any, only: str | None = None) -> None:
+    register_parsers(sub, PARSERS, only)
+
+
+def _checkpoint_parser(sub: Any) -> None:
     p = sub.add_parser("checkpoint", help="record the workspace now (or only PATHS)")
     p.add_argument("-m", "--message", default=None, metavar="TEXT", help="a note shown in `tether log`")
     p.add_argument("paths", nargs="*", metavar="PATH", help="only look at these paths (fast)")
@@ -37,6 +42,8 @@ def register(sub: Any) -> None:
     add_output_flags(p)
     p.set_defaults(handler=cmd_checkpoint)
 
+
+def _log_parser(sub: Any) -> None:
     p = sub.add_parser("log", help="list checkpoints, newest first")
     p.add_argument("-n", "--limit", type=positive_int, default=20, help="how many (default 20)")
     p.add_argument("--all", action="store_true", help="every checkpoint")
@@ -44,6 +51,8 @@ def register(sub: Any) -> None:
     add_output_flags(p)
     p.set_defaults(handler=cmd_log)
 
+
+def _diff_parser(sub: Any) -> None:
     p = sub.add_parser(
         "diff",
         help="diff checkpoint A against B (default: the live workspace)",
@@ -63,6 +72,8 @@ def register(sub: Any) -> None:
     )
     p.set_defaults(handler=cmd_diff)
 
+
+def _restore_parser(sub: Any) -> None:
     p = sub.add_parser("restore", help="restore files (or the whole workspace) to checkpoint N")
     p.add_argument("n", type=parse_checkpoint, metavar="N", help="checkpoint number (see `tether log`)")
     p.add_argument("paths", nargs="*", metavar="PATH", help="files or directories (default: all)")
@@ -70,10 +81,14 @@ def register(sub: Any) -> None:
     add_output_flags(p)
     p.set_defaults(handler=cmd_restore)
 
+
+def _status_parser(sub: Any) -> None:
     p = sub.add_parser("status", help="last checkpoint, pending changes, skipped files")
     add_output_flags(p)
     p.set_defaults(handler=cmd_status)
 
+
+def _gc_parser(sub: Any) -> None:
     p = sub.add_parser("gc", help="drop old checkpoints by count, age or size")
     p.add_argument("--keep", type=non_negative_int, default=None, help="keep the newest N checkpoints")
     p.add_argument(
@@ -86,6 +101,17 @@ def register(sub: Any) -> None:
     p.add_argument("--max-size", default=None, help="e.g. 500M, 2G")
     add_output_flags(p)
     p.set_defaults(handler=cmd_gc)
+
+
+# Each command's parser, built only for the command a command line names (CLI start-up).
+PARSERS = {
+    "checkpoint": _checkpoint_parser,
+    "log": _log_parser,
+    "diff": _diff_parser,
+    "restore": _restore_parser,
+    "status": _status_parser,
+    "gc": _gc_parser,
+}
 
 
 def cmd_checkpoint(args: argparse.Namespace) -> int:

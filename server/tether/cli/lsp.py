@@ -20,7 +20,7 @@ from tether import __version__
 LOG_NAME = "lsp.log"
 
 
-def register(sub: Any) -> None:
+def register(sub: Any, only: str | None = None) -> None:  # one command: nothing to leave out
     p = sub.add_parser("lsp", help="run the language server on stdio (started by editors)")
     p.add_argument("--version", action="version", version=f"tether {__version__}")
     p.add_argument("--stdio", action="store_true", help="accepted for editor compatibility (the default)")

@@ -19,7 +19,7 @@ LOG_NAME = "mcp.log"
 HELP = "run the MCP server on stdio (started by agents: `tether setup AGENT --mcp`)"
 
 
-def register(sub: Any) -> None:
+def register(sub: Any, only: str | None = None) -> None:  # one command: nothing to leave out
     p = sub.add_parser(
         "mcp",
         help=HELP,

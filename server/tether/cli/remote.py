@@ -5,12 +5,16 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from tether.cli.common import add_output_flags, open_store
+from tether.cli.common import add_output_flags, open_store, register_parsers
 from tether.cli.output import emit
 from tether.humanize import plural
 
 
-def register(sub: Any) -> None:
+def register(sub: Any, only: str | None = None) -> None:
+    register_parsers(sub, PARSERS, only)
+
+
+def _push_parser(sub: Any) -> None:
     p = sub.add_parser(
         "push", help="send this workspace's checkpoints to the git remote (refs/tether/..., nothing else)"
     )
@@ -23,12 +27,16 @@ def register(sub: Any) -> None:
     add_output_flags(p)
     p.set_defaults(handler=cmd_push)
 
+
+def _pull_parser(sub: Any) -> None:
     p = sub.add_parser("pull", help="import the checkpoints other machines pushed for this workspace")
     p.add_argument("remote", nargs="?", default="origin", help="git remote name or URL (default: origin)")
     _identity(p)
     add_output_flags(p)
     p.set_defaults(handler=cmd_pull)
 
+
+def _handoff_parser(sub: Any) -> None:
     p = sub.add_parser(
         "handoff",
         help="resume another machine's session: pull, preview its files, take its task, recreate tmux",
@@ -43,6 +51,14 @@ def register(sub: Any) -> None:
     p.add_argument("--no-run", action="store_true", help="when recreating tmux, run no command")
     add_output_flags(p)
     p.set_defaults(handler=cmd_handoff)
+
+
+# Each command's parser, built only for the command a command line names (CLI start-up).
+PARSERS = {
+    "push": _push_parser,
+    "pull": _pull_parser,
+    "handoff": _handoff_parser,
+}
 
 
 def _identity(p: argparse.ArgumentParser) -> None:

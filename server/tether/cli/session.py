@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from tether import paths
-from tether.cli.common import add_output_flags, find_workspace
+from tether.cli.common import add_output_flags, find_workspace, register_parsers
 from tether.cli.output import emit, warn
 from tether.errors import CorruptStoreError, TetherError, TmuxError
 from tether.text import escape
@@ -26,12 +26,18 @@ if TYPE_CHECKING:
     from tether.tmux.watch import StoredSnapshot
 
 
-def register(sub: Any) -> None:
+def register(sub: Any, only: str | None = None) -> None:
+    register_parsers(sub, PARSERS, only)
+
+
+def _start_parser(sub: Any) -> None:
     p = sub.add_parser("start", help="create (or find) the workspace's tmux session and print its name")
     p.add_argument("--attach", action="store_true", help="attach to it when run from a terminal")
     add_output_flags(p)
     p.set_defaults(handler=cmd_start)
 
+
+def _attach_parser(sub: Any) -> None:
     p = sub.add_parser(
         "attach", help="attach to the workspace's tmux session, recreating it from the last snapshot if dead"
     )
@@ -44,9 +50,19 @@ def register(sub: Any) -> None:
     add_output_flags(p)
     p.set_defaults(handler=cmd_attach)
 
+
+def _doctor_parser(sub: Any) -> None:
     p = sub.add_parser("doctor", help="check tmux, the state dir and the store; non-zero exit on problems")
     add_output_flags(p)
     p.set_defaults(handler=cmd_doctor)
+
+
+# Each command's parser, built only for the command a command line names (CLI start-up).
+PARSERS = {
+    "start": _start_parser,
+    "attach": _attach_parser,
+    "doctor": _doctor_parser,
+}
 
 
 def _link(args: argparse.Namespace) -> TmuxLink:

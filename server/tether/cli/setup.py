@@ -12,7 +12,7 @@ from tether.cli.output import emit
 AGENTS = ("claude", "codex", "gemini", "opencode", "aider")
 
 
-def register(sub: Any) -> None:
+def register(sub: Any, only: str | None = None) -> None:  # one command: nothing to leave out
     p = sub.add_parser(
         "setup",
         help="write Tether's hooks and instructions (or, with --mcp, its MCP server) into an agent's config",

@@ -13,7 +13,7 @@ from tether.paths import state_dir
 from tether.store.db import DB_NAME
 
 
-def register(sub: Any) -> None:
+def register(sub: Any, only: str | None = None) -> None:  # one command: nothing to leave out
     p = sub.add_parser("list", help="list workspaces with checkpoints")
     p.set_defaults(handler=cmd_list)
 
