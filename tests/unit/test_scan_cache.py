@@ -19,10 +19,10 @@ import pytest
 
 import tether.store.head as store_head
 from tether.checkpoints.checkpointer import Checkpointer
-from tether.scan.listings import VerifyItem, verify_dirs
 from tether.scan.scanner import Scanner
+from tether.scan.statcheck import VerifyItem, verify_dirs
 from tether.store.db import Store
-from tether.store.scan_dirs import DirsExport
+from tether.store.scan_dirs import STAT, DirsExport
 from tether.store.schema import SCHEMA_VERSION
 
 
@@ -276,7 +276,7 @@ def test_the_stat_check_vouches_only_for_unchanged_directories(workspace: Path, 
         with (workspace / f"d{i % 6}/s{i % 4}/f{i}.txt").open("a") as fh:
             fh.write("edit\n")
         edited.add(f"d{i % 6}/s{i % 4}")
-    one = verify_dirs(str(workspace), items)
+    one = verify_dirs(str(workspace), items, STAT.format)
     assert 0 < len(one) < len(items)  # some directories vouched for, the edited ones not
     assert not {items[i][0] for i in one} & edited
 

@@ -8,6 +8,7 @@ when the bytes differ from the last one.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -18,6 +19,7 @@ from tether.model import CheckpointInfo, FileChange, HeadRow, Progress, Skipped
 from tether.paths import normalize_rel
 from tether.record import dataclass
 from tether.safefs import read_upto
+from tether.scan import helper
 from tether.scan.result import DEFAULT_MAX_FILE_BYTES, ScanResult, Taken, printable_name
 from tether.scan.scanner import Scanner
 from tether.store.db import StateUpdate, Store
@@ -362,6 +364,7 @@ class WorkspaceChanges:
         # The watcher's answer, waited for; the mark's removal (scan/dirty.py PendingTake).
         self._result: Callable[[], Taken | None] = lambda: None
         self._cancel: Callable[[], None] = lambda: None
+        self._helper = contextlib.ExitStack()
 
     def __enter__(self) -> Callable[[], ScanResult]:
         cp = self._cp
@@ -371,6 +374,9 @@ class WorkspaceChanges:
             pending = dirty.begin_take(cp.store, cp.scanner.fingerprint())
             if pending is not None:
                 self._result, self._cancel = pending.result, pending.cancel
+                return self._scan
+        # A walk is coming: its stat check's helper starts up meanwhile (scan/helper.py).
+        self._helper.enter_context(helper.warmed(cp.store.head_count()))
         return self._scan
 
     def _scan(self) -> ScanResult:
@@ -381,3 +387,4 @@ class WorkspaceChanges:
 
     def __exit__(self, *exc: object) -> None:
         self._cancel()
+        self._helper.close()

@@ -7,6 +7,7 @@ finds nothing changed does not need is imported where it is used.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 # typing is not imported at run time: TYPE_CHECKING is this constant.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Iterator, Sequence
     from typing import Any
 
     from tether.checkpoints.checkpointer import Checkpointer
@@ -208,16 +209,6 @@ def _hook_output(agent: HookAgent, name: Any, context: str) -> None:
         print(f"tether hook: {exc}", file=sys.stderr)
 
 
-def _watched_changes(store: Store) -> Taken | None:
-    """The dirty set of a live file watcher of the workspace (the language server's, the MCP
-    server's: scan/dirty.py); None when no watcher can vouch for it (then the hook walks)."""
-    from tether.scan import dirty
-    from tether.scan.result import scanner_fingerprint
-
-    # The hook's checkpointer scans with the default settings (make_checkpointer).
-    return dirty.take(store, scanner_fingerprint())
-
-
 def _hook_scan(cp: Checkpointer, deadline: float, budget: float, taken: Taken | None) -> ScanResult:
     """What changed: the watcher's paths when one vouches for them, else the workspace walk
     within the hook's time budget (said on stderr when it ran out)."""
@@ -263,7 +254,8 @@ def _run_hook(
         if base and os.path.isdir(base):
             args.workspace = base
     name = event.get("hook_event_name")
-    with open_store(args) as store:
+    scans = name in agent.tool_events or (name in agent.stop_events and not event.get("stop_hook_active"))
+    with open_store(args) as store, _workspace_changes(store, scans) as changes:
         from tether.conversations.record import record_hook_event
 
         session = AgentSession(store)
@@ -283,32 +275,74 @@ def _run_hook(
             return
         # Every hook names the conversation it runs in: keep it for the pane's resume.
         record_hook_event(store.root, args.state_dir, agent.label, event)
-        if name not in agent.tool_events and (name not in agent.stop_events or event.get("stop_hook_active")):
+        if not scans:
             return
-        taken = _watched_changes(store)
+        taken = changes()
         # The agent file was imported above; a watcher reports it (its server imports it), the
         # scan never tracks it.
         if taken is not None and not taken.rows.keys() - {AGENT_FILE}:
             # A read, an `ls`: nothing to look at, and the checkpointer is not even imported.
             log.debug("hook: the file watcher %s saw nothing change", taken.watcher[:8])
             return
-        from tether.agent.steps import make_checkpointer
+        _checkpoint_changes(
+            args, event, agent, store, session=session, taken=taken, deadline=deadline, budget=budget
+        )
 
-        cp = make_checkpointer(store, session, args.state_dir)
-        if name in agent.tool_events:
-            # A stat-cache scan finds edits the tool made through the shell too. Nothing changed
-            # (a `ls`, a read): no checkpoint, even if a tmux pane scrolled.
-            scan = _hook_scan(cp, deadline, budget, taken)
-            if not scan.changes:
-                _keep_scan(cp, scan)
-                return
-            outcome = cp.checkpoint(protocol.TRIGGER_MANUAL, _hook_message(event, agent.label), scan=scan)
-            if outcome.info is not None:
-                session.after_checkpoint(outcome.info)
+
+@contextlib.contextmanager
+def _workspace_changes(store: Store, scans: bool) -> Iterator[Callable[[], Taken | None]]:
+    """For a hook that looks for changes (``scans``), begun as the store is opened, so that the
+    hook's other work overlaps the wait: a live file watcher's dirty set, asked for now and
+    read by the function yielded (scan/dirty.py); or, when none can vouch, the helper of the
+    walk's stat check, started now (scan/helper.py). The function's None: walk."""
+    if not scans:
+        yield lambda: None
+        return
+    from tether.scan import dirty, helper
+    from tether.scan.result import scanner_fingerprint
+
+    # The hook's checkpointer scans with the default settings (make_checkpointer).
+    pending = dirty.begin_take(store, scanner_fingerprint())
+    if pending is not None:
+        try:
+            yield pending.result
+        finally:
+            pending.cancel()
+        return
+    with helper.warmed(store.head_count()):
+        yield lambda: None
+
+
+def _checkpoint_changes(
+    args: HookArgs,
+    event: dict[str, Any],
+    agent: HookAgent,
+    store: Store,
+    *,
+    session: AgentSession,
+    taken: Taken | None,
+    deadline: float,
+    budget: float,
+) -> None:
+    """After a tool call, a checkpoint of what it changed; at the end of a turn, a step."""
+    name = event.get("hook_event_name")
+    from tether.agent.steps import make_checkpointer
+
+    cp = make_checkpointer(store, session, args.state_dir)
+    if name in agent.tool_events:
+        # A stat-cache scan finds edits the tool made through the shell too. Nothing changed
+        # (a `ls`, a read): no checkpoint, even if a tmux pane scrolled.
+        scan = _hook_scan(cp, deadline, budget, taken)
+        if not scan.changes:
+            _keep_scan(cp, scan)
             return
-        if name in agent.stop_events and not event.get("stop_hook_active"):
-            scan = _hook_scan(cp, deadline, budget, taken)
-            if scan.changes:
-                session.record_step(cp, f"{agent.label}: turn finished", scan=scan)
-            else:
-                _keep_scan(cp, scan)
+        outcome = cp.checkpoint(protocol.TRIGGER_MANUAL, _hook_message(event, agent.label), scan=scan)
+        if outcome.info is not None:
+            session.after_checkpoint(outcome.info)
+        return
+    if name in agent.stop_events and not event.get("stop_hook_active"):
+        scan = _hook_scan(cp, deadline, budget, taken)
+        if scan.changes:
+            session.record_step(cp, f"{agent.label}: turn finished", scan=scan)
+        else:
+            _keep_scan(cp, scan)

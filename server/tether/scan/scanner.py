@@ -30,7 +30,7 @@ from tether.paths import normalize_rel
 from tether.record import dataclass, field
 from tether.scan.file import FileCheck, vouches
 from tether.scan.ignore_tree import IgnoreTree, Stack, unignored
-from tether.scan.listings import _DIR_FLAGS, Listing, ListingCache
+from tether.scan.listings import Listing, ListingCache
 from tether.scan.result import (
     BAD_NAME_REASON,
     DEFAULT_IGNORED_DIRS,
@@ -43,6 +43,7 @@ from tether.scan.result import (
     scanner_fingerprint,
     valid_name,
 )
+from tether.scan.statcheck import DIR_FLAGS
 from tether.store import head as store_head
 from tether.store.scan_dirs import DirRow, DirsExport
 
@@ -344,7 +345,7 @@ class Scanner:
             # Listing through a directory fd makes each entry's stat an fstatat() relative to
             # it (no path walk from /: about a third cheaper), and O_NOFOLLOW refuses a
             # directory swapped for a symlink since its parent was listed.
-            fd = os.open(f"{self._root}/{rel_dir}" if rel_dir else self._root, _DIR_FLAGS)
+            fd = os.open(f"{self._root}/{rel_dir}" if rel_dir else self._root, DIR_FLAGS)
         except OSError as exc:
             if rel_dir:
                 walk.result.skipped.append(Skipped(rel_dir, f"{UNREADABLE_DIR}: {exc.strerror}"))
