@@ -30,10 +30,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "server"))
 
 from tether import protocol  # noqa: E402
-from tether.agent.model import AGENT_FILE  # noqa: E402
 from tether.agent.runs import Run, run_summaries, save_run  # noqa: E402
 from tether.agent.session import AgentSession  # noqa: E402
 from tether.checkpoints.checkpointer import Checkpointer  # noqa: E402
+from tether.scan.result import AGENT_FILE  # noqa: E402
 from tether.store.db import Store  # noqa: E402
 
 

@@ -158,6 +158,10 @@ def test_a_step_with_no_tmux_server_imports_neither_the_tmux_link_nor_subprocess
         "tether.tmux.snapshot",
         "subprocess",
         "shlex",
+        # its usual command line is read without the parser (cli/step.py)
+        "argparse",
+        "gettext",
+        "tether.cli.parser",
         *STARTUP_COSTS,
     }
     assert not kept_out & loaded, kept_out & loaded

@@ -216,7 +216,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv == ["--version"]:  # before argparse and logging are imported: scripts call it often
         sys.stdout.write(f"tether {__version__}\n")
         return 0
-    if command_of(argv) == "hook":
+    command = command_of(argv)
+    if command == "step":
+        # After each unit of an agent's work: the usual step command line is read without
+        # argparse too (cli/step.py); anything else is left to the parser below.
+        from tether.cli.step import cmd_step, plain_step_args
+
+        step_args = plain_step_args(argv)
+        if step_args is not None:
+            return _run(cmd_step, step_args, step_args.verbose, whole_process)
+    if command == "hook":
         # After every tool call of an agent: a hook's usual command line is read without
         # building the parser (argparse, every argument of the agent commands); --help, a typo
         # or anything else is left to the parser below.
@@ -226,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if hook_args is not None:
             return _run(cmd_hook, hook_args, 0, whole_process)
     # Another command's listing (an argparse parser each) is needed by help only.
-    parser = build_parser(command_of(argv), list_others="-h" in argv or "--help" in argv)
+    parser = build_parser(command, list_others="-h" in argv or "--help" in argv)
     from tether.cli.parser import UsageError
 
     try:

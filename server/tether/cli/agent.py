@@ -14,10 +14,11 @@ import sys
 from collections.abc import Iterator
 
 from tether.agent.session import AgentSession
-from tether.agent.steps import make_checkpointer, record_conversations, record_step
+from tether.agent.steps import make_checkpointer
 from tether.cli.common import add_output_flags, non_negative_int, open_store, register_parsers
 from tether.cli.hook import HOOK_AGENTS, cmd_hook
 from tether.cli.output import emit
+from tether.cli.step import cmd_step
 from tether.errors import TetherError
 from tether.scan.result import AGENT_FILE
 from tether.text import escape
@@ -183,51 +184,6 @@ def _agent(
             warning = f"could not read {AGENT_FILE}: {exc}"
         _warn(warning)
         yield store, session, warning
-
-
-def _abs(paths: list[str] | None) -> list[str] | None:
-    # Paths on the command line are relative to where the agent stands, not to the workspace root.
-    return [os.path.abspath(p) for p in paths] if paths is not None else None
-
-
-def cmd_step(args: argparse.Namespace) -> int:
-    # Not _agent: the step takes the agent's file in itself, read and parsed once, in the step's
-    # own transaction (AgentSession.step); its warning is the step's.
-    with open_store(args) as store:
-        session = AgentSession(store)
-        cp = make_checkpointer(store, session, args.state_dir)
-        # A file watcher's sync starts now: the work up to the step's scan overlaps its wait.
-        with cp.workspace_changes(stream=True) as changes:
-            _, conv_warning = record_conversations(store.root, args.state_dir)
-            _warn(conv_warning)
-            from tether.cli.progress import terminal_progress
-
-            with terminal_progress(cp):  # a first step in a big tree walks and stores all of it
-                outcome = record_step(
-                    store,
-                    session,
-                    cp,
-                    args.done,
-                    next_steps=[] if args.no_next else args.next_steps,
-                    task=args.task,
-                    files=_abs(args.files),
-                    scan=changes,
-                )
-        state = outcome.state
-        _warn(outcome.warning)
-        emit(
-            args,
-            {
-                "checkpoint": outcome.info.to_wire(),
-                "step": outcome.step.to_json() if outcome.step else None,
-                "task": state.task,
-                "nextSteps": state.next_steps,
-                "filesInProgress": state.files_in_progress,
-                "warning": outcome.warning,
-            },
-            "\n".join(outcome.lines()),
-        )
-    return 0
 
 
 def cmd_next(args: argparse.Namespace) -> int:

@@ -18,8 +18,8 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-def emit(args: argparse.Namespace, data: Any, text: str | None = None) -> None:
-    """Print ``data`` as JSON under --json, else ``text`` (when given)."""
+def emit(args: object, data: Any, text: str | None = None) -> None:
+    """Print ``data`` as JSON under --json (``args.json``), else ``text`` (when given)."""
     if getattr(args, "json", False):
         sys.stdout.write(escape_json(json.dumps(data, indent=2, ensure_ascii=False, default=str)))
         sys.stdout.write("\n")
