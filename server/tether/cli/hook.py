@@ -15,7 +15,6 @@ import sys
 import time
 
 from tether import jsonsafe, protocol
-from tether.agent.session import AgentSession
 from tether.cli.workspace import open_store
 from tether.humanize import plural
 from tether.scan.result import AGENT_FILE
@@ -29,6 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
     from typing import Any
 
+    from tether.agent.session import AgentSession
     from tether.checkpoints.checkpointer import Checkpointer
     from tether.scan.result import ScanResult, Taken
     from tether.store.db import Store
@@ -256,6 +256,9 @@ def _run_hook(
     name = event.get("hook_event_name")
     scans = name in agent.tool_events or (name in agent.stop_events and not event.get("stop_hook_active"))
     with open_store(args) as store, _workspace_changes(store, scans) as changes:
+        # Imported once the stat check's helper is starting (below _workspace_changes): ~5 ms
+        # of the hook's imports that its start-up overlaps.
+        from tether.agent.session import AgentSession
         from tether.conversations.record import record_hook_event
 
         session = AgentSession(store)

@@ -1,20 +1,19 @@
-"""The stored-stats check of a large tree, split with a helper process.
+"""The stored-stats check of a large tree, shared with a helper process.
 
 stat() and comparing its result are Python work under the GIL, so threads cannot share the
 check; a second process can, on a second core. The helper is a fresh interpreter
 (``python -I -S scan/statcheck.py``, started with posix_spawn: nothing runs between fork and
-exec, no at-fork handler, safe beside the LSP server's threads) that checks the last
-directories while this process checks the first ones.
+exec, no at-fork handler, safe beside the LSP server's threads).
 
-Its start-up (~6.5 ms, about what this process takes for 4,000 files) is what limits the gain, so
-a command that knows a walk is coming starts it early (:func:`warmed`): the helper starts up
-while the command does its other work, and the check is split evenly. Started at the check
-itself, the helper gets fewer files to make up for its late start.
+The two take the directories from both ends: this process from the first one up, the helper
+from the last one down, each verdict sent as it is known. They meet wherever their speeds put
+them, so the split needs no guess: a helper still starting up (~6.5 ms), slowed down by a busy
+machine, failing or answering badly only leaves more directories to this process, which never
+waits for it; once they meet the helper is stopped. A command that knows a walk is coming
+starts the helper early (:func:`warmed`), so that its start-up overlaps the command's other
+work.
 
-The request goes through a pipe, enlarged where the system allows so that it is written whole at
-once; the answer is the list of directories the helper vouches for. A helper that fails, answers
-badly or outlives :data:`TIMEOUT_S` vouches for nothing: its directories are walked as usual,
-which only costs time.
+The request goes through a pipe (enlarged where the system allows), written from a thread.
 """
 
 from __future__ import annotations
@@ -23,13 +22,12 @@ import contextlib
 import logging
 import marshal
 import os
-import select
 import sys
 import threading
 import time
 
 from tether.scan import statcheck
-from tether.scan.statcheck import VerifyItem, verify_dirs
+from tether.scan.statcheck import RECORD, Checker, VerifyItem, verify_dirs
 
 # typing is not imported at run time (CLI start-up).
 TYPE_CHECKING = False
@@ -38,21 +36,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+_SIGKILL = 9  # signal.SIGKILL everywhere; the signal module is ~0.5 ms of every CLI process
+
 # Split from this many listed files on: below, the helper's start-up is not paid back.
 MIN_FILES = 8000
-# The helper's share of the files: per file it is slower than this process (a cold
-# interpreter). Measured here at 10k files: 1.7 us per file in this process, 2.3 in the helper.
-HELPER_SHARE = 0.43
-# A helper started at the check itself begins ~7 ms late (spawn, start-up): this many files
-# fewer, the time both take for them together; less for one started earlier, in proportion to
-# how much of that time has passed.
-HELPER_START_FILES = 1700
-HELPER_START_S = 0.007
+# The helper's part: the directories after the first quarter of the files (it takes them from
+# the last one down, this process from the first one up, until they meet).
+HELPER_FROM = 0.25
 # "0": always one process (benchmarks compare with it; also a way out should a helper misbehave).
 ENV = "TETHER_SCAN_HELPER"
-# Bound on the wait for the helper (taking the request, answering); past it, it is killed and
-# its half is walked.
-TIMEOUT_S = 30.0
+# How often this process looks at the helper's verdicts: every this many files it checked.
+POLL_FILES = 256
 # The pipe's size asked for: a request this large is written without waiting for the helper.
 PIPE_SIZE = 1 << 20
 _SCRIPT = statcheck.__file__
@@ -93,7 +87,11 @@ def warmed(files: int) -> Iterator[None]:
 
 
 def verify_split(root: str, items: Sequence[VerifyItem], stat_format: str) -> list[int]:
-    """:func:`~tether.scan.statcheck.verify_dirs`, on two processes when the tree is large."""
+    """:func:`~tether.scan.statcheck.verify_dirs`, on two processes when the tree is large.
+
+    This process checks directories from the first one up and the helper from the last one
+    down; they meet wherever their speeds put them (a helper still starting, slowed down or
+    failing only leaves more to this process, which never waits for it)."""
     global _warm
     with _warm_lock:
         helper, _warm = _warm, None
@@ -106,38 +104,41 @@ def verify_split(root: str, items: Sequence[VerifyItem], stat_format: str) -> li
         helper = _Helper.spawn()
         if helper is None:
             return verify_dirs(root, items, stat_format)
-    late = max(0.0, 1 - (time.monotonic() - helper.started) / HELPER_START_S)
-    want = int(total * HELPER_SHARE - HELPER_START_FILES * late)
-    if want <= 0:  # too late for so few files
-        helper.release()
-        return verify_dirs(root, items, stat_format)
-    split, theirs_count = len(items), 0
-    while split > 1 and theirs_count < want:
-        split -= 1
-        theirs_count += len(items[split][2])
-    if not helper.send(root, items[split:], stat_format):
-        return verify_dirs(root, items, stat_format)
+    lo, count = 0, 0
+    while lo < len(items) - 1 and count < total * HELPER_FROM:
+        count += len(items[lo][2])
+        lo += 1
     began = time.monotonic()
+    writing = helper.send(root, items[lo:], stat_format)
+    check = Checker(root, stat_format)
+    ok: list[int] = []
+    mine, frontier, since_poll = 0, len(items), POLL_FILES
     try:
-        mine = verify_dirs(root, items[:split], stat_format)
-    except BaseException:
-        helper.kill()
-        raise
-    checked = time.monotonic()
-    theirs = helper.answer(len(items) - split)
+        while mine < frontier:
+            if since_poll >= POLL_FILES:
+                frontier, since_poll = helper.frontier(lo, len(items)), 0
+                if mine >= frontier:
+                    break
+            item = items[mine]
+            if check(item):
+                ok.append(mine)
+            since_poll += len(item[2]) + 1
+            mine += 1
+    finally:
+        theirs = helper.finish(writing)
     log.debug(
-        "stat check of %d files split with helper %d (%d of them, started %.1f ms before): "
-        "%d of %d directories unchanged; %.1f ms here, then %.1f ms waiting for the helper",
+        "stat check of %d files shared with helper %d (started %.1f ms before): this process "
+        "checked %d directories, the helper %d, in %.1f ms; %d of %d unchanged",
         total,
         helper.pid,
-        theirs_count,
         (began - helper.started) * 1000,
-        len(mine) + len(theirs),
+        mine,
+        len(items) - mine,
+        (time.monotonic() - began) * 1000,
+        len(ok) + len([i for i in theirs if i >= mine]),
         len(items),
-        (checked - began) * 1000,
-        (time.monotonic() - checked) * 1000,
     )
-    return mine + [split + i for i in theirs]
+    return ok + sorted(i for i in theirs if i >= mine)
 
 
 class _Helper:
@@ -146,6 +147,11 @@ class _Helper:
         self.started = time.monotonic()
         self._request = request
         self._answer = answer
+        os.set_blocking(answer, False)
+        self._pending = b""
+        self._low: int | None = None  # the lowest index it has reported
+        self._ok: list[int] = []
+        self._dead = False
 
     @classmethod
     def spawn(cls) -> _Helper | None:
@@ -180,68 +186,81 @@ class _Helper:
             os.close(ans_w)
         return cls(pid, req_w, ans_r)
 
-    def send(self, root: str, part: Sequence[VerifyItem], stat_format: str) -> bool:
-        """Hand the helper its directories; False (and the helper gone) if it cannot take them."""
-        data = memoryview(marshal.dumps((stat_format, root, list(part))))
-        deadline = time.monotonic() + TIMEOUT_S
+    def send(self, root: str, part: Sequence[VerifyItem], stat_format: str) -> threading.Thread:
+        """Hand the helper its directories, from a thread that owns the pipe's writing end from
+        now on: a request larger than the pipe would otherwise hold this process until the
+        helper reads it. The end of file (the thread closing it) starts the helper's work."""
+        data = marshal.dumps((stat_format, root, list(part)))
+        fd, self._request = self._request, -1
+        writer = threading.Thread(target=self._write, args=(fd, data), name="tether-statcheck", daemon=True)
+        writer.start()
+        return writer
+
+    def _write(self, fd: int, data: bytes) -> None:
+        view = memoryview(data)
         try:
-            os.set_blocking(self._request, False)
-            while data:
-                try:
-                    data = data[os.write(self._request, data) :]
-                except BlockingIOError:
-                    left = deadline - time.monotonic()
-                    if left <= 0 or not select.select([], [self._request], [], left)[1]:
-                        raise TimeoutError("the helper took no request") from None
-            os.close(self._request)
-            self._request = -1
-        except OSError as exc:  # BrokenPipeError: it is gone
-            log.warning("stat check helper %d: %s (one process)", self.pid, exc)
-            self.kill()
-            return False
-        return True
+            while view:
+                view = view[os.write(fd, view) :]
+        except OSError as exc:  # BrokenPipeError: it is gone (or was stopped by finish())
+            log.debug("stat check helper %d: %s (this process checks the rest)", self.pid, exc)
+            self._dead = True
+        finally:
+            os.close(fd)
+
+    def frontier(self, lo: int, end: int) -> int:
+        """The lowest index up to which (``end`` excluded) the helper has reported every
+        directory; ``end`` while it has reported none, or once it is found misbehaving."""
+        if self._dead:
+            return end
+        try:
+            chunk = os.read(self._answer, 1 << 16)
+        except BlockingIOError:
+            return self._low if self._low is not None else end
+        except OSError:
+            chunk = b""
+        if not chunk:  # gone: what it reported stands
+            self._dead = True
+            return self._low if self._low is not None else end
+        self._pending += chunk
+        usable = len(self._pending) - len(self._pending) % RECORD.size
+        for (value,) in RECORD.iter_unpack(self._pending[:usable]):
+            index = lo + (value if value >= 0 else -1 - value)
+            expected = (self._low if self._low is not None else end) - 1
+            if index != expected or index < lo:
+                log.warning("stat check helper %d answered out of order: ignored", self.pid)
+                self._dead = True
+                self._ok.clear()
+                self._low = None
+                return end
+            self._low = index
+            if value >= 0:
+                self._ok.append(index)
+        self._pending = self._pending[usable:]
+        return self._low if self._low is not None else end
+
+    def finish(self, writer: threading.Thread) -> list[int]:
+        """Stop the helper (it may still be checking directories this process did), reap it,
+        and give the indices it vouched for."""
+        with contextlib.suppress(OSError):
+            os.kill(self.pid, _SIGKILL)
+        # Its pipe's reading end is gone with it: the writer ends (EPIPE) before its descriptor
+        # is closed, so it never writes to a number reused meanwhile.
+        writer.join()
+        self._reap()
+        return [] if self._low is None else list(self._ok)
 
     def release(self) -> None:
-        """Nothing to do: an empty request makes the helper leave at once."""
-        self._reap()
+        """Let it go unused: told there is nothing to do (an empty request), and stopped so
+        that reaping it never waits for its start-up to end."""
+        if self._request >= 0:
+            os.close(self._request)
+            self._request = -1
+        self.kill()
 
     def kill(self) -> None:
-        import signal  # only on this rare path: ~0.5 ms of every CLI process otherwise
-
         with contextlib.suppress(OSError):
-            os.kill(self.pid, signal.SIGKILL)
+            os.kill(self.pid, _SIGKILL)
         self._reap()
-
-    def answer(self, count: int) -> list[int]:
-        """The indices the helper vouches for, or none if it failed, answered out of range or
-        took longer than :data:`TIMEOUT_S` (then it is killed). Reaped on every path."""
-        deadline = time.monotonic() + TIMEOUT_S
-        chunks: list[bytes] = []
-        try:
-            while True:
-                left = deadline - time.monotonic()
-                if left <= 0 or not select.select([self._answer], [], [], left)[0]:
-                    log.warning("stat check helper %d took too long: its directories are walked", self.pid)
-                    self.kill()
-                    return []
-                chunk = os.read(self._answer, 1 << 16)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-        except BaseException:
-            self.kill()
-            raise
-        status = self._reap()
-        try:
-            got = marshal.loads(b"".join(chunks)) if status == 0 else None
-        except (EOFError, ValueError, TypeError):
-            got = None
-        if not isinstance(got, list) or not all(type(i) is int and 0 <= i < count for i in got):
-            log.warning(
-                "stat check helper %d failed (status %s): its directories are walked", self.pid, status
-            )
-            return []
-        return got
 
     def _reap(self) -> int | None:
         for fd in (self._request, self._answer):
