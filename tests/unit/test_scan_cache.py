@@ -296,3 +296,11 @@ def test_a_checkpoint_of_told_paths_keeps_the_stored_listings(
         assert info is not None and info.files == ("d1/new.txt",)
     assert store.scan_dirs()[0] == meta
     assert {r.dir for r in store.scan_dirs()[1]} == {r.dir for r in rows}
+
+
+def test_the_listed_file_count_is_what_the_stored_listings_hold(workspace: Path, store: Store) -> None:
+    assert store.listed_files() == 0  # nothing stored yet
+    tree(workspace, 90)
+    Checkpointer(store).checkpoint("manual")
+    _, rows = store.scan_dirs()
+    assert store.listed_files() == sum(len(r.files) for r in rows) > 0

@@ -376,7 +376,7 @@ class WorkspaceChanges:
                 self._result, self._cancel = pending.result, pending.cancel
                 return self._scan
         # A walk is coming: its stat check's helper starts up meanwhile (scan/helper.py).
-        self._helper.enter_context(helper.warmed(cp.store.head_count()))
+        self._helper.enter_context(helper.warmed(cp.store.listed_files()))
         return self._scan
 
     def _scan(self) -> ScanResult:

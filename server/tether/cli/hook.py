@@ -312,7 +312,7 @@ def _workspace_changes(store: Store, scans: bool) -> Iterator[Callable[[], Taken
         finally:
             pending.cancel()
         return
-    with helper.warmed(store.head_count()):
+    with helper.warmed(store.listed_files()):
         yield lambda: None
 
 

@@ -651,6 +651,13 @@ class Store:
         with self.write() as tx:
             return _write_scan_dirs(tx, export)
 
+    def listed_files(self) -> int:
+        """How many files the stored directory listings hold (a cheap count: no row is read)."""
+        try:
+            return scan_dirs.listed_files(self._db)
+        except sqlite3.Error as exc:
+            raise translate(exc, self.db_path) from exc
+
     def scan_dirs_consistent(self) -> list[str]:
         """Directories whose stored stats disagree with head (none, unless there is a bug)."""
         return scan_dirs.check_consistent(self._db)

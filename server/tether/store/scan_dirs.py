@@ -115,6 +115,13 @@ def read_rows(db: sqlite3.Connection) -> list[DirRow] | None:
         return None
 
 
+def listed_files(db: sqlite3.Connection) -> int:
+    """How many files the stored listings hold (what a walk's stored-stats check will stat),
+    without reading them: their packed stats' lengths, one row per directory."""
+    row = db.execute("SELECT coalesce(sum(length(stats)), 0) FROM scan_dirs").fetchone()
+    return int(row[0]) // STAT.size
+
+
 def _read_rows(db: sqlite3.Connection) -> list[DirRow]:
     # _split() inline: a large workspace has thousands of rows (its read is on a new process's path)
     return [
