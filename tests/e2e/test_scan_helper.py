@@ -17,6 +17,7 @@ import pytest
 
 import tether.store.head as store_head
 from tests.e2e.lsp_harness import start_session
+from tests.support.trees import old_tree
 from tether.checkpoints.checkpointer import Checkpointer
 from tether.cli.lsp import LOG_NAME
 from tether.scan import helper
@@ -65,17 +66,10 @@ def small_tree(root: Path, n: int = 240) -> None:
         (d / f"f{i}.txt").write_text(f"{i}\n")
 
 
-def big_tree(root: Path, n: int = BIG) -> None:
-    (root / ".gitignore").write_text("*.log\n")
-    for i in range(n):
-        d = root / f"pkg{i % 8}" / f"m{i % 160}"
-        d.mkdir(parents=True, exist_ok=True)
-        (d / f"f{i}.py").write_text(f"x = {i}\n")
-    old = 1_700_000_000_000_000_000  # an old checkout: no stat is too fresh to vouch for it
-    for p in root.rglob("*.py"):
-        os.utime(p, ns=(old, old))
-    # Directory ctimes cannot be set back: let them leave the racy-timestamp window
-    # (store.head.RACY_NS), or no listing would be kept. A fixed wait, not a poll.
+def big_tree(root: Path) -> None:
+    old_tree(root, BIG, pkgs=8, mods=160)
+    # Let the directories leave the racy-timestamp window (store.head.RACY_NS), or no listing
+    # would be kept. A fixed wait, not a poll.
     time.sleep(2.1)
 
 

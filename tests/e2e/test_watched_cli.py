@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.lsp_harness import start_session
+from tests.support.trees import old_tree
 
 FILES = 10_000
 WALK = "walk: "
@@ -25,14 +26,7 @@ WATCHED = "saw change, no walk"
 
 
 def big_tree(root: Path) -> None:
-    (root / ".gitignore").write_text("*.log\n")
-    for i in range(FILES):
-        d = root / f"pkg{i % 10}" / f"m{i % 250}"
-        d.mkdir(parents=True, exist_ok=True)
-        (d / f"f{i}.py").write_text(f"x = {i}\n")
-    old = 1_700_000_000_000_000_000  # an old checkout: no stat is too fresh to vouch for it
-    for p in root.rglob("*.py"):
-        os.utime(p, ns=(old, old))
+    old_tree(root, FILES, pkgs=10, mods=250)
 
 
 def tether(
