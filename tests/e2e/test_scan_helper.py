@@ -139,6 +139,33 @@ def test_a_warm_helper_is_used_and_an_unused_one_let_go(
     assert capfd.readouterr().err == ""  # told nothing to do, it left without a word
 
 
+def test_a_helper_that_finishes_its_part_first_leaves_this_process_only_the_rest(
+    workspace: Path,
+    items: list[VerifyItem],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A slow process (here, 20 ms a directory) meets the helper where the helper's part
+    begins: the helper's verdicts stand, even after it has exited."""
+    edit_every_seventh(workspace, items)
+    one = verify_dirs(str(workspace), items, STAT.format)
+    real = helper.Checker
+
+    class Slow(real):  # type: ignore[misc,valid-type]
+        def __call__(self, item: VerifyItem) -> bool:
+            time.sleep(0.02)
+            return bool(super().__call__(item))
+
+    monkeypatch.setattr(helper, "Checker", Slow)
+    monkeypatch.setattr(helper, "POLL_FILES", 1)
+    with caplog.at_level(logging.DEBUG, logger=helper.__name__):
+        got = helper.verify_split(str(workspace), items, STAT.format)
+    assert got == one
+    lo = next(i for i in range(len(items)) if sum(len(it[2]) for it in items[:i]) >= 240 * helper.HELPER_FROM)
+    assert helper_checked(caplog.text) == len(items) - lo  # all of its part, none of the rest
+    assert no_children_left()
+
+
 def test_helpers_that_fail_hang_or_answer_badly_only_cost_time(
     workspace: Path,
     state_dir: Path,

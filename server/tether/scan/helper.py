@@ -151,7 +151,8 @@ class _Helper:
         self._pending = b""
         self._low: int | None = None  # the lowest index it has reported
         self._ok: list[int] = []
-        self._dead = False
+        self._gone = False  # no more verdicts will come
+        self._void = False  # it answered out of order: none of its verdicts is used
 
     @classmethod
     def spawn(cls) -> _Helper | None:
@@ -203,40 +204,42 @@ class _Helper:
                 view = view[os.write(fd, view) :]
         except OSError as exc:  # BrokenPipeError: it is gone (or was stopped by finish())
             log.debug("stat check helper %d: %s (this process checks the rest)", self.pid, exc)
-            self._dead = True
         finally:
             os.close(fd)
 
     def frontier(self, lo: int, end: int) -> int:
-        """The lowest index up to which (``end`` excluded) the helper has reported every
-        directory; ``end`` while it has reported none, or once it is found misbehaving."""
-        if self._dead:
+        """The lowest index from which on (``end`` excluded) the helper has reported every
+        directory; ``end`` while it has reported none, or once it answered out of order (then
+        none of its verdicts is used). A helper that is gone keeps what it reported."""
+        if self._void:
             return end
-        try:
-            chunk = os.read(self._answer, 1 << 16)
-        except BlockingIOError:
-            return self._low if self._low is not None else end
-        except OSError:
-            chunk = b""
-        if not chunk:  # gone: what it reported stands
-            self._dead = True
-            return self._low if self._low is not None else end
+        if not self._gone:
+            try:
+                chunk = os.read(self._answer, 1 << 16)
+            except BlockingIOError:
+                chunk = None
+            except OSError:
+                chunk = b""
+            if chunk == b"":  # done with its part, or ended: no more verdicts
+                self._gone = True
+            elif chunk:
+                self._take(chunk, lo, end)
+        return self._low if self._low is not None and not self._void else end
+
+    def _take(self, chunk: bytes, lo: int, end: int) -> None:
         self._pending += chunk
         usable = len(self._pending) - len(self._pending) % RECORD.size
         for (value,) in RECORD.iter_unpack(self._pending[:usable]):
             index = lo + (value if value >= 0 else -1 - value)
-            expected = (self._low if self._low is not None else end) - 1
-            if index != expected or index < lo:
-                log.warning("stat check helper %d answered out of order: ignored", self.pid)
-                self._dead = True
+            if index != (self._low if self._low is not None else end) - 1 or index < lo:
+                log.warning("stat check helper %d answered out of order: its verdicts are not used", self.pid)
+                self._void = True
                 self._ok.clear()
-                self._low = None
-                return end
+                return
             self._low = index
             if value >= 0:
                 self._ok.append(index)
         self._pending = self._pending[usable:]
-        return self._low if self._low is not None else end
 
     def finish(self, writer: threading.Thread) -> list[int]:
         """Stop the helper (it may still be checking directories this process did), reap it,
@@ -247,7 +250,7 @@ class _Helper:
         # is closed, so it never writes to a number reused meanwhile.
         writer.join()
         self._reap()
-        return [] if self._low is None else list(self._ok)
+        return [] if self._void else list(self._ok)
 
     def release(self) -> None:
         """Let it go unused: told there is nothing to do (an empty request), and stopped so
