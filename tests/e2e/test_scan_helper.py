@@ -214,7 +214,7 @@ def test_helpers_that_fail_hang_or_answer_badly_only_cost_time(
         assert "d0/s0/f0.txt" in Checkpointer(store).scan_workspace().changed_paths
 
 
-def test_the_switch_and_a_missing_interpreter_mean_one_process(
+def test_the_switch_a_missing_interpreter_or_script_mean_one_process(
     workspace: Path,
     items: list[VerifyItem],
     monkeypatch: pytest.MonkeyPatch,
@@ -226,6 +226,10 @@ def test_the_switch_and_a_missing_interpreter_mean_one_process(
         assert helper.verify_split(str(workspace), items, STAT.format) == one
         monkeypatch.delenv(helper.ENV)
         monkeypatch.setattr(sys, "executable", str(workspace / "no-such-python"))
+        assert helper.verify_split(str(workspace), items, STAT.format) == one
+        monkeypatch.undo()
+        monkeypatch.setattr(helper, "MIN_FILES", 0)
+        monkeypatch.setattr(helper, "_SCRIPT", str(workspace / "statcheck.pyc-only"))
         assert helper.verify_split(str(workspace), items, STAT.format) == one
     assert SPLIT not in caplog.text
     assert no_children_left()

@@ -57,7 +57,14 @@ _warm_lock = threading.Lock()
 
 
 def enabled() -> bool:
-    return os.environ.get(ENV) != "0" and hasattr(os, "posix_spawn") and bool(sys.executable)
+    """Not switched off, and a helper can be started: posix_spawn, an interpreter, and the
+    script as a file (an install of bytecode only has none: one process then)."""
+    return (
+        os.environ.get(ENV) != "0"
+        and hasattr(os, "posix_spawn")
+        and bool(sys.executable)
+        and os.path.isfile(_SCRIPT)
+    )
 
 
 @contextlib.contextmanager
