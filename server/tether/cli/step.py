@@ -92,10 +92,6 @@ def plain_step_args(argv: Sequence[str]) -> StepArgs | None:
     return args
 
 
-def _warn(message: str | None) -> None:
-    warn(message)
-
-
 def _abs(paths: list[str] | None) -> list[str] | None:
     # Paths on the command line are relative to where the agent stands, not to the workspace root.
     return [os.path.abspath(p) for p in paths] if paths is not None else None
@@ -111,7 +107,7 @@ def cmd_step(args: StepArgs) -> int:
         # A file watcher's sync starts now: the work up to the step's scan overlaps its wait.
         with cp.workspace_changes(stream=True) as changes:
             _, conv_warning = record_conversations(store.root, args.state_dir)
-            _warn(conv_warning)
+            warn(conv_warning)
             from tether.cli.progress import terminal_progress
 
             with terminal_progress(cp):  # a first step in a big tree walks and stores all of it
@@ -126,7 +122,7 @@ def cmd_step(args: StepArgs) -> int:
                     scan=changes,
                 )
         state = outcome.state
-        _warn(outcome.warning)
+        warn(outcome.warning)
         emit(
             args,
             {

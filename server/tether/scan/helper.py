@@ -71,7 +71,7 @@ def enabled() -> bool:
 def warmed(files: int) -> Iterator[None]:
     """Start the helper now, for a stat check of about ``files`` files coming in this block: its
     start-up then overlaps the block's work before the check. Not used by the block's end, it
-    is let go (told there is nothing to do, and reaped)."""
+    is stopped and reaped."""
     global _warm
     started = _Helper.spawn() if files >= MIN_FILES and enabled() else None
     if started is not None:
@@ -132,7 +132,7 @@ def verify_split(root: str, items: Sequence[VerifyItem], stat_format: str) -> li
             since_poll += len(item[2]) + 1
             mine += 1
     finally:
-        theirs = helper.finish(writing)
+        theirs = sorted(i for i in helper.finish(writing) if i >= mine)
     log.debug(
         "stat check of %d files shared with helper %d (started %.1f ms before): this process "
         "checked %d directories, the helper %d, in %.1f ms; %d of %d unchanged",
@@ -142,10 +142,10 @@ def verify_split(root: str, items: Sequence[VerifyItem], stat_format: str) -> li
         mine,
         len(items) - mine,
         (time.monotonic() - began) * 1000,
-        len(ok) + len([i for i in theirs if i >= mine]),
+        len(ok) + len(theirs),
         len(items),
     )
-    return ok + sorted(i for i in theirs if i >= mine)
+    return ok + theirs
 
 
 class _Helper:
@@ -251,8 +251,7 @@ class _Helper:
     def finish(self, writer: threading.Thread) -> list[int]:
         """Stop the helper (it may still be checking directories this process did), reap it,
         and give the indices it vouched for."""
-        with contextlib.suppress(OSError):
-            os.kill(self.pid, _SIGKILL)
+        self._signal()
         # Its pipe's reading end is gone with it: the writer ends (EPIPE) before its descriptor
         # is closed, so it never writes to a number reused meanwhile.
         writer.join()
@@ -260,28 +259,22 @@ class _Helper:
         return [] if self._void else list(self._ok)
 
     def release(self) -> None:
-        """Let it go unused: told there is nothing to do (an empty request), and stopped so
-        that reaping it never waits for its start-up to end."""
-        if self._request >= 0:
-            os.close(self._request)
-            self._request = -1
-        self.kill()
-
-    def kill(self) -> None:
-        with contextlib.suppress(OSError):
-            os.kill(self.pid, _SIGKILL)
+        """Let it go unused: stopped, so that reaping it never waits for its start-up to end.
+        (A helper whose parent dies reads an empty request and leaves by itself.)"""
+        self._signal()
         self._reap()
 
-    def _reap(self) -> int | None:
+    def _signal(self) -> None:
+        with contextlib.suppress(OSError):
+            os.kill(self.pid, _SIGKILL)
+
+    def _reap(self) -> None:
         for fd in (self._request, self._answer):
             if fd >= 0:
                 os.close(fd)
         self._request = self._answer = -1
-        try:
-            _, status = os.waitpid(self.pid, 0)
-        except ChildProcessError:
-            return None
-        return os.waitstatus_to_exitcode(status)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
 
 
 def _enlarge(fd: int) -> None:
