@@ -190,7 +190,24 @@ import gc, sys
 from tether.cli import main
 sys.argv = ["tether", *sys.argv[1:]]
 {call}
-print("FROZEN", gc.get_freeze_count())
+print("FROZEN", gc.isenabled(), gc.get_freeze_count())
+"""
+
+# A process as the `tether` script runs it, with an exit function, and optionally a thread still
+# at work when the command is done (until main() returns). Past main(), only the usual exit goes
+# on.
+EXIT = """
+import atexit, sys, threading
+from tether.cli import main
+atexit.register(lambda: print("EXIT FUNCTION", flush=True))
+returned = threading.Event()
+if {thread}:
+    threading.Thread(target=lambda: (returned.wait(60), print("THREAD DONE", flush=True))).start()
+sys.argv = ["tether", *sys.argv[1:]]
+code = main()
+print("RETURNED", flush=True)
+returned.set()
+sys.exit(code)
 """
 
 
@@ -208,5 +225,34 @@ def test_a_whole_process_keeps_what_its_imports_made_out_of_the_collector(  # ty
         text=True,
         timeout=60,
     ).stdout
-    frozen = int(out.rpartition("FROZEN ")[2])
-    assert (frozen > 0) == whole_process, out
+    enabled, frozen = out.rpartition("FROZEN ")[2].split()
+    assert (int(frozen) > 0) == whole_process, out
+    assert enabled == "True"  # off during the imports only (whole process)
+
+
+@pytest.mark.parametrize("thread", [False, True])
+@pytest.mark.parametrize(("argv", "code"), [(("step", "--done", "x"), 0), (("hook", "no-such-agent"), 2)])
+def test_a_hook_or_step_process_ends_without_teardown_once_nothing_is_left(  # type: ignore[no-untyped-def]
+    tmp_path, state_dir, argv, code, thread
+) -> None:
+    """What the command printed, its exit code and the exit functions are all there; the
+    teardown is skipped, unless another thread is still at work: then the usual exit waits
+    for it."""
+    ws = tmp_path / "ws"
+    (ws / ".git").mkdir(parents=True)
+    script = EXIT.format(thread=thread)
+    res = subprocess.run(
+        [sys.executable, "-c", script, "-C", str(ws), "--state-dir", str(state_dir), *argv],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert res.returncode == code, res.stderr
+    if code == 0:
+        assert "step recorded in checkpoint 1: 0 files changed" in res.stdout
+    else:
+        assert "no-such-agent" in res.stderr  # the usage error, all of it
+    assert "EXIT FUNCTION" in res.stdout
+    assert ("THREAD DONE" in res.stdout) == thread
+    assert ("RETURNED" in res.stdout) == thread  # os._exit, unless the thread was at work

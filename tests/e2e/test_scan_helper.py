@@ -11,12 +11,14 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 
 import tether.store.head as store_head
 from tests.e2e.lsp_harness import start_session
+from tests.support.retry import retry_until
 from tests.support.trees import old_tree
 from tether.checkpoints.checkpointer import Checkpointer
 from tether.cli.lsp import LOG_NAME
@@ -55,6 +57,27 @@ def children_of(pid: int) -> list[str]:
             continue
         if int(fields[1]) == pid:
             found.append(f"{entry.name} {fields[0]}")
+    return found
+
+
+def helper_processes(parent: int | None = None, marker: str | None = None) -> list[int]:
+    """Running helpers (the stat check script), those of ``parent`` or those whose environment
+    holds ``marker``, from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if helper._SCRIPT.encode() not in (entry / "cmdline").read_bytes():
+                continue
+            ppid = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+            if parent is not None and ppid != parent:
+                continue
+            if marker is not None and marker.encode() not in (entry / "environ").read_bytes():
+                continue
+        except OSError:  # gone meanwhile
+            continue
+        found.append(int(entry.name))
     return found
 
 
@@ -134,6 +157,18 @@ def test_a_warm_helper_is_used_and_an_unused_one_let_go(
         caplog.clear()
         with helper.warmed(len(items)):
             pass  # no check in the block: let go
+        assert helper._warm is None
+        # Started before the size is known (a command starting: cli/__init__.py), then asked for
+        # again once it is: the first one is kept, none is started beside it.
+        with helper.warmed():
+            early = helper._warm
+            assert early is not None
+            with helper.warmed(len(items)):
+                assert helper._warm is early
+                # (Its command line shows once its exec is through: posix_spawn may return first.)
+                retry_until(lambda: helper_processes(os.getpid()) == [early.pid], what="the one helper")
+                assert helper.verify_split(str(workspace), items, STAT.format) == one
+        assert f"{SPLIT} {early.pid} " in caplog.text  # the early one did its part
         assert helper._warm is None
     assert no_children_left()
     assert capfd.readouterr().err == ""  # told nothing to do, it left without a word
@@ -270,6 +305,34 @@ def test_cli_scan_and_hook_split_the_check_and_find_every_change(workspace: Path
     assert last.returncode == 0, last.stderr
     assert json.loads(last.stdout)["changedSinceCheckpoint"] == []
     assert helper_checked(last.stderr) > 0
+
+
+@pytest.mark.parametrize("event", ["PostToolUse", "SessionStart"])
+def test_a_hook_starts_a_helper_before_its_imports_and_never_leaves_it_behind(
+    workspace: Path, state_dir: Path, event: str
+) -> None:
+    """The hook starts the helper before it knows the tree's size or the event: a small tree, or
+    an event that does not walk, lets it go before the process ends, and the hook still works."""
+    small_tree(workspace)
+    mark = str(uuid.uuid4())
+    payload = {"session_id": "s1", "cwd": str(workspace), "hook_event_name": event, "tool_name": "Bash"}
+    (workspace / "d0/s0/f0.txt").write_text("changed\n")
+    env = {**os.environ, "TETHER_STATE_DIR": str(state_dir), "TETHER_TEST_MARK": mark}
+    res = subprocess.run(
+        [sys.executable, "-m", "tether", "hook", "claude-code"],
+        cwd=workspace,
+        env=env,
+        input=json.dumps(payload),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert res.returncode == 0 and res.stderr == "", res.stderr
+    assert helper_processes(marker=f"TETHER_TEST_MARK={mark}") == []
+    log = tether("--json", "log", state_dir=state_dir, cwd=workspace)
+    checkpoints = json.loads(log.stdout)["checkpoints"]
+    assert bool(checkpoints) == (event == "PostToolUse")  # the first checkpoint: every file
 
 
 async def test_lsp_server_splits_the_check_beside_its_threads(workspace: Path, state_dir: Path) -> None:

@@ -68,12 +68,17 @@ def enabled() -> bool:
 
 
 @contextlib.contextmanager
-def warmed(files: int) -> Iterator[None]:
+def warmed(files: int | None = None) -> Iterator[None]:
     """Start the helper now, for a stat check of about ``files`` files coming in this block: its
-    start-up then overlaps the block's work before the check. Not used by the block's end, it
-    is stopped and reaped."""
+    start-up then overlaps the block's work before the check. ``files`` None: not known yet (a
+    command that may walk, as it starts: cli/__init__.py). A helper already waiting is kept for
+    that check, and none is started. Not used by the block's end, it is stopped and reaped."""
     global _warm
-    started = _Helper.spawn() if files >= MIN_FILES and enabled() else None
+    started = None
+    if (files is None or files >= MIN_FILES) and enabled():
+        with _warm_lock:
+            waiting = _warm is not None
+        started = None if waiting else _Helper.spawn()
     if started is not None:
         with _warm_lock:
             if _warm is None:
