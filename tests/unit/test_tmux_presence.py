@@ -58,3 +58,23 @@ def test_which_tmux_takes_the_first_executable_on_path(
     assert presence.which_tmux() == str(c / "tmux")
     monkeypatch.setenv("PATH", str(a))
     assert presence.which_tmux() is None
+
+
+def test_a_checkpointer_looks_at_the_installed_tmux_once(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """With no server at the link's socket, the tmux snapshot says whether the installed tmux is
+    too old: at the first checkpoint only (a long-lived server's steps do not search PATH or
+    read the version record again)."""
+    from tether.agent import steps
+
+    calls: list[object] = []
+    monkeypatch.setattr(steps, "_check_version", lambda state, say: calls.append(state))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv(presence.SOCKET_ENV, str(tmp_path / "no-server"))
+    snapshot = steps._tmux_provider(tmp_path, str(tmp_path / "state"))
+    assert snapshot() is None
+    assert snapshot() is None
+    assert calls == [str(tmp_path / "state")]
+    assert steps._tmux_provider(tmp_path, None)() is None  # another checkpointer looks again
+    assert len(calls) == 2

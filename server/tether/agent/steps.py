@@ -39,11 +39,13 @@ def _tmux_provider(root: Path, state: str | os.PathLike[str] | None) -> Callable
     """The tmux snapshot at each checkpoint (None when the session does not run). When no tmux
     server can be listening at the link's socket (tmux/presence.py), neither tmux nor the tmux
     link is touched: only whether the installed tmux is too old is said, from the state dir's
-    record of ``tmux -V`` (no process while the binary is unchanged). Otherwise the link is built
+    record of ``tmux -V`` (no process while the binary is unchanged), and looked at once per
+    checkpointer (a long-lived server's steps do not search PATH again). Otherwise the link is built
     at the first checkpoint: a hook that finds nothing changed never imports it."""
     links: list[TmuxLink] = []
     sockets: list[str | None] = []
     warned: list[bool] = []
+    version_checked: list[bool] = []
 
     def too_old(message: str) -> None:
         # Said once per process; the files' checkpoint goes on.
@@ -57,7 +59,9 @@ def _tmux_provider(root: Path, state: str | os.PathLike[str] | None) -> Callable
         if not sockets:
             sockets.append(link_socket(_configured_socket()))
         if not links and not server_may_run(sockets[0]):
-            _check_version(state, too_old)
+            if not version_checked:
+                version_checked.append(True)
+                _check_version(state, too_old)
             return None
         if not links:
             from tether.tmux.user import user_link
