@@ -271,12 +271,12 @@ def test_the_switch_a_missing_interpreter_or_script_mean_one_process(
 
 
 def tether(
-    *args: str, state_dir: Path, cwd: Path, stdin: str | None = None
+    *args: str, state_dir: Path, cwd: Path, stdin: str | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "tether", *args],
         cwd=cwd,
-        env={**os.environ, "TETHER_STATE_DIR": str(state_dir)},
+        env={**os.environ, "TETHER_STATE_DIR": str(state_dir), **(env or {})},
         input=stdin,
         capture_output=True,
         text=True,
@@ -317,16 +317,13 @@ def test_a_hook_starts_a_helper_before_its_imports_and_never_leaves_it_behind(
     mark = str(uuid.uuid4())
     payload = {"session_id": "s1", "cwd": str(workspace), "hook_event_name": event, "tool_name": "Bash"}
     (workspace / "d0/s0/f0.txt").write_text("changed\n")
-    env = {**os.environ, "TETHER_STATE_DIR": str(state_dir), "TETHER_TEST_MARK": mark}
-    res = subprocess.run(
-        [sys.executable, "-m", "tether", "hook", "claude-code"],
+    res = tether(
+        "hook",
+        "claude-code",
+        state_dir=state_dir,
         cwd=workspace,
-        env=env,
-        input=json.dumps(payload),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+        stdin=json.dumps(payload),
+        env={"TETHER_TEST_MARK": mark},
     )
     assert res.returncode == 0 and res.stderr == "", res.stderr
     assert helper_processes(marker=f"TETHER_TEST_MARK={mark}") == []
