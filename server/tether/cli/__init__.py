@@ -100,8 +100,9 @@ examples:
 # Commands whose usual run walks the workspace (after every step or tool call of an agent).
 WALKING_COMMANDS = ("hook", "step")
 
-# Global options that take a value: skipped when looking for the command name in argv.
-_VALUE_OPTIONS = ("-C", "--workspace", "--state-dir")
+# Global options that take a value, and the attribute each sets: skipped when looking for the
+# command name in argv, and read by the commands' plain command-line readers (hook, step).
+GLOBAL_VALUE_OPTIONS = {"-C": "workspace", "--workspace": "workspace", "--state-dir": "state_dir"}
 
 
 def command_of(argv: Sequence[str]) -> str | None:
@@ -110,7 +111,7 @@ def command_of(argv: Sequence[str]) -> str | None:
     for word in it:
         if word == "--":
             return next(it, None)
-        if word in _VALUE_OPTIONS:
+        if word in GLOBAL_VALUE_OPTIONS:
             next(it, None)
         elif not word.startswith("-"):
             return word

@@ -15,6 +15,7 @@ import sys
 import time
 
 from tether import jsonsafe, protocol
+from tether.cli import GLOBAL_VALUE_OPTIONS
 from tether.cli.workspace import open_store
 from tether.humanize import plural
 from tether.scan.result import AGENT_FILE
@@ -45,18 +46,15 @@ class HookArgs:
         self.verbose = 0
 
 
-_VALUE_OPTIONS = {"-C": "workspace", "--workspace": "workspace", "--state-dir": "state_dir"}
-
-
 def plain_hook_args(argv: Sequence[str]) -> HookArgs | None:
     """``[-C DIR | --workspace DIR | --state-dir DIR]... hook AGENT``, the way hooks call Tether,
     read without argparse; None for any other command line (the full parser reads it)."""
     values: dict[str, str] = {}
     i = 0
-    while i < len(argv) and argv[i] in _VALUE_OPTIONS:
+    while i < len(argv) and argv[i] in GLOBAL_VALUE_OPTIONS:
         if i + 1 >= len(argv) or argv[i + 1].startswith("-"):
             return None
-        values[_VALUE_OPTIONS[argv[i]]] = argv[i + 1]
+        values[GLOBAL_VALUE_OPTIONS[argv[i]]] = argv[i + 1]
         i += 2
     if len(argv) != i + 2 or argv[i] != "hook" or argv[i + 1] not in HOOK_AGENTS:
         return None

@@ -12,6 +12,7 @@ import os
 
 from tether.agent.session import AgentSession
 from tether.agent.steps import make_checkpointer, record_conversations, record_step
+from tether.cli import GLOBAL_VALUE_OPTIONS
 from tether.cli.output import emit, warn
 from tether.cli.workspace import open_store
 
@@ -36,7 +37,6 @@ class StepArgs:
         self.files: list[str] | None = None
 
 
-_GLOBAL_VALUES = {"-C": "workspace", "--workspace": "workspace", "--state-dir": "state_dir"}
 _VERBOSE = {"-v": 1, "--verbose": 1, "-vv": 2}
 _STEP_VALUE = {"--done": "done", "-d": "done", "--task": "task"}
 _STEP_LIST = {"--next": "next_steps", "-n": "next_steps", "--file": "files", "-f": "files"}
@@ -52,8 +52,8 @@ def plain_step_args(argv: Sequence[str]) -> StepArgs | None:
     i, n = 0, len(argv)
     while i < n and argv[i] != "step":
         word = argv[i]
-        if word in _GLOBAL_VALUES and i + 1 < n and not argv[i + 1].startswith("-"):
-            setattr(args, _GLOBAL_VALUES[word], argv[i + 1])
+        if word in GLOBAL_VALUE_OPTIONS and i + 1 < n and not argv[i + 1].startswith("-"):
+            setattr(args, GLOBAL_VALUE_OPTIONS[word], argv[i + 1])
             i += 2
         elif word == "--json":
             args.json = True
