@@ -292,7 +292,9 @@ def test_cli_scan_and_hook_split_the_check_and_find_every_change(workspace: Path
     expected = edit(workspace)
     out = tether("-vv", "--json", "status", state_dir=state_dir, cwd=workspace)
     assert out.returncode == 0, out.stderr
-    assert helper_checked(out.stderr) > 0  # the helper really checked some
+    # Shared with a helper (how many directories it took is a race: under load it may take none;
+    # test_a_helper_that_finishes_its_part_first_... checks its part with a slowed checker).
+    assert SPLIT in out.stderr
     assert set(json.loads(out.stdout)["changedSinceCheckpoint"]) == expected
     # The hook (its helper started before the checkpointer is even imported) checkpoints them.
     event = {"session_id": "", "cwd": str(workspace), "hook_event_name": "PostToolUse", "tool_name": "Bash"}
@@ -304,7 +306,7 @@ def test_cli_scan_and_hook_split_the_check_and_find_every_change(workspace: Path
     last = tether("-vv", "--json", "status", state_dir=state_dir, cwd=workspace)
     assert last.returncode == 0, last.stderr
     assert json.loads(last.stdout)["changedSinceCheckpoint"] == []
-    assert helper_checked(last.stderr) > 0
+    assert SPLIT in last.stderr
 
 
 @pytest.mark.parametrize("event", ["PostToolUse", "SessionStart"])
@@ -354,4 +356,4 @@ async def test_lsp_server_splits_the_check_beside_its_threads(workspace: Path, s
         await s.stop()
     log = (state_dir / LOG_NAME).read_text()
     assert SPLIT in log, log[-2000:]
-    assert helper_checked(log) > 0
+    assert SPLIT in log
